@@ -1,0 +1,105 @@
+//! One function per subcommand; each returns the process exit code.
+
+use anyhow::Context as _;
+use sandflow_flow_compiler::{Artifact, CompileError, CompileOptions, Diagnostics, check, compile as compile_flow};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Output format of a report.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    /// For people, with source snippets.
+    Human,
+    /// One JSON document, for machines.
+    Json,
+}
+
+fn read_flow(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn report(path: &Path, source: &[u8], diags: &Diagnostics, format: Format) {
+    match format {
+        Format::Human => {
+            let text = std::str::from_utf8(source).ok();
+            eprint!("{}", diags.render(&path.display().to_string(), text));
+        }
+        Format::Json => {
+            let doc = serde_json::json!({
+                "file": path.display().to_string(),
+                "valid": !diags.has_errors(),
+                "errors": diags.error_count(),
+                "diagnostics": diags,
+            });
+            println!("{doc:#}");
+        }
+    }
+}
+
+fn exit_for(diags: &Diagnostics) -> ExitCode {
+    if diags.has_errors() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// `sandflow validate`.
+pub fn validate(path: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let source = read_flow(path)?;
+    let (_, diags) = check(&source, &CompileOptions::default());
+    report(path, &source, &diags, format);
+    Ok(exit_for(&diags))
+}
+
+/// `sandflow compile`.
+pub fn compile(path: &Path, out: &Path, print_plan: bool) -> anyhow::Result<ExitCode> {
+    let source = read_flow(path)?;
+    match compile_flow(&source, &CompileOptions::default()) {
+        Ok((artifact, diags)) => {
+            if !diags.is_empty() {
+                report(path, &source, &diags, Format::Human);
+            }
+            artifact.write_to(out).with_context(|| format!("cannot write the artifact to {}", out.display()))?;
+            if print_plan {
+                print!("{}", artifact.plan.dump());
+            }
+            println!(
+                "compiled {} -> {} ({} bytes, {})",
+                path.display(),
+                out.display(),
+                artifact.manifest.size,
+                artifact.manifest.digest
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(CompileError::Invalid(diags)) => {
+            report(path, &source, &diags, Format::Human);
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `sandflow inspect`.
+pub fn inspect(path: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let artifact = Artifact::read(path)?;
+    match format {
+        Format::Json => {
+            let doc = serde_json::json!({ "manifest": artifact.manifest, "plan": artifact.plan });
+            println!("{doc:#}");
+        }
+        Format::Human => {
+            let m = &artifact.manifest;
+            println!("digest:       {}", m.digest);
+            println!("size:         {} bytes", m.size);
+            println!("compiler:     {} (plan format {})", m.compiler_version, m.plan_format);
+            let names = |refs: &[sandflow_flow_compiler::artifact::NodeRef]| {
+                refs.iter().map(|r| format!("{} ({})", r.id, r.display_name)).collect::<Vec<_>>().join(", ")
+            };
+            println!("inputs:       {}", names(&m.inputs));
+            println!("outputs:      {}", names(&m.outputs));
+            let caps: Vec<String> = m.capabilities.iter().map(|c| format!("{c:?}").to_lowercase()).collect();
+            println!("capabilities: {}", caps.join(", "));
+            println!("nodes:        {}", m.nodes.join(", "));
+            print!("\n{}", artifact.plan.dump());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
