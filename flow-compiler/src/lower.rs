@@ -27,8 +27,10 @@ pub fn lower(flow: &Flow, options: &CompileOptions, diags: &mut Diagnostics) -> 
         if nodes[i].node.is_empty() {
             continue; // unknown component: its fields mean nothing to us
         }
+        // Counted on the export's edges, so an edge dropped for another
+        // error (an unknown source, say) does not also report its field as missing.
         let fed: HashSet<&str> =
-            edges.iter().filter(|e| e.to as usize == i && !e.feedback).map(|e| e.field.as_str()).collect();
+            flow.edges.iter().filter(|e| e.target == node.id && !e.loop_feedback).map(|e| e.field.as_str()).collect();
         nodes[i].params = params(node, &fed, nodes[i].tool, diags);
     }
     if nodes.is_empty() {
