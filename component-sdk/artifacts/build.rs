@@ -1,1 +1,49 @@
-fn main() {}
+//! Builds the guest components for `wasm32-wasip2` with a nested cargo (in
+//! its own target directory, so it never waits on the outer build's lock)
+//! and writes their paths as constants. The same pattern as wasmtime's
+//! `test-programs/artifacts`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Guest packages to build: (package name, constant name).
+const GUESTS: &[(&str, &str)] = &[("word-count-node", "WORD_COUNT_NODE")];
+
+fn main() {
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for dir in ["wit", "component-sdk/src", "component-sdk/Cargo.toml", "examples/nodes", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
+    }
+    let target_dir = out_dir.join("guests");
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo
+        .current_dir(&workspace)
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .arg(&target_dir)
+        // Small guests: no debug info in the shipped components.
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
+        // The outer build's flags are for the host, not for wasm.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET");
+    for (package, _) in GUESTS {
+        cargo.args(["--package", package]);
+    }
+    let status = cargo.status().expect("cargo runs");
+    assert!(
+        status.success(),
+        "building the guest components failed; is the target installed? `rustup target add wasm32-wasip2`"
+    );
+    let mut consts = String::new();
+    for (package, name) in GUESTS {
+        let file = target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", package.replace('-', "_")));
+        assert!(file.exists(), "{} was not built", file.display());
+        consts.push_str(&format!(
+            "/// Path of the `{package}` component.\npub const {name}: &str = {:?};\n",
+            file.display().to_string()
+        ));
+    }
+    std::fs::write(out_dir.join("artifacts.rs"), consts).expect("write artifacts.rs");
+}

@@ -1,1 +1,39 @@
-//! placeholder
+//! Runs Sandflow components in wasmtime sandboxes.
+//!
+//! One [`Runtime`] per process owns the wasmtime `Engine` (pooling allocator,
+//! copy-on-write memory images, fuel, one epoch ticker thread). Components are
+//! compiled once and pre-instantiated ([`NodeComponent`]); every run gets a
+//! fresh [`Sandbox`] (a `Store`) carrying the tenant's [`Limits`] and the
+//! capability context, so a trap, a limit or a guest error ends that run and
+//! nothing else.
+//!
+//! ```no_run
+//! use sandflow_runtime_host::{Limits, Runtime, RuntimeConfig};
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let runtime = Runtime::new(&RuntimeConfig::default())?;
+//! let node = runtime.load_node(&std::fs::read("word_count_node.wasm")?)?;
+//! let mut sandbox = runtime.sandbox(Limits::default());
+//! let descriptor = sandbox.describe(&node)?;
+//! println!("{} uses {} fuel", descriptor.type_name, sandbox.fuel_consumed());
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod bindings;
+mod capabilities;
+mod engine;
+mod error;
+mod limits;
+mod node;
+mod sandbox;
+
+pub use bindings::node::exports::sandflow::node::handler::{Descriptor, Field, Invocation, NodeError, Output, Port};
+pub use bindings::node::sandflow::host::types::{Data, Message, ModelSettings, Table, Tool, Value};
+pub use capabilities::log::LogLine;
+pub use engine::{Runtime, RuntimeConfig};
+pub use error::{LoadError, RunError};
+pub use limits::Limits;
+pub use node::NodeComponent;
+pub use sandbox::Sandbox;

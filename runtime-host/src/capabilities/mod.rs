@@ -1,0 +1,3 @@
+//! Host capabilities: the only ways out of the sandbox.
+
+pub mod log;

@@ -1,0 +1,31 @@
+//! Errors of the runtime: loading a component, and running one.
+
+use std::time::Duration;
+
+/// A component could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The bytes are not a valid component, or use features the engine refuses.
+    #[error("the component does not compile: {0}")]
+    Compile(String),
+    /// The component imports something the host does not provide.
+    #[error("the component cannot be linked: {0}")]
+    Link(String),
+}
+
+/// Why a run ended without an answer. Each ends that run only.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The run used up its fuel budget.
+    #[error("the run used its whole fuel budget ({0} units)")]
+    OutOfFuel(u64),
+    /// The run passed its wall-clock deadline.
+    #[error("the run passed its deadline of {0:?}")]
+    Deadline(Duration),
+    /// The guest tried to grow memory, tables or instances past its limits.
+    #[error("the run hit a resource limit: {0}")]
+    Limit(String),
+    /// The guest trapped (a bug or a deliberate abort in guest code).
+    #[error("the guest trapped: {0}")]
+    Trap(String),
+}

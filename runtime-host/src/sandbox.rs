@@ -1,0 +1,173 @@
+//! One run's sandbox: a fresh `Store` whose data is [`RunState`].
+
+use crate::bindings::node as wit;
+use crate::capabilities::log::{LogLine, RunLog};
+use crate::engine::Runtime;
+use crate::error::RunError;
+use crate::limits::Limits;
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// The data of every sandbox's `Store`: limits, WASI (locked down) and the
+/// capability contexts of this run.
+pub struct RunState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    budget: Budget,
+    pub(crate) log: RunLog,
+}
+
+impl WasiView for RunState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The linker every sandbox uses: WASI (so `wasm32-wasip2` guests link, with
+/// nothing behind it) and the host capabilities.
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<RunState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    wit::sandflow::host::types::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+    wit::sandflow::host::log::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+/// WASI for a guest: no arguments, environment, files, sockets or name
+/// lookups; stdout and stderr discarded; clocks frozen at zero and
+/// randomness fixed, so a guest learns nothing from the host and runs
+/// reproducibly. What a node needs from outside comes through capabilities.
+fn locked_down_wasi() -> WasiCtx {
+    WasiCtxBuilder::new()
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .wall_clock(FrozenClock)
+        .monotonic_clock(FrozenClock)
+        .secure_random(wasmtime_wasi::Deterministic::new(vec![0x5a; 32]))
+        .insecure_random(wasmtime_wasi::Deterministic::new(vec![0xa5; 32]))
+        .insecure_random_seed(0)
+        .build()
+}
+
+struct FrozenClock;
+
+impl wasmtime_wasi::HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// Enforces [`Limits`] on memory, tables and instances, and remembers which
+/// limit refused growth so the run's error can say so.
+struct Budget {
+    limits: Limits,
+    memory_used: usize,
+    refused: Option<String>,
+}
+
+impl ResourceLimiter for Budget {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.memory_used - current.min(self.memory_used) + desired;
+        if total > self.limits.memory_bytes {
+            self.refused =
+                Some(format!("memory: {} bytes requested, the limit is {} bytes", total, self.limits.memory_bytes));
+            return Ok(false);
+        }
+        self.memory_used = total;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limits.table_elements {
+            self.refused =
+                Some(format!("table: {desired} elements requested, the limit is {}", self.limits.table_elements));
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.instances * 4
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.instances
+    }
+}
+
+/// One run's sandbox. Dropping it frees everything the run created.
+pub struct Sandbox {
+    pub(crate) store: Store<RunState>,
+    runtime: Runtime,
+    limits: Limits,
+}
+
+impl Sandbox {
+    pub(crate) fn new(runtime: &Runtime, limits: Limits, epoch_tick: Duration) -> Self {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.resources);
+        let state = RunState {
+            wasi: locked_down_wasi(),
+            table,
+            budget: Budget { limits, memory_used: 0, refused: None },
+            log: RunLog::default(),
+        };
+        let mut store = Store::new(runtime.engine(), state);
+        store.limiter(|s| &mut s.budget);
+        store.set_fuel(limits.fuel).expect("fuel is enabled on the engine");
+        let ticks = limits.deadline.as_nanos().div_ceil(epoch_tick.as_nanos().max(1));
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
+        Self { store, runtime: runtime.clone(), limits }
+    }
+
+    /// The runtime this sandbox belongs to.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Fuel used so far.
+    pub fn fuel_consumed(&self) -> u64 {
+        self.limits.fuel - self.store.get_fuel().unwrap_or(0)
+    }
+
+    /// Lines the guest logged through the `log` capability.
+    pub fn logs(&self) -> &[LogLine] {
+        self.store.data().log.lines()
+    }
+
+    /// Log lines dropped because the run logged more than the log keeps.
+    pub fn logs_dropped(&self) -> u64 {
+        self.store.data().log.dropped()
+    }
+
+    /// Turns a wasmtime error from a call into the guest into a [`RunError`].
+    pub(crate) fn classify(&self, error: wasmtime::Error) -> RunError {
+        if let Some(refused) = &self.store.data().budget.refused {
+            return RunError::Limit(refused.clone());
+        }
+        match error.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::OutOfFuel) => RunError::OutOfFuel(self.limits.fuel),
+            Some(wasmtime::Trap::Interrupt) => RunError::Deadline(self.limits.deadline),
+            _ => RunError::Trap(format!("{error:#}")),
+        }
+    }
+}
