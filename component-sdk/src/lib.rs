@@ -13,14 +13,14 @@
 //! struct Shout;
 //!
 //! impl Node for Shout {
-//!     fn describe() -> Descriptor {
-//!         Descriptor {
+//!     fn describe() -> Vec<Descriptor> {
+//!         vec![Descriptor {
 //!             type_name: "Shout".into(),
 //!             display_name: "Shout".into(),
 //!             description: "Upper-cases a message.".into(),
 //!             inputs: vec![port("input_value", &["Message"], true)],
 //!             outputs: vec![port("message", &["Message"], false)],
-//!         }
+//!         }]
 //!     }
 //!
 //!     fn run(invocation: Invocation) -> Result<Vec<Output>, NodeError> {

@@ -14,8 +14,10 @@
 //! let runtime = Runtime::new(&RuntimeConfig::default())?;
 //! let node = runtime.load_node(&std::fs::read("word_count_node.wasm")?)?;
 //! let mut sandbox = runtime.sandbox(Limits::default());
-//! let descriptor = sandbox.describe(&node)?;
-//! println!("{} uses {} fuel", descriptor.type_name, sandbox.fuel_consumed());
+//! for descriptor in sandbox.describe(&node)? {
+//!     println!("implements {}", descriptor.type_name);
+//! }
+//! println!("describing used {} fuel", sandbox.fuel_consumed());
 //! # Ok(())
 //! # }
 //! ```

@@ -28,8 +28,8 @@ impl NodeComponent {
 }
 
 impl Sandbox {
-    /// Instantiates `node` and asks it to describe itself.
-    pub fn describe(&mut self, node: &NodeComponent) -> Result<Descriptor, RunError> {
+    /// Instantiates `node` and asks it which component types it implements.
+    pub fn describe(&mut self, node: &NodeComponent) -> Result<Vec<Descriptor>, RunError> {
         let instance = node.instantiate(self)?;
         instance.sandflow_node_handler().call_describe(&mut self.store).map_err(|e| self.classify(e))
     }

@@ -14,6 +14,7 @@ fn word_count(runtime: &Runtime) -> sandflow_runtime_host::NodeComponent {
 
 fn invocation(text: Value, wanted: &[&str]) -> Invocation {
     Invocation {
+        component: "WordCount".into(),
         node_id: "WordCount-1".into(),
         display_name: "Word Count".into(),
         session_id: "s1".into(),
@@ -38,7 +39,9 @@ fn describes_itself() {
     let runtime = runtime();
     let node = word_count(&runtime);
     let mut sandbox = runtime.sandbox(Limits::default());
-    let d = sandbox.describe(&node).expect("describe runs");
+    let described = sandbox.describe(&node).expect("describe runs");
+    assert_eq!(described.len(), 1);
+    let d = &described[0];
     assert_eq!(d.type_name, "WordCount");
     assert_eq!(d.inputs[0].name, "text");
     let outputs: Vec<_> = d.outputs.iter().map(|p| p.name.as_str()).collect();

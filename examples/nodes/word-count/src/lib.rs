@@ -9,14 +9,14 @@ use sandflow_sdk::{Descriptor, Invocation, Level, Node, NodeError, Output, Value
 struct WordCount;
 
 impl Node for WordCount {
-    fn describe() -> Descriptor {
-        Descriptor {
+    fn describe() -> Vec<Descriptor> {
+        vec![Descriptor {
             type_name: "WordCount".into(),
             display_name: "Word Count".into(),
             description: "Counts the words and characters of a text.".into(),
             inputs: vec![port("text", &["Message", "Text"], true)],
             outputs: vec![port("data", &["Data"], false), port("message", &["Message"], false)],
-        }
+        }]
     }
 
     fn run(invocation: Invocation) -> Result<Vec<Output>, NodeError> {
