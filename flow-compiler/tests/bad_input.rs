@@ -59,7 +59,8 @@ fn a_cycle_without_a_loop_is_refused() {
     // Feed the prompt's output back into its own variable.
     let mut back = flow["data"]["edges"][1].clone();
     back["target"] = json!("Prompt-t2oaK");
-    back["data"]["targetHandle"] = json!({"fieldName": "tool_placeholder", "id": "Prompt-t2oaK", "inputTypes": ["Message"], "type": "str"});
+    back["data"]["targetHandle"] =
+        json!({"fieldName": "tool_placeholder", "id": "Prompt-t2oaK", "inputTypes": ["Message"], "type": "str"});
     flow["data"]["edges"].as_array_mut().expect("edges").push(back);
     let diags = diagnose(&flow);
     let d = only_error(&diags, "cycle");

@@ -31,7 +31,10 @@ fn expected_text(source: &[u8]) -> String {
     let mut text = String::new();
     for d in diags.iter() {
         let at = d.node_id.as_deref().map(|n| format!(" [{n}]")).unwrap_or_default();
-        text.push_str(&format!("{:?} {}{at} at {}: {}\n  help: {}\n", d.severity, d.code, d.pointer, d.message, d.help));
+        text.push_str(&format!(
+            "{:?} {}{at} at {}: {}\n  help: {}\n",
+            d.severity, d.code, d.pointer, d.message, d.help
+        ));
     }
     if let Some(plan) = plan {
         text.push_str(&plan.dump());
@@ -47,7 +50,8 @@ fn golden_plans_and_diagnostics() {
         let source = std::fs::read(&path).expect("shared flow is readable");
         let actual = expected_text(&source);
         let name = path.file_stem().expect("file name").to_string_lossy().into_owned();
-        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(&folder).join(format!("{name}.txt"));
+        let golden =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(&folder).join(format!("{name}.txt"));
         if bless {
             std::fs::create_dir_all(golden.parent().expect("parent")).expect("create golden dir");
             std::fs::write(&golden, &actual).expect("write golden");
@@ -59,7 +63,12 @@ fn golden_plans_and_diagnostics() {
             Err(_) => failures.push(format!("{folder}/{name}: no golden file {}", golden.display())),
         }
     }
-    assert!(failures.is_empty(), "{} golden mismatch(es); re-run with BLESS=1 if intended:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} golden mismatch(es); re-run with BLESS=1 if intended:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
