@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Guest packages to build: (package name, constant name).
-const GUESTS: &[(&str, &str)] = &[("word-count-node", "WORD_COUNT_NODE")];
+const GUESTS: &[(&str, &str)] = &[("sandflow-std-nodes", "STD_NODES"), ("word-count-node", "WORD_COUNT_NODE")];
 
 fn main() {
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -40,9 +40,10 @@ fn main() {
     for (package, name) in GUESTS {
         let file = target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", package.replace('-', "_")));
         assert!(file.exists(), "{} was not built", file.display());
+        let path = file.display().to_string();
+        consts.push_str(&format!("/// Path of the `{package}` component.\npub const {name}: &str = {path:?};\n"));
         consts.push_str(&format!(
-            "/// Path of the `{package}` component.\npub const {name}: &str = {:?};\n",
-            file.display().to_string()
+            "/// The `{package}` component.\npub static {name}_WASM: &[u8] = include_bytes!({path:?});\n"
         ));
     }
     std::fs::write(out_dir.join("artifacts.rs"), consts).expect("write artifacts.rs");

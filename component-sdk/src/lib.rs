@@ -134,6 +134,41 @@ pub fn kind(value: &Value) -> &'static str {
     }
 }
 
+/// Field `name` as text, or `default` when the field is absent or empty.
+pub fn text_or(invocation: &Invocation, name: &str, default: &str) -> String {
+    match value(invocation, name).and_then(as_text) {
+        Some(t) if !t.is_empty() => t,
+        _ => default.to_owned(),
+    }
+}
+
+/// Field `name` as a boolean (`true`, `"true"`, non-zero), or `default`.
+pub fn flag(invocation: &Invocation, name: &str, default: bool) -> bool {
+    match value(invocation, name) {
+        Some(Value::Boolean(b)) => *b,
+        Some(Value::Integer(i)) => *i != 0,
+        Some(Value::Text(t)) => matches!(t.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"),
+        _ => default,
+    }
+}
+
+/// A Message with `text` from `sender` (`User` or `Machine`) in `session_id`.
+pub fn message(text: String, sender: &str, sender_name: &str, session_id: &str) -> Message {
+    Message {
+        text,
+        sender: sender.to_owned(),
+        sender_name: sender_name.to_owned(),
+        session_id: session_id.to_owned(),
+        files: Vec::new(),
+        properties: "{}".to_owned(),
+    }
+}
+
+/// One output named `name`.
+pub fn output(name: &str, value: Value) -> Output {
+    Output { name: name.to_owned(), value }
+}
+
 /// A Data value holding `object` (`text_key` names the text entry).
 pub fn data(object: &serde_json::Value, text_key: &str) -> Value {
     Value::Data(Data { text_key: text_key.to_owned(), data: object.to_string(), default_value: String::new() })

@@ -9,3 +9,13 @@ pub mod node {
         world: "sandflow:node/node",
     });
 }
+
+/// The `sandflow:flow/flow` world: what a compiled flow exports, and the
+/// `engine` it imports (linked by hand in [`crate::flow::engine`], since
+/// its functions call back into node instances of the same store).
+pub mod flow {
+    wasmtime::component::bindgen!({
+        path: "../wit/flow",
+        world: "sandflow:flow/flow",
+    });
+}

@@ -1,14 +1,18 @@
-//! The process-wide engine and its epoch ticker.
+//! The process-wide engine, its epoch ticker and the node library.
 
 use crate::error::LoadError;
+use crate::flow::FlowComponent;
+use crate::library::NodeLibrary;
 use crate::limits::Limits;
 use crate::node::NodeComponent;
 use crate::sandbox::{RunState, Sandbox};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use wasmtime::component::Linker;
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
 /// How the engine is set up. The defaults suit a host serving many tenants.
@@ -21,16 +25,19 @@ pub struct RuntimeConfig {
     pub max_memory_bytes: usize,
     /// Epoch tick: the resolution of wall-clock deadlines.
     pub epoch_tick: Duration,
+    /// Where compiled machine code is cached across restarts; `None` compiles
+    /// every component at load.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self { max_instances: 1000, max_memory_bytes: 256 << 20, epoch_tick: Duration::from_millis(1) }
+        Self { max_instances: 1000, max_memory_bytes: 256 << 20, epoch_tick: Duration::from_millis(1), cache_dir: None }
     }
 }
 
-/// One per process: the engine, the linker with the host capabilities, and
-/// the epoch ticker thread.
+/// One per process: the engine, the linker with the host capabilities, the
+/// node library and the epoch ticker thread. Cheap to clone.
 #[derive(Clone)]
 pub struct Runtime {
     inner: Arc<Inner>,
@@ -39,13 +46,15 @@ pub struct Runtime {
 struct Inner {
     engine: Engine,
     linker: Linker<RunState>,
-    epoch_tick: Duration,
+    config: RuntimeConfig,
+    library: OnceLock<NodeLibrary>,
     ticker: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
 }
 
 impl Runtime {
-    /// Builds the engine and starts the epoch ticker.
+    /// Builds the engine, starts the epoch ticker and loads the standard
+    /// node library (from the disk cache when there is one).
     pub fn new(config: &RuntimeConfig) -> anyhow::Result<Self> {
         let engine = Engine::new(&wasmtime_config(config))?;
         let linker = crate::sandbox::linker(&engine)?;
@@ -59,9 +68,21 @@ impl Runtime {
                 }
             })?
         };
-        Ok(Self {
-            inner: Arc::new(Inner { engine, linker, epoch_tick: config.epoch_tick, ticker: Some(ticker), stop }),
-        })
+        let runtime = Self {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                config: config.clone(),
+                library: OnceLock::new(),
+                ticker: Some(ticker),
+                stop,
+            }),
+        };
+        let std = NodeComponent::load(&runtime, sandflow_guest_artifacts::STD_NODES_WASM)?;
+        // The library describes itself once: that is the list of types it runs.
+        let std_types = Sandbox::describe_with(&runtime, &std)?.into_iter().map(|d| d.type_name).collect();
+        let _ = runtime.inner.library.set(NodeLibrary { std, std_types, custom: HashMap::new() });
+        Ok(runtime)
     }
 
     /// The wasmtime engine.
@@ -73,14 +94,33 @@ impl Runtime {
         &self.inner.linker
     }
 
+    pub(crate) fn library(&self) -> &NodeLibrary {
+        self.inner.library.get().expect("the library is loaded in Runtime::new")
+    }
+
+    pub(crate) fn std_library(&self) -> &NodeComponent {
+        &self.library().std
+    }
+
+    /// Compiles a component, through the disk cache when configured.
+    pub(crate) fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        crate::cache::compile(&self.inner.engine, bytes, self.inner.config.cache_dir.as_deref())
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))
+    }
+
     /// Compiles and pre-instantiates a node component.
     pub fn load_node(&self, bytes: &[u8]) -> Result<NodeComponent, LoadError> {
         NodeComponent::load(self, bytes)
     }
 
+    /// Compiles a flow component and links it against the node library.
+    pub fn load_flow(&self, bytes: &[u8]) -> Result<FlowComponent, LoadError> {
+        FlowComponent::load(self, bytes)
+    }
+
     /// A fresh sandbox (one `Store`) for one run under `limits`.
     pub fn sandbox(&self, limits: Limits) -> Sandbox {
-        Sandbox::new(self, limits, self.inner.epoch_tick)
+        Sandbox::new(self, limits, self.inner.config.epoch_tick)
     }
 }
 

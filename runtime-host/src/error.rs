@@ -28,4 +28,17 @@ pub enum RunError {
     /// The guest trapped (a bug or a deliberate abort in guest code).
     #[error("the guest trapped: {0}")]
     Trap(String),
+    /// A node reported an error; the run stopped there.
+    #[error("node `{node_id}` ({display_name}) failed: {message}")]
+    Node {
+        /// The node's id.
+        node_id: String,
+        /// Its display name.
+        display_name: String,
+        /// What it reported.
+        message: String,
+    },
+    /// The request cannot run as given (bad tweaks, say).
+    #[error("{0}")]
+    Request(String),
 }

@@ -24,9 +24,12 @@
 #![deny(missing_docs)]
 
 mod bindings;
+mod cache;
 mod capabilities;
 mod engine;
 mod error;
+mod flow;
+mod library;
 mod limits;
 mod node;
 mod sandbox;
@@ -36,6 +39,7 @@ pub use bindings::node::sandflow::host::types::{Data, Message, ModelSettings, Ta
 pub use capabilities::log::LogLine;
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{LoadError, RunError};
+pub use flow::{FlowComponent, FlowOutput, InputType, NodeEvent, RunOutcome, RunRequest};
 pub use limits::Limits;
 pub use node::NodeComponent;
 pub use sandbox::Sandbox;

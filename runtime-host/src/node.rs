@@ -5,17 +5,16 @@ use crate::engine::Runtime;
 use crate::error::{LoadError, RunError};
 use crate::sandbox::{RunState, Sandbox};
 use crate::{Descriptor, Invocation, NodeError, Output};
-use wasmtime::component::Component;
 
 /// A node component ready to instantiate in any sandbox of its runtime.
 #[derive(Clone)]
 pub struct NodeComponent {
-    pre: NodePre<RunState>,
+    pub(crate) pre: NodePre<RunState>,
 }
 
 impl NodeComponent {
     pub(crate) fn load(runtime: &Runtime, bytes: &[u8]) -> Result<Self, LoadError> {
-        let component = Component::new(runtime.engine(), bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let component = runtime.compile(bytes)?;
         let instance_pre =
             runtime.linker().instantiate_pre(&component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let pre = NodePre::new(instance_pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;

@@ -4,7 +4,9 @@ use crate::bindings::node as wit;
 use crate::capabilities::log::{LogLine, RunLog};
 use crate::engine::Runtime;
 use crate::error::RunError;
+use crate::flow::FlowRun;
 use crate::limits::Limits;
+use crate::node::NodeComponent;
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, Store};
@@ -17,6 +19,10 @@ pub struct RunState {
     table: ResourceTable,
     budget: Budget,
     pub(crate) log: RunLog,
+    /// The standard library, instantiated on first use by a flow run.
+    pub(crate) std_library: NodeComponent,
+    /// The flow run in progress, if any.
+    pub(crate) flow: Option<FlowRun>,
 }
 
 impl WasiView for RunState {
@@ -32,6 +38,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<RunState>> {
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     wit::sandflow::host::types::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
     wit::sandflow::host::log::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+    crate::flow::engine::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 
@@ -123,6 +130,17 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub(crate) fn new(runtime: &Runtime, limits: Limits, epoch_tick: Duration) -> Self {
+        Self::with_library(runtime, limits, epoch_tick, runtime.std_library().clone())
+    }
+
+    /// Asks a node component what it implements, before the runtime's
+    /// library exists (the library describes itself this way at start-up).
+    pub(crate) fn describe_with(runtime: &Runtime, node: &NodeComponent) -> Result<Vec<crate::Descriptor>, RunError> {
+        let tick = Duration::from_millis(1);
+        Self::with_library(runtime, Limits::default(), tick, node.clone()).describe(node)
+    }
+
+    fn with_library(runtime: &Runtime, limits: Limits, epoch_tick: Duration, std_library: NodeComponent) -> Self {
         let mut table = ResourceTable::new();
         table.set_max_capacity(limits.resources);
         let state = RunState {
@@ -130,6 +148,8 @@ impl Sandbox {
             table,
             budget: Budget { limits, memory_used: 0, refused: None },
             log: RunLog::default(),
+            std_library,
+            flow: None,
         };
         let mut store = Store::new(runtime.engine(), state);
         store.limiter(|s| &mut s.budget);

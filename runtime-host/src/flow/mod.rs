@@ -1,0 +1,210 @@
+//! Compiled flows: loading a flow component against the node library, and
+//! running it in a sandbox.
+//!
+//! The flow component owns the schedule; the host owns the values on the
+//! edges. `schedule.run` calls back into [`engine`] (`run-node`,
+//! `has-output`, `loop-next`), which builds each node's invocation from the
+//! plan's parameters, the request's tweaks and inputs, and the outputs of
+//! earlier nodes, and calls the node component in the same store, so fuel,
+//! memory and the deadline cover the whole run.
+
+pub(crate) mod engine;
+mod invocation;
+mod loops;
+mod request;
+mod values;
+
+pub use request::{InputType, RunRequest};
+
+use crate::bindings::flow::FlowPre;
+use crate::bindings::flow::exports::sandflow::flow::schedule::Status;
+use crate::bindings::node::Node;
+use crate::engine::Runtime;
+use crate::error::{LoadError, RunError};
+use crate::library::Binding;
+use crate::sandbox::{RunState, Sandbox};
+use crate::{Field, Value};
+use sandflow_flow_compiler::Artifact;
+use sandflow_flow_compiler::catalog::Role;
+use sandflow_flow_compiler::ir::Plan;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A compiled flow, linked against the runtime's node library and
+/// pre-instantiated: cheap to clone, ready to run in any sandbox.
+#[derive(Clone)]
+pub struct FlowComponent {
+    pub(crate) inner: Arc<LoadedFlow>,
+}
+
+pub(crate) struct LoadedFlow {
+    pre: FlowPre<RunState>,
+    pub plan: Plan,
+    pub digest: String,
+    pub bindings: Vec<Binding>,
+    /// Static fields of each node, already converted to values.
+    pub params: Vec<Vec<Field>>,
+    /// Non-feedback edges into each node, in edge order.
+    pub incoming: Vec<Vec<usize>>,
+    /// Outputs of each node the flow consumes (all of them for output nodes).
+    pub wanted: Vec<Vec<String>>,
+}
+
+impl FlowComponent {
+    pub(crate) fn load(runtime: &Runtime, bytes: &[u8]) -> Result<Self, LoadError> {
+        let artifact = Artifact::from_component(bytes.to_vec()).map_err(|e| LoadError::Compile(e.to_string()))?;
+        let component = runtime.compile(bytes)?;
+        let instance_pre =
+            runtime.linker().instantiate_pre(&component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let pre = FlowPre::new(instance_pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let plan = artifact.plan;
+        let bindings = plan.nodes.iter().map(|n| runtime.library().bind(n)).collect::<Result<Vec<_>, _>>()?;
+        let params = plan.nodes.iter().map(|n| n.params.iter().flat_map(values::param_fields).collect()).collect();
+        let mut incoming = vec![Vec::new(); plan.nodes.len()];
+        let mut wanted: Vec<Vec<String>> = vec![Vec::new(); plan.nodes.len()];
+        for (i, e) in plan.edges.iter().enumerate() {
+            if !e.feedback {
+                incoming[e.to as usize].push(i);
+            }
+            let name = &plan.nodes[e.from as usize].outputs[e.output as usize].name;
+            if !wanted[e.from as usize].contains(name) {
+                wanted[e.from as usize].push(name.clone());
+            }
+        }
+        for (i, node) in plan.nodes.iter().enumerate() {
+            if matches!(node.role, Role::ChatOutput | Role::TextOutput) {
+                wanted[i] = node.outputs.iter().map(|o| o.name.clone()).collect();
+            }
+        }
+        let digest = artifact.manifest.digest;
+        Ok(Self { inner: Arc::new(LoadedFlow { pre, plan, digest, bindings, params, incoming, wanted }) })
+    }
+
+    /// The flow's plan.
+    pub fn plan(&self) -> &Plan {
+        &self.inner.plan
+    }
+
+    /// `sha256:` digest of the flow component.
+    pub fn digest(&self) -> &str {
+        &self.inner.digest
+    }
+}
+
+/// One answer of a run: the message of an output node.
+#[derive(Debug, Clone)]
+pub struct FlowOutput {
+    /// The output node's id.
+    pub node_id: String,
+    /// Its display name.
+    pub display_name: String,
+    /// The node that fed it (Langflow's `properties.source`): id and display name.
+    pub source: Option<(String, String)>,
+    /// What it produced (a Message for Chat and Text Output).
+    pub value: Value,
+}
+
+/// What ran, for traces and streams.
+#[derive(Debug, Clone)]
+pub struct NodeEvent {
+    /// Node id.
+    pub node_id: String,
+    /// Whether it produced its outputs.
+    pub completed: bool,
+    /// Time spent in it.
+    pub elapsed: Duration,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// Messages of the output nodes, in plan order.
+    pub outputs: Vec<FlowOutput>,
+    /// The run's input messages (Chat Input's message), for Langflow's stream.
+    pub inputs: Vec<FlowOutput>,
+    /// Nodes run, in order.
+    pub events: Vec<NodeEvent>,
+    /// Fuel used.
+    pub fuel: u64,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+/// State of one flow run inside [`RunState`].
+pub(crate) struct FlowRun {
+    pub flow: Arc<LoadedFlow>,
+    pub session_id: String,
+    /// Per node: fields that replace parameters (input value, tweaks).
+    pub overrides: Vec<Vec<Field>>,
+    /// Per node, per output: the value it holds.
+    pub values: Vec<Vec<Option<Value>>>,
+    pub loops: HashMap<usize, loops::LoopState>,
+    pub std_instance: Option<Arc<Node>>,
+    pub custom_instances: HashMap<String, Arc<Node>>,
+    pub failure: Option<RunError>,
+    pub events: Vec<NodeEvent>,
+}
+
+impl Sandbox {
+    /// Runs `flow` once on `request`.
+    pub fn run_flow(&mut self, flow: &FlowComponent, request: &RunRequest) -> Result<RunOutcome, RunError> {
+        let started = Instant::now();
+        let fuel_before = self.fuel_consumed();
+        let loaded = flow.inner.clone();
+        let overrides = request.overrides(&loaded.plan)?;
+        let values = loaded.plan.nodes.iter().map(|n| vec![None; n.outputs.len()]).collect();
+        self.store.data_mut().flow = Some(FlowRun {
+            flow: loaded.clone(),
+            session_id: request.session_id.clone(),
+            overrides,
+            values,
+            loops: HashMap::new(),
+            std_instance: None,
+            custom_instances: HashMap::new(),
+            failure: None,
+            events: Vec::new(),
+        });
+        let result = loaded
+            .pre
+            .instantiate(&mut self.store)
+            .and_then(|instance| instance.sandflow_flow_schedule().call_run(&mut self.store));
+        let run = self.store.data_mut().flow.take().expect("set above");
+        let status = result.map_err(|e| self.classify(e))?;
+        if let Some(failure) = run.failure {
+            return Err(failure);
+        }
+        debug_assert!(status == Status::Completed);
+        Ok(RunOutcome {
+            outputs: collect(&loaded, &run.values, |r| matches!(r, Role::ChatOutput | Role::TextOutput)),
+            inputs: collect(&loaded, &run.values, |r| matches!(r, Role::ChatInput)),
+            events: run.events,
+            fuel: self.fuel_consumed() - fuel_before,
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+fn collect(flow: &LoadedFlow, values: &[Vec<Option<Value>>], role: impl Fn(Role) -> bool) -> Vec<FlowOutput> {
+    let plan = &flow.plan;
+    let mut outputs = Vec::new();
+    for (i, node) in plan.nodes.iter().enumerate() {
+        if !role(node.role) {
+            continue;
+        }
+        let Some(Some(value)) = values[i].first() else { continue };
+        let source = flow.incoming[i]
+            .iter()
+            .map(|&e| &plan.edges[e])
+            .find(|e| e.field == "input_value")
+            .map(|e| &plan.nodes[e.from as usize])
+            .map(|n| (n.id.clone(), n.display_name.clone()));
+        outputs.push(FlowOutput {
+            node_id: node.id.clone(),
+            display_name: node.display_name.clone(),
+            source,
+            value: value.clone(),
+        });
+    }
+    outputs
+}
