@@ -23,6 +23,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod api;
 mod bindings;
 mod cache;
 mod capabilities;

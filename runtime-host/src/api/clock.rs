@@ -1,0 +1,54 @@
+//! Wall-clock formatting for API bodies, without a date-time dependency.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Now as Langflow prints message timestamps: `2026-11-25 19:42:39.174283 UTC`.
+pub fn langflow_timestamp() -> String {
+    let (days, secs, micros) = now_parts();
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{micros:06} UTC", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The month as `year * 12 + month`, for monthly quotas.
+pub fn month_index() -> u32 {
+    let (days, _, _) = now_parts();
+    let (y, m, _) = civil_from_days(days);
+    u32::try_from(y * 12 + i64::from(m)).unwrap_or(0)
+}
+
+fn now_parts() -> (i64, u64, u32) {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    (i64::try_from(secs / 86_400).unwrap_or(0), secs % 86_400, d.subsec_micros())
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_417), (2025, 11, 25));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert!(langflow_timestamp().ends_with(" UTC"));
+    }
+}

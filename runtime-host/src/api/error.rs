@@ -1,0 +1,82 @@
+//! The data plane's one error type: every refusal says what to fix.
+
+use crate::RunError;
+use crate::api::keys::KeyError;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
+/// Why a data-plane request was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The key is missing, invalid or revoked.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The key may not call this agent.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such agent (or not one this key's tenant owns).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request body or parameters are wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body is over the size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The body is not JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Too many requests: wait and retry.
+    #[error("{message}")]
+    RateLimited {
+        /// What was exceeded.
+        message: String,
+        /// How long to wait.
+        retry_after: Duration,
+    },
+    /// The tenant's monthly quota is used up.
+    #[error("{0}")]
+    QuotaExhausted(String),
+    /// The run failed or hit its limits.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// A bug on our side.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            Self::Key(KeyError::Missing) => (StatusCode::FORBIDDEN, "missing_key"),
+            Self::Key(_) => (StatusCode::UNAUTHORIZED, "invalid_key"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::BadRequest(_) | Self::Run(RunError::Request(_)) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::QuotaExhausted(_) => (StatusCode::TOO_MANY_REQUESTS, "quota_exhausted"),
+            Self::Run(RunError::OutOfFuel(_) | RunError::Deadline(_) | RunError::Limit(_)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "run_limit")
+            }
+            Self::Run(RunError::Node { .. } | RunError::Trap(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "run_failed"),
+            Self::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        // Langflow clients read `detail`; ours read `code` too.
+        let body = Json(serde_json::json!({ "detail": self.to_string(), "code": code }));
+        let mut response = (status, body).into_response();
+        if let Self::RateLimited { retry_after, .. } = &self {
+            let secs = retry_after.as_secs_f64().ceil().max(1.0).to_string();
+            if let Ok(value) = HeaderValue::from_str(&secs) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}

@@ -1,0 +1,225 @@
+//! The Langflow-compatible run API: `POST /api/v1/run/{flow_id_or_endpoint_name}`
+//! with Langflow's request, response and `?stream=true` event stream, and
+//! `x-api-key` auth, so existing Langflow clients and embeds work unchanged.
+
+use super::body::JsonBody;
+use super::error::ApiError;
+use super::{ApiKey, DataPlane, Execution, clock};
+use crate::{FlowOutput, InputType, Message, RunOutcome, RunRequest, Value};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value as Json_, json};
+use std::sync::Arc;
+
+/// Langflow's run request body. Unknown fields are ignored, as Langflow does.
+#[derive(Debug, Default, Deserialize)]
+pub struct RunBody {
+    input_value: Option<String>,
+    #[serde(default = "chat")]
+    input_type: String,
+    #[serde(default = "chat")]
+    output_type: String,
+    output_component: Option<String>,
+    #[serde(default)]
+    tweaks: serde_json::Map<String, Json_>,
+    session_id: Option<String>,
+}
+
+fn chat() -> String {
+    "chat".into()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RunQuery {
+    #[serde(default)]
+    stream: bool,
+}
+
+/// `POST /api/v1/run/{flow}`.
+pub async fn run(
+    State(state): State<Arc<DataPlane>>,
+    key: ApiKey,
+    Path(flow): Path<String>,
+    Query(query): Query<RunQuery>,
+    JsonBody(body): JsonBody<RunBody>,
+) -> Result<Response, ApiError> {
+    let input_type = match body.input_type.as_str() {
+        "chat" => InputType::Chat,
+        "text" => InputType::Text,
+        "any" => InputType::Any,
+        other => return Err(ApiError::BadRequest(format!("input_type `{other}` is not one of chat, text, any"))),
+    };
+    if !matches!(body.output_type.as_str(), "chat" | "text" | "any" | "debug") {
+        return Err(ApiError::BadRequest(format!(
+            "output_type `{}` is not one of chat, text, any, debug",
+            body.output_type
+        )));
+    }
+    let agent = state.agent_for(&key, &flow)?;
+    // Without a session, Langflow uses the flow id.
+    let session_id = body.session_id.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| agent.flow_id.clone());
+    let request = RunRequest {
+        input_value: body.input_value.clone(),
+        input_type,
+        session_id: session_id.clone(),
+        tweaks: body.tweaks.clone(),
+    };
+    let Execution { outcome, run_id } = state.execute(&key, &agent, request).await?;
+    let flow_id = agent.flow_id.as_str();
+    let response = response_json(&body, &outcome, &session_id, flow_id, &run_id);
+    if !query.stream {
+        return Ok(Json(response).into_response());
+    }
+    // Langflow's stream: one JSON object per event, each followed by a blank line.
+    let mut events = String::new();
+    for input in &outcome.inputs {
+        push_event(&mut events, "add_message", message_json(input, flow_id, &run_id, true));
+    }
+    for output in selected(&body, &outcome) {
+        push_event(&mut events, "add_message", message_json(output, flow_id, &run_id, true));
+    }
+    push_event(&mut events, "end", json!({ "result": response }));
+    Ok(([(header::CONTENT_TYPE, "text/event-stream; charset=utf-8")], Body::from(events)).into_response())
+}
+
+fn push_event(out: &mut String, event: &str, data: Json_) {
+    out.push_str(&json!({ "event": event, "data": data }).to_string());
+    out.push_str("\n\n");
+}
+
+/// The outputs the caller asked for (`output_component`, else all).
+fn selected<'a>(body: &'a RunBody, outcome: &'a RunOutcome) -> impl Iterator<Item = &'a FlowOutput> + 'a {
+    outcome.outputs.iter().filter(move |o| {
+        body.output_component.as_deref().is_none_or(|c| c.is_empty() || c == o.node_id || c == o.display_name)
+    })
+}
+
+/// Langflow's `RunResponse`.
+pub fn response_json(body: &RunBody, outcome: &RunOutcome, session_id: &str, flow_id: &str, run_id: &str) -> Json_ {
+    let outputs: Vec<Json_> = selected(body, outcome).map(|o| result_data(o, flow_id, run_id)).collect();
+    json!({
+        "session_id": session_id,
+        "outputs": [{
+            "inputs": { "input_value": body.input_value.clone().unwrap_or_default() },
+            "outputs": outputs,
+        }],
+    })
+}
+
+/// One `ResultData` entry: what an output node produced.
+fn result_data(output: &FlowOutput, flow_id: &str, run_id: &str) -> Json_ {
+    let message = message_of(output);
+    let text = message.map(|m| m.text.clone()).unwrap_or_default();
+    let (sender, sender_name, session) =
+        message.map(|m| (m.sender.clone(), m.sender_name.clone(), m.session_id.clone())).unwrap_or_default();
+    json!({
+        "results": { "message": message_json(output, flow_id, run_id, false) },
+        "artifacts": { "message": text, "sender": sender, "sender_name": sender_name, "files": [], "type": "object" },
+        "outputs": { "message": { "message": text, "type": "text" } },
+        "logs": { "message": [] },
+        "messages": [{
+            "message": text,
+            "sender": sender,
+            "sender_name": sender_name,
+            "session_id": session,
+            "stream_url": null,
+            "component_id": output.node_id,
+            "files": [],
+            "type": "text",
+        }],
+        "timedelta": null,
+        "duration": null,
+        "component_display_name": output.display_name,
+        "component_id": output.node_id,
+        "used_frozen_result": false,
+        "token_usage": null,
+    })
+}
+
+fn message_of(output: &FlowOutput) -> Option<&Message> {
+    match &output.value {
+        Value::Message(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// Langflow's serialized `Message` (a `Data` whose `data` holds the fields).
+/// Stream events carry the message id at the top level too.
+fn message_json(output: &FlowOutput, flow_id: &str, run_id: &str, with_id: bool) -> Json_ {
+    let empty = Message {
+        text: String::new(),
+        sender: String::new(),
+        sender_name: String::new(),
+        session_id: String::new(),
+        files: vec![],
+        properties: String::new(),
+    };
+    let m = message_of(output).unwrap_or(&empty);
+    let timestamp = clock::langflow_timestamp();
+    let id = uuid::Uuid::new_v4().to_string();
+    let source = match &output.source {
+        Some((id, name)) => json!({ "id": id, "display_name": name, "source": name }),
+        None => json!({ "id": null, "display_name": null, "source": null }),
+    };
+    let properties = json!({
+        "text_color": null,
+        "background_color": null,
+        "edited": false,
+        "source": source,
+        "icon": null,
+        "allow_markdown": false,
+        "positive_feedback": null,
+        "state": "complete",
+        "targets": [],
+        "usage": null,
+        "build_duration": null,
+    });
+    let session_metadata = json!({ "graph_run_id": run_id });
+    let mut outer = json!({
+        "text_key": "text",
+        "data": {
+            "timestamp": timestamp,
+            "sender": m.sender,
+            "sender_name": m.sender_name,
+            "session_id": m.session_id,
+            "context_id": "",
+            "text": m.text,
+            "files": m.files,
+            "error": false,
+            "edit": false,
+            "properties": properties,
+            "category": "message",
+            "content_blocks": [],
+            "session_metadata": session_metadata,
+            "id": id,
+            "flow_id": flow_id,
+            "run_id": run_id,
+            "duration": null,
+        },
+        "default_value": "",
+        "sender": m.sender,
+        "sender_name": m.sender_name,
+        "files": m.files,
+        "session_id": m.session_id,
+        "context_id": "",
+        "run_id": run_id,
+        "timestamp": timestamp,
+        "flow_id": flow_id,
+        "error": false,
+        "edit": false,
+        "properties": properties,
+        "category": "message",
+        "content_blocks": [],
+        "duration": null,
+        "session_metadata": session_metadata,
+        "text": m.text,
+    });
+    if with_id {
+        outer["id"] = json!(id);
+    }
+    outer
+}

@@ -1,0 +1,228 @@
+//! The data plane: the HTTP API buyers call agents through.
+//!
+//! - native `POST /v1/agents/{agent}/runs` (JSON or SSE);
+//! - Langflow-compatible `POST /api/v1/run/{flow}` (same request, response and
+//!   stream shapes, `x-api-key`);
+//! - OpenAI-compatible `POST /v1/chat/completions` (`model` = agent id);
+//! - `GET /health`, `GET /metrics` (Prometheus).
+//!
+//! Every run request passes the same door ([`DataPlane::agent_for`] and
+//! [`DataPlane::execute`]): key verified, agent owned by the key's tenant,
+//! per-key and per-tenant rate limits, monthly quota, then a fresh sandbox.
+
+mod agents;
+mod body;
+mod clock;
+mod error;
+pub mod keys;
+mod langflow;
+mod metrics;
+mod native;
+mod openai;
+pub mod quotas;
+mod rate;
+
+pub use agents::{Agent, Agents};
+pub use error::ApiError;
+pub use keys::{Claims, KeyVerifier};
+pub use quotas::{Quota, Quotas};
+
+use crate::{Limits, RunOutcome, RunRequest, Runtime};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use metrics::Metrics;
+use rate::RateLimiter;
+use std::sync::Arc;
+use tracing::Instrument;
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Defaults for keys and tenants that do not set their own.
+#[derive(Debug, Clone)]
+pub struct DataPlaneConfig {
+    /// Requests per minute per key.
+    pub key_rpm: u32,
+    /// Requests per minute per tenant.
+    pub tenant_rpm: u32,
+}
+
+impl Default for DataPlaneConfig {
+    fn default() -> Self {
+        Self { key_rpm: 6_000, tenant_rpm: 60_000 }
+    }
+}
+
+/// Everything a data-plane request needs.
+pub struct DataPlane {
+    /// The sandbox runtime.
+    pub runtime: Runtime,
+    /// Provisioned agents.
+    pub agents: Agents,
+    /// API key verification and revocation.
+    pub keys: KeyVerifier,
+    /// Tenant quotas and usage.
+    pub quotas: Quotas,
+    config: DataPlaneConfig,
+    rate: RateLimiter,
+    metrics: Metrics,
+}
+
+impl DataPlane {
+    /// A data plane over `runtime` with no agents and no signing keys yet.
+    pub fn new(runtime: Runtime, config: DataPlaneConfig) -> Self {
+        Self {
+            runtime,
+            agents: Agents::default(),
+            keys: KeyVerifier::default(),
+            quotas: Quotas::default(),
+            config,
+            rate: RateLimiter::new(),
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// The agent `reference` names, if `key` may call it. Another tenant's
+    /// agent answers exactly like a missing one.
+    pub fn agent_for(&self, key: &ApiKey, reference: &str) -> Result<Arc<Agent>, ApiError> {
+        let claims = &key.0;
+        let not_found = || ApiError::NotFound(format!("no agent or flow `{reference}` for this key"));
+        let agent = self.agents.find(&claims.tenant, reference).ok_or_else(not_found)?;
+        if agent.tenant != claims.tenant {
+            return Err(not_found());
+        }
+        if !claims.agents.is_empty() && !claims.agents.contains(&agent.id) {
+            return Err(ApiError::Forbidden(format!("this key is not allowed to call agent `{}`", agent.id)));
+        }
+        if !claims.scopes.iter().any(|s| s == "run" || s == "widget") {
+            return Err(ApiError::Forbidden("this key has no `run` scope".into()));
+        }
+        Ok(agent)
+    }
+
+    /// Admits the request past rate limits and quota, then runs the agent's
+    /// flow in a fresh sandbox on a blocking thread.
+    pub async fn execute(&self, key: &ApiKey, agent: &Arc<Agent>, request: RunRequest) -> Result<Execution, ApiError> {
+        let claims = &key.0;
+        let quota = self.quotas.get(&claims.tenant);
+        self.rate.check(&format!("key:{}", claims.sub), claims.rpm.unwrap_or(self.config.key_rpm)).map_err(|wait| {
+            ApiError::RateLimited { message: format!("key `{}` is over its rate limit", claims.sub), retry_after: wait }
+        })?;
+        self.rate.check(&format!("tenant:{}", claims.tenant), quota.rpm.unwrap_or(self.config.tenant_rpm)).map_err(
+            |wait| ApiError::RateLimited {
+                message: format!("tenant `{}` is over its rate limit", claims.tenant),
+                retry_after: wait,
+            },
+        )?;
+        let month = clock::month_index();
+        self.quotas.check(&claims.tenant, month).map_err(ApiError::QuotaExhausted)?;
+
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let span = tracing::info_span!(
+            "runtime_host.run",
+            tenant = %agent.tenant,
+            agent = %agent.id,
+            flow_version = %agent.flow.digest(),
+            run_id = %run_id,
+        );
+        let (runtime, flow, limits) = (self.runtime.clone(), agent.flow.clone(), agent.limits);
+        let result = tokio::task::spawn_blocking(move || span.in_scope(|| run(&runtime, &flow, limits, &request)))
+            .await
+            .map_err(|e| ApiError::Internal(format!("run task failed: {e}")))?;
+        match result {
+            Ok(outcome) => {
+                self.quotas.record(&claims.tenant, month, outcome.fuel, 0);
+                self.metrics.run("completed", outcome.elapsed, outcome.fuel);
+                Ok(Execution { outcome, run_id })
+            }
+            Err(error) => {
+                self.quotas.record(&claims.tenant, month, 0, 0);
+                self.metrics.run("failed", std::time::Duration::ZERO, 0);
+                Err(error.into())
+            }
+        }
+    }
+}
+
+fn run(
+    runtime: &Runtime,
+    flow: &crate::FlowComponent,
+    limits: Limits,
+    request: &RunRequest,
+) -> Result<RunOutcome, crate::RunError> {
+    runtime.sandbox(limits).run_flow(flow, request)
+}
+
+/// A finished run.
+pub struct Execution {
+    /// What it produced.
+    pub outcome: RunOutcome,
+    /// Its id (Langflow's `run_id`, the usage record's idempotency key).
+    pub run_id: String,
+}
+
+/// A verified API key, from `x-api-key` (header or query) or `Authorization: Bearer`.
+pub struct ApiKey(pub Claims);
+
+impl FromRequestParts<Arc<DataPlane>> for ApiKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<DataPlane>) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let bearer = header("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned));
+        let query = parts
+            .uri
+            .query()
+            .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("x-api-key=").map(str::to_owned)));
+        let token = header("x-api-key").or(bearer).or(query).ok_or(keys::KeyError::Missing)?;
+        Ok(Self(state.keys.verify(token.trim())?))
+    }
+}
+
+/// The data-plane router.
+pub fn router(state: Arc<DataPlane>) -> Router {
+    Router::new()
+        .route("/api/v1/run/{flow}", post(langflow::run))
+        .route("/v1/agents/{agent}/runs", post(native::run))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/health", get(health))
+        .route("/metrics", get(render_metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<DataPlane>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+async fn health() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn render_metrics(State(state): State<Arc<DataPlane>>) -> impl IntoResponse {
+    ([("content-type", "text/plain; version=0.0.4")], state.metrics.render(state.agents.len()))
+}
+
+/// The root span of every request, named by route template, and its metrics.
+async fn track(State(state): State<Arc<DataPlane>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
+    let method = request.method().clone();
+    let span = if route == "/health" || route == "/metrics" {
+        tracing::debug_span!("runtime_host.request", %method, route = %route)
+    } else {
+        tracing::info_span!("runtime_host.request", %method, route = %route)
+    };
+    let response = next.run(request).instrument(span).await;
+    state.metrics.request(&route, response.status().as_u16());
+    response
+}

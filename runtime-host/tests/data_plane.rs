@@ -1,0 +1,330 @@
+//! The data-plane HTTP API, called the way buyers' clients call it: the
+//! Langflow-compatible run API (compared with responses recorded from a real
+//! Langflow 1.13), the native API, the OpenAI-compatible API, and the door
+//! (keys, tenants, rate limits, quotas, bad bodies).
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use sandflow_flow_compiler::{CompileOptions, compile};
+use sandflow_runtime_host::api::keys::{Claims, issue};
+use sandflow_runtime_host::api::{Agent, DataPlane, DataPlaneConfig, Quota, router};
+use sandflow_runtime_host::{Limits, Runtime, RuntimeConfig};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+const SECRET: &[u8] = b"test-signing-secret";
+
+fn shared(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/flows").join(path)
+}
+
+fn data_plane(config: DataPlaneConfig) -> Arc<DataPlane> {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandflow-cache");
+    let runtime =
+        Runtime::new(&RuntimeConfig { max_instances: 64, cache_dir: Some(cache), ..RuntimeConfig::default() })
+            .expect("runtime");
+    let plane = DataPlane::new(runtime, config);
+    plane.keys.add_secret("k1", SECRET);
+    for (id, tenant, file) in [
+        ("echo-agent", "acme", "echo.json"),
+        ("prompt-agent", "acme", "prompt-echo.json"),
+        ("rival-agent", "rival", "echo.json"),
+    ] {
+        let source = std::fs::read(shared(file)).expect("flow");
+        let (artifact, _) = compile(&source, &CompileOptions::default()).expect("compiles");
+        let flow = plane.runtime.load_flow(&artifact.component).expect("loads");
+        plane.agents.provision(Agent {
+            id: id.into(),
+            tenant: tenant.into(),
+            flow_id: format!("{id}-flow"),
+            endpoint_name: artifact.plan.endpoint_name.clone(),
+            flow,
+            limits: Limits::default(),
+        });
+    }
+    Arc::new(plane)
+}
+
+fn claims(tenant: &str) -> Claims {
+    Claims {
+        sub: format!("key-{tenant}"),
+        tenant: tenant.into(),
+        agents: vec![],
+        scopes: vec!["run".into()],
+        subscription: Some("sub-1".into()),
+        rpm: None,
+        exp: 4_000_000_000,
+    }
+}
+
+fn key(claims: &Claims) -> String {
+    issue(claims, "k1", SECRET).expect("signs")
+}
+
+async fn call(plane: &Arc<DataPlane>, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let response = router(plane.clone()).oneshot(request).await.expect("infallible");
+    let (parts, body) = response.into_parts();
+    (parts.status, parts.headers, body.collect().await.expect("body").to_bytes().to_vec())
+}
+
+fn post(uri: &str, api_key: Option<&str>, body: Value) -> Request<Body> {
+    let mut builder = Request::post(uri).header("content-type", "application/json");
+    if let Some(k) = api_key {
+        builder = builder.header("x-api-key", k);
+    }
+    builder.body(Body::from(body.to_string())).expect("request")
+}
+
+/// Replaces what differs from run to run (times, ids) so shapes compare.
+fn normalize(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if matches!(k.as_str(), "timestamp" | "id" | "run_id" | "flow_id" | "graph_run_id") && !v.is_object() {
+                    *v = json!("<volatile>");
+                } else {
+                    normalize(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(normalize),
+        _ => {}
+    }
+}
+
+fn recording(name: &str) -> String {
+    std::fs::read_to_string(shared("recordings").join(name)).expect("recording")
+}
+
+#[tokio::test]
+async fn langflow_run_answers_exactly_like_langflow() {
+    let plane = data_plane(DataPlaneConfig::default());
+    let k = key(&claims("acme"));
+    let body = json!({"input_value": "hello world", "input_type": "chat", "output_type": "chat", "session_id": "s1"});
+    // By endpoint name, as Langflow clients call it.
+    let (status, _, bytes) = call(&plane, post("/api/v1/run/echo", Some(&k), body)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let mut ours: Value = serde_json::from_slice(&bytes).expect("JSON");
+    let mut theirs: Value = serde_json::from_str(&recording("run-echo.response.json")).expect("JSON");
+    normalize(&mut ours);
+    normalize(&mut theirs);
+    assert_eq!(ours, theirs);
+    assert_eq!(ours["outputs"][0]["outputs"][0]["results"]["message"]["text"], "hello world");
+}
+
+#[tokio::test]
+async fn langflow_stream_matches_the_recorded_events() {
+    let plane = data_plane(DataPlaneConfig::default());
+    let k = key(&claims("acme"));
+    let body = json!({"input_value": "streamed", "session_id": "s3"});
+    let (status, headers, bytes) = call(&plane, post("/api/v1/run/prompt-echo?stream=true", Some(&k), body)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/event-stream; charset=utf-8");
+    let parse = |text: &str| -> Vec<Value> {
+        assert!(text.ends_with("\n\n"), "every event ends with a blank line");
+        text.split("\n\n")
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let mut v: Value = serde_json::from_str(p).expect("each event is one JSON object");
+                normalize(&mut v);
+                v
+            })
+            .collect()
+    };
+    let ours = parse(&String::from_utf8(bytes).expect("utf-8"));
+    let theirs = parse(&recording("run-prompt-echo.stream.txt"));
+    let names =
+        |events: &[Value]| events.iter().map(|e| e["event"].as_str().unwrap_or("").to_owned()).collect::<Vec<_>>();
+    assert_eq!(names(&ours), ["add_message", "add_message", "end"]);
+    assert_eq!(names(&ours), names(&theirs));
+    assert_eq!(ours, theirs);
+}
+
+#[tokio::test]
+async fn native_api_json_and_sse() {
+    let plane = data_plane(DataPlaneConfig::default());
+    let k = key(&claims("acme"));
+    let (status, _, bytes) =
+        call(&plane, post("/v1/agents/prompt-agent/runs", Some(&k), json!({"input": "yo", "session_id": "a"}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let answer: Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(answer["output"]["text"], "You said: yo");
+    assert_eq!(answer["session_id"], "a");
+    assert!(answer["usage"]["fuel"].as_u64().expect("fuel") > 0);
+
+    let (status, headers, bytes) =
+        call(&plane, post("/v1/agents/prompt-agent/runs", Some(&k), json!({"input": "yo", "stream": true}))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-type"].to_str().expect("ascii").starts_with("text/event-stream"));
+    let text = String::from_utf8(bytes).expect("utf-8");
+    assert!(text.contains("event: message\ndata: {"), "{text}");
+    assert!(text.contains("You said: yo"), "{text}");
+    assert!(text.trim_end().contains("event: done"), "{text}");
+
+    let (status, _, bytes) =
+        call(&plane, post("/v1/agents/prompt-agent/runs", Some(&k), json!({"inptu": "typo"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&bytes).contains("unknown field `inptu`"));
+}
+
+#[tokio::test]
+async fn openai_chat_completions() {
+    let plane = data_plane(DataPlaneConfig::default());
+    let bearer = format!("Bearer {}", key(&claims("acme")));
+    let body = json!({"model": "prompt-agent", "messages": [{"role": "system", "content": "be nice"}, {"role": "user", "content": "hi"}]});
+    let request = Request::post("/v1/chat/completions")
+        .header("authorization", &bearer)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    let (status, _, bytes) = call(&plane, request).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let answer: Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(answer["object"], "chat.completion");
+    assert_eq!(answer["choices"][0]["message"]["content"], "You said: hi");
+
+    let mut body = body;
+    body["stream"] = json!(true);
+    let request = Request::post("/v1/chat/completions")
+        .header("authorization", &bearer)
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    let (status, _, bytes) = call(&plane, request).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(bytes).expect("utf-8");
+    let chunks: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    assert_eq!(chunks.last(), Some(&"[DONE]"));
+    let first: Value = serde_json::from_str(chunks[0]).expect("chunk JSON");
+    assert_eq!(first["object"], "chat.completion.chunk");
+    assert_eq!(first["choices"][0]["delta"]["content"], "You said: hi");
+}
+
+#[tokio::test]
+async fn keys_are_checked_at_the_door() {
+    let plane = data_plane(DataPlaneConfig::default());
+    let body = || json!({"input_value": "x"});
+    let status = |r: (StatusCode, axum::http::HeaderMap, Vec<u8>)| r.0;
+
+    assert_eq!(status(call(&plane, post("/api/v1/run/echo-agent-flow", None, body())).await), StatusCode::FORBIDDEN);
+    let forged = issue(&claims("acme"), "k1", b"wrong").expect("signs");
+    assert_eq!(
+        status(call(&plane, post("/api/v1/run/echo-agent-flow", Some(&forged), body())).await),
+        StatusCode::UNAUTHORIZED
+    );
+    let mut expired = claims("acme");
+    expired.exp = 1_000;
+    let expired = key(&expired);
+    assert_eq!(
+        status(call(&plane, post("/api/v1/run/echo-agent-flow", Some(&expired), body())).await),
+        StatusCode::UNAUTHORIZED
+    );
+    // alg: none, hand-made.
+    let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIiwia2lkIjoiazEifQ.eyJzdWIiOiJrZXktYWNtZSIsInRlbmFudCI6ImFjbWUiLCJzY29wZXMiOlsicnVuIl0sImV4cCI6NDAwMDAwMDAwMH0.";
+    assert_eq!(
+        status(call(&plane, post("/api/v1/run/echo-agent-flow", Some(none), body())).await),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Another tenant's agent looks exactly like a missing one.
+    let rival = key(&claims("rival"));
+    let (code, _, text) = call(&plane, post("/api/v1/run/echo-agent-flow", Some(&rival), body())).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (_, _, missing) = call(&plane, post("/api/v1/run/nothing-here", Some(&rival), body())).await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&text).expect("JSON")["code"],
+        serde_json::from_slice::<Value>(&missing).expect("JSON")["code"]
+    );
+    assert_eq!(
+        status(call(&plane, post("/v1/agents/echo-agent/runs", Some(&rival), json!({}))).await),
+        StatusCode::NOT_FOUND
+    );
+
+    // A key limited to one agent cannot call another of its tenant's.
+    let mut narrow = claims("acme");
+    narrow.agents = vec!["prompt-agent".into()];
+    let narrow = key(&narrow);
+    assert_eq!(
+        status(call(&plane, post("/v1/agents/echo-agent/runs", Some(&narrow), json!({}))).await),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status(call(&plane, post("/v1/agents/prompt-agent/runs", Some(&narrow), json!({}))).await),
+        StatusCode::OK
+    );
+
+    // Revocation applies to the next request.
+    let good = key(&claims("acme"));
+    assert_eq!(status(call(&plane, post("/api/v1/run/echo", Some(&good), body())).await), StatusCode::OK);
+    plane.keys.revoke("key-acme");
+    assert_eq!(status(call(&plane, post("/api/v1/run/echo", Some(&good), body())).await), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn rate_limits_and_quotas() {
+    let plane = data_plane(DataPlaneConfig { key_rpm: 2, tenant_rpm: 1_000 });
+    let k = key(&claims("acme"));
+    for _ in 0..2 {
+        assert_eq!(call(&plane, post("/api/v1/run/echo", Some(&k), json!({}))).await.0, StatusCode::OK);
+    }
+    let (status, headers, _) = call(&plane, post("/api/v1/run/echo", Some(&k), json!({}))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = headers["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!((1..=30).contains(&wait), "{wait}");
+
+    let plane = data_plane(DataPlaneConfig::default());
+    plane.quotas.set("acme", Quota { runs: Some(1), ..Quota::default() });
+    assert_eq!(call(&plane, post("/api/v1/run/echo", Some(&k), json!({}))).await.0, StatusCode::OK);
+    let (status, _, body) = call(&plane, post("/api/v1/run/echo", Some(&k), json!({}))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(body["code"], "quota_exhausted");
+    assert!(body["detail"].as_str().expect("detail").contains("monthly quota of 1 runs"));
+}
+
+#[tokio::test]
+async fn bad_bodies_get_clear_errors() {
+    let plane = data_plane(DataPlaneConfig::default());
+    let k = key(&claims("acme"));
+    let raw = |body: Vec<u8>, ct: &str| {
+        Request::post("/api/v1/run/echo")
+            .header("x-api-key", &k)
+            .header("content-type", ct)
+            .body(Body::from(body))
+            .expect("request")
+    };
+    let (status, _, body) = call(&plane, raw(b"{\"input_value\": ".to_vec(), "application/json")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("line 1"));
+    let (status, _, _) = call(&plane, raw(vec![b'"', 0xff, 0xfe, b'"'], "application/json")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = call(&plane, raw(b"input_value=x".to_vec(), "application/x-www-form-urlencoded")).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let huge = vec![b' '; 50 << 20];
+    let (status, _, _) = call(&plane, raw(huge, "application/json")).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, _, _) = call(&plane, post("/api/v1/run/echo", Some(&k), json!({"input_type": "video"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, body) = call(&plane, post("/api/v1/run/echo", Some(&k), json!({"tweaks": {"Ghost": {}}}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&body));
+    // The host keeps serving.
+    assert_eq!(call(&plane, post("/api/v1/run/echo", Some(&k), json!({"input_value": "ok"}))).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let plane = data_plane(DataPlaneConfig::default());
+    let k = key(&claims("acme"));
+    call(&plane, post("/api/v1/run/echo", Some(&k), json!({}))).await;
+    let (status, _, body) = call(&plane, Request::get("/health").body(Body::empty()).expect("request")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(serde_json::from_slice::<Value>(&body).expect("JSON")["status"], "ok");
+    let (status, _, body) = call(&plane, Request::get("/metrics").body(Body::empty()).expect("request")).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body).expect("utf-8");
+    assert!(text.contains("sandflow_requests_total{route=\"/api/v1/run/{flow}\",status=\"200\"} 1"), "{text}");
+    assert!(text.contains("sandflow_runs_total{outcome=\"completed\"} 1"), "{text}");
+    assert!(text.contains("sandflow_agents 3"), "{text}");
+}
