@@ -1,4 +1,4 @@
-//! The `sandflow` command: validate, compile and inspect Langflow flows.
+//! The `sandflow` command: validate, compile, inspect, run and serve Langflow flows.
 
 mod commands;
 
@@ -35,6 +35,38 @@ enum Command {
         #[arg(long)]
         plan: bool,
     },
+    /// Runs a flow (export or artifact) once locally and prints the answer and its usage record.
+    Run {
+        /// The exported flow (`.json`) or an artifact.
+        flow: PathBuf,
+        /// The message for the flow's input.
+        #[arg(long)]
+        input: Option<String>,
+        /// The conversation id.
+        #[arg(long)]
+        session: Option<String>,
+        /// Send the input to Text Input nodes instead of Chat Input.
+        #[arg(long)]
+        text: bool,
+    },
+    /// Serves the data plane (native, Langflow- and OpenAI-compatible run APIs).
+    Serve {
+        /// Which part to run; only `runtime` exists so far.
+        #[arg(long, default_value = "runtime")]
+        role: String,
+        /// Address to listen on.
+        #[arg(long, env = "SANDFLOW_LISTEN", default_value = "127.0.0.1:7860")]
+        listen: String,
+        /// An agent to provision: `id=flow.json[@tenant]` (repeatable).
+        #[arg(long = "agent")]
+        agents: Vec<String>,
+        /// A key-signing secret: `kid=secret` (repeatable; comma-separated in the environment).
+        #[arg(long = "key-secret", env = "SANDFLOW_KEY_SECRETS", value_delimiter = ',', hide_env_values = true)]
+        key_secrets: Vec<String>,
+        /// Print an API key per tenant at start-up (for trying it out).
+        #[arg(long)]
+        dev_keys: bool,
+    },
     /// Shows what a compiled artifact (directory or `.wasm`) holds.
     Inspect {
         /// Artifact directory or flow component.
@@ -46,11 +78,23 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SANDFLOW_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate { flow, format } => commands::validate(&flow, format),
         Command::Compile { flow, out, plan } => commands::compile(&flow, &out, plan),
         Command::Inspect { artifact, format } => commands::inspect(&artifact, format),
+        Command::Run { flow, input, session, text } => commands::run(&flow, input, session, text),
+        Command::Serve { role, listen, agents, key_secrets, dev_keys } => {
+            if role != "runtime" {
+                eprintln!("error: only `--role runtime` is available so far (the control plane is not built yet)");
+                return ExitCode::from(2);
+            }
+            commands::serve(commands::ServeOptions { listen, agents, key_secrets, dev_keys })
+        }
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,12 @@
 //! One function per subcommand; each returns the process exit code.
 
+mod load;
+mod run;
+mod serve;
+
+pub use run::run;
+pub use serve::{ServeOptions, serve};
+
 use anyhow::Context as _;
 use sandflow_flow_compiler::{Artifact, CompileError, CompileOptions, Diagnostics, check, compile as compile_flow};
 use std::path::Path;
@@ -12,6 +19,12 @@ pub enum Format {
     Human,
     /// One JSON document, for machines.
     Json,
+}
+
+/// Where compiled machine code is cached: `$SANDFLOW_DATA_DIR/cache`, or
+/// `.sandflow/cache` in the working directory.
+pub fn cache_dir() -> std::path::PathBuf {
+    std::env::var_os("SANDFLOW_DATA_DIR").map_or_else(|| ".sandflow".into(), std::path::PathBuf::from).join("cache")
 }
 
 fn read_flow(path: &Path) -> anyhow::Result<Vec<u8>> {
