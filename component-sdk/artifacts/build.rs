@@ -7,12 +7,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Guest packages to build: (package name, constant name).
-const GUESTS: &[(&str, &str)] = &[("sandflow-std-nodes", "STD_NODES"), ("word-count-node", "WORD_COUNT_NODE")];
+const GUESTS: &[(&str, &str)] =
+    &[("sandflow-std-nodes", "STD_NODES"), ("word-count-node", "WORD_COUNT_NODE"), ("hostile-node", "HOSTILE_NODE")];
 
 fn main() {
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for dir in ["wit", "component-sdk/src", "component-sdk/Cargo.toml", "examples/nodes", "Cargo.lock"] {
+    for dir in [
+        "wit",
+        "component-sdk/src",
+        "component-sdk/std-nodes",
+        "component-sdk/Cargo.toml",
+        "examples/nodes",
+        "tests/guests",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     let target_dir = out_dir.join("guests");
@@ -27,7 +36,12 @@ fn main() {
         // The outer build's flags are for the host, not for wasm.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET");
+        .env_remove("CARGO_BUILD_TARGET")
+        // Under `cargo clippy` the outer build sets a wrapper; the guests are
+        // linted by the outer run itself, not by this nested build.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("CLIPPY_ARGS");
     for (package, _) in GUESTS {
         cargo.args(["--package", package]);
     }

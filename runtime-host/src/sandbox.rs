@@ -187,7 +187,10 @@ impl Sandbox {
         match error.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::OutOfFuel) => RunError::OutOfFuel(self.limits.fuel),
             Some(wasmtime::Trap::Interrupt) => RunError::Deadline(self.limits.deadline),
-            _ => RunError::Trap(format!("{error:#}")),
+            // The trap's own words ("call stack exhausted", "wasm `unreachable`
+            // instruction executed"), not the whole guest backtrace.
+            Some(trap) => RunError::Trap(trap.to_string()),
+            None => RunError::Trap(error.root_cause().to_string()),
         }
     }
 }

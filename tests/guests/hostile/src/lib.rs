@@ -1,0 +1,73 @@
+//! A hostile custom node. Each component type it implements must end only
+//! its own run, with a clear error, and leave the host serving:
+//!
+//! - `Spin`: an infinite loop (fuel or the deadline stops it);
+//! - `Bomb`: allocates until memory runs out (the memory cap stops it);
+//! - `Recurse`: unbounded recursion (the stack limit traps);
+//! - `Flood`: a million host calls (they cost fuel; the log keeps a bounded number);
+//! - `Huge`: a 10 MB output (allowed, and measured);
+//! - `Panic`: panics (a trap).
+
+use sandflow_sdk::{Descriptor, Invocation, Level, Node, NodeError, Output, Value, port};
+
+struct Hostile;
+
+const TYPES: &[&str] = &["Spin", "Bomb", "Recurse", "Flood", "Huge", "Panic"];
+
+impl Node for Hostile {
+    fn describe() -> Vec<Descriptor> {
+        TYPES
+            .iter()
+            .map(|t| Descriptor {
+                type_name: (*t).into(),
+                display_name: (*t).into(),
+                description: "hostile test node".into(),
+                inputs: vec![],
+                outputs: vec![port("out", &["Message"], false)],
+            })
+            .collect()
+    }
+
+    fn run(invocation: Invocation) -> Result<Vec<Output>, NodeError> {
+        let text = match invocation.component.as_str() {
+            "Spin" => spin(),
+            "Bomb" => bomb(),
+            "Recurse" => recurse(std::hint::black_box(1)).to_string(),
+            "Flood" => flood(),
+            "Huge" => "x".repeat(10 << 20),
+            "Panic" => panic!("the hostile node panics on purpose"),
+            other => return Err(NodeError::InvalidInput(format!("no type {other}"))),
+        };
+        Ok(vec![Output { name: "out".into(), value: Value::Text(text) }])
+    }
+}
+
+fn spin() -> String {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+fn bomb() -> String {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1u8; 1 << 20]);
+        std::hint::black_box(&hoard);
+    }
+}
+
+#[expect(unconditional_recursion, reason = "overflowing the stack is what this guest is for")]
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    recurse(depth + 1) + frame[0]
+}
+
+fn flood() -> String {
+    for i in 0..1_000_000 {
+        sandflow_sdk::log(Level::Debug, &format!("line {i}"));
+    }
+    "flooded".into()
+}
+
+sandflow_sdk::export_node!(Hostile);
