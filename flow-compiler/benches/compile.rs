@@ -24,12 +24,12 @@ fn compile_each_flow(c: &mut Criterion) {
     let mut group = c.benchmark_group("compile");
     group.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).sample_size(20);
     let options = CompileOptions::default();
-    println!("{:<40} {:>10} {:>12}", "flow", "json bytes", "wasm bytes");
+    eprintln!("{:<40} {:>10} {:>12}", "flow", "json bytes", "wasm bytes");
     for path in flows() {
         let source = std::fs::read(&path).expect("flow is readable");
         let name = path.file_stem().expect("name").to_string_lossy().into_owned();
         let (artifact, _) = compile(&source, &options).expect("shared flow compiles");
-        println!("{name:<40} {:>10} {:>12}", source.len(), artifact.component.len());
+        eprintln!("{name:<40} {:>10} {:>12}", source.len(), artifact.component.len());
         group.bench_function(&name, |b| b.iter(|| compile(std::hint::black_box(&source), &options)));
     }
     group.finish();

@@ -28,11 +28,20 @@ pub struct RuntimeConfig {
     /// Where compiled machine code is cached across restarts; `None` compiles
     /// every component at load.
     pub cache_dir: Option<PathBuf>,
+    /// Fuel and epoch deadlines. Off only to measure their cost: without
+    /// them a guest can hold a core forever.
+    pub metering: bool,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self { max_instances: 1000, max_memory_bytes: 256 << 20, epoch_tick: Duration::from_millis(1), cache_dir: None }
+        Self {
+            max_instances: 1000,
+            max_memory_bytes: 256 << 20,
+            epoch_tick: Duration::from_millis(1),
+            cache_dir: None,
+            metering: true,
+        }
     }
 }
 
@@ -118,6 +127,11 @@ impl Runtime {
         FlowComponent::load(self, bytes)
     }
 
+    /// Whether fuel and epoch deadlines are on.
+    pub(crate) fn metering(&self) -> bool {
+        self.inner.config.metering
+    }
+
     /// A fresh sandbox (one `Store`) for one run under `limits`.
     pub fn sandbox(&self, limits: Limits) -> Sandbox {
         Sandbox::new(self, limits, self.inner.config.epoch_tick)
@@ -138,11 +152,11 @@ fn wasmtime_config(config: &RuntimeConfig) -> Config {
     c.wasm_component_model(true);
     // Fuel: counts guest instructions, so usage is metered and an infinite
     // loop runs out of budget instead of holding a core.
-    c.consume_fuel(true);
+    c.consume_fuel(config.metering);
     // Epochs: wall-clock deadlines that also stop a guest blocked in cheap
     // instructions. The ticker thread bumps the epoch; each store sets its
     // deadline in ticks.
-    c.epoch_interruption(true);
+    c.epoch_interruption(config.metering);
     c.cranelift_opt_level(OptLevel::Speed);
     // Instances come from preallocated slots, and memories start as
     // copy-on-write images of the module's data: instantiation is cheap.

@@ -153,9 +153,11 @@ impl Sandbox {
         };
         let mut store = Store::new(runtime.engine(), state);
         store.limiter(|s| &mut s.budget);
-        store.set_fuel(limits.fuel).expect("fuel is enabled on the engine");
-        let ticks = limits.deadline.as_nanos().div_ceil(epoch_tick.as_nanos().max(1));
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
+        if runtime.metering() {
+            store.set_fuel(limits.fuel).expect("fuel is enabled on the engine");
+            let ticks = limits.deadline.as_nanos().div_ceil(epoch_tick.as_nanos().max(1));
+            store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
+        }
         Self { store, runtime: runtime.clone(), limits }
     }
 
@@ -166,7 +168,7 @@ impl Sandbox {
 
     /// Fuel used so far.
     pub fn fuel_consumed(&self) -> u64 {
-        self.limits.fuel - self.store.get_fuel().unwrap_or(0)
+        self.store.get_fuel().map_or(0, |left| self.limits.fuel - left)
     }
 
     /// Lines the guest logged through the `log` capability.

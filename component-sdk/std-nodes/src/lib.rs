@@ -4,13 +4,8 @@
 //! one Langflow 1.13 component; the type names are the node names of the
 //! compiler's catalog (`chat-input`, `prompt`, …).
 //!
-//! The logic is plain Rust on SDK values, so it is unit-tested natively:
-//!
-//! ```
-//! use sandflow_std_nodes::prompt::render_f_string;
-//! let vars = |name: &str| (name == "user_input").then(|| "hi".to_string());
-//! assert_eq!(render_f_string("You said: {user_input} {{ok}}", vars).unwrap(), "You said: hi {ok}");
-//! ```
+//! The logic is plain Rust on SDK values, so it is unit-tested natively
+//! (`prompt::render_f_string("You said: {user_input}", …)` and friends).
 
 pub mod chat_input;
 pub mod chat_output;

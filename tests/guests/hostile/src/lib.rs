@@ -7,12 +7,15 @@
 //! - `Flood`: a million host calls (they cost fuel; the log keeps a bounded number);
 //! - `Huge`: a 10 MB output (allowed, and measured);
 //! - `Panic`: panics (a trap).
+//!
+//! And one honest type for benchmarks: `Crunch`, a CPU-bound loop of
+//! `rounds` (field) rounds of xorshift hashing.
 
 use sandflow_sdk::{Descriptor, Invocation, Level, Node, NodeError, Output, Value, port};
 
 struct Hostile;
 
-const TYPES: &[&str] = &["Spin", "Bomb", "Recurse", "Flood", "Huge", "Panic"];
+const TYPES: &[&str] = &["Spin", "Bomb", "Recurse", "Flood", "Huge", "Panic", "Crunch"];
 
 impl Node for Hostile {
     fn describe() -> Vec<Descriptor> {
@@ -36,6 +39,7 @@ impl Node for Hostile {
             "Flood" => flood(),
             "Huge" => "x".repeat(10 << 20),
             "Panic" => panic!("the hostile node panics on purpose"),
+            "Crunch" => crunch(sandflow_sdk::text_or(&invocation, "rounds", "1000").parse().unwrap_or(1000)),
             other => return Err(NodeError::InvalidInput(format!("no type {other}"))),
         };
         Ok(vec![Output { name: "out".into(), value: Value::Text(text) }])
@@ -61,6 +65,16 @@ fn bomb() -> String {
 fn recurse(depth: u64) -> u64 {
     let frame = std::hint::black_box([depth; 64]);
     recurse(depth + 1) + frame[0]
+}
+
+fn crunch(rounds: u64) -> String {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..rounds {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    x.to_string()
 }
 
 fn flood() -> String {

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Measures the data plane over HTTP on loopback with wrk: echo.json through
+# the Langflow-compatible /api/v1/run, sequential (1 connection) and with 64
+# connections, 10 s each. With LANGFLOW=1 it also installs Langflow 1.13 from
+# PyPI into a venv, serves the same flow and measures it the same way.
+#
+#   scripts/bench/http.sh            # Sandflow only
+#   LANGFLOW=1 scripts/bench/http.sh # side by side
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
+duration=${DURATION:-10s}
+flows=../shared/flows
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+cargo build --release --locked --bin sandflow
+SANDFLOW_DATA_DIR="$work/data" target/release/sandflow serve --role runtime --listen 127.0.0.1:7870 --dev-keys \
+  --agent "echo=$flows/echo.json@bench" > "$work/serve.log" &
+for _ in $(seq 100); do grep -q "serving" "$work/serve.log" 2>/dev/null && break; sleep 0.1; done
+key=$(sed -n 's/^key for tenant bench: //p' "$work/serve.log")
+
+cat > "$work/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"input_value": "hello world", "session_id": "bench"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["x-api-key"] = os.getenv("API_KEY")
+LUA
+
+measure() { # name url
+  echo "== $1: 1 connection"
+  API_KEY=$key wrk -t1 -c1 -d"$duration" --latency -s "$work/post.lua" "$2" | grep -E 'Latency|50%|90%|99%|Requests/sec|Non-2xx'
+  echo "== $1: 64 connections"
+  API_KEY=$key wrk -t2 -c64 -d"$duration" --latency -s "$work/post.lua" "$2" | grep -E 'Latency|50%|90%|99%|Requests/sec|Non-2xx'
+}
+
+measure sandflow http://127.0.0.1:7870/api/v1/run/echo
+echo "sandflow RSS: $(ps -o rss= -p "$(pgrep -f 'sandflow serve --role runtime --listen 127.0.0.1:7870')") KiB"
+
+if [ "${LANGFLOW:-0}" = 1 ]; then
+  python3 -m venv "$work/venv"
+  "$work/venv/bin/pip" install -q langflow==1.13.0
+  LANGFLOW_AUTO_LOGIN=true LANGFLOW_SKIP_AUTH_AUTO_LOGIN=true LANGFLOW_CONFIG_DIR="$work/lf" \
+    "$work/venv/bin/langflow" run --host 127.0.0.1 --port 7871 --backend-only > "$work/langflow.log" 2>&1 &
+  for _ in $(seq 600); do curl -sf http://127.0.0.1:7871/health >/dev/null && break; sleep 0.2; done
+  token=$(curl -sf http://127.0.0.1:7871/api/v1/auto_login | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  key=$(curl -sf -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d '{"name": "bench"}' http://127.0.0.1:7871/api/v1/api_key/ | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
+  flow_id=$(curl -sf -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    --data @"$flows/echo.json" http://127.0.0.1:7871/api/v1/flows/ | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  measure langflow "http://127.0.0.1:7871/api/v1/run/$flow_id"
+  echo "langflow RSS: $(ps -o rss= -p "$(pgrep -f 'langflow run' | head -1)") KiB"
+fi
