@@ -328,3 +328,16 @@ async fn health_and_metrics() {
     assert!(text.contains("sandflow_runs_total{outcome=\"completed\"} 1"), "{text}");
     assert!(text.contains("sandflow_agents 3"), "{text}");
 }
+
+#[tokio::test]
+async fn a_failed_run_still_counts_its_fuel() {
+    let plane = data_plane(DataPlaneConfig::default());
+    plane.quotas.set("acme", Quota { fuel: Some(1), ..Quota::default() });
+    let k = key(&claims("acme"));
+    let broken = json!({"input_value": "x", "tweaks": {"Prompt-t2oaK": {"template": "broken }"}}});
+    let (status, _, _) = call(&plane, post("/api/v1/run/prompt-echo", Some(&k), broken)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "the node fails");
+    let (status, _, body) = call(&plane, post("/api/v1/run/prompt-echo", Some(&k), json!({}))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("fuel"));
+}

@@ -133,28 +133,33 @@ impl DataPlane {
         let result = tokio::task::spawn_blocking(move || span.in_scope(|| run(&runtime, &flow, limits, &request)))
             .await
             .map_err(|e| ApiError::Internal(format!("run task failed: {e}")))?;
+        // A failed run used fuel too: it counts against the quota all the same.
+        let (result, fuel, elapsed) = result;
+        self.quotas.record(&claims.tenant, month, fuel, 0);
         match result {
             Ok(outcome) => {
-                self.quotas.record(&claims.tenant, month, outcome.fuel, 0);
-                self.metrics.run("completed", outcome.elapsed, outcome.fuel);
+                self.metrics.run("completed", elapsed, fuel);
                 Ok(Execution { outcome, run_id })
             }
             Err(error) => {
-                self.quotas.record(&claims.tenant, month, 0, 0);
-                self.metrics.run("failed", std::time::Duration::ZERO, 0);
+                self.metrics.run("failed", elapsed, fuel);
                 Err(error.into())
             }
         }
     }
 }
 
+/// One run in a fresh sandbox, with the fuel and time it used whatever its outcome.
 fn run(
     runtime: &Runtime,
     flow: &crate::FlowComponent,
     limits: Limits,
     request: &RunRequest,
-) -> Result<RunOutcome, crate::RunError> {
-    runtime.sandbox(limits).run_flow(flow, request)
+) -> (Result<RunOutcome, crate::RunError>, u64, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let mut sandbox = runtime.sandbox(limits);
+    let result = sandbox.run_flow(flow, request);
+    (result, sandbox.fuel_consumed(), started.elapsed())
 }
 
 /// A finished run.
