@@ -66,6 +66,9 @@ enum Command {
         /// Print an API key per tenant at start-up (for trying it out).
         #[arg(long)]
         dev_keys: bool,
+        /// URL usage records are POSTed to (the control plane's `/api/runtime/usage/`).
+        #[arg(long, env = "SANDFLOW_USAGE_SINK")]
+        usage_sink: Option<String>,
     },
     /// Shows what a compiled artifact (directory or `.wasm`) holds.
     Inspect {
@@ -88,12 +91,12 @@ fn main() -> ExitCode {
         Command::Compile { flow, out, plan } => commands::compile(&flow, &out, plan),
         Command::Inspect { artifact, format } => commands::inspect(&artifact, format),
         Command::Run { flow, input, session, text } => commands::run(&flow, input, session, text),
-        Command::Serve { role, listen, agents, key_secrets, dev_keys } => {
+        Command::Serve { role, listen, agents, key_secrets, dev_keys, usage_sink } => {
             if role != "runtime" {
                 eprintln!("error: only `--role runtime` is available so far (the control plane is not built yet)");
                 return ExitCode::from(2);
             }
-            commands::serve(commands::ServeOptions { listen, agents, key_secrets, dev_keys })
+            commands::serve(commands::ServeOptions { listen, agents, key_secrets, dev_keys, usage_sink })
         }
     };
     match result {

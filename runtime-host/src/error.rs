@@ -42,3 +42,17 @@ pub enum RunError {
     #[error("{0}")]
     Request(String),
 }
+
+impl RunError {
+    /// A short name for usage records and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::OutOfFuel(_) => "out_of_fuel",
+            Self::Deadline(_) => "deadline",
+            Self::Limit(_) => "limit",
+            Self::Trap(_) => "trap",
+            Self::Node { .. } => "node_error",
+            Self::Request(_) => "bad_request",
+        }
+    }
+}

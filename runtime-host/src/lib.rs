@@ -34,6 +34,7 @@ mod library;
 mod limits;
 mod node;
 mod sandbox;
+pub mod usage;
 
 pub use bindings::node::exports::sandflow::node::handler::{Descriptor, Field, Invocation, NodeError, Output, Port};
 pub use bindings::node::sandflow::host::types::{Data, Message, ModelSettings, Table, Tool, Value};

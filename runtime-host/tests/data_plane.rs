@@ -22,6 +22,10 @@ fn shared(path: &str) -> std::path::PathBuf {
 }
 
 fn data_plane(config: DataPlaneConfig) -> Arc<DataPlane> {
+    Arc::new(build_plane(config))
+}
+
+fn build_plane(config: DataPlaneConfig) -> DataPlane {
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandflow-cache");
     let runtime =
         Runtime::new(&RuntimeConfig { max_instances: 64, cache_dir: Some(cache), ..RuntimeConfig::default() })
@@ -45,7 +49,7 @@ fn data_plane(config: DataPlaneConfig) -> Arc<DataPlane> {
             limits: Limits::default(),
         });
     }
-    Arc::new(plane)
+    plane
 }
 
 fn claims(tenant: &str) -> Claims {
@@ -340,4 +344,38 @@ async fn a_failed_run_still_counts_its_fuel() {
     let (status, _, body) = call(&plane, post("/api/v1/run/prompt-echo", Some(&k), json!({}))).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("fuel"));
+}
+
+#[tokio::test]
+async fn every_run_leaves_a_usage_record_before_its_answer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outbox = Arc::new(sandflow_runtime_host::usage::Outbox::open(dir.path()).expect("outbox"));
+    let plane = Arc::new(build_plane(DataPlaneConfig::default()).with_usage(outbox));
+    let k = key(&claims("acme"));
+    let (status, _, _) = call(&plane, post("/api/v1/run/prompt-echo", Some(&k), json!({"input_value": "hey"}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let broken = json!({"input_value": "x", "tweaks": {"Prompt-t2oaK": {"template": "broken }"}}});
+    let (status, _, _) = call(&plane, post("/api/v1/run/prompt-echo", Some(&k), broken)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|x| x == "jsonl") {
+            lines.extend(std::fs::read_to_string(path).expect("read").lines().map(str::to_owned));
+        }
+    }
+    let records: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["tenant"], "acme");
+    assert_eq!(records[0]["agent"], "prompt-agent");
+    assert_eq!(records[0]["subscription"], "sub-1");
+    assert_eq!(records[0]["outcome"], "completed");
+    assert_eq!(records[0]["bytes_in"], 3);
+    assert_eq!(records[0]["bytes_out"], "You said: hey".len());
+    assert!(records[0]["fuel"].as_u64().expect("fuel") > 0);
+    assert!(records[0]["flow_version"].as_str().expect("digest").starts_with("sha256:"));
+    assert_eq!(records[1]["outcome"], "node_error");
+    assert!(records[1]["fuel"].as_u64().expect("fuel") > 0, "a failed run's fuel is recorded too");
+    assert_ne!(records[0]["idempotency_key"], records[1]["idempotency_key"]);
 }

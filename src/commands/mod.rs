@@ -21,10 +21,14 @@ pub enum Format {
     Json,
 }
 
-/// Where compiled machine code is cached: `$SANDFLOW_DATA_DIR/cache`, or
-/// `.sandflow/cache` in the working directory.
+/// The data directory: `$SANDFLOW_DATA_DIR`, or `.sandflow` in the working directory.
+pub fn data_dir() -> std::path::PathBuf {
+    std::env::var_os("SANDFLOW_DATA_DIR").map_or_else(|| ".sandflow".into(), std::path::PathBuf::from)
+}
+
+/// Where compiled machine code is cached.
 pub fn cache_dir() -> std::path::PathBuf {
-    std::env::var_os("SANDFLOW_DATA_DIR").map_or_else(|| ".sandflow".into(), std::path::PathBuf::from).join("cache")
+    data_dir().join("cache")
 }
 
 fn read_flow(path: &Path) -> anyhow::Result<Vec<u8>> {

@@ -4,6 +4,7 @@ use super::load;
 use anyhow::{Context as _, bail};
 use sandflow_runtime_host::api::keys::{Claims, issue};
 use sandflow_runtime_host::api::{self, Agent, DataPlane, DataPlaneConfig};
+use sandflow_runtime_host::usage::{HttpSink, Outbox};
 use sandflow_runtime_host::{Limits, Runtime, RuntimeConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +19,9 @@ pub struct ServeOptions {
     pub key_secrets: Vec<String>,
     /// Print a key per tenant (valid 24 hours) at start-up.
     pub dev_keys: bool,
+    /// Where usage records are delivered (`POST`, JSON array); they wait in
+    /// the outbox until then.
+    pub usage_sink: Option<String>,
 }
 
 /// An agent given on the command line.
@@ -39,7 +43,8 @@ fn parse_agent(spec: &str) -> anyhow::Result<AgentSpec> {
 /// Runs the data plane until Ctrl-C.
 pub fn serve(options: ServeOptions) -> anyhow::Result<std::process::ExitCode> {
     let runtime = Runtime::new(&RuntimeConfig { cache_dir: Some(super::cache_dir()), ..RuntimeConfig::default() })?;
-    let plane = DataPlane::new(runtime, DataPlaneConfig::default());
+    let outbox = Arc::new(Outbox::open(&super::data_dir().join("usage"))?);
+    let plane = DataPlane::new(runtime, DataPlaneConfig::default()).with_usage(outbox.clone());
     let mut secrets = Vec::new();
     for pair in &options.key_secrets {
         let (kid, secret) = pair.split_once('=').with_context(|| "a key secret is `kid=secret`".to_owned())?;
@@ -91,10 +96,24 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<std::process::ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", options.listen))?;
         println!("serving the data plane on http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let delivery = options.usage_sink.map(|url| {
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                outbox.deliver_forever(HttpSink::new(url, None), shutdown).await;
+            })
+        });
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
         api::serve(listener, plane, shutdown).await?;
+        let _ = stop.send(true);
+        if let Some(delivery) = delivery {
+            let _ = delivery.await;
+        }
         anyhow::Ok(())
     })?;
     Ok(std::process::ExitCode::SUCCESS)

@@ -27,6 +27,7 @@ pub use error::ApiError;
 pub use keys::{Claims, KeyVerifier};
 pub use quotas::{Quota, Quotas};
 
+use crate::usage::{Outbox, UsageRecord};
 use crate::{Limits, RunOutcome, RunRequest, Runtime};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
@@ -70,6 +71,7 @@ pub struct DataPlane {
     config: DataPlaneConfig,
     rate: RateLimiter,
     metrics: Metrics,
+    usage: Option<Arc<Outbox>>,
 }
 
 impl DataPlane {
@@ -83,7 +85,15 @@ impl DataPlane {
             config,
             rate: RateLimiter::new(),
             metrics: Metrics::default(),
+            usage: None,
         }
+    }
+
+    /// Records every run's usage in `outbox` before answering.
+    #[must_use]
+    pub fn with_usage(mut self, outbox: Arc<Outbox>) -> Self {
+        self.usage = Some(outbox);
+        self
     }
 
     /// The agent `reference` names, if `key` may call it. Another tenant's
@@ -130,11 +140,43 @@ impl DataPlane {
             run_id = %run_id,
         );
         let (runtime, flow, limits) = (self.runtime.clone(), agent.flow.clone(), agent.limits);
-        let result = tokio::task::spawn_blocking(move || span.in_scope(|| run(&runtime, &flow, limits, &request)))
-            .await
-            .map_err(|e| ApiError::Internal(format!("run task failed: {e}")))?;
+        let bytes_in = request.input_value.as_ref().map_or(0, String::len)
+            + if request.tweaks.is_empty() { 0 } else { serde_json::to_string(&request.tweaks).map_or(0, |t| t.len()) };
+        let mut record = UsageRecord {
+            idempotency_key: run_id.clone(),
+            tenant: agent.tenant.clone(),
+            agent: agent.id.clone(),
+            subscription: claims.subscription.clone(),
+            flow_version: agent.flow.digest().to_owned(),
+            fuel: 0,
+            tokens_in: 0,
+            tokens_out: 0,
+            wall_micros: 0,
+            bytes_in: bytes_in as u64,
+            bytes_out: 0,
+            outcome: String::new(),
+            started_at_ms: clock::unix_millis(),
+        };
+        let outbox = self.usage.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| {
+                let (result, fuel, elapsed) = run(&runtime, &flow, limits, &request);
+                record.fuel = fuel;
+                record.wall_micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+                record.outcome = result.as_ref().map_or_else(|e| e.kind().to_owned(), |_| "completed".to_owned());
+                record.bytes_out = result
+                    .as_ref()
+                    .map_or(0, |o| o.outputs.iter().map(|out| native::text(&out.value).len() as u64).sum());
+                // The record is in the outbox before anyone hears of the run.
+                let recorded = outbox.map_or(Ok(()), |outbox| outbox.append(&record));
+                (result, fuel, elapsed, recorded)
+            })
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("run task failed: {e}")))?;
+        let (result, fuel, elapsed, recorded) = result;
+        recorded.map_err(|e| ApiError::Internal(format!("usage not recorded: {e}")))?;
         // A failed run used fuel too: it counts against the quota all the same.
-        let (result, fuel, elapsed) = result;
         self.quotas.record(&claims.tenant, month, fuel, 0);
         match result {
             Ok(outcome) => {

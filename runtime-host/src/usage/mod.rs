@@ -1,0 +1,49 @@
+//! Usage metering: one record per run, appended to a durable local outbox
+//! and delivered at least once to a sink (the control plane's
+//! `POST /api/runtime/usage/`), which deduplicates by idempotency key.
+//!
+//! Durability: a record is written to the outbox file (one `write` into the
+//! kernel's page cache) before the run's response is sent, so killing the
+//! process loses nothing; the file is synced to disk by the delivery loop
+//! at least every [`outbox::SYNC_INTERVAL`], which bounds what a machine
+//! crash could lose. Delivery resumes from a persisted cursor after a
+//! restart; a batch sent but not yet marked delivered is sent again.
+
+mod outbox;
+mod sink;
+
+pub use outbox::{BATCH, Outbox, OutboxError, SEGMENT_BYTES, SYNC_INTERVAL};
+pub use sink::{HttpSink, Sink, SinkError};
+
+use serde::{Deserialize, Serialize};
+
+/// What one run used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// The run id: the ledger counts each key once.
+    pub idempotency_key: String,
+    /// Tenant (buyer organisation).
+    pub tenant: String,
+    /// Agent.
+    pub agent: String,
+    /// Subscription billed, when the key names one.
+    pub subscription: Option<String>,
+    /// `sha256:` digest of the flow component.
+    pub flow_version: String,
+    /// Fuel used.
+    pub fuel: u64,
+    /// LLM tokens sent.
+    pub tokens_in: u64,
+    /// LLM tokens received.
+    pub tokens_out: u64,
+    /// Wall time of the run, microseconds.
+    pub wall_micros: u64,
+    /// Request body bytes.
+    pub bytes_in: u64,
+    /// Response bytes (the answers' text).
+    pub bytes_out: u64,
+    /// `completed`, or the kind of failure (`node_error`, `out_of_fuel`, …).
+    pub outcome: String,
+    /// When the run started, milliseconds since the Unix epoch.
+    pub started_at_ms: u64,
+}

@@ -1,0 +1,234 @@
+//! The durable outbox: append-only JSON-lines segments plus a delivery
+//! cursor, in one directory the host owns.
+
+use super::UsageRecord;
+use super::sink::Sink;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// A segment is closed and a new one started past this size.
+pub const SEGMENT_BYTES: u64 = 8 << 20;
+/// Longest a record waits in the page cache before it is synced to disk.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(200);
+/// Most records per delivered batch.
+pub const BATCH: usize = 1_000;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Why the outbox could not take or read a record.
+#[derive(Debug, thiserror::Error)]
+#[error("usage outbox {path}: {source}")]
+pub struct OutboxError {
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+/// Where delivery stands: a segment and a byte offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cursor {
+    segment: u64,
+    offset: u64,
+}
+
+struct Writer {
+    file: File,
+    segment: u64,
+    len: u64,
+}
+
+/// The outbox of one host.
+pub struct Outbox {
+    dir: PathBuf,
+    writer: Mutex<Writer>,
+    appended: Notify,
+}
+
+impl Outbox {
+    /// Opens (or creates) the outbox in `dir`. A record torn by a crash in
+    /// the middle of its write (never acknowledged to anyone) is cut off.
+    pub fn open(dir: &Path) -> Result<Self, OutboxError> {
+        let err = |source| OutboxError { path: dir.to_path_buf(), source };
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let segment = segments(dir).map_err(err)?.last().copied().unwrap_or(1);
+        let path = segment_path(dir, segment);
+        let mut file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(err)?;
+        let len = cut_torn_tail(&mut file, &path).map_err(err)?;
+        Ok(Self { dir: dir.to_path_buf(), writer: Mutex::new(Writer { file, segment, len }), appended: Notify::new() })
+    }
+
+    /// Appends one record. When this returns, killing the process loses
+    /// nothing: the line is in the kernel's hands.
+    pub fn append(&self, record: &UsageRecord) -> Result<(), OutboxError> {
+        let mut line = serde_json::to_vec(record).expect("a usage record always serializes");
+        line.push(b'\n');
+        let mut w = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if w.len > 0 && w.len + line.len() as u64 > SEGMENT_BYTES {
+            let next = w.segment + 1;
+            let path = segment_path(&self.dir, next);
+            let err = |source| OutboxError { path: path.clone(), source };
+            w.file.sync_data().map_err(err)?;
+            w.file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(err)?;
+            w.segment = next;
+            w.len = 0;
+        }
+        let path = segment_path(&self.dir, w.segment);
+        w.file.write_all(&line).map_err(|source| OutboxError { path, source })?;
+        w.len += line.len() as u64;
+        drop(w);
+        self.appended.notify_one();
+        Ok(())
+    }
+
+    /// Syncs the current segment to disk.
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).file.sync_data()
+    }
+
+    /// Delivers everything pending to `sink`, batch by batch. Returns how
+    /// many records were delivered; stops at the first refusal.
+    pub async fn deliver_pending(&self, sink: &impl Sink) -> Result<usize, super::SinkError> {
+        let mut delivered = 0;
+        loop {
+            let cursor = self.cursor();
+            let (batch, next) = self.read_batch(cursor).map_err(|e| super::SinkError(e.to_string()))?;
+            if batch.is_empty() {
+                if next != cursor {
+                    self.save_cursor(next).map_err(|e| super::SinkError(e.to_string()))?;
+                    continue;
+                }
+                return Ok(delivered);
+            }
+            sink.deliver(&batch).await?;
+            self.save_cursor(next).map_err(|e| super::SinkError(e.to_string()))?;
+            delivered += batch.len();
+        }
+    }
+
+    /// Syncs and delivers until `shutdown`, retrying a refused batch with
+    /// backoff. Run it as a task for the life of the host.
+    pub async fn deliver_forever(&self, sink: impl Sink, shutdown: impl Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if let Err(error) = self.sync() {
+                tracing::warn!(%error, "usage outbox sync failed");
+            }
+            let wait = match self.deliver_pending(&sink).await {
+                Ok(_) => {
+                    backoff = Duration::from_millis(100);
+                    SYNC_INTERVAL
+                }
+                Err(error) => {
+                    tracing::warn!(%error, retry_in = ?backoff, "usage delivery failed");
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    wait
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => {
+                    let _ = self.sync();
+                    return;
+                }
+                () = tokio::time::sleep(wait) => {}
+                () = self.appended.notified() => {}
+            }
+        }
+    }
+
+    fn cursor(&self) -> Cursor {
+        let first = segments(&self.dir).ok().and_then(|s| s.first().copied()).unwrap_or(1);
+        std::fs::read_to_string(self.dir.join("cursor"))
+            .ok()
+            .and_then(|text| {
+                let mut parts = text.split_whitespace().map(str::parse::<u64>);
+                Some(Cursor { segment: parts.next()?.ok()?, offset: parts.next()?.ok()? })
+            })
+            .filter(|c| c.segment >= first)
+            .unwrap_or(Cursor { segment: first, offset: 0 })
+    }
+
+    fn save_cursor(&self, cursor: Cursor) -> std::io::Result<()> {
+        let tmp = self.dir.join("cursor.tmp");
+        std::fs::write(&tmp, format!("{} {}\n", cursor.segment, cursor.offset))?;
+        std::fs::rename(&tmp, self.dir.join("cursor"))?;
+        // Segments wholly before the cursor are delivered: drop them.
+        for segment in segments(&self.dir)?.into_iter().filter(|&s| s < cursor.segment) {
+            let _ = std::fs::remove_file(segment_path(&self.dir, segment));
+        }
+        Ok(())
+    }
+
+    /// Up to [`BATCH`] complete records from `cursor`, and the cursor after
+    /// them. At the end of a closed segment, the cursor moves to the next.
+    fn read_batch(&self, cursor: Cursor) -> std::io::Result<(Vec<UsageRecord>, Cursor)> {
+        let current = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).segment;
+        let path = segment_path(&self.dir, cursor.segment);
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && cursor.segment < current => {
+                return Ok((Vec::new(), Cursor { segment: cursor.segment + 1, offset: 0 }));
+            }
+            Err(e) => return Err(e),
+        };
+        file.seek(SeekFrom::Start(cursor.offset))?;
+        let mut reader = BufReader::new(file);
+        let mut batch = Vec::new();
+        let mut offset = cursor.offset;
+        let mut line = Vec::new();
+        while batch.len() < BATCH {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line)?;
+            if n == 0 || line.last() != Some(&b'\n') {
+                break; // end of file, or a line still being written
+            }
+            offset += n as u64;
+            match serde_json::from_slice(&line) {
+                Ok(record) => batch.push(record),
+                Err(error) => tracing::error!(%error, segment = cursor.segment, "unreadable usage record skipped"),
+            }
+        }
+        let next = if batch.is_empty() && cursor.segment < current {
+            Cursor { segment: cursor.segment + 1, offset: 0 }
+        } else {
+            Cursor { segment: cursor.segment, offset }
+        };
+        Ok((batch, next))
+    }
+}
+
+fn segment_path(dir: &Path, segment: u64) -> PathBuf {
+    dir.join(format!("usage-{segment:012}.jsonl"))
+}
+
+/// Segment numbers present in `dir`, ascending.
+fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
+    let mut found: Vec<u64> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_prefix("usage-")?.strip_suffix(".jsonl")?.parse().ok()
+        })
+        .collect();
+    found.sort_unstable();
+    Ok(found)
+}
+
+/// Truncates `file` after its last newline; returns the resulting length.
+fn cut_torn_tail(file: &mut File, path: &Path) -> std::io::Result<u64> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut contents = Vec::with_capacity(len as usize);
+    File::open(path)?.read_to_end(&mut contents)?;
+    let keep = contents.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) as u64;
+    if keep < len {
+        tracing::warn!(path = %path.display(), dropped = len - keep, "cut a usage record torn by a crash");
+        file.set_len(keep)?;
+    }
+    Ok(keep)
+}

@@ -1,0 +1,165 @@
+//! Usage metering: the outbox keeps every record across restarts and torn
+//! writes, and delivers each at least once to a real HTTP sink, retrying
+//! refusals; the data plane records every run, failed ones included.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use sandflow_runtime_host::usage::{HttpSink, Outbox, UsageRecord};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A local usage sink: keeps what it is sent; refuses the first `refuse` batches.
+#[derive(Clone, Default)]
+struct TestSink {
+    received: Arc<Mutex<Vec<UsageRecord>>>,
+    refuse: Arc<AtomicUsize>,
+}
+
+impl TestSink {
+    async fn start(self) -> String {
+        async fn take(State(sink): State<TestSink>, Json(batch): Json<Vec<UsageRecord>>) -> StatusCode {
+            if sink.refuse.load(Ordering::SeqCst) > 0 {
+                sink.refuse.fetch_sub(1, Ordering::SeqCst);
+                return StatusCode::SERVICE_UNAVAILABLE;
+            }
+            sink.received.lock().expect("lock").extend(batch);
+            StatusCode::OK
+        }
+        let app = axum::Router::new().route("/api/runtime/usage/", axum::routing::post(take)).with_state(self);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/api/runtime/usage/", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.received.lock().expect("lock").iter().map(|r| r.idempotency_key.clone()).collect()
+    }
+}
+
+fn record(n: usize) -> UsageRecord {
+    UsageRecord {
+        idempotency_key: format!("run-{n}"),
+        tenant: "acme".into(),
+        agent: "echo".into(),
+        subscription: Some("sub-1".into()),
+        flow_version: "sha256:00".into(),
+        fuel: 1_000 + n as u64,
+        tokens_in: 0,
+        tokens_out: 0,
+        wall_micros: 42,
+        bytes_in: 5,
+        bytes_out: 5,
+        outcome: "completed".into(),
+        started_at_ms: 1_700_000_000_000,
+    }
+}
+
+#[tokio::test]
+async fn records_survive_a_restart_and_are_delivered_once_acknowledged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let outbox = Outbox::open(dir.path()).expect("opens");
+        for n in 0..10 {
+            outbox.append(&record(n)).expect("appends");
+        }
+    } // the host goes away before delivering anything
+
+    let sink = TestSink::default();
+    let url = sink.clone().start().await;
+    let outbox = Outbox::open(dir.path()).expect("reopens");
+    let delivered = outbox.deliver_pending(&HttpSink::new(url.clone(), None)).await.expect("delivers");
+    assert_eq!(delivered, 10);
+    assert_eq!(sink.keys(), (0..10).map(|n| format!("run-{n}")).collect::<Vec<_>>());
+
+    // Acknowledged records are not sent again, even after another restart.
+    drop(outbox);
+    let outbox = Outbox::open(dir.path()).expect("reopens");
+    outbox.append(&record(10)).expect("appends");
+    assert_eq!(outbox.deliver_pending(&HttpSink::new(url, None)).await.expect("delivers"), 1);
+    assert_eq!(sink.keys().len(), 11);
+}
+
+#[tokio::test]
+async fn a_refused_batch_is_retried_until_taken() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = TestSink::default();
+    sink.refuse.store(2, Ordering::SeqCst);
+    let url = sink.clone().start().await;
+    let outbox = Arc::new(Outbox::open(dir.path()).expect("opens"));
+    for n in 0..3 {
+        outbox.append(&record(n)).expect("appends");
+    }
+    assert!(outbox.deliver_pending(&HttpSink::new(url.clone(), None)).await.is_err(), "first refusal surfaces");
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = {
+        let outbox = outbox.clone();
+        tokio::spawn(async move {
+            outbox
+                .deliver_forever(HttpSink::new(url, None), async {
+                    let _ = stopped.await;
+                })
+                .await;
+        })
+    };
+    for _ in 0..100 {
+        if sink.keys().len() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    task.await.expect("delivery task ends");
+    assert_eq!(sink.keys(), ["run-0", "run-1", "run-2"]);
+}
+
+#[tokio::test]
+async fn a_record_torn_by_a_crash_is_cut_and_the_rest_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let outbox = Outbox::open(dir.path()).expect("opens");
+        outbox.append(&record(0)).expect("appends");
+    }
+    let segment = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .expect("a segment");
+    let mut bytes = std::fs::read(&segment).expect("read");
+    bytes.extend_from_slice(br#"{"idempotency_key":"torn","ten"#);
+    std::fs::write(&segment, bytes).expect("write");
+
+    let outbox = Outbox::open(dir.path()).expect("reopens");
+    outbox.append(&record(1)).expect("appends");
+    let sink = TestSink::default();
+    let url = sink.clone().start().await;
+    outbox.deliver_pending(&HttpSink::new(url, None)).await.expect("delivers");
+    assert_eq!(sink.keys(), ["run-0", "run-1"]);
+}
+
+#[tokio::test]
+async fn segments_rotate_and_delivered_ones_are_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outbox = Outbox::open(dir.path()).expect("opens");
+    let per_record = serde_json::to_vec(&record(0)).expect("json").len() + 1;
+    let count = (sandflow_runtime_host::usage::SEGMENT_BYTES as usize / per_record) * 2 + 10;
+    for n in 0..count {
+        outbox.append(&record(n)).expect("appends");
+    }
+    let segments = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .expect("dir")
+            .filter(|e| e.as_ref().expect("entry").path().extension().is_some_and(|x| x == "jsonl"))
+            .count()
+    };
+    assert!(segments(dir.path()) >= 3, "rotated");
+    let sink = TestSink::default();
+    let url = sink.clone().start().await;
+    assert_eq!(outbox.deliver_pending(&HttpSink::new(url, None)).await.expect("delivers"), count);
+    let keys: HashSet<String> = sink.keys().into_iter().collect();
+    assert_eq!(keys.len(), count, "each record once");
+    assert_eq!(segments(dir.path()), 1, "delivered segments are removed");
+}
