@@ -108,6 +108,16 @@ impl ResourceLimiter for Budget {
         Ok(true)
     }
 
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.refused.get_or_insert_with(|| format!("memory: growth refused by the engine ({error})"));
+        Ok(())
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.refused.get_or_insert_with(|| format!("table: growth refused by the engine ({error})"));
+        Ok(())
+    }
+
     fn instances(&self) -> usize {
         self.limits.instances
     }
