@@ -379,3 +379,19 @@ async fn every_run_leaves_a_usage_record_before_its_answer() {
     assert!(records[1]["fuel"].as_u64().expect("fuel") > 0, "a failed run's fuel is recorded too");
     assert_ne!(records[0]["idempotency_key"], records[1]["idempotency_key"]);
 }
+
+#[tokio::test]
+async fn output_type_picks_outputs_the_way_langflow_does() {
+    let plane = data_plane(DataPlaneConfig::default());
+    let k = key(&claims("acme"));
+    let count = |v: &Value| v["outputs"][0]["outputs"].as_array().map_or(0, Vec::len);
+    for (output_type, expected) in [("chat", 1), ("any", 1), ("debug", 1), ("text", 0)] {
+        let body = json!({"input_value": "x", "output_type": output_type});
+        let (status, _, bytes) = call(&plane, post("/api/v1/run/echo", Some(&k), body)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(count(&serde_json::from_slice(&bytes).expect("JSON")), expected, "{output_type}");
+    }
+    let body = json!({"input_value": "x", "output_component": "ChatOutput-nope"});
+    let (_, _, bytes) = call(&plane, post("/api/v1/run/echo", Some(&k), body)).await;
+    assert_eq!(count(&serde_json::from_slice(&bytes).expect("JSON")), 0);
+}

@@ -38,10 +38,13 @@ measure sandflow http://127.0.0.1:7870/api/v1/run/echo
 echo "sandflow RSS: $(ps -o rss= -p "$(pgrep -f 'sandflow serve --role runtime --listen 127.0.0.1:7870')") KiB"
 
 if [ "${LANGFLOW:-0}" = 1 ]; then
-  python3 -m venv "$work/venv"
-  "$work/venv/bin/pip" install -q langflow==1.13.0
+  venv=${LANGFLOW_VENV:-$work/venv}   # reuse an installed one with LANGFLOW_VENV=/path
+  if [ ! -x "$venv/bin/langflow" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q langflow==1.13.0
+  fi
   LANGFLOW_AUTO_LOGIN=true LANGFLOW_SKIP_AUTH_AUTO_LOGIN=true LANGFLOW_CONFIG_DIR="$work/lf" \
-    "$work/venv/bin/langflow" run --host 127.0.0.1 --port 7871 --backend-only > "$work/langflow.log" 2>&1 &
+    "$venv/bin/langflow" run --host 127.0.0.1 --port 7871 --backend-only > "$work/langflow.log" 2>&1 &
   for _ in $(seq 600); do curl -sf http://127.0.0.1:7871/health >/dev/null && break; sleep 0.2; done
   token=$(curl -sf http://127.0.0.1:7871/api/v1/auto_login | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   key=$(curl -sf -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \

@@ -91,10 +91,16 @@ fn push_event(out: &mut String, event: &str, data: Json_) {
     out.push_str("\n\n");
 }
 
-/// The outputs the caller asked for (`output_component`, else all).
+/// The outputs the caller asked for, as Langflow picks them: an output
+/// vertex whose id contains `output_type` (`chat`, `text`; `any` and `debug`
+/// take all), narrowed to `output_component` when given.
 fn selected<'a>(body: &'a RunBody, outcome: &'a RunOutcome) -> impl Iterator<Item = &'a FlowOutput> + 'a {
+    let kind = body.output_type.to_ascii_lowercase();
     outcome.outputs.iter().filter(move |o| {
-        body.output_component.as_deref().is_none_or(|c| c.is_empty() || c == o.node_id || c == o.display_name)
+        let by_type = matches!(kind.as_str(), "any" | "debug") || o.node_id.to_ascii_lowercase().contains(&kind);
+        let by_component =
+            body.output_component.as_deref().is_none_or(|c| c.is_empty() || c == o.node_id || c == o.display_name);
+        by_type && by_component
     })
 }
 
