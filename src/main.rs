@@ -66,6 +66,12 @@ enum Command {
         /// Print an API key per tenant at start-up (for trying it out).
         #[arg(long)]
         dev_keys: bool,
+        /// Requests per minute per key, unless the key says otherwise.
+        #[arg(long, env = "SANDFLOW_KEY_RPM", default_value_t = 6_000)]
+        key_rpm: u32,
+        /// Requests per minute per tenant, unless its quota says otherwise.
+        #[arg(long, env = "SANDFLOW_TENANT_RPM", default_value_t = 60_000)]
+        tenant_rpm: u32,
         /// URL usage records are POSTed to (the control plane's `/api/runtime/usage/`).
         #[arg(long, env = "SANDFLOW_USAGE_SINK")]
         usage_sink: Option<String>,
@@ -91,12 +97,13 @@ fn main() -> ExitCode {
         Command::Compile { flow, out, plan } => commands::compile(&flow, &out, plan),
         Command::Inspect { artifact, format } => commands::inspect(&artifact, format),
         Command::Run { flow, input, session, text } => commands::run(&flow, input, session, text),
-        Command::Serve { role, listen, agents, key_secrets, dev_keys, usage_sink } => {
+        Command::Serve { role, listen, agents, key_secrets, dev_keys, key_rpm, tenant_rpm, usage_sink } => {
             if role != "runtime" {
                 eprintln!("error: only `--role runtime` is available so far (the control plane is not built yet)");
                 return ExitCode::from(2);
             }
-            commands::serve(commands::ServeOptions { listen, agents, key_secrets, dev_keys, usage_sink })
+            let limits = sandflow_runtime_host::api::DataPlaneConfig { key_rpm, tenant_rpm };
+            commands::serve(commands::ServeOptions { listen, agents, key_secrets, dev_keys, limits, usage_sink })
         }
     };
     match result {

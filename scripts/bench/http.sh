@@ -15,7 +15,7 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 cargo build --release --locked --bin sandflow
-SANDFLOW_DATA_DIR="$work/data" target/release/sandflow serve --role runtime --listen 127.0.0.1:7870 --dev-keys \
+SANDFLOW_DATA_DIR="$work/data" target/release/sandflow serve --role runtime --listen 127.0.0.1:7870 --dev-keys --tenant-rpm 100000000 \
   --agent "echo=$flows/echo.json@bench" > "$work/serve.log" &
 for _ in $(seq 100); do grep -q "serving" "$work/serve.log" 2>/dev/null && break; sleep 0.1; done
 key=$(sed -n 's/^key for tenant bench: //p' "$work/serve.log")

@@ -19,6 +19,8 @@ pub struct ServeOptions {
     pub key_secrets: Vec<String>,
     /// Print a key per tenant (valid 24 hours) at start-up.
     pub dev_keys: bool,
+    /// Default rate limits.
+    pub limits: DataPlaneConfig,
     /// Where usage records are delivered (`POST`, JSON array); they wait in
     /// the outbox until then.
     pub usage_sink: Option<String>,
@@ -44,7 +46,7 @@ fn parse_agent(spec: &str) -> anyhow::Result<AgentSpec> {
 pub fn serve(options: ServeOptions) -> anyhow::Result<std::process::ExitCode> {
     let runtime = Runtime::new(&RuntimeConfig { cache_dir: Some(super::cache_dir()), ..RuntimeConfig::default() })?;
     let outbox = Arc::new(Outbox::open(&super::data_dir().join("usage"))?);
-    let plane = DataPlane::new(runtime, DataPlaneConfig::default()).with_usage(outbox.clone());
+    let plane = DataPlane::new(runtime, options.limits.clone()).with_usage(outbox.clone());
     let mut secrets = Vec::new();
     for pair in &options.key_secrets {
         let (kid, secret) = pair.split_once('=').with_context(|| "a key secret is `kid=secret`".to_owned())?;
