@@ -4,10 +4,10 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+mod support;
+
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,38 +27,6 @@ async fn take(State(sink): State<Sink>, Json(batch): Json<Vec<serde_json::Value>
     StatusCode::OK
 }
 
-struct Host {
-    child: Child,
-    base: String,
-    key: String,
-}
-
-fn start_host(data: &Path, sink_url: &str) -> Host {
-    let flows = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/flows");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sandflow"))
-        .args(["serve", "--role", "runtime", "--listen", "127.0.0.1:0", "--dev-keys", "--key-secret", "k=fixed"])
-        .arg("--agent")
-        .arg(format!("echo={}@acme", flows.join("echo.json").display()))
-        .args(["--usage-sink", sink_url])
-        .env("SANDFLOW_DATA_DIR", data)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("sandflow starts");
-    let stdout = child.stdout.take().expect("piped");
-    let (mut key, mut base) = (String::new(), String::new());
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("stdout");
-        if let Some(k) = line.strip_prefix("key for tenant acme: ") {
-            key = k.to_owned();
-        }
-        if let Some(url) = line.strip_prefix("serving the data plane on ") {
-            base = url.to_owned();
-            break;
-        }
-    }
-    Host { child, base, key }
-}
-
 #[tokio::test]
 async fn usage_answered_for_is_delivered_after_a_kill() {
     let sink = Sink::default();
@@ -68,7 +36,8 @@ async fn usage_answered_for_is_delivered_after_a_kill() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let data = tempfile::tempdir().expect("tempdir");
-    let mut host = start_host(data.path(), &sink_url);
+    let start = |data: &Path| support::start_host(data, &[("echo", "echo.json")], &["--usage-sink", &sink_url]);
+    let mut host = start(data.path());
     let client = reqwest::Client::new();
     let mut answered = HashSet::new();
     for n in 0..5 {
@@ -88,15 +57,14 @@ async fn usage_answered_for_is_delivered_after_a_kill() {
     assert!(sink.keys.lock().expect("lock").is_empty(), "the sink was down the whole time");
 
     sink.up.store(true, Ordering::SeqCst);
-    let mut host = start_host(data.path(), &sink_url);
+    let host = start(data.path());
     for _ in 0..100 {
         if sink.keys.lock().expect("lock").len() >= 5 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = host.child.kill();
-    let _ = host.child.wait();
+    drop(host);
     let delivered: HashSet<String> = sink.keys.lock().expect("lock").iter().cloned().collect();
     assert_eq!(delivered, answered, "every answered run's record arrives, keyed by its run id");
 }
