@@ -6,6 +6,11 @@
 //! key named by `kid`, never a key the token brings), `alg: none` and
 //! algorithm confusion (only HS256 is accepted), replay after expiry (`exp`
 //! required, no leeway), and revoked keys (checked on every request).
+//!
+//! A key that verified once is remembered (by its exact text, so no other
+//! token can match it) until it expires, its signing key changes or it is
+//! revoked, which every hit checks: repeat requests skip the HMAC and the
+//! JSON decoding.
 
 use dashmap::{DashMap, DashSet};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -48,22 +53,35 @@ pub enum KeyError {
     Revoked,
 }
 
+/// Most verified keys remembered; past it the memory starts over.
+pub const VERIFIED_CACHE: usize = 10_000;
+
 /// Verifies keys against the signing secrets and the revocation set.
 #[derive(Default)]
 pub struct KeyVerifier {
     secrets: DashMap<String, DecodingKey>,
     revoked: DashSet<String>,
+    verified: DashMap<String, Verified>,
+}
+
+/// A key that verified: what it grants and the signing key it used.
+struct Verified {
+    claims: Claims,
+    kid: String,
 }
 
 impl KeyVerifier {
     /// Adds (or rotates in) the secret for `kid`.
     pub fn add_secret(&self, kid: &str, secret: &[u8]) {
         self.secrets.insert(kid.to_owned(), DecodingKey::from_secret(secret));
+        // Keys signed with a secret this replaces must verify again.
+        self.verified.clear();
     }
 
     /// Retires the secret for `kid`: keys signed with it stop working.
     pub fn remove_secret(&self, kid: &str) {
         self.secrets.remove(kid);
+        self.verified.clear();
     }
 
     /// Revokes the key whose `sub` is `key_id`.
@@ -73,6 +91,21 @@ impl KeyVerifier {
 
     /// Checks a token and returns what it grants.
     pub fn verify(&self, token: &str) -> Result<Claims, KeyError> {
+        if let Some(known) = self.verified.get(token) {
+            let live = known.claims.exp > unix_seconds() && self.secrets.contains_key(&known.kid);
+            if live && !self.revoked.contains(&known.claims.sub) {
+                return Ok(known.claims.clone());
+            }
+        }
+        let (claims, kid) = self.verify_signed(token)?;
+        if self.verified.len() >= VERIFIED_CACHE {
+            self.verified.clear();
+        }
+        self.verified.insert(token.to_owned(), Verified { claims: claims.clone(), kid });
+        Ok(claims)
+    }
+
+    fn verify_signed(&self, token: &str) -> Result<(Claims, String), KeyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| KeyError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::HS256 {
             return Err(KeyError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
@@ -89,8 +122,12 @@ impl KeyVerifier {
         if self.revoked.contains(&claims.sub) {
             return Err(KeyError::Revoked);
         }
-        Ok(claims)
+        Ok((claims, kid))
     }
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Signs `claims` with `secret` under `kid` (the control plane's side; also
@@ -152,12 +189,30 @@ mod tests {
         let v = KeyVerifier::default();
         v.add_secret("k1", b"secret-one");
         let token = issue(&claims(far_future()), "k1", b"secret-one").unwrap();
+        assert!(v.verify(&token).is_ok(), "verified, and now remembered");
         v.revoke("key-1");
         assert_eq!(v.verify(&token), Err(KeyError::Revoked));
         let v = KeyVerifier::default();
         v.add_secret("k1", b"secret-one");
+        assert!(v.verify(&token).is_ok());
         v.remove_secret("k1");
         assert!(v.verify(&token).is_err());
+        // Rotating the secret under the same kid forgets keys signed with the old one.
+        v.add_secret("k1", b"secret-one");
+        assert!(v.verify(&token).is_ok());
+        v.add_secret("k1", b"secret-two");
+        assert!(matches!(v.verify(&token), Err(KeyError::Invalid(_))));
+    }
+
+    #[test]
+    fn remembered_keys_still_expire() {
+        let v = KeyVerifier::default();
+        v.add_secret("k1", b"secret-one");
+        let soon = unix_seconds() + 1;
+        let token = issue(&claims(soon), "k1", b"secret-one").unwrap();
+        assert!(v.verify(&token).is_ok());
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert!(matches!(v.verify(&token), Err(KeyError::Invalid(m)) if m.contains("xpired")));
     }
 
     /// Base64url without padding, enough to hand-craft a token.
