@@ -30,7 +30,7 @@ pub fn run(inv: &Invocation) -> Result<Vec<Output>, NodeError> {
     let template = text_or(inv, "template", "");
     let lookup = |name: &str| value(inv, name).and_then(as_text);
     let text = if flag(inv, "use_double_brackets", false) {
-        render_mustache(&template, lookup)
+        render_mustache(&template, lookup)?
     } else {
         render_f_string(&template, lookup)?
     };
@@ -73,27 +73,55 @@ pub fn render_f_string(template: &str, vars: impl Fn(&str) -> Option<String>) ->
     Ok(out)
 }
 
-/// Mustache variables: `{{name}}` (spaces allowed inside). No sections,
-/// partials or HTML escaping: Langflow's prompt mustache is plain substitution.
-pub fn render_mustache(template: &str, vars: impl Fn(&str) -> Option<String>) -> String {
+/// Mustache as Langflow allows it (`lfx.utils.mustache_security`): only
+/// simple variables `{{name}}` (a letter or `_`, then letters, digits or
+/// `_`; no spaces), substituted in one pass so a value containing `{{x}}`
+/// stays literal. Sections, partials, comments, triple braces and anything
+/// else between `{{` and `}}` are refused.
+pub fn render_mustache(template: &str, vars: impl Fn(&str) -> Option<String>) -> Result<String, NodeError> {
+    const DANGEROUS: [&str; 8] = ["{{{", "{{#", "{{/", "{{^", "{{&", "{{>", "{{!", "{{."];
+    if DANGEROUS.iter().any(|p| template.contains(p)) {
+        return Err(invalid(
+            "Complex mustache syntax is not allowed. Only simple variable substitution like {{variable}} is permitted.",
+        ));
+    }
+    let mut at = 0;
+    while let Some(start) = template[at..].find("{{").map(|i| at + i) {
+        let Some(end) = template[start + 2..].find("}}").map(|i| start + 2 + i) else { break };
+        let pattern = &template[start..end + 2];
+        if !is_simple_name(&template[start + 2..end]) {
+            return Err(invalid(&format!(
+                "Invalid mustache variable: {pattern}. Only simple variable names like {{{{variable}}}} are allowed."
+            )));
+        }
+        at = end + 2;
+    }
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        match after.find("}}") {
+        let name_len = after.find("}}").filter(|&end| is_simple_name(&after[..end]));
+        match name_len {
             Some(end) => {
-                out.push_str(&vars(after[..end].trim()).unwrap_or_default());
+                out.push_str(&rest[..start]);
+                out.push_str(&vars(&after[..end]).unwrap_or_default());
                 rest = &after[end + 2..];
             }
             None => {
-                out.push_str(&rest[start..]);
-                rest = "";
+                out.push_str(&rest[..start + 1]);
+                rest = &rest[start + 1..];
             }
         }
     }
     out.push_str(rest);
-    out
+    Ok(out)
+}
+
+/// `[a-zA-Z_][a-zA-Z0-9_]*`.
+fn is_simple_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn invalid(message: &str) -> NodeError {
@@ -125,7 +153,10 @@ mod tests {
 
     #[test]
     fn mustache_rules() {
-        assert_eq!(render_mustache("{{ a }} and {{b}} and {a}", vars), "1 and {x} and {a}");
-        assert_eq!(render_mustache("unclosed {{a", vars), "unclosed {{a");
+        assert_eq!(render_mustache("{{a}} and {{b}} and {a}", vars).unwrap(), "1 and {x} and {a}");
+        assert_eq!(render_mustache("unclosed {{a", vars).unwrap(), "unclosed {{a");
+        assert_eq!(render_mustache("{{missing}}!", vars).unwrap(), "!");
+        assert!(render_mustache("{{ a }}", vars).is_err(), "Langflow allows no spaces");
+        assert!(render_mustache("{{#items}}x{{/items}}", vars).is_err());
     }
 }
