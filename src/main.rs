@@ -48,6 +48,8 @@ enum Command {
         /// Send the input to Text Input nodes instead of Chat Input.
         #[arg(long)]
         text: bool,
+        #[command(flatten)]
+        capabilities: commands::CapabilityArgs,
     },
     /// Serves the data plane (native, Langflow- and OpenAI-compatible run APIs).
     Serve {
@@ -75,6 +77,8 @@ enum Command {
         /// URL usage records are POSTed to (the control plane's `/api/runtime/usage/`).
         #[arg(long, env = "SANDFLOW_USAGE_SINK")]
         usage_sink: Option<String>,
+        #[command(flatten)]
+        capabilities: commands::CapabilityArgs,
     },
     /// Shows what a compiled artifact (directory or `.wasm`) holds.
     Inspect {
@@ -96,14 +100,34 @@ fn main() -> ExitCode {
         Command::Validate { flow, format } => commands::validate(&flow, format),
         Command::Compile { flow, out, plan } => commands::compile(&flow, &out, plan),
         Command::Inspect { artifact, format } => commands::inspect(&artifact, format),
-        Command::Run { flow, input, session, text } => commands::run(&flow, input, session, text),
-        Command::Serve { role, listen, agents, key_secrets, dev_keys, key_rpm, tenant_rpm, usage_sink } => {
+        Command::Run { flow, input, session, text, capabilities } => {
+            commands::run(&flow, input, session, text, &capabilities)
+        }
+        Command::Serve {
+            role,
+            listen,
+            agents,
+            key_secrets,
+            dev_keys,
+            key_rpm,
+            tenant_rpm,
+            usage_sink,
+            capabilities,
+        } => {
             if role != "runtime" {
                 eprintln!("error: only `--role runtime` is available so far (the control plane is not built yet)");
                 return ExitCode::from(2);
             }
             let limits = sandflow_runtime_host::api::DataPlaneConfig { key_rpm, tenant_rpm };
-            commands::serve(commands::ServeOptions { listen, agents, key_secrets, dev_keys, limits, usage_sink })
+            commands::serve(commands::ServeOptions {
+                listen,
+                agents,
+                key_secrets,
+                dev_keys,
+                limits,
+                usage_sink,
+                capabilities,
+            })
         }
     };
     match result {

@@ -48,12 +48,12 @@ pub use bindings::exports::sandflow::node::handler::{
     Descriptor, Field, Guest as Node, Invocation, NodeError, Output, Port,
 };
 pub use bindings::sandflow::host::log::Level;
-pub use bindings::sandflow::host::types::{Data, Message, ModelSettings, Table, Tool, Value};
+pub use bindings::sandflow::host::types::{CapabilityError, Data, Message, ModelSettings, Table, Tool, Value};
 
 /// Host capabilities a node may import. Using one adds its import to the
 /// node's component; the host refuses what the tenant has not configured.
 pub mod host {
-    pub use crate::bindings::sandflow::host::{embeddings, files, http, llm, log, memory, retrieval, sql};
+    pub use crate::bindings::sandflow::host::{embeddings, files, http, llm, log, memory, retrieval, sql, tools};
 }
 
 /// Exports `$ty` (which implements [`Node`]) as this component's node.
@@ -139,6 +139,26 @@ pub fn text_or(invocation: &Invocation, name: &str, default: &str) -> String {
     match value(invocation, name).and_then(as_text) {
         Some(t) if !t.is_empty() => t,
         _ => default.to_owned(),
+    }
+}
+
+/// Field `name` as a number (an integer, a float, or text that parses as one).
+pub fn number(invocation: &Invocation, name: &str) -> Option<f64> {
+    match value(invocation, name)? {
+        Value::Integer(i) => Some(*i as f64),
+        Value::Number(n) => Some(*n),
+        Value::Text(t) => t.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// What a capability error says, for a node's own error message.
+pub fn capability_message(error: &CapabilityError) -> String {
+    match error {
+        CapabilityError::NotConfigured(m) => format!("not configured: {m}"),
+        CapabilityError::Denied(m) => format!("denied: {m}"),
+        CapabilityError::Invalid(m) => format!("invalid request: {m}"),
+        CapabilityError::Failed(m) => m.clone(),
     }
 }
 

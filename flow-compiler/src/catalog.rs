@@ -127,7 +127,7 @@ pub static COMPONENTS: &[Component] = &[
         &["Agent"],
         "agent",
         &[("response", MESSAGE), ("structured_response", DATA), ("component_as_tool", TOOL)],
-        &[Llm],
+        &[Llm, Memory],
     ),
     step(
         &["StructuredOutput"],

@@ -1,5 +1,6 @@
 //! The process-wide engine, its epoch ticker and the node library.
 
+use crate::capabilities::{CapabilityConfig, RunContext};
 use crate::error::LoadError;
 use crate::flow::FlowComponent;
 use crate::library::NodeLibrary;
@@ -31,6 +32,8 @@ pub struct RuntimeConfig {
     /// Fuel and epoch deadlines. Off only to measure their cost: without
     /// them a guest can hold a core forever.
     pub metering: bool,
+    /// Model providers, operator secrets and the other capabilities' settings.
+    pub capabilities: CapabilityConfig,
 }
 
 impl Default for RuntimeConfig {
@@ -41,6 +44,7 @@ impl Default for RuntimeConfig {
             epoch_tick: Duration::from_millis(1),
             cache_dir: None,
             metering: true,
+            capabilities: CapabilityConfig::default(),
         }
     }
 }
@@ -56,6 +60,7 @@ struct Inner {
     engine: Engine,
     linker: Linker<RunState>,
     config: RuntimeConfig,
+    capabilities: Arc<CapabilityConfig>,
     library: OnceLock<NodeLibrary>,
     ticker: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
@@ -82,6 +87,7 @@ impl Runtime {
                 engine,
                 linker,
                 config: config.clone(),
+                capabilities: Arc::new(config.capabilities.clone()),
                 library: OnceLock::new(),
                 ticker: Some(ticker),
                 stop,
@@ -132,9 +138,20 @@ impl Runtime {
         self.inner.config.metering
     }
 
-    /// A fresh sandbox (one `Store`) for one run under `limits`.
+    /// A fresh sandbox (one `Store`) for one run under `limits`, for no
+    /// tenant in particular (no secrets, no streaming).
     pub fn sandbox(&self, limits: Limits) -> Sandbox {
-        Sandbox::new(self, limits, self.inner.config.epoch_tick)
+        self.sandbox_for(limits, RunContext::default())
+    }
+
+    /// A fresh sandbox for one run under `limits`, with `context`'s tenant,
+    /// secrets and event stream.
+    pub fn sandbox_for(&self, limits: Limits, context: RunContext) -> Sandbox {
+        Sandbox::new(self, limits, self.inner.config.epoch_tick, context)
+    }
+
+    pub(crate) fn capabilities(&self) -> &Arc<CapabilityConfig> {
+        &self.inner.capabilities
     }
 }
 

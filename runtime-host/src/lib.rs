@@ -38,7 +38,10 @@ pub mod usage;
 
 pub use bindings::node::exports::sandflow::node::handler::{Descriptor, Field, Invocation, NodeError, Output, Port};
 pub use bindings::node::sandflow::host::types::{Data, Message, ModelSettings, Table, Tool, Value};
+pub use capabilities::llm::{Backend, LlmConfig, Provider, TokenCount};
 pub use capabilities::log::LogLine;
+pub use capabilities::secrets::{Secret, Secrets};
+pub use capabilities::{CapabilityConfig, EventSender, RunContext, RunEvent};
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{LoadError, RunError};
 pub use flow::{FlowComponent, FlowOutput, InputType, NodeEvent, RunOutcome, RunRequest};

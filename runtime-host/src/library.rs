@@ -21,8 +21,9 @@ pub(crate) enum Binding {
     Custom(NodeComponent, String),
     /// A Loop: iteration is the host's (see `flow::loops`).
     Loop,
-    /// Run by an agent as a tool, never by the schedule.
-    Tool,
+    /// Run by an agent as a tool (through the inner binding), never by
+    /// the schedule, which only hands the agent its description.
+    Tool(Box<Binding>),
 }
 
 impl NodeLibrary {
@@ -32,9 +33,11 @@ impl NodeLibrary {
         if node.role == Role::Loop {
             return Ok(Binding::Loop);
         }
-        if node.tool {
-            return Ok(Binding::Tool);
-        }
+        let runner = self.runner(node)?;
+        Ok(if node.tool { Binding::Tool(Box::new(runner)) } else { runner })
+    }
+
+    fn runner(&self, node: &sandflow_flow_compiler::ir::PlanNode) -> Result<Binding, LoadError> {
         if self.std_types.contains(&node.node) {
             return Ok(Binding::Std(node.node.clone()));
         }

@@ -2,6 +2,7 @@
 
 use crate::bindings::node as wit;
 use crate::capabilities::log::{LogLine, RunLog};
+use crate::capabilities::{RunCaps, RunContext};
 use crate::engine::Runtime;
 use crate::error::RunError;
 use crate::flow::FlowRun;
@@ -19,6 +20,8 @@ pub struct RunState {
     table: ResourceTable,
     budget: Budget,
     pub(crate) log: RunLog,
+    /// The capabilities' state for this run.
+    pub(crate) caps: RunCaps,
     /// The standard library, instantiated on first use by a flow run.
     pub(crate) std_library: NodeComponent,
     /// The flow run in progress, if any.
@@ -37,7 +40,19 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<RunState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     wit::sandflow::host::types::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
-    wit::sandflow::host::log::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+    {
+        use wit::sandflow::host::{embeddings, files, http, llm, log, memory, retrieval, sql};
+        log::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+        llm::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+        embeddings::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+        retrieval::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+        memory::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+        http::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+        sql::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+        files::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+    }
+    // `tools` calls back into node instances, so it needs the store itself.
+    crate::flow::tools::add_to_linker(&mut linker)?;
     crate::flow::engine::add_to_linker(&mut linker)?;
     Ok(linker)
 }
@@ -139,18 +154,24 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    pub(crate) fn new(runtime: &Runtime, limits: Limits, epoch_tick: Duration) -> Self {
-        Self::with_library(runtime, limits, epoch_tick, runtime.std_library().clone())
+    pub(crate) fn new(runtime: &Runtime, limits: Limits, epoch_tick: Duration, context: RunContext) -> Self {
+        Self::with_library(runtime, limits, epoch_tick, runtime.std_library().clone(), context)
     }
 
     /// Asks a node component what it implements, before the runtime's
     /// library exists (the library describes itself this way at start-up).
     pub(crate) fn describe_with(runtime: &Runtime, node: &NodeComponent) -> Result<Vec<crate::Descriptor>, RunError> {
         let tick = Duration::from_millis(1);
-        Self::with_library(runtime, Limits::default(), tick, node.clone()).describe(node)
+        Self::with_library(runtime, Limits::default(), tick, node.clone(), RunContext::default()).describe(node)
     }
 
-    fn with_library(runtime: &Runtime, limits: Limits, epoch_tick: Duration, std_library: NodeComponent) -> Self {
+    fn with_library(
+        runtime: &Runtime,
+        limits: Limits,
+        epoch_tick: Duration,
+        std_library: NodeComponent,
+        context: RunContext,
+    ) -> Self {
         let mut table = ResourceTable::new();
         table.set_max_capacity(limits.resources);
         let state = RunState {
@@ -158,6 +179,7 @@ impl Sandbox {
             table,
             budget: Budget { limits, memory_used: 0, refused: None },
             log: RunLog::default(),
+            caps: RunCaps::new(runtime.capabilities().clone(), context, limits.deadline),
             std_library,
             flow: None,
         };
@@ -179,6 +201,11 @@ impl Sandbox {
     /// Fuel used so far.
     pub fn fuel_consumed(&self) -> u64 {
         self.store.get_fuel().map_or(0, |left| self.limits.fuel - left)
+    }
+
+    /// Tokens the run's model calls used.
+    pub fn tokens(&self) -> crate::TokenCount {
+        self.store.data().caps.tokens
     }
 
     /// Lines the guest logged through the `log` capability.

@@ -21,6 +21,33 @@ pub enum Format {
     Json,
 }
 
+/// How the host's capabilities are set up (shared by `run` and `serve`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CapabilityArgs {
+    /// A model provider: `NAME=BACKEND,BASE_URL[,DEFAULT_MODEL]` with BACKEND `openai` (any
+    /// OpenAI-compatible server) or `anthropic`; the first is the default (repeatable;
+    /// `;`-separated in the environment). Its key is read from `<NAME>_API_KEY`, e.g. `OPENAI_API_KEY`.
+    #[arg(long = "llm-provider", env = "SANDFLOW_LLM_PROVIDERS", value_delimiter = ';')]
+    pub llm_providers: Vec<String>,
+}
+
+impl CapabilityArgs {
+    /// The capability configuration: providers parsed, their keys read
+    /// from the environment (never from the command line, where other
+    /// users of the machine could read them).
+    pub fn config(&self) -> anyhow::Result<sandflow_runtime_host::CapabilityConfig> {
+        let mut config = sandflow_runtime_host::CapabilityConfig::default();
+        for spec in self.llm_providers.iter().filter(|s| !s.trim().is_empty()) {
+            let provider: sandflow_runtime_host::Provider = spec.parse().map_err(anyhow::Error::msg)?;
+            if let Ok(key) = std::env::var(&provider.key_secret) {
+                config.secrets.insert(provider.key_secret.clone(), sandflow_runtime_host::Secret::new(key));
+            }
+            config.llm.providers.push(provider);
+        }
+        Ok(config)
+    }
+}
+
 /// The data directory: `$SANDFLOW_DATA_DIR`, or `.sandflow` in the working directory.
 pub fn data_dir() -> std::path::PathBuf {
     std::env::var_os("SANDFLOW_DATA_DIR").map_or_else(|| ".sandflow".into(), std::path::PathBuf::from)

@@ -6,9 +6,19 @@ use std::path::Path;
 use std::process::ExitCode;
 
 /// Runs the flow at `path` once on `input` and prints the answer and the usage.
-pub fn run(path: &Path, input: Option<String>, session: Option<String>, text_input: bool) -> anyhow::Result<ExitCode> {
+pub fn run(
+    path: &Path,
+    input: Option<String>,
+    session: Option<String>,
+    text_input: bool,
+    capabilities: &super::CapabilityArgs,
+) -> anyhow::Result<ExitCode> {
     let artifact = load::artifact(path)?;
-    let runtime = Runtime::new(&RuntimeConfig { cache_dir: Some(super::cache_dir()), ..RuntimeConfig::default() })?;
+    let runtime = Runtime::new(&RuntimeConfig {
+        cache_dir: Some(super::cache_dir()),
+        capabilities: capabilities.config()?,
+        ..RuntimeConfig::default()
+    })?;
     let flow = runtime.load_flow(&artifact.component)?;
     let run_id = uuid::Uuid::new_v4().to_string();
     let request = RunRequest {
@@ -18,7 +28,9 @@ pub fn run(path: &Path, input: Option<String>, session: Option<String>, text_inp
         ..RunRequest::default()
     };
     let limits = Limits::default();
-    let result = runtime.sandbox(limits).run_flow(&flow, &request);
+    let mut sandbox = runtime.sandbox(limits);
+    let result = sandbox.run_flow(&flow, &request);
+    let tokens = sandbox.tokens();
     let (outcome, code) = match &result {
         Ok(outcome) => {
             for output in &outcome.outputs {
@@ -40,6 +52,8 @@ pub fn run(path: &Path, input: Option<String>, session: Option<String>, text_inp
         "flow_version": flow.digest(),
         "session_id": request.session_id,
         "fuel": result.as_ref().map_or(0, |o| o.fuel),
+        "tokens_in": tokens.input,
+        "tokens_out": tokens.output,
         "wall_ms": result.as_ref().map_or(0.0, |o| o.elapsed.as_secs_f64() * 1e3),
         "outcome": outcome,
     });

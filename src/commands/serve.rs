@@ -5,7 +5,7 @@ use anyhow::{Context as _, bail};
 use sandflow_runtime_host::api::keys::{Claims, issue};
 use sandflow_runtime_host::api::{self, Agent, DataPlane, DataPlaneConfig};
 use sandflow_runtime_host::usage::{HttpSink, Outbox};
-use sandflow_runtime_host::{Limits, Runtime, RuntimeConfig};
+use sandflow_runtime_host::{Limits, Runtime, RuntimeConfig, Secrets};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -24,6 +24,8 @@ pub struct ServeOptions {
     /// Where usage records are delivered (`POST`, JSON array); they wait in
     /// the outbox until then.
     pub usage_sink: Option<String>,
+    /// Model providers and the other capabilities.
+    pub capabilities: super::CapabilityArgs,
 }
 
 /// An agent given on the command line.
@@ -44,7 +46,11 @@ fn parse_agent(spec: &str) -> anyhow::Result<AgentSpec> {
 
 /// Runs the data plane until Ctrl-C.
 pub fn serve(options: ServeOptions) -> anyhow::Result<std::process::ExitCode> {
-    let runtime = Runtime::new(&RuntimeConfig { cache_dir: Some(super::cache_dir()), ..RuntimeConfig::default() })?;
+    let runtime = Runtime::new(&RuntimeConfig {
+        cache_dir: Some(super::cache_dir()),
+        capabilities: options.capabilities.config()?,
+        ..RuntimeConfig::default()
+    })?;
     let outbox = Arc::new(Outbox::open(&super::data_dir().join("usage"))?);
     let plane = DataPlane::new(runtime, options.limits.clone()).with_usage(outbox.clone());
     let mut secrets = Vec::new();
@@ -71,6 +77,7 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<std::process::ExitCode> {
             endpoint_name: artifact.plan.endpoint_name.clone(),
             flow,
             limits: Limits::default(),
+            secrets: Secrets::default(),
         });
         if !tenants.contains(&spec.tenant) {
             tenants.push(spec.tenant);

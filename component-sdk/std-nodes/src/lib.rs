@@ -7,10 +7,17 @@
 //! The logic is plain Rust on SDK values, so it is unit-tested natively
 //! (`prompt::render_f_string("You said: {user_input}", …)` and friends).
 
+pub mod agent;
+pub mod calculator;
 pub mod chat_input;
 pub mod chat_output;
+pub mod language_model;
+mod model;
 pub mod prompt;
 pub mod text_io;
+
+#[cfg(test)]
+mod langflow_parity;
 
 use sandflow_sdk::{Descriptor, Invocation, Node, NodeError, Output};
 
@@ -31,6 +38,9 @@ pub const NODES: &[StdNode] = &[
     StdNode { name: prompt::NAME, describe: prompt::describe, run: prompt::run },
     StdNode { name: text_io::INPUT, describe: text_io::describe_input, run: text_io::run },
     StdNode { name: text_io::OUTPUT, describe: text_io::describe_output, run: text_io::run },
+    StdNode { name: calculator::NAME, describe: calculator::describe, run: calculator::run },
+    StdNode { name: language_model::NAME, describe: language_model::describe, run: language_model::run },
+    StdNode { name: agent::NAME, describe: agent::describe, run: agent::run },
 ];
 
 /// The library as a node component.

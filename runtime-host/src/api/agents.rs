@@ -1,6 +1,6 @@
 //! Agents provisioned on this host: a tenant's compiled flow with its limits.
 
-use crate::{FlowComponent, Limits};
+use crate::{FlowComponent, Limits, Secrets};
 use dashmap::DashMap;
 use std::sync::Arc;
 
@@ -18,6 +18,8 @@ pub struct Agent {
     pub flow: FlowComponent,
     /// Limits of each run.
     pub limits: Limits,
+    /// The agent's secrets (the buyer's and seller's global variables).
+    pub secrets: Secrets,
 }
 
 /// Agents by id, flow id and endpoint name.

@@ -1,3 +1,105 @@
 //! Host capabilities: the only ways out of the sandbox.
+//!
+//! Each has the same shape: configured per host or tenant
+//! ([`CapabilityConfig`]), prepared per run ([`RunContext`] → the run's
+//! [`RunCaps`]), implemented on the run's store data, and metered into the
+//! run's usage. Every call is scoped by the run's tenant and agent, never by
+//! an identifier the guest supplies.
 
+pub mod io;
+pub mod llm;
 pub mod log;
+pub mod secrets;
+mod unconfigured;
+
+use secrets::Secrets;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How the host's capabilities are configured (by the operator).
+#[derive(Debug, Clone, Default)]
+pub struct CapabilityConfig {
+    /// Model providers.
+    pub llm: llm::LlmConfig,
+    /// The operator's secrets (provider keys), used when the agent's own
+    /// secrets do not name them.
+    pub secrets: Secrets,
+}
+
+/// Something a run reports while it runs, for streaming clients.
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    /// The run's input message, once its Chat Input node has run.
+    Input(Box<crate::FlowOutput>),
+    /// A piece of text a model produced, in the order produced.
+    Token {
+        /// The node whose model call produced it.
+        node_id: String,
+        /// The text.
+        text: String,
+    },
+}
+
+/// Where a run's events go.
+pub type EventSender = tokio::sync::mpsc::UnboundedSender<RunEvent>;
+
+/// Who a run is for and what it may use: prepared per run.
+#[derive(Debug, Clone, Default)]
+pub struct RunContext {
+    /// Tenant (buyer organisation).
+    pub tenant: String,
+    /// Agent.
+    pub agent: String,
+    /// The agent's secrets (buyer's and seller's global variables).
+    pub secrets: Secrets,
+    /// Receives tokens as models produce them, when the client streams.
+    pub events: Option<EventSender>,
+}
+
+/// The capability state of one run, in its store.
+pub(crate) struct RunCaps {
+    pub config: Arc<CapabilityConfig>,
+    pub secrets: Secrets,
+    pub events: Option<EventSender>,
+    /// The node running now, which the tokens it streams are credited to.
+    pub node_id: String,
+    pub deadline: Instant,
+    pub tokens: llm::TokenCount,
+}
+
+impl RunCaps {
+    pub fn new(config: Arc<CapabilityConfig>, context: RunContext, deadline: Duration) -> Self {
+        Self {
+            secrets: context.secrets.or(&config.secrets),
+            config,
+            events: context.events,
+            node_id: String::new(),
+            deadline: Instant::now() + deadline,
+            tokens: llm::TokenCount::default(),
+        }
+    }
+
+    /// Time left before the run's deadline, if any.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+    }
+
+    /// Where the current node's tokens go, when a client is listening.
+    pub fn token_sink(&self) -> Option<TokenSink> {
+        let events = self.events.clone()?;
+        Some(TokenSink { events, node_id: self.node_id.clone() })
+    }
+}
+
+/// Sends one node's tokens to the streaming client.
+pub(crate) struct TokenSink {
+    events: EventSender,
+    node_id: String,
+}
+
+impl TokenSink {
+    pub fn send(&self, text: &str) {
+        // A client that went away stops listening; the run still completes.
+        let _ = self.events.send(RunEvent::Token { node_id: self.node_id.clone(), text: text.to_owned() });
+    }
+}

@@ -61,7 +61,8 @@ fn run_node(mut store: StoreContextMut<'_, RunState>, index: usize) -> wasmtime:
         return Ok(Outcome::Skipped);
     }
     let (type_name, instance) = match binding {
-        Binding::Tool => return Ok(Outcome::Skipped),
+        // Agents run it; its description is on its tool output from the start.
+        Binding::Tool(_) => return Ok(Outcome::Done),
         Binding::Loop => {
             return Ok(match loops::start(&flow, run, index) {
                 Ok(()) => Outcome::Done,
@@ -78,7 +79,9 @@ fn run_node(mut store: StoreContextMut<'_, RunState>, index: usize) -> wasmtime:
     };
     let run = store.data().flow.as_ref().ok_or_else(not_running)?;
     let invocation = invocation::build(&flow, run, index, type_name);
+    store.data_mut().caps.node_id.clone_from(&flow.plan.nodes[index].id);
     let result = instance.sandflow_node_handler().call_run(&mut store, &invocation)?;
+    let events = store.data().caps.events.clone();
     let run = store.data_mut().flow.as_mut().ok_or_else(not_running)?;
     let node = &flow.plan.nodes[index];
     let outcome = match result {
@@ -87,6 +90,18 @@ fn run_node(mut store: StoreContextMut<'_, RunState>, index: usize) -> wasmtime:
                 if let Some(k) = node.outputs.iter().position(|p| p.name == output.name) {
                     run.values[index][k] = Some(output.value);
                 }
+            }
+            // A streaming client hears the user's message as soon as it is made.
+            if node.role == sandflow_flow_compiler::catalog::Role::ChatInput
+                && let (Some(events), Some(Some(value))) = (&events, run.values[index].first())
+            {
+                let input = crate::FlowOutput {
+                    node_id: node.id.clone(),
+                    display_name: node.display_name.clone(),
+                    source: None,
+                    value: value.clone(),
+                };
+                let _ = events.send(crate::RunEvent::Input(Box::new(input)));
             }
             Outcome::Done
         }

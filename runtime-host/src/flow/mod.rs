@@ -12,6 +12,7 @@ pub(crate) mod engine;
 mod invocation;
 mod loops;
 mod request;
+pub(crate) mod tools;
 mod values;
 
 pub use request::{InputType, RunRequest};
@@ -49,6 +50,9 @@ pub(crate) struct LoadedFlow {
     pub incoming: Vec<Vec<usize>>,
     /// Outputs of each node the flow consumes (all of them for output nodes).
     pub wanted: Vec<Vec<String>>,
+    /// What tool nodes hold from the start of a run: their descriptions, on
+    /// their tool output (node, output, value). The schedule never runs them.
+    pub tool_values: Vec<(usize, usize, Value)>,
 }
 
 impl FlowComponent {
@@ -77,8 +81,19 @@ impl FlowComponent {
                 wanted[i] = node.outputs.iter().map(|o| o.name.clone()).collect();
             }
         }
+        let tool_values = plan
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| matches!(bindings[*i], Binding::Tool(_)))
+            .filter_map(|(i, n)| {
+                let k = n.outputs.iter().position(|o| o.name == tools::TOOL_OUTPUT)?;
+                Some((i, k, Value::Tools(tools::describe(n))))
+            })
+            .collect();
         let digest = artifact.manifest.digest;
-        Ok(Self { inner: Arc::new(LoadedFlow { pre, plan, digest, bindings, params, incoming, wanted }) })
+        let inner = LoadedFlow { pre, plan, digest, bindings, params, incoming, wanted, tool_values };
+        Ok(Self { inner: Arc::new(inner) })
     }
 
     /// The flow's plan.
@@ -127,6 +142,8 @@ pub struct RunOutcome {
     pub events: Vec<NodeEvent>,
     /// Fuel used.
     pub fuel: u64,
+    /// Tokens its model calls used.
+    pub tokens: crate::TokenCount,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
@@ -142,8 +159,20 @@ pub(crate) struct FlowRun {
     pub loops: HashMap<usize, loops::LoopState>,
     pub std_instance: Option<Arc<Node>>,
     pub custom_instances: HashMap<String, Arc<Node>>,
+    /// Instances tool calls run in, by nesting depth and custom node type.
+    pub tool_instances: HashMap<(usize, Option<String>), Arc<Node>>,
+    /// How many tool calls are on the stack now.
+    pub tool_depth: usize,
     pub failure: Option<RunError>,
     pub events: Vec<NodeEvent>,
+}
+
+impl FlowRun {
+    /// Parameter `field` of node `node_id` as the flow sets it.
+    pub fn param(&self, node_id: &str, field: &str) -> Option<&sandflow_flow_compiler::ir::ParamValue> {
+        let node = self.flow.plan.nodes.iter().find(|n| n.id == node_id)?;
+        node.params.iter().find(|p| p.name == field).map(|p| &p.value)
+    }
 }
 
 impl Sandbox {
@@ -151,9 +180,14 @@ impl Sandbox {
     pub fn run_flow(&mut self, flow: &FlowComponent, request: &RunRequest) -> Result<RunOutcome, RunError> {
         let started = Instant::now();
         let fuel_before = self.fuel_consumed();
+        let tokens_before = self.tokens();
         let loaded = flow.inner.clone();
         let overrides = request.overrides(&loaded.plan)?;
-        let values = loaded.plan.nodes.iter().map(|n| vec![None; n.outputs.len()]).collect();
+        let mut values: Vec<Vec<Option<Value>>> =
+            loaded.plan.nodes.iter().map(|n| vec![None; n.outputs.len()]).collect();
+        for (node, output, tools) in &loaded.tool_values {
+            values[*node][*output] = Some(tools.clone());
+        }
         self.store.data_mut().flow = Some(FlowRun {
             flow: loaded.clone(),
             session_id: request.session_id.clone(),
@@ -162,6 +196,8 @@ impl Sandbox {
             loops: HashMap::new(),
             std_instance: None,
             custom_instances: HashMap::new(),
+            tool_instances: HashMap::new(),
+            tool_depth: 0,
             failure: None,
             events: Vec::new(),
         });
@@ -180,6 +216,10 @@ impl Sandbox {
             inputs: collect(&loaded, &run.values, |r| matches!(r, Role::ChatInput)),
             events: run.events,
             fuel: self.fuel_consumed() - fuel_before,
+            tokens: crate::TokenCount {
+                input: self.tokens().input - tokens_before.input,
+                output: self.tokens().output - tokens_before.output,
+            },
             elapsed: started.elapsed(),
         })
     }

@@ -6,7 +6,12 @@
 //! - `Recurse`: unbounded recursion (the stack limit traps);
 //! - `Flood`: a million host calls (they cost fuel; the log keeps a bounded number);
 //! - `Huge`: a 10 MB output (allowed, and measured);
-//! - `Panic`: panics (a trap).
+//! - `Panic`: panics (a trap);
+//! - `ToolProbe`: calls a node of its choosing (field `target`) as a tool,
+//!   outside any flow or outside its wiring (the host must refuse);
+//! - `LlmProbe`: asks for a model at an address of its choosing with a
+//!   secret of its choosing (the host must ignore the address and send no
+//!   secret it was not given).
 //!
 //! And one honest type for benchmarks: `Crunch`, a CPU-bound loop of
 //! `rounds` (field) rounds of xorshift hashing.
@@ -15,7 +20,7 @@ use sandflow_sdk::{Descriptor, Invocation, Level, Node, NodeError, Output, Value
 
 struct Hostile;
 
-const TYPES: &[&str] = &["Spin", "Bomb", "Recurse", "Flood", "Huge", "Panic", "Crunch"];
+const TYPES: &[&str] = &["Spin", "Bomb", "Recurse", "Flood", "Huge", "Panic", "Crunch", "ToolProbe", "LlmProbe"];
 
 impl Node for Hostile {
     fn describe() -> Vec<Descriptor> {
@@ -40,6 +45,8 @@ impl Node for Hostile {
             "Huge" => "x".repeat(10 << 20),
             "Panic" => panic!("the hostile node panics on purpose"),
             "Crunch" => crunch(sandflow_sdk::text_or(&invocation, "rounds", "1000").parse().unwrap_or(1000)),
+            "ToolProbe" => tool_probe(&sandflow_sdk::text_or(&invocation, "target", "ChatInput-1")),
+            "LlmProbe" => llm_probe(),
             other => return Err(NodeError::InvalidInput(format!("no type {other}"))),
         };
         Ok(vec![Output { name: "out".into(), value: Value::Text(text) }])
@@ -82,6 +89,41 @@ fn flood() -> String {
         sandflow_sdk::log(Level::Debug, &format!("line {i}"));
     }
     "flooded".into()
+}
+
+fn tool_probe(target: &str) -> String {
+    match sandflow_sdk::host::tools::call(target, "anything", r#"{"x": 1}"#) {
+        Ok(result) => format!("called: {result}"),
+        Err(e) => format!("refused: {}", sandflow_sdk::capability_message(&e)),
+    }
+}
+
+fn llm_probe() -> String {
+    use sandflow_sdk::host::llm::{ChatMessage, CompletionRequest, complete};
+    let request = CompletionRequest {
+        model: sandflow_sdk::ModelSettings {
+            provider: String::new(),
+            model: "probe".into(),
+            api_key_secret: Some("OPERATOR_DATABASE_PASSWORD".into()),
+            temperature: None,
+            max_tokens: None,
+            base_url: Some("http://169.254.169.254/latest/meta-data".into()),
+            extra: "{}".into(),
+        },
+        messages: vec![ChatMessage {
+            role: "user".into(),
+            content: "hi".into(),
+            tool_calls: vec![],
+            tool_call_id: None,
+        }],
+        tools: vec![],
+        stream_tokens: false,
+        response_schema: None,
+    };
+    match complete(&request) {
+        Ok(completion) => format!("answered: {}", completion.message.content),
+        Err(e) => format!("refused: {}", sandflow_sdk::capability_message(&e)),
+    }
 }
 
 sandflow_sdk::export_node!(Hostile);

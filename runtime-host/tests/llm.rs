@@ -1,0 +1,293 @@
+//! Flows that call models, against the test suite's own OpenAI- and
+//! Anthropic-compatible server over real HTTP: the `llm` capability
+//! (providers, credentials, token counts, errors), the Language Model and
+//! Agent nodes, and tools (built-in and nodes of the flow).
+
+use sandflow_flow_compiler::{CompileOptions, compile};
+use sandflow_model_server::{ModelServer, Options};
+use sandflow_runtime_host::{
+    CapabilityConfig, FlowComponent, Limits, LlmConfig, RunContext, RunError, RunOutcome, RunRequest, Runtime,
+    RuntimeConfig, Secret, Secrets, Value,
+};
+use serde_json::Value as Json;
+use std::path::Path;
+
+/// A model server on its own tokio runtime, so tests drive sandboxes from
+/// plain threads as the host does.
+struct Model {
+    server: ModelServer,
+    _io: tokio::runtime::Runtime,
+}
+
+fn model(options: Options) -> Model {
+    let io = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let server = io.block_on(ModelServer::start(options)).expect("model server starts");
+    Model { server, _io: io }
+}
+
+fn shared_flow(path: &str) -> Json {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/flows").join(path);
+    serde_json::from_slice(&std::fs::read(path).expect("shared flow")).expect("JSON")
+}
+
+fn runtime(providers: &[String], operator_key: Option<&str>) -> Runtime {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandflow-cache");
+    let mut capabilities = CapabilityConfig {
+        llm: LlmConfig { providers: providers.iter().map(|p| p.parse().expect("provider spec")).collect() },
+        ..CapabilityConfig::default()
+    };
+    if let Some(key) = operator_key {
+        capabilities.secrets.insert("OPENAI_API_KEY", Secret::new(key));
+    }
+    Runtime::new(&RuntimeConfig { max_instances: 32, cache_dir: Some(cache), capabilities, ..RuntimeConfig::default() })
+        .expect("runtime starts")
+}
+
+fn openai(model: &Model) -> String {
+    format!("OpenAI=openai,{}/v1,gpt-test", model.server.url())
+}
+
+fn load(runtime: &Runtime, flow: &Json) -> FlowComponent {
+    let (artifact, _) = compile(flow.to_string().as_bytes(), &CompileOptions::default()).expect("compiles");
+    runtime.load_flow(&artifact.component).expect("links")
+}
+
+fn run(runtime: &Runtime, flow: &FlowComponent, input: &str, context: RunContext) -> Result<RunOutcome, RunError> {
+    let request = RunRequest { input_value: Some(input.into()), session_id: "s1".into(), ..RunRequest::default() };
+    runtime.sandbox_for(Limits::default(), context).run_flow(flow, &request)
+}
+
+fn answer(outcome: &RunOutcome) -> String {
+    assert!(!outcome.outputs.is_empty(), "no output; nodes run: {:?}", outcome.events);
+    match &outcome.outputs[0].value {
+        Value::Message(m) => m.text.clone(),
+        other => panic!("expected a Message, got {other:?}"),
+    }
+}
+
+fn chat_requests(model: &Model) -> Vec<Json> {
+    model.server.requests().into_iter().filter(|r| r.path == "/v1/chat/completions").map(|r| r.body).collect()
+}
+
+#[test]
+fn basic_prompting_sends_the_prompt_as_system_message() {
+    let model = model(Options { api_key: Some("sk-operator".into()), ..Options::default() });
+    let runtime = runtime(&[openai(&model)], Some("sk-operator"));
+    let source = shared_flow("starter/basic-prompting.json");
+    let flow = load(&runtime, &source);
+    let outcome = run(&runtime, &flow, "What is WebAssembly?", RunContext::default()).expect("runs");
+    assert_eq!(answer(&outcome), "You said: What is WebAssembly?");
+
+    let template = source["data"]["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.iter().find(|n| n["data"]["type"] == "Prompt"))
+        .and_then(|n| n["data"]["node"]["template"]["template"]["value"].as_str())
+        .expect("the flow's prompt template")
+        .to_owned();
+    let sent = chat_requests(&model);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["model"], "gpt-test", "the provider's default model, as the flow names none");
+    assert_eq!(sent[0]["messages"][0]["role"], "system");
+    assert_eq!(sent[0]["messages"][0]["content"], template.as_str());
+    assert_eq!(sent[0]["messages"][1]["content"], "What is WebAssembly?");
+    assert_eq!(outcome.tokens.output, 5, "the model's words are counted as its tokens");
+    assert!(outcome.tokens.input > 5);
+}
+
+#[test]
+fn the_agents_secret_wins_and_never_reaches_the_guest() {
+    let model = model(Options { api_key: Some("sk-buyer".into()), ..Options::default() });
+    let runtime = runtime(&[openai(&model)], Some("sk-operator"));
+    let flow = load(&runtime, &shared_flow("starter/basic-prompting.json"));
+    let secrets: Secrets = [("OPENAI_API_KEY", "sk-buyer")].into_iter().collect();
+    let outcome = run(&runtime, &flow, "hi", RunContext { secrets, ..RunContext::default() }).expect("runs");
+    assert_eq!(answer(&outcome), "You said: hi");
+    assert_eq!(model.server.requests()[0].api_key.as_deref(), Some("sk-buyer"));
+    let body = model.server.requests()[0].body.to_string();
+    assert!(!body.contains("sk-"), "no key travels in the request body: {body}");
+}
+
+#[test]
+fn a_flow_cannot_choose_where_its_model_calls_go() {
+    let model = model(Options::default());
+    let runtime = runtime(&[openai(&model)], None);
+    let mut source = shared_flow("starter/basic-prompting.json");
+    for node in source["data"]["nodes"].as_array_mut().expect("nodes") {
+        if node["data"]["type"] == "LanguageModelComponent" {
+            let template = &mut node["data"]["node"]["template"];
+            template["ollama_base_url"]["value"] = "http://169.254.169.254/latest".into();
+            template["base_url_ibm_watsonx"]["value"] = "http://169.254.169.254/latest".into();
+        }
+    }
+    let flow = load(&runtime, &source);
+    let outcome = run(&runtime, &flow, "hi", RunContext::default()).expect("runs");
+    assert_eq!(answer(&outcome), "You said: hi");
+    assert_eq!(chat_requests(&model).len(), 1, "the call went to the operator's provider");
+}
+
+#[test]
+fn without_a_provider_the_node_fails_saying_what_is_missing() {
+    let runtime = runtime(&[], None);
+    let flow = load(&runtime, &shared_flow("starter/basic-prompting.json"));
+    let error = run(&runtime, &flow, "hi", RunContext::default()).expect_err("no provider");
+    let RunError::Node { message, .. } = &error else { panic!("expected a node error, got {error:?}") };
+    assert!(message.contains("no language model provider is configured"), "{message}");
+}
+
+#[test]
+fn provider_failures_and_refused_keys_are_reported() {
+    let model = model(Options { api_key: Some("sk-right".into()), ..Options::default() });
+    let runtime = runtime(&[openai(&model)], Some("sk-right"));
+    let flow = load(&runtime, &shared_flow("starter/basic-prompting.json"));
+    let error = run(&runtime, &flow, "please fail with 503", RunContext::default()).expect_err("503");
+    assert!(error.to_string().contains("answered 503"), "{error}");
+
+    let secrets: Secrets = [("OPENAI_API_KEY", "sk-wrong")].into_iter().collect();
+    let error = run(&runtime, &flow, "hi", RunContext { secrets, ..RunContext::default() }).expect_err("401");
+    let text = error.to_string();
+    assert!(text.contains("401") && text.contains("Incorrect API key"), "{text}");
+    assert!(!text.contains("sk-wrong"), "errors never repeat a key: {text}");
+}
+
+#[test]
+fn anthropic_providers_speak_messages() {
+    let model = model(Options::default());
+    let spec = format!("Anthropic=anthropic,{}/v1,claude-test", model.server.url());
+    let runtime = runtime(&[spec], None);
+    let flow = load(&runtime, &shared_flow("starter/basic-prompting.json"));
+    let outcome = run(&runtime, &flow, "bonjour", RunContext::default()).expect("runs");
+    assert_eq!(answer(&outcome), "You said: bonjour");
+    let sent = &model.server.requests()[0];
+    assert_eq!(sent.path, "/v1/messages");
+    assert!(sent.body["system"].as_str().is_some_and(|s| !s.is_empty()), "the prompt goes in `system`");
+    assert_eq!(outcome.tokens.output, 3);
+}
+
+#[test]
+fn multi_agent_flow_chains_three_agents() {
+    let model = model(Options::default());
+    let runtime = runtime(&[openai(&model)], None);
+    let flow = load(&runtime, &shared_flow("starter/multi-agent-flow.json"));
+    let outcome = run(&runtime, &flow, "plan a launch", RunContext::default()).expect("runs");
+    assert_eq!(answer(&outcome), "You said: You said: You said: plan a launch");
+    let sent = chat_requests(&model);
+    assert_eq!(sent.len(), 3, "one model call per agent");
+    for request in &sent {
+        assert_eq!(request["messages"][0]["role"], "system", "each agent sends its own system prompt");
+        assert!(request.get("tools").is_none(), "the flow gives its agents no tools");
+    }
+}
+
+#[test]
+fn the_built_in_calculator_is_a_tool_when_switched_on() {
+    let model = model(Options::default());
+    let runtime = runtime(&[openai(&model)], None);
+    let flow = load(&runtime, &shared_flow("starter/multi-agent-flow.json"));
+    let mut request = RunRequest {
+        input_value: Some(r#"use evaluate_expression {"expression": "4*4*(33/22)+12-20"}"#.into()),
+        session_id: "s1".into(),
+        ..RunRequest::default()
+    };
+    request.tweaks.insert("Agent-maf-1".into(), serde_json::json!({"add_calculator_tool": true}));
+    let outcome = runtime.sandbox(Limits::default()).run_flow(&flow, &request).expect("runs");
+    // Agent 1 calls the tool and reports; agents 2 and 3 each answer the one before.
+    assert_eq!(answer(&outcome), r#"You said: You said: evaluate_expression returned: {"result":"16"}"#);
+    let sent = chat_requests(&model);
+    assert_eq!(sent.len(), 4, "two calls for the tool round trip, one per later agent");
+    let tool_turn = sent[1]["messages"].as_array().and_then(|m| m.last()).cloned().expect("a turn");
+    assert_eq!(tool_turn["role"], "tool");
+    assert_eq!(tool_turn["content"], r#"{"result":"16"}"#);
+}
+
+/// Travel Planning Agents without its web nodes: the last agent's tool is
+/// the flow's own Calculator node, run through the `tools` capability.
+fn travel_planning_with_calculator_only() -> Json {
+    let mut source = shared_flow("starter/travel-planning-agents.json");
+    let data = &mut source["data"];
+    let web: Vec<String> = data["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| matches!(n["data"]["type"].as_str(), Some("UnifiedWebSearch" | "URLComponent")))
+        .filter_map(|n| n["id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(web.len(), 2);
+    data["nodes"].as_array_mut().expect("nodes").retain(|n| !web.iter().any(|id| n["id"] == id.as_str()));
+    data["edges"].as_array_mut().expect("edges").retain(|e| !web.iter().any(|id| e["source"] == id.as_str()));
+    for node in data["nodes"].as_array_mut().expect("nodes") {
+        if node["data"]["type"] == "Agent" {
+            node["data"]["node"]["template"]["add_calculator_tool"]["value"] = false.into();
+        }
+    }
+    source
+}
+
+#[test]
+fn agents_call_nodes_of_the_flow_as_tools() {
+    let model = model(Options::default());
+    let runtime = runtime(&[openai(&model)], None);
+    let flow = load(&runtime, &travel_planning_with_calculator_only());
+    let input = r#"use evaluate_expression {"expression": "2 ** 10"}"#;
+    let outcome = run(&runtime, &flow, input, RunContext::default()).expect("runs");
+    assert_eq!(answer(&outcome), r#"evaluate_expression returned: {"result":"1024"}"#);
+    assert!(
+        outcome.events.iter().any(|e| e.node_id.starts_with("CalculatorComponent") && e.completed),
+        "the Calculator node ran as a tool: {:?}",
+        outcome.events
+    );
+    let sent = chat_requests(&model);
+    let offered = sent.iter().find_map(|r| r["tools"].as_array().cloned()).expect("tools offered");
+    assert_eq!(offered[0]["function"]["name"], "evaluate_expression");
+    assert_eq!(offered[0]["function"]["parameters"]["required"][0], "expression");
+}
+
+#[test]
+fn hostile_tool_arguments_get_an_error_the_model_can_read() {
+    let model = model(Options::default());
+    let runtime = runtime(&[openai(&model)], None);
+    let flow = load(&runtime, &travel_planning_with_calculator_only());
+    // A JSON array is not an arguments object; the run goes on.
+    let input = r#"use evaluate_expression ["__import__('os')"]"#;
+    let outcome = run(&runtime, &flow, input, RunContext::default()).expect("runs");
+    let text = answer(&outcome);
+    assert!(text.starts_with("evaluate_expression returned: {\"error\""), "{text}");
+}
+
+fn probe(runtime: &Runtime, component: &str, fields: Vec<sandflow_runtime_host::Field>) -> String {
+    let bytes = std::fs::read(sandflow_guest_artifacts::HOSTILE_NODE).expect("built");
+    let node = runtime.load_node(&bytes).expect("loads");
+    let invocation = sandflow_runtime_host::Invocation {
+        component: component.into(),
+        node_id: "probe".into(),
+        display_name: "probe".into(),
+        session_id: "s".into(),
+        fields,
+        wanted: vec!["out".into()],
+    };
+    let outputs = runtime.sandbox(Limits::default()).run_node(&node, &invocation).expect("no trap").expect("ok");
+    match &outputs[0].value {
+        Value::Text(t) => t.clone(),
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_hostile_guest_cannot_redirect_model_calls_or_borrow_secrets() {
+    let model = model(Options { api_key: Some("sk-operator".into()), ..Options::default() });
+    let runtime = runtime(&[openai(&model)], Some("sk-operator"));
+    let said = probe(&runtime, "LlmProbe", vec![]);
+    // It named a secret the run does not hold: no key is sent, and the
+    // provider (the operator's, not the guest's address) refuses.
+    assert!(said.starts_with("refused:") && said.contains("401"), "{said}");
+    let sent = model.server.requests();
+    assert_eq!(sent.len(), 1, "the call reached the operator's provider");
+    assert_eq!(sent[0].api_key, None);
+}
+
+#[test]
+fn a_hostile_guest_cannot_call_tools_outside_a_flow() {
+    let runtime = runtime(&[], None);
+    let field = sandflow_runtime_host::Field { name: "target".into(), value: Value::Text("ChatInput-1".into()) };
+    let said = probe(&runtime, "ToolProbe", vec![field]);
+    assert!(said.contains("tools can only be called while a flow runs"), "{said}");
+}
