@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use sandflow_flow_compiler::{CompileOptions, compile};
 use sandflow_runtime_host::api::keys::{Claims, issue};
 use sandflow_runtime_host::api::{Agent, DataPlane, DataPlaneConfig, Quota, router};
-use sandflow_runtime_host::{Limits, Runtime, RuntimeConfig};
+use sandflow_runtime_host::{Limits, Runtime, RuntimeConfig, Secrets};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
@@ -47,6 +47,7 @@ fn build_plane(config: DataPlaneConfig) -> DataPlane {
             endpoint_name: artifact.plan.endpoint_name.clone(),
             flow,
             limits: Limits::default(),
+            secrets: Secrets::default(),
         });
     }
     plane
@@ -201,9 +202,12 @@ async fn openai_chat_completions() {
     let text = String::from_utf8(bytes).expect("utf-8");
     let chunks: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
     assert_eq!(chunks.last(), Some(&"[DONE]"));
-    let first: Value = serde_json::from_str(chunks[0]).expect("chunk JSON");
-    assert_eq!(first["object"], "chat.completion.chunk");
-    assert_eq!(first["choices"][0]["delta"]["content"], "You said: hi");
+    let parsed: Vec<Value> =
+        chunks[..chunks.len() - 1].iter().map(|c| serde_json::from_str(c).expect("chunk JSON")).collect();
+    assert_eq!(parsed[0]["object"], "chat.completion.chunk");
+    assert_eq!(parsed[0]["choices"][0]["delta"]["role"], "assistant");
+    let content: String = parsed.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(content, "You said: hi", "a flow without a model sends its answer as one chunk");
 }
 
 #[tokio::test]

@@ -47,9 +47,9 @@ pub enum ApiError {
     Internal(String),
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = match &self {
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
             Self::Key(KeyError::Missing) => (StatusCode::FORBIDDEN, "missing_key"),
             Self::Key(_) => (StatusCode::UNAUTHORIZED, "invalid_key"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
@@ -63,14 +63,24 @@ impl IntoResponse for ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "run_limit")
             }
             Self::Run(RunError::Node { .. } | RunError::Trap(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "run_failed"),
-            Self::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
-        };
-        // Langflow clients read `detail`; ours read `code` too.
-        let body = Json(serde_json::json!({ "detail": self.to_string(), "code": code }));
-        let mut response = (status, body).into_response();
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// The error body: `{"detail", "code"}` (Langflow clients read `detail`;
+    /// ours read `code` too). Internal details are logged, never sent.
+    pub fn body(&self) -> serde_json::Value {
+        if let Self::Internal(detail) = self {
+            tracing::error!(%detail, "internal error");
+        }
+        serde_json::json!({ "detail": self.to_string(), "code": self.status_and_code().1 })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, _) = self.status_and_code();
+        let mut response = (status, Json(self.body())).into_response();
         if let Self::RateLimited { retry_after, .. } = &self {
             let secs = retry_after.as_secs_f64().ceil().max(1.0).to_string();
             if let Ok(value) = HeaderValue::from_str(&secs) {

@@ -4,15 +4,19 @@
 
 use super::body::JsonBody;
 use super::error::ApiError;
+use super::progress::Step;
 use super::{ApiKey, DataPlane, Execution, clock};
-use crate::{FlowOutput, InputType, Message, RunOutcome, RunRequest, Value};
+use crate::{FlowOutput, InputType, Message, RunEvent, RunOutcome, RunRequest, Value};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::Arc;
 
 /// Langflow's run request body. Unknown fields are ignored, as Langflow does.
@@ -68,22 +72,58 @@ pub async fn run(
         session_id: session_id.clone(),
         tweaks: body.tweaks.clone(),
     };
-    let Execution { outcome, run_id } = state.execute(&key, &agent, request).await?;
-    let flow_id = agent.flow_id.as_str();
-    let response = response_json(&body, &outcome, &session_id, flow_id, &run_id);
     if !query.stream {
-        return Ok(Json(response).into_response());
+        let Execution { outcome, run_id } = state.execute(&key, &agent, request).await?;
+        return Ok(Json(response_json(&body, &outcome, &session_id, &agent.flow_id, &run_id)).into_response());
     }
-    // Langflow's stream: one JSON object per event, each followed by a blank line.
-    let mut events = String::new();
-    for input in &outcome.inputs {
-        push_event(&mut events, "add_message", message_json(input, flow_id, &run_id, true));
-    }
-    for output in selected(&body, &outcome) {
-        push_event(&mut events, "add_message", message_json(output, flow_id, &run_id, true));
-    }
-    push_event(&mut events, "end", json!({ "result": response }));
-    Ok(([(header::CONTENT_TYPE, "text/event-stream; charset=utf-8")], Body::from(events)).into_response())
+    // Langflow's stream: one JSON object per event, each followed by a blank
+    // line: the user's message, tokens as they come, the answers, the end.
+    let progress = state.execute_streaming(key, agent.clone(), request)?;
+    let flow_id = agent.flow_id.clone();
+    let run_id = progress.run_id().to_owned();
+    // Tokens carry the id of the message they build, one per streaming node.
+    let mut message_ids: HashMap<String, String> = HashMap::new();
+    let mut input_sent = false;
+    let events = progress.steps().map(move |step| {
+        let mut out = String::new();
+        match step {
+            Step::Event(RunEvent::Input(input)) => {
+                input_sent = true;
+                push_event(&mut out, "add_message", message_json(&input, &flow_id, &run_id, Some(&new_id())));
+            }
+            Step::Event(RunEvent::Token { node_id, text }) => {
+                let id = message_ids.entry(node_id).or_insert_with(new_id);
+                push_event(&mut out, "token", json!({ "chunk": text, "id": id }));
+            }
+            Step::Finished(result) => match *result {
+                Ok(Execution { outcome, run_id }) => {
+                    if !input_sent {
+                        for input in &outcome.inputs {
+                            push_event(
+                                &mut out,
+                                "add_message",
+                                message_json(input, &flow_id, &run_id, Some(&new_id())),
+                            );
+                        }
+                    }
+                    for output in selected(&body, &outcome) {
+                        let id = output.source.as_ref().and_then(|(node, _)| message_ids.get(node)).cloned();
+                        let id = id.unwrap_or_else(new_id);
+                        push_event(&mut out, "add_message", message_json(output, &flow_id, &run_id, Some(&id)));
+                    }
+                    let response = response_json(&body, &outcome, &session_id, &flow_id, &run_id);
+                    push_event(&mut out, "end", json!({ "result": response }));
+                }
+                Err(error) => push_event(&mut out, "error", json!({ "error": error.body()["detail"] })),
+            },
+        }
+        Ok::<_, Infallible>(out)
+    });
+    Ok(([(header::CONTENT_TYPE, "text/event-stream; charset=utf-8")], Body::from_stream(events)).into_response())
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 fn push_event(out: &mut String, event: &str, data: Json_) {
@@ -123,7 +163,7 @@ fn result_data(output: &FlowOutput, flow_id: &str, run_id: &str) -> Json_ {
     let (sender, sender_name, session) =
         message.map(|m| (m.sender.clone(), m.sender_name.clone(), m.session_id.clone())).unwrap_or_default();
     json!({
-        "results": { "message": message_json(output, flow_id, run_id, false) },
+        "results": { "message": message_json(output, flow_id, run_id, None) },
         "artifacts": { "message": text, "sender": sender, "sender_name": sender_name, "files": [], "type": "object" },
         "outputs": { "message": { "message": text, "type": "text" } },
         "logs": { "message": [] },
@@ -155,7 +195,7 @@ fn message_of(output: &FlowOutput) -> Option<&Message> {
 
 /// Langflow's serialized `Message` (a `Data` whose `data` holds the fields).
 /// Stream events carry the message id at the top level too.
-fn message_json(output: &FlowOutput, flow_id: &str, run_id: &str, with_id: bool) -> Json_ {
+fn message_json(output: &FlowOutput, flow_id: &str, run_id: &str, stream_id: Option<&str>) -> Json_ {
     let empty = Message {
         text: String::new(),
         sender: String::new(),
@@ -166,7 +206,7 @@ fn message_json(output: &FlowOutput, flow_id: &str, run_id: &str, with_id: bool)
     };
     let m = message_of(output).unwrap_or(&empty);
     let timestamp = clock::langflow_timestamp();
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = stream_id.map_or_else(new_id, str::to_owned);
     let source = match &output.source {
         Some((id, name)) => json!({ "id": id, "display_name": name, "source": name }),
         None => json!({ "id": null, "display_name": null, "source": null }),
@@ -224,7 +264,7 @@ fn message_json(output: &FlowOutput, flow_id: &str, run_id: &str, with_id: bool)
         "session_metadata": session_metadata,
         "text": m.text,
     });
-    if with_id {
+    if stream_id.is_some() {
         outer["id"] = json!(id);
     }
     outer

@@ -19,6 +19,7 @@ mod langflow;
 mod metrics;
 mod native;
 mod openai;
+mod progress;
 pub mod quotas;
 mod rate;
 
@@ -28,7 +29,7 @@ pub use keys::{Claims, KeyVerifier};
 pub use quotas::{Quota, Quotas};
 
 use crate::usage::{Outbox, UsageRecord};
-use crate::{Limits, RunOutcome, RunRequest, Runtime};
+use crate::{Limits, RunContext, RunOutcome, RunRequest, Runtime};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
@@ -117,6 +118,30 @@ impl DataPlane {
     /// Admits the request past rate limits and quota, then runs the agent's
     /// flow in a fresh sandbox on a blocking thread.
     pub async fn execute(&self, key: &ApiKey, agent: &Arc<Agent>, request: RunRequest) -> Result<Execution, ApiError> {
+        let month = self.admit(key)?;
+        self.run_admitted(key, agent, request, None, month, uuid::Uuid::new_v4().to_string()).await
+    }
+
+    /// Like [`DataPlane::execute`], but answers at once with the run's
+    /// progress: tokens as models produce them, then the finished run.
+    /// Refusals (rate limit, quota) come back before anything streams.
+    pub fn execute_streaming(
+        self: &Arc<Self>,
+        key: ApiKey,
+        agent: Arc<Agent>,
+        request: RunRequest,
+    ) -> Result<progress::Progress, ApiError> {
+        let month = self.admit(&key)?;
+        let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let plane = self.clone();
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let id = run_id.clone();
+        let run = tokio::spawn(async move { plane.run_admitted(&key, &agent, request, Some(events), month, id).await });
+        Ok(progress::Progress::new(run_id, receiver, run))
+    }
+
+    /// Rate limits and quota: the month the run counts in, or a refusal.
+    fn admit(&self, key: &ApiKey) -> Result<u32, ApiError> {
         let claims = &key.0;
         let quota = self.quotas.get(&claims.tenant);
         self.rate.check(&format!("key:{}", claims.sub), claims.rpm.unwrap_or(self.config.key_rpm)).map_err(|wait| {
@@ -130,8 +155,19 @@ impl DataPlane {
         )?;
         let month = clock::month_index();
         self.quotas.check(&claims.tenant, month).map_err(ApiError::QuotaExhausted)?;
+        Ok(month)
+    }
 
-        let run_id = uuid::Uuid::new_v4().to_string();
+    async fn run_admitted(
+        &self,
+        key: &ApiKey,
+        agent: &Arc<Agent>,
+        request: RunRequest,
+        events: Option<crate::EventSender>,
+        month: u32,
+        run_id: String,
+    ) -> Result<Execution, ApiError> {
+        let claims = &key.0;
         let span = tracing::info_span!(
             "runtime_host.run",
             tenant = %agent.tenant,
@@ -139,6 +175,12 @@ impl DataPlane {
             flow_version = %agent.flow.digest(),
             run_id = %run_id,
         );
+        let context = RunContext {
+            tenant: agent.tenant.clone(),
+            agent: agent.id.clone(),
+            secrets: agent.secrets.clone(),
+            events,
+        };
         let (runtime, flow, limits) = (self.runtime.clone(), agent.flow.clone(), agent.limits);
         let bytes_in = request.input_value.as_ref().map_or(0, String::len)
             + if request.tweaks.is_empty() { 0 } else { serde_json::to_string(&request.tweaks).map_or(0, |t| t.len()) };
@@ -160,48 +202,62 @@ impl DataPlane {
         let outbox = self.usage.clone();
         let result = tokio::task::spawn_blocking(move || {
             span.in_scope(|| {
-                let (result, fuel, elapsed) = run(&runtime, &flow, limits, &request);
-                record.fuel = fuel;
-                record.wall_micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-                record.outcome = result.as_ref().map_or_else(|e| e.kind().to_owned(), |_| "completed".to_owned());
-                record.bytes_out = result
+                let used = run(&runtime, &flow, limits, context, &request);
+                record.fuel = used.fuel;
+                record.tokens_in = used.tokens.input;
+                record.tokens_out = used.tokens.output;
+                record.wall_micros = u64::try_from(used.elapsed.as_micros()).unwrap_or(u64::MAX);
+                record.outcome = used.result.as_ref().map_or_else(|e| e.kind().to_owned(), |_| "completed".to_owned());
+                record.bytes_out = used
+                    .result
                     .as_ref()
                     .map_or(0, |o| o.outputs.iter().map(|out| native::text(&out.value).len() as u64).sum());
                 // The record is in the outbox before anyone hears of the run.
                 let recorded = outbox.map_or(Ok(()), |outbox| outbox.append(&record));
-                (result, fuel, elapsed, recorded)
+                (used, recorded)
             })
         })
         .await
         .map_err(|e| ApiError::Internal(format!("run task failed: {e}")))?;
-        let (result, fuel, elapsed, recorded) = result;
+        let (used, recorded) = result;
         recorded.map_err(|e| ApiError::Internal(format!("usage not recorded: {e}")))?;
         // A failed run used fuel too: it counts against the quota all the same.
-        self.quotas.record(&claims.tenant, month, fuel, 0);
-        match result {
+        self.quotas.record(&claims.tenant, month, used.fuel, used.tokens.input + used.tokens.output);
+        match used.result {
             Ok(outcome) => {
-                self.metrics.run("completed", elapsed, fuel);
+                self.metrics.run("completed", used.elapsed, used.fuel);
                 Ok(Execution { outcome, run_id })
             }
             Err(error) => {
-                self.metrics.run("failed", elapsed, fuel);
+                self.metrics.run("failed", used.elapsed, used.fuel);
                 Err(error.into())
             }
         }
     }
 }
 
-/// One run in a fresh sandbox, with the fuel and time it used whatever its outcome.
+/// What one run produced and used, whatever its outcome.
+struct Used {
+    result: Result<RunOutcome, crate::RunError>,
+    fuel: u64,
+    tokens: crate::TokenCount,
+    elapsed: std::time::Duration,
+}
+
+/// One run in a fresh sandbox. The sandbox, and with it the run's event
+/// sender, is gone when this returns, which ends a streaming client's
+/// token stream.
 fn run(
     runtime: &Runtime,
     flow: &crate::FlowComponent,
     limits: Limits,
+    context: RunContext,
     request: &RunRequest,
-) -> (Result<RunOutcome, crate::RunError>, u64, std::time::Duration) {
+) -> Used {
     let started = std::time::Instant::now();
-    let mut sandbox = runtime.sandbox(limits);
+    let mut sandbox = runtime.sandbox_for(limits, context);
     let result = sandbox.run_flow(flow, request);
-    (result, sandbox.fuel_consumed(), started.elapsed())
+    Used { result, fuel: sandbox.fuel_consumed(), tokens: sandbox.tokens(), elapsed: started.elapsed() }
 }
 
 /// A finished run.

@@ -2,12 +2,14 @@
 
 use super::body::JsonBody;
 use super::error::ApiError;
+use super::progress::Step;
 use super::{ApiKey, DataPlane, Execution};
-use crate::{RunRequest, Value};
+use crate::{RunEvent, RunRequest, Value};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use std::convert::Infallible;
@@ -44,41 +46,73 @@ pub async fn run(
         tweaks: body.tweaks,
         ..RunRequest::default()
     };
-    let Execution { outcome, run_id } = state.execute(&key, &agent, request).await?;
-    let outputs: Vec<serde_json::Value> = outcome
+    if !body.stream {
+        let execution = state.execute(&key, &agent, request).await?;
+        return Ok(Json(response_json(&agent.id, &session_id, &execution)).into_response());
+    }
+    // Tokens as they come, then the run's nodes, messages and end.
+    let progress = state.execute_streaming(key, agent.clone(), request)?;
+    let events = progress.steps().flat_map(move |step| {
+        let events: Vec<Event> = match step {
+            Step::Event(RunEvent::Token { node_id, text }) => {
+                vec![Event::default().event("token").data(json!({ "node_id": node_id, "text": text }).to_string())]
+            }
+            Step::Event(RunEvent::Input(_)) => Vec::new(),
+            Step::Finished(result) => match *result {
+                Ok(execution) => finished_events(&agent.id, &session_id, &execution),
+                Err(error) => vec![Event::default().event("error").data(error.body().to_string())],
+            },
+        };
+        futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>))
+    });
+    Ok(Sse::new(events).into_response())
+}
+
+fn outputs_json(execution: &Execution) -> Vec<serde_json::Value> {
+    execution
+        .outcome
         .outputs
         .iter()
         .map(|o| json!({ "node_id": o.node_id, "display_name": o.display_name, "text": text(&o.value) }))
-        .collect();
-    let usage = json!({
+        .collect()
+}
+
+fn usage_json(execution: &Execution) -> serde_json::Value {
+    let outcome = &execution.outcome;
+    json!({
         "fuel": outcome.fuel,
         "wall_ms": outcome.elapsed.as_secs_f64() * 1e3,
-        "tokens_in": 0,
-        "tokens_out": 0,
-    });
-    if !body.stream {
-        return Ok(Json(json!({
-            "run_id": run_id,
-            "agent": agent.id,
-            "session_id": session_id,
-            "output": outputs.first(),
-            "outputs": outputs,
-            "usage": usage,
-        }))
-        .into_response());
-    }
-    let mut events: Vec<Result<Event, Infallible>> = Vec::new();
-    for node in &outcome.events {
+        "tokens_in": outcome.tokens.input,
+        "tokens_out": outcome.tokens.output,
+    })
+}
+
+fn response_json(agent: &str, session_id: &str, execution: &Execution) -> serde_json::Value {
+    let outputs = outputs_json(execution);
+    json!({
+        "run_id": execution.run_id,
+        "agent": agent,
+        "session_id": session_id,
+        "output": outputs.first(),
+        "outputs": outputs,
+        "usage": usage_json(execution),
+    })
+}
+
+fn finished_events(agent: &str, session_id: &str, execution: &Execution) -> Vec<Event> {
+    let mut events = Vec::new();
+    for node in &execution.outcome.events {
         let data =
             json!({ "node_id": node.node_id, "completed": node.completed, "micros": node.elapsed.as_micros() as u64 });
-        events.push(Ok(Event::default().event("node").data(data.to_string())));
+        events.push(Event::default().event("node").data(data.to_string()));
     }
-    for output in &outputs {
-        events.push(Ok(Event::default().event("message").data(output.to_string())));
+    for output in outputs_json(execution) {
+        events.push(Event::default().event("message").data(output.to_string()));
     }
-    let done = json!({ "run_id": run_id, "session_id": session_id, "usage": usage });
-    events.push(Ok(Event::default().event("done").data(done.to_string())));
-    Ok(Sse::new(futures_util::stream::iter(events)).into_response())
+    let done =
+        json!({ "run_id": execution.run_id, "agent": agent, "session_id": session_id, "usage": usage_json(execution) });
+    events.push(Event::default().event("done").data(done.to_string()));
+    events
 }
 
 /// The text of an output value.

@@ -3,12 +3,14 @@
 
 use super::body::JsonBody;
 use super::error::ApiError;
+use super::progress::Step;
 use super::{ApiKey, DataPlane, Execution, clock, native};
-use crate::RunRequest;
+use crate::{RunEvent, RunRequest};
 use axum::Json;
 use axum::extract::State;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use std::convert::Infallible;
@@ -68,13 +70,13 @@ pub async fn chat_completions(
     let agent = state.agent_for(&key, &body.model)?;
     let session_id = body.user.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let request = RunRequest { input_value: Some(input), session_id, ..RunRequest::default() };
-    let Execution { outcome, run_id } = state.execute(&key, &agent, request).await?;
-    let content = outcome.outputs.first().map(|o| native::text(&o.value)).unwrap_or_default();
-    let id = format!("chatcmpl-{run_id}");
     let created = clock::unix_seconds();
     if !body.stream {
+        let Execution { outcome, run_id } = state.execute(&key, &agent, request).await?;
+        let content = outcome.outputs.first().map(|o| native::text(&o.value)).unwrap_or_default();
+        let (input, output) = (outcome.tokens.input, outcome.tokens.output);
         return Ok(Json(json!({
-            "id": id,
+            "id": format!("chatcmpl-{run_id}"),
             "object": "chat.completion",
             "created": created,
             "model": body.model,
@@ -83,24 +85,53 @@ pub async fn chat_completions(
                 "message": { "role": "assistant", "content": content },
                 "finish_reason": "stop",
             }],
-            "usage": { "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0 },
+            "usage": { "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output },
         }))
         .into_response());
     }
-    let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+    // Chunks as the agent's models produce tokens; when no model streamed,
+    // the answer comes as one chunk at the end.
+    let progress = state.execute_streaming(key, agent, request)?;
+    let id = format!("chatcmpl-{}", progress.run_id());
+    let model = body.model;
+    let chunk = move |delta: serde_json::Value, finish: Option<&str>| {
         json!({
             "id": id,
             "object": "chat.completion.chunk",
             "created": created,
-            "model": body.model,
+            "model": model,
             "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }],
         })
         .to_string()
     };
-    let events: Vec<Result<Event, Infallible>> = vec![
-        Ok(Event::default().data(chunk(json!({ "role": "assistant", "content": content }), None))),
-        Ok(Event::default().data(chunk(json!({}), Some("stop")))),
-        Ok(Event::default().data("[DONE]")),
-    ];
-    Ok(Sse::new(futures_util::stream::iter(events)).into_response())
+    let mut streamed = false;
+    let first =
+        futures_util::stream::once(std::future::ready(chunk(json!({ "role": "assistant", "content": "" }), None)));
+    let rest = progress.steps().flat_map(move |step| {
+        let data: Vec<String> = match step {
+            Step::Event(RunEvent::Token { text, .. }) => {
+                streamed = true;
+                vec![chunk(json!({ "content": text }), None)]
+            }
+            Step::Event(RunEvent::Input(_)) => Vec::new(),
+            Step::Finished(result) => match *result {
+                Ok(Execution { outcome, .. }) => {
+                    let mut data = Vec::new();
+                    if !streamed {
+                        let content = outcome.outputs.first().map(|o| native::text(&o.value)).unwrap_or_default();
+                        data.push(chunk(json!({ "content": content }), None));
+                    }
+                    data.push(chunk(json!({}), Some("stop")));
+                    data
+                }
+                Err(error) => vec![
+                    json!({ "error": { "message": error.body()["detail"], "type": error.body()["code"] } }).to_string(),
+                ],
+            },
+        };
+        futures_util::stream::iter(data)
+    });
+    let done = futures_util::stream::once(std::future::ready("[DONE]".to_owned()));
+    let events = first.chain(rest).chain(done).map(|data| Ok::<_, Infallible>(Event::default().data(data)));
+    Ok(Sse::new(events).into_response())
 }

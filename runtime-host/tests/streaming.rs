@@ -1,0 +1,171 @@
+//! Tokens reach the client as the model produces them, in the native,
+//! Langflow and OpenAI stream formats, with the run's usage counting them.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use sandflow_flow_compiler::{CompileOptions, compile};
+use sandflow_model_server::{ModelServer, Options};
+use sandflow_runtime_host::api::keys::{Claims, issue};
+use sandflow_runtime_host::api::{Agent, DataPlane, DataPlaneConfig, router};
+use sandflow_runtime_host::{CapabilityConfig, Limits, LlmConfig, Runtime, RuntimeConfig, Secrets};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+const SECRET: &[u8] = b"streaming-test-secret";
+
+async fn plane() -> (Arc<DataPlane>, ModelServer, String) {
+    let server = ModelServer::start(Options { chunk_delay: Duration::from_millis(5), ..Options::default() })
+        .await
+        .expect("model server");
+    let capabilities = CapabilityConfig {
+        llm: LlmConfig {
+            providers: vec![format!("OpenAI=openai,{}/v1,gpt-test", server.url()).parse().expect("spec")],
+        },
+        ..CapabilityConfig::default()
+    };
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandflow-cache");
+    let runtime = Runtime::new(&RuntimeConfig {
+        max_instances: 32,
+        cache_dir: Some(cache),
+        capabilities,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let plane = DataPlane::new(runtime, DataPlaneConfig::default());
+    plane.keys.add_secret("k1", SECRET);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/flows/starter/basic-prompting.json");
+    let (artifact, _) = compile(&std::fs::read(path).expect("flow"), &CompileOptions::default()).expect("compiles");
+    let flow = plane.runtime.load_flow(&artifact.component).expect("loads");
+    plane.agents.provision(Agent {
+        id: "prompting".into(),
+        tenant: "acme".into(),
+        flow_id: "prompting-flow".into(),
+        endpoint_name: None,
+        flow,
+        limits: Limits::default(),
+        secrets: Secrets::default(),
+    });
+    let claims = Claims {
+        sub: "key-acme".into(),
+        tenant: "acme".into(),
+        agents: vec![],
+        scopes: vec!["run".into()],
+        subscription: None,
+        rpm: None,
+        exp: 4_000_000_000,
+    };
+    let key = issue(&claims, "k1", SECRET).expect("signs");
+    (Arc::new(plane), server, key)
+}
+
+/// The response body, split into its events as they arrived.
+async fn stream(plane: &Arc<DataPlane>, uri: &str, key: &str, body: Value) -> (StatusCode, Vec<String>) {
+    let request = Request::post(uri)
+        .header("content-type", "application/json")
+        .header("x-api-key", key)
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    let response = router(plane.clone()).oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let mut body = response.into_body();
+    let mut text = String::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.expect("frame").into_data() {
+            text.push_str(std::str::from_utf8(&data).expect("UTF-8"));
+        }
+    }
+    (status, text.split("\n\n").filter(|e| !e.trim().is_empty()).map(str::to_owned).collect())
+}
+
+fn sse_data(event: &str) -> Value {
+    let data = event.lines().find_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:"))).expect("data");
+    serde_json::from_str(data).unwrap_or(Value::String(data.to_owned()))
+}
+
+fn sse_name(event: &str) -> &str {
+    event.lines().find_map(|l| l.strip_prefix("event: ").or_else(|| l.strip_prefix("event:"))).unwrap_or("message")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn native_stream_sends_tokens_before_the_answer() {
+    let (plane, _server, key) = plane().await;
+    let body = json!({"input": "tell me three things", "stream": true});
+    let (status, events) = stream(&plane, "/v1/agents/prompting/runs", &key, body).await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = events.iter().map(|e| sse_name(e)).collect();
+    let tokens: Vec<String> = events
+        .iter()
+        .filter(|e| sse_name(e) == "token")
+        .map(|e| sse_data(e)["text"].as_str().expect("text").to_owned())
+        .collect();
+    assert_eq!(tokens.len(), 6, "one event per word the model sent: {names:?}");
+    assert_eq!(tokens.concat(), "You said: tell me three things");
+    let first_message = names.iter().position(|n| *n == "message").expect("a message event");
+    assert!(names.iter().rposition(|n| *n == "token").expect("tokens") < first_message);
+    let done = sse_data(events.last().expect("events"));
+    assert_eq!(sse_name(events.last().expect("events")), "done");
+    assert_eq!(done["usage"]["tokens_out"], 6);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn langflow_stream_has_token_events_between_the_messages() {
+    let (plane, _server, key) = plane().await;
+    let body = json!({"input_value": "hello there", "session_id": "s1"});
+    let (status, events) = stream(&plane, "/api/v1/run/prompting?stream=true", &key, body).await;
+    assert_eq!(status, StatusCode::OK);
+    let parsed: Vec<Value> =
+        events.iter().map(|e| serde_json::from_str(e).expect("one JSON object per event")).collect();
+    let names: Vec<&str> = parsed.iter().map(|e| e["event"].as_str().expect("event")).collect();
+    assert_eq!(names.first(), Some(&"add_message"), "the user's message first: {names:?}");
+    assert_eq!(parsed[0]["data"]["text"], "hello there");
+    assert_eq!(&names[names.len() - 2..], ["add_message", "end"]);
+    let tokens: Vec<&Value> = parsed.iter().filter(|e| e["event"] == "token").collect();
+    assert_eq!(tokens.len(), 4);
+    let chunks: String = tokens.iter().map(|t| t["data"]["chunk"].as_str().expect("chunk")).collect();
+    assert_eq!(chunks, "You said: hello there");
+    let answer = &parsed[parsed.len() - 2]["data"];
+    assert_eq!(answer["text"], "You said: hello there");
+    assert_eq!(tokens[0]["data"]["id"], answer["id"], "tokens name the message they build");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openai_stream_sends_content_chunks() {
+    let (plane, _server, key) = plane().await;
+    let body = json!({"model": "prompting", "stream": true, "messages": [{"role": "user", "content": "one two"}]});
+    let (status, events) = stream(&plane, "/v1/chat/completions", &key, body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sse_data(events.last().expect("events")), Value::String("[DONE]".into()));
+    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| sse_data(e)).collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(content, "You said: one two");
+    assert!(chunks.len() >= 5, "word by word: {chunks:?}");
+    assert_eq!(chunks.last().expect("chunks")["choices"][0]["finish_reason"], "stop");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_failure_mid_stream_ends_with_an_error_event() {
+    let (plane, _server, key) = plane().await;
+    let body = json!({"input_value": "now fail with 500"});
+    let (status, events) = stream(&plane, "/api/v1/run/prompting?stream=true", &key, body).await;
+    assert_eq!(status, StatusCode::OK, "the stream had started");
+    let last: Value = serde_json::from_str(events.last().expect("events")).expect("JSON");
+    assert_eq!(last["event"], "error");
+    assert!(last["data"]["error"].as_str().is_some_and(|e| e.contains("answered 500")), "{last}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_answers_report_token_usage() {
+    let (plane, _server, key) = plane().await;
+    let body = json!({"model": "prompting", "messages": [{"role": "user", "content": "count these words"}]});
+    let (status, events) = stream(&plane, "/v1/chat/completions", &key, body).await;
+    assert_eq!(status, StatusCode::OK);
+    let answer: Value = serde_json::from_str(&events.concat()).expect("JSON");
+    assert_eq!(answer["choices"][0]["message"]["content"], "You said: count these words");
+    assert_eq!(answer["usage"]["completion_tokens"], 5);
+    assert!(answer["usage"]["prompt_tokens"].as_u64().is_some_and(|n| n > 3));
+}
