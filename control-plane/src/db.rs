@@ -187,3 +187,20 @@ mod tests {
         assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
     }
 }
+
+#[cfg(test)]
+mod sqlite_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_connections_use_wal_and_foreign_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_in_data_dir(dir.path()).await.unwrap();
+        let mut conn = db.pool().acquire().await.unwrap();
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut *conn).await.unwrap();
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap();
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&mut *conn).await.unwrap();
+        let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut *conn).await.unwrap();
+        assert_eq!((journal.as_str(), sync, fk, busy), ("wal", 1, 1, 10_000));
+    }
+}
