@@ -1,8 +1,9 @@
 //! Usage ingestion throughput: records per second into the ledger, on
 //! SQLite (a temporary file) and PostgreSQL (a fresh database, skipped with
 //! a message when unreachable), with 20% duplicates, in batches of 1,000 as
-//! the runtime host sends them. Each store is measured twice: through the
-//! HTTP handler (`POST /api/runtime/usage/`, JSON parsing included) and
+//! the runtime host sends them. Each store is measured three ways: through
+//! the HTTP handler (`POST /api/runtime/usage/`, JSON parsing included) by
+//! one sender, by four concurrent senders (several runtime hosts), and
 //! through `usage::ingest` alone. After each run the ledger's rows are
 //! counted: every key must be there exactly once.
 //!
@@ -87,24 +88,31 @@ async fn bench_store(store: &str, url: &str, count: usize) {
     let config = Config { runtime_token: Some(Secret::new(TOKEN)), ..Config::default() };
     let router = app(AppState::new(db.clone(), config));
 
-    let (batch, unique) = records("http", count);
-    let bodies: Vec<Vec<u8>> = batch.chunks(BATCH).map(|c| serde_json::to_vec(c).expect("json")).collect();
-    let mut accepted = 0;
-    let started = Instant::now();
-    for body in bodies {
-        let request = Request::post("/api/runtime/usage/")
-            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body))
-            .expect("request");
-        let response = router.clone().oneshot(request).await.expect("infallible");
-        assert_eq!(response.status(), 200);
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
-        let outcome: serde_json::Value = serde_json::from_slice(&bytes).expect("outcome");
-        accepted += outcome["accepted"].as_u64().expect("accepted");
+    for senders in [1, 4] {
+        let prefix = format!("http{senders}");
+        let (batch, unique) = records(&prefix, count);
+        let bodies: Vec<Vec<u8>> = batch.chunks(BATCH).map(|c| serde_json::to_vec(c).expect("json")).collect();
+        let started = Instant::now();
+        // `senders` runtime hosts delivering at once, batches dealt round-robin.
+        let mut tasks = Vec::new();
+        for sender in 0..senders {
+            let mine: Vec<Vec<u8>> = bodies.iter().skip(sender).step_by(senders).cloned().collect();
+            let router = router.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut accepted = 0;
+                for body in mine {
+                    accepted += post(&router, body).await;
+                }
+                accepted
+            }));
+        }
+        let mut accepted = 0;
+        for task in tasks {
+            accepted += task.await.expect("sender");
+        }
+        report(store, &format!("http, {senders} sender(s)"), count, started.elapsed());
+        check(&db, &format!("{prefix}-%"), accepted, unique).await;
     }
-    report(store, "http", count, started.elapsed());
-    check(&db, "http-%", accepted, unique).await;
 
     let (batch, unique) = records("ledger", count);
     let mut accepted = 0;
@@ -115,6 +123,19 @@ async fn bench_store(store: &str, url: &str, count: usize) {
     report(store, "ledger", count, started.elapsed());
     check(&db, "ledger-%", accepted, unique).await;
     db.close().await;
+}
+
+async fn post(router: &axum::Router, body: Vec<u8>) -> u64 {
+    let request = Request::post("/api/runtime/usage/")
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), 200);
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+    let outcome: serde_json::Value = serde_json::from_slice(&bytes).expect("outcome");
+    outcome["accepted"].as_u64().expect("accepted")
 }
 
 fn report(store: &str, path: &str, count: usize, elapsed: Duration) {

@@ -4,10 +4,7 @@
 //! array posted to `/api/runtime/usage/`). [`ingest`] stores a batch in one
 //! transaction with `INSERT … ON CONFLICT (idempotency_key) DO NOTHING`, so
 //! a batch sent again, or a record repeated inside a batch, is counted once,
-//! on SQLite and PostgreSQL alike. SQLite gets multi-row `VALUES` of 500
-//! rows; PostgreSQL gets the whole batch as one JSON parameter expanded by
-//! `json_to_recordset`, which it handles faster than thousands of bound
-//! parameters.
+//! on SQLite and PostgreSQL alike, as multi-row `VALUES` of up to 500 rows.
 //!
 //! The record type mirrors `sandflow_runtime_host::usage::UsageRecord`
 //! field for field; the control plane does not depend on the runtime host
@@ -17,6 +14,7 @@ use crate::db::{Db, Dialect, now_ms};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 /// What one run used, as the runtime host reports it.
@@ -55,8 +53,8 @@ pub struct UsageRecord {
 pub const MAX_BATCH: usize = 10_000;
 /// Longest text field accepted, in bytes.
 pub const MAX_TEXT: usize = 256;
-/// Rows per SQLite `INSERT` statement: 15 parameters each, far under
-/// SQLite's limit of 32,766.
+/// Rows per `INSERT` statement: at most 15 parameters each, far under
+/// SQLite's 32,766 and PostgreSQL's 65,535 parameter limits.
 const ROWS_PER_STATEMENT: usize = 500;
 const COLUMNS: usize = 13;
 
@@ -118,81 +116,84 @@ pub async fn ingest(db: &Db, records: &[UsageRecord]) -> Result<IngestOutcome> {
     for (index, record) in records.iter().enumerate() {
         record.check(index)?;
     }
+    // Insert in key order, each key once: concurrent batches that share
+    // keys (a runtime host retrying while another delivers) then take the
+    // keys' index locks in the same order and cannot deadlock on
+    // PostgreSQL; repeats inside the batch are not sent at all.
+    let mut sorted: Vec<&UsageRecord> = records.iter().collect();
+    sorted.sort_by(|a, b| a.idempotency_key.cmp(&b.idempotency_key));
+    sorted.dedup_by(|a, b| a.idempotency_key == b.idempotency_key);
     let now = now_ms();
+    let dialect = db.dialect();
+    let mut accepted = 0;
     let mut tx = db.pool().begin().await?;
-    let accepted = match db.dialect() {
-        Dialect::Postgres => {
-            // One parameter, the batch as JSON, expanded by the server:
-            // binding thousands of parameters costs PostgreSQL more than
-            // parsing the JSON does.
-            let batch = serde_json::to_string(records).map_err(Error::internal)?;
-            sqlx::query(POSTGRES_INSERT).bind(batch).bind(now).execute(&mut *tx).await?.rows_affected()
+    for chunk in sorted.chunks(ROWS_PER_STATEMENT) {
+        let sql = if chunk.len() == ROWS_PER_STATEMENT {
+            static FULL: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
+            let slot = &FULL[usize::from(dialect == Dialect::Postgres)];
+            Cow::Borrowed(slot.get_or_init(|| insert_sql(dialect, ROWS_PER_STATEMENT)).as_str())
+        } else {
+            Cow::Owned(insert_sql(dialect, chunk.len()))
+        };
+        let mut query = sqlx::query(&sql);
+        if dialect == Dialect::Postgres {
+            query = query.bind(now);
         }
-        Dialect::Sqlite => {
-            let mut accepted = 0;
-            for chunk in records.chunks(ROWS_PER_STATEMENT) {
-                let sql = if chunk.len() == ROWS_PER_STATEMENT {
-                    static FULL: OnceLock<String> = OnceLock::new();
-                    Cow::Borrowed(FULL.get_or_init(|| sqlite_insert(ROWS_PER_STATEMENT)).as_str())
-                } else {
-                    Cow::Owned(sqlite_insert(chunk.len()))
-                };
-                let mut query = sqlx::query(&sql);
-                for r in chunk {
-                    // `check` bounded every number, so these are exact.
-                    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-                    query = query
-                        .bind(&r.idempotency_key)
-                        .bind(&r.tenant)
-                        .bind(&r.agent)
-                        .bind(&r.subscription)
-                        .bind(&r.flow_version)
-                        .bind(n(r.fuel))
-                        .bind(n(r.tokens_in))
-                        .bind(n(r.tokens_out))
-                        .bind(n(r.wall_micros))
-                        .bind(n(r.bytes_in))
-                        .bind(n(r.bytes_out))
-                        .bind(&r.outcome)
-                        .bind(n(r.started_at_ms))
-                        .bind(now)
-                        .bind(now);
-                }
-                accepted += query.execute(&mut *tx).await?.rows_affected();
+        for r in chunk {
+            // `check` bounded every number, so these are exact.
+            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            query = query
+                .bind(&r.idempotency_key)
+                .bind(&r.tenant)
+                .bind(&r.agent)
+                .bind(&r.subscription)
+                .bind(&r.flow_version)
+                .bind(n(r.fuel))
+                .bind(n(r.tokens_in))
+                .bind(n(r.tokens_out))
+                .bind(n(r.wall_micros))
+                .bind(n(r.bytes_in))
+                .bind(n(r.bytes_out))
+                .bind(&r.outcome)
+                .bind(n(r.started_at_ms));
+            if dialect == Dialect::Sqlite {
+                query = query.bind(now).bind(now);
             }
-            accepted
         }
-    };
+        accepted += query.execute(&mut *tx).await?.rows_affected();
+    }
     tx.commit().await?;
     let total = records.len() as u64;
     Ok(IngestOutcome { accepted, duplicates: total.saturating_sub(accepted) })
 }
 
-const POSTGRES_INSERT: &str = "INSERT INTO usage_record (idempotency_key, tenant, agent, subscription, \
-     flow_version, fuel, tokens_in, tokens_out, wall_micros, bytes_in, bytes_out, outcome, started_at_ms, \
-     created_at, updated_at) \
-     SELECT idempotency_key, tenant, agent, subscription, flow_version, fuel, tokens_in, tokens_out, wall_micros, \
-     bytes_in, bytes_out, outcome, started_at_ms, $2, $2 \
-     FROM json_to_recordset(CAST($1 AS json)) AS r(idempotency_key text, tenant text, agent text, \
-     subscription text, flow_version text, fuel bigint, tokens_in bigint, tokens_out bigint, wall_micros bigint, \
-     bytes_in bigint, bytes_out bigint, outcome text, started_at_ms bigint) \
-     ON CONFLICT (idempotency_key) DO NOTHING";
-
-/// SQLite's multi-row insert, with plain `?` parameters: SQLite looks a
-/// numbered parameter's name up by a linear scan, which makes binding
-/// thousands of `$n` quadratic.
-fn sqlite_insert(rows: usize) -> String {
-    let row = format!("({}?)", "?, ".repeat(COLUMNS + 1));
-    let mut sql = String::with_capacity(250 + rows * (row.len() + 2));
+/// The multi-row insert for `rows` rows. PostgreSQL gets numbered
+/// parameters with the shared timestamp as `$1`. SQLite gets plain `?` and
+/// the timestamp twice per row: SQLite finds a numbered parameter's name by
+/// a linear scan, which makes binding thousands of `$n` quadratic.
+fn insert_sql(dialect: Dialect, rows: usize) -> String {
+    let mut sql = String::with_capacity(250 + rows * 100);
     sql.push_str(
         "INSERT INTO usage_record (idempotency_key, tenant, agent, subscription, flow_version, fuel, \
          tokens_in, tokens_out, wall_micros, bytes_in, bytes_out, outcome, started_at_ms, created_at, updated_at) VALUES ",
     );
-    for i in 0..rows {
-        if i > 0 {
+    for row in 0..rows {
+        if row > 0 {
             sql.push_str(", ");
         }
-        sql.push_str(&row);
+        sql.push('(');
+        for col in 0..COLUMNS {
+            match dialect {
+                Dialect::Postgres => {
+                    let _ = write!(sql, "${}, ", 2 + row * COLUMNS + col);
+                }
+                Dialect::Sqlite => sql.push_str("?, "),
+            }
+        }
+        sql.push_str(match dialect {
+            Dialect::Postgres => "$1, $1)",
+            Dialect::Sqlite => "?, ?)",
+        });
     }
     sql.push_str(" ON CONFLICT (idempotency_key) DO NOTHING");
     sql
@@ -204,9 +205,17 @@ mod tests {
 
     #[test]
     fn sqlite_insert_has_fifteen_plain_parameters_per_row() {
-        let sql = sqlite_insert(2);
+        let sql = insert_sql(Dialect::Sqlite, 2);
         assert_eq!(sql.matches('?').count(), 30);
+        assert!(!sql.contains('$'));
         assert!(sql.contains("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), (?,"));
         assert!(sql.ends_with("?) ON CONFLICT (idempotency_key) DO NOTHING"));
+    }
+
+    #[test]
+    fn postgres_insert_numbers_parameters_after_the_timestamp() {
+        let sql = insert_sql(Dialect::Postgres, 2);
+        assert!(sql.contains("($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $1, $1), ($15,"));
+        assert!(sql.ends_with("$27, $1, $1) ON CONFLICT (idempotency_key) DO NOTHING"));
     }
 }

@@ -17,6 +17,7 @@ on_both_stores!(
     only_the_runtime_may_post_usage,
     an_invalid_record_stores_nothing,
     large_batches_span_several_statements,
+    concurrent_overlapping_batches_are_counted_once,
 );
 
 /// A batch exactly as `sandflow_runtime_host::usage::HttpSink` posts it:
@@ -97,5 +98,38 @@ async fn large_batches_span_several_statements(app: TestApp) {
         .collect();
     let answer = app.post("/api/runtime/usage/", RUNTIME_TOKEN, json!(batch)).await.expect(200);
     assert_eq!(answer, json!({"accepted": 1_000, "duplicates": 234}));
+    assert_eq!(app.count("usage_record").await, 1_000);
+}
+
+/// Several runtime hosts delivering at once, their batches sharing keys in
+/// opposite orders (the shape that deadlocks when keys are locked in
+/// arrival order): every batch succeeds and every key counts once.
+async fn concurrent_overlapping_batches_are_counted_once(app: TestApp) {
+    let template: Vec<Value> = serde_json::from_str(RUNTIME_BATCH).unwrap();
+    let batch = |keys: Vec<usize>| {
+        let records: Vec<Value> = keys
+            .into_iter()
+            .map(|k| {
+                let mut r = template[0].clone();
+                r["idempotency_key"] = json!(format!("key-{k:05}"));
+                r
+            })
+            .collect();
+        Value::Array(records)
+    };
+    let mut tasks = Vec::new();
+    for sender in 0..8usize {
+        let keys: Vec<usize> = if sender % 2 == 0 { (0..600).collect() } else { (0..600).rev().collect() };
+        let body = batch(keys.into_iter().map(|k| (k + sender * 100) % 1_000).collect());
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move { app.post("/api/runtime/usage/", RUNTIME_TOKEN, body).await.expect(200) }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        let answer = task.await.unwrap();
+        assert_eq!(answer["accepted"].as_u64().unwrap() + answer["duplicates"].as_u64().unwrap(), 600);
+        accepted += answer["accepted"].as_u64().unwrap();
+    }
+    assert_eq!(accepted, 1_000);
     assert_eq!(app.count("usage_record").await, 1_000);
 }
