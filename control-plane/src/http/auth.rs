@@ -81,8 +81,11 @@ async fn register(State(state): State<AppState>, JsonBody(body): JsonBody<Regist
     let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(Error::internal)??;
     let id = new_id();
     let now = now_ms();
-    // One statement, so two concurrent first registrations cannot both see
-    // an empty table on SQLite; on PostgreSQL the unique email still holds.
+    // The emptiness check and the insert are one statement. SQLite runs
+    // writers one at a time, so only one account can be first there; on
+    // PostgreSQL two registrations racing on an empty installation could
+    // both be made staff, which is why an installation reachable by others
+    // should create its operator with `bootstrap_operator` first.
     let row = sqlx::query(
         "INSERT INTO user_account (id, email, name, password_hash, is_staff, created_at, updated_at) \
          SELECT $1, $2, $3, $4, CASE WHEN EXISTS (SELECT 1 FROM user_account) THEN 0 ELSE 1 END, $5, $5 \
