@@ -99,10 +99,14 @@ impl Db {
                     if dialect == Dialect::Sqlite {
                         // WAL lets readers run beside the writer; NORMAL sync
                         // is durable across process crashes (fsync at
-                        // checkpoints); foreign keys are off by default.
+                        // checkpoints); foreign keys are off by default; a
+                        // 32 MiB page cache per connection (instead of 2 MiB)
+                        // keeps the ledger's indexes out of the OS's page
+                        // cache on every insert.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                             PRAGMA cache_size = -32768;",
                         )
                         .await?;
                     }
@@ -201,6 +205,7 @@ mod sqlite_tests {
         let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap();
         let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&mut *conn).await.unwrap();
         let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut *conn).await.unwrap();
-        assert_eq!((journal.as_str(), sync, fk, busy), ("wal", 1, 1, 10_000));
+        let cache: i64 = sqlx::query_scalar("PRAGMA cache_size").fetch_one(&mut *conn).await.unwrap();
+        assert_eq!((journal.as_str(), sync, fk, busy, cache), ("wal", 1, 1, 10_000, -32_768));
     }
 }
