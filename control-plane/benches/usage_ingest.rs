@@ -9,7 +9,8 @@
 //!
 //! `cargo bench -p sandflow-control-plane --bench usage_ingest`; results go
 //! to stderr. Without `--bench` (as `cargo test --all-targets` runs it) it
-//! does one small SQLite pass as a smoke test.
+//! does one small SQLite pass as a smoke test; asked to `--list` (nextest),
+//! it does nothing.
 
 use axum::body::Body;
 use axum::http::{Request, header};
@@ -25,6 +26,10 @@ const BATCH: usize = 1_000;
 const TOKEN: &str = "bench-runtime-token";
 
 fn main() {
+    // Test runners that list targets (`--list`) get nothing and no work.
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
     let full = std::env::args().any(|a| a == "--bench");
     let records = if full { 200_000 } else { 2_000 };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
