@@ -12,7 +12,13 @@ use axum::http::{Method, Request, header};
 use common::{MAX_BODY, PASSWORD, RUNTIME_TOKEN, TestApp};
 use serde_json::json;
 
-on_both_stores!(malformed_and_unknown_bodies, wrong_content_type, oversized_bodies, unknown_routes_and_methods);
+on_both_stores!(
+    malformed_and_unknown_bodies,
+    wrong_content_type,
+    oversized_bodies,
+    unknown_routes_and_methods,
+    database_failures_are_not_echoed,
+);
 
 async fn malformed_and_unknown_bodies(app: TestApp) {
     let token = app.signup("ada@example.com").await;
@@ -81,4 +87,14 @@ async fn unknown_routes_and_methods(app: TestApp) {
     assert!(detail.contains("/api/nothing-here"), "{detail}");
     app.call(Method::PUT, "/api/users/me", Some(&token), None).await.refused(405, "method_not_allowed");
     assert_eq!(app.call(Method::GET, "/healthz", None, None).await.status, 200);
+}
+
+/// A database failure is a 500 with a generic message: no driver text, no
+/// SQL, no connection details reach the client.
+async fn database_failures_are_not_echoed(app: TestApp) {
+    let token = app.signup("ada@example.com").await;
+    app.db.close().await;
+    let answer = app.get("/api/users/me", &token).await;
+    assert_eq!(answer.status, 500);
+    assert_eq!(answer.body, json!({"detail": "internal error", "code": "internal"}));
 }
