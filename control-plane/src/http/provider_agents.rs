@@ -1,0 +1,496 @@
+//! `/api/provider-agents/`: the agents a provider organisation sells, their
+//! immutable flow versions, validation, import and usage stats.
+//!
+//! Members of the owning organisation read; owners and admins write, and
+//! only once the organisation is an approved provider. Anyone signed in may
+//! validate a flow. An import compiles the Langflow export and stores a new
+//! version (number, `sha256:` digest, manifest, diagnostics, the export and
+//! the component bytes); versions are never changed. Importing the flow the
+//! latest version already holds returns that version instead of a copy.
+
+use super::organizations::authorize;
+use super::{JsonBody, RawJson, required_text};
+use super::{Path, Query};
+use crate::AppState;
+use crate::auth::CurrentUser;
+use crate::db::{new_id, now_ms};
+use crate::error::{Error, Result};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sandflow_flow_compiler::{CompileError, CompileOptions, Diagnostics};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/provider-agents", get(list).post(create))
+        .route("/api/provider-agents/validate_flow", post(validate_flow))
+        .route("/api/provider-agents/{id}", get(show).patch(update).delete(remove))
+        .route("/api/provider-agents/{id}/import_flow", post(import_flow))
+        .route("/api/provider-agents/{id}/versions", get(versions))
+        .route("/api/provider-agents/{id}/versions/{version}", get(version))
+        .route("/api/provider-agents/{id}/versions/{version}/artifact", get(artifact))
+        .route("/api/provider-agents/{id}/stats", get(stats))
+}
+
+#[derive(Debug, Serialize)]
+struct AgentOut {
+    id: String,
+    organization: String,
+    name: String,
+    description: String,
+    latest_version: Option<i64>,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+}
+
+const AGENT_COLUMNS: &str = "a.id, a.organization_id, a.name, a.description, a.created_at, a.updated_at, \
+     (SELECT MAX(v.version) FROM flow_version v WHERE v.provider_agent_id = a.id) AS latest_version";
+
+fn agent_out(row: &AnyRow) -> Result<AgentOut> {
+    Ok(AgentOut {
+        id: row.try_get("id")?,
+        organization: row.try_get("organization_id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        latest_version: row.try_get("latest_version")?,
+        created_at_ms: row.try_get("created_at")?,
+        updated_at_ms: row.try_get("updated_at")?,
+    })
+}
+
+/// Loads an agent the caller may see (404 otherwise) and checks the role.
+async fn load(state: &AppState, user: &CurrentUser, id: &str, need_manage: bool) -> Result<AgentOut> {
+    let row = sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM provider_agent a WHERE a.id = $1"))
+        .bind(id)
+        .fetch_optional(state.db.pool())
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no provider agent `{id}` among yours")))?;
+    let agent = agent_out(&row)?;
+    authorize(state, user, &agent.organization, need_manage).await.map_err(|e| match e {
+        Error::NotFound(_) => Error::NotFound(format!("no provider agent `{id}` among yours")),
+        other => other,
+    })?;
+    Ok(agent)
+}
+
+async fn ensure_provider(state: &AppState, org: &str) -> Result<()> {
+    let status: String = sqlx::query_scalar("SELECT provider_status FROM organization WHERE id = $1")
+        .bind(org)
+        .fetch_one(state.db.pool())
+        .await?;
+    if status != "approved" {
+        return Err(Error::Forbidden(format!(
+            "the organisation is not an approved service provider (status `{status}`): \
+             POST /api/organizations/{org}/provider-request and wait for an operator"
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    organization: Option<String>,
+}
+
+/// Agents of the caller's organisations (or of one, `?organization=`).
+async fn list(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Vec<AgentOut>>> {
+    if let Some(org) = &query.organization {
+        authorize(&state, &user, org, false).await?;
+    }
+    let rows = sqlx::query(&format!(
+        "SELECT {AGENT_COLUMNS} FROM provider_agent a \
+         WHERE a.organization_id IN (SELECT organization_id FROM membership WHERE user_id = $1) \
+            OR a.organization_id = $2 \
+         ORDER BY a.name, a.id"
+    ))
+    .bind(&user.id)
+    .bind(query.organization.as_deref().unwrap_or(""))
+    .fetch_all(state.db.pool())
+    .await?;
+    let agents = rows.iter().map(agent_out).collect::<Result<Vec<_>>>()?;
+    let agents = match &query.organization {
+        Some(org) => agents.into_iter().filter(|a| &a.organization == org).collect(),
+        None => agents,
+    };
+    Ok(Json(agents))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateAgent {
+    organization: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    JsonBody(body): JsonBody<CreateAgent>,
+) -> Result<(StatusCode, Json<AgentOut>)> {
+    authorize(&state, &user, &body.organization, true).await?;
+    ensure_provider(&state, &body.organization).await?;
+    let name = required_text("name", &body.name, 200)?;
+    let description = check_description(&body.description)?;
+    let id = new_id();
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO provider_agent (id, organization_id, name, description, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(&id)
+    .bind(&body.organization)
+    .bind(&name)
+    .bind(&description)
+    .bind(now)
+    .execute(state.db.pool())
+    .await?;
+    let agent = AgentOut {
+        id,
+        organization: body.organization,
+        name,
+        description,
+        latest_version: None,
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    Ok((StatusCode::CREATED, Json(agent)))
+}
+
+fn check_description(description: &str) -> Result<String> {
+    let description = description.trim();
+    if description.chars().count() > 10_000 {
+        return Err(Error::Invalid("`description` must be at most 10000 characters".into()));
+    }
+    Ok(description.to_owned())
+}
+
+async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<AgentOut>> {
+    load(&state, &user, &id, false).await.map(Json)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateAgent {
+    name: Option<String>,
+    description: Option<String>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpdateAgent>,
+) -> Result<Json<AgentOut>> {
+    let agent = load(&state, &user, &id, true).await?;
+    let name = body.name.as_deref().map(|n| required_text("name", n, 200)).transpose()?.unwrap_or(agent.name);
+    let description = body.description.as_deref().map(check_description).transpose()?.unwrap_or(agent.description);
+    sqlx::query("UPDATE provider_agent SET name = $1, description = $2, updated_at = $3 WHERE id = $4")
+        .bind(&name)
+        .bind(&description)
+        .bind(now_ms())
+        .bind(&id)
+        .execute(state.db.pool())
+        .await?;
+    load(&state, &user, &id, false).await.map(Json)
+}
+
+/// Deletes an agent that has no flow versions yet (versions are immutable
+/// records that usage and, later, orders refer to).
+async fn remove(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<StatusCode> {
+    let agent = load(&state, &user, &id, true).await?;
+    if agent.latest_version.is_some() {
+        return Err(Error::InvalidTransition(
+            "the agent has imported flow versions, which are kept: it cannot be deleted".into(),
+        ));
+    }
+    // The guard repeats the check, in case an import landed in between.
+    let deleted = sqlx::query(
+        "DELETE FROM provider_agent WHERE id = $1 \
+         AND NOT EXISTS (SELECT 1 FROM flow_version WHERE provider_agent_id = $1)",
+    )
+    .bind(&id)
+    .execute(state.db.pool())
+    .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(Error::InvalidTransition("the agent has imported flow versions: it cannot be deleted".into()));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize)]
+struct Validation {
+    valid: bool,
+    error_count: usize,
+    warning_count: usize,
+    diagnostics: Diagnostics,
+}
+
+/// Checks a Langflow export (the body) and returns every diagnostic:
+/// 200 when it would compile (warnings allowed), 422 with the same
+/// diagnostics when it would not.
+async fn validate_flow(_user: CurrentUser, RawJson(source): RawJson) -> Result<Json<Validation>> {
+    let diagnostics = tokio::task::spawn_blocking(move || {
+        let (_plan, diagnostics) = sandflow_flow_compiler::check(&source, &CompileOptions::default());
+        diagnostics
+    })
+    .await
+    .map_err(Error::internal)?;
+    if diagnostics.has_errors() {
+        return Err(Error::InvalidFlow(diagnostics));
+    }
+    let warning_count = diagnostics.iter().count();
+    Ok(Json(Validation { valid: true, error_count: 0, warning_count, diagnostics }))
+}
+
+#[derive(Debug, Serialize)]
+struct VersionOut {
+    provider_agent: String,
+    version: i64,
+    digest: String,
+    manifest: serde_json::Value,
+    diagnostics: serde_json::Value,
+    created_by: String,
+    created_at_ms: i64,
+}
+
+const VERSION_COLUMNS: &str = "provider_agent_id, version, digest, manifest, diagnostics, created_by, created_at";
+
+fn version_out(row: &AnyRow) -> Result<VersionOut> {
+    let json = |column: &str| -> Result<serde_json::Value> {
+        let text: String = row.try_get(column)?;
+        serde_json::from_str(&text).map_err(Error::internal)
+    };
+    Ok(VersionOut {
+        provider_agent: row.try_get("provider_agent_id")?,
+        version: row.try_get("version")?,
+        digest: row.try_get("digest")?,
+        manifest: json("manifest")?,
+        diagnostics: json("diagnostics")?,
+        created_by: row.try_get("created_by")?,
+        created_at_ms: row.try_get("created_at")?,
+    })
+}
+
+/// Compiles the export (the body) and stores it as the agent's next
+/// version: 201 with the version, or 200 with the latest version when it
+/// already holds this very component; 422 with diagnostics when the flow
+/// does not compile (nothing is stored).
+async fn import_flow(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    RawJson(source): RawJson,
+) -> Result<Response> {
+    let agent = load(&state, &user, &id, true).await?;
+    ensure_provider(&state, &agent.organization).await?;
+    let source = source.to_vec();
+    let (source, compiled) = tokio::task::spawn_blocking(move || {
+        let compiled = sandflow_flow_compiler::compile(&source, &CompileOptions::default());
+        (source, compiled)
+    })
+    .await
+    .map_err(Error::internal)?;
+    let (artifact, diagnostics) = match compiled {
+        Ok(done) => done,
+        Err(CompileError::Invalid(diagnostics)) => return Err(Error::InvalidFlow(diagnostics)),
+        Err(CompileError::Codegen(e)) => return Err(Error::internal(format!("compiler bug: {e}"))),
+    };
+    let manifest = serde_json::to_string(&artifact.manifest).map_err(Error::internal)?;
+    let diagnostics = serde_json::to_string(&diagnostics).map_err(Error::internal)?;
+    let digest = artifact.manifest.digest.clone();
+
+    let mut tx = state.db.pool().begin().await?;
+    let latest = sqlx::query(&format!(
+        "SELECT {VERSION_COLUMNS} FROM flow_version WHERE provider_agent_id = $1 ORDER BY version DESC LIMIT 1"
+    ))
+    .bind(&id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(latest) = &latest
+        && latest.try_get::<String, _>("digest")? == digest
+    {
+        return Ok(Json(version_out(latest)?).into_response());
+    }
+    let next = match &latest {
+        Some(latest) => latest.try_get::<i64, _>("version")? + 1,
+        None => 1,
+    };
+    // Two imports racing for the same number: the unique (agent, version)
+    // key lets one win and answers the other with 409.
+    let row = sqlx::query(&format!(
+        "INSERT INTO flow_version (id, provider_agent_id, version, digest, manifest, diagnostics, source, artifact, \
+         created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+         RETURNING {VERSION_COLUMNS}"
+    ))
+    .bind(new_id())
+    .bind(&id)
+    .bind(next)
+    .bind(&digest)
+    .bind(&manifest)
+    .bind(&diagnostics)
+    .bind(source)
+    .bind(artifact.component)
+    .bind(&user.id)
+    .bind(now_ms())
+    .fetch_one(&mut *tx)
+    .await?;
+    let out = version_out(&row)?;
+    sqlx::query("UPDATE provider_agent SET updated_at = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    tracing::info!(agent = %id, version = next, %digest, "flow version imported");
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+async fn versions(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<VersionOut>>> {
+    load(&state, &user, &id, false).await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {VERSION_COLUMNS} FROM flow_version WHERE provider_agent_id = $1 ORDER BY version"
+    ))
+    .bind(&id)
+    .fetch_all(state.db.pool())
+    .await?;
+    rows.iter().map(version_out).collect::<Result<_>>().map(Json)
+}
+
+async fn version(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((id, version)): Path<(String, i64)>,
+) -> Result<Json<VersionOut>> {
+    load(&state, &user, &id, false).await?;
+    let row = sqlx::query(&format!(
+        "SELECT {VERSION_COLUMNS} FROM flow_version WHERE provider_agent_id = $1 AND version = $2"
+    ))
+    .bind(&id)
+    .bind(version)
+    .fetch_optional(state.db.pool())
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("the agent has no version {version}")))?;
+    version_out(&row).map(Json)
+}
+
+/// The compiled component (`flow.wasm`) of one version.
+async fn artifact(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((id, version)): Path<(String, i64)>,
+) -> Result<Response> {
+    load(&state, &user, &id, false).await?;
+    let row = sqlx::query("SELECT digest, artifact FROM flow_version WHERE provider_agent_id = $1 AND version = $2")
+        .bind(&id)
+        .bind(version)
+        .fetch_optional(state.db.pool())
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("the agent has no version {version}")))?;
+    let digest: String = row.try_get("digest")?;
+    let bytes: Vec<u8> = row.try_get("artifact")?;
+    Ok(([(header::CONTENT_TYPE, "application/wasm".to_owned()), (header::ETAG, format!("\"{digest}\""))], bytes)
+        .into_response())
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Totals {
+    runs: i64,
+    completed: i64,
+    failed: i64,
+    tenants: i64,
+    fuel: i64,
+    tokens_in: i64,
+    tokens_out: i64,
+    wall_micros: i64,
+    bytes_in: i64,
+    bytes_out: i64,
+    last_run_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Stats {
+    provider_agent: String,
+    #[serde(flatten)]
+    totals: Totals,
+    by_version: Vec<VersionStats>,
+}
+
+#[derive(Debug, Serialize)]
+struct VersionStats {
+    flow_version: String,
+    #[serde(flatten)]
+    totals: Totals,
+}
+
+const TOTALS: &str = "COUNT(*) AS runs, \
+     CAST(COALESCE(SUM(CASE WHEN outcome = 'completed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS completed, \
+     COUNT(DISTINCT tenant) AS tenants, \
+     CAST(COALESCE(SUM(fuel), 0) AS BIGINT) AS fuel, \
+     CAST(COALESCE(SUM(tokens_in), 0) AS BIGINT) AS tokens_in, \
+     CAST(COALESCE(SUM(tokens_out), 0) AS BIGINT) AS tokens_out, \
+     CAST(COALESCE(SUM(wall_micros), 0) AS BIGINT) AS wall_micros, \
+     CAST(COALESCE(SUM(bytes_in), 0) AS BIGINT) AS bytes_in, \
+     CAST(COALESCE(SUM(bytes_out), 0) AS BIGINT) AS bytes_out, \
+     MAX(started_at_ms) AS last_run_at_ms";
+
+fn totals(row: &AnyRow) -> Result<Totals> {
+    let runs: i64 = row.try_get("runs")?;
+    let completed: i64 = row.try_get("completed")?;
+    Ok(Totals {
+        runs,
+        completed,
+        failed: runs - completed,
+        tenants: row.try_get("tenants")?,
+        fuel: row.try_get("fuel")?,
+        tokens_in: row.try_get("tokens_in")?,
+        tokens_out: row.try_get("tokens_out")?,
+        wall_micros: row.try_get("wall_micros")?,
+        bytes_in: row.try_get("bytes_in")?,
+        bytes_out: row.try_get("bytes_out")?,
+        last_run_at_ms: row.try_get("last_run_at_ms")?,
+    })
+}
+
+/// Usage of the agent's flow versions, from the ledger: runs (each counted
+/// once), outcomes, distinct tenants and resources used, in total and per
+/// version digest.
+async fn stats(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<Stats>> {
+    load(&state, &user, &id, false).await?;
+    let rows = sqlx::query(&format!(
+        "SELECT flow_version, {TOTALS} FROM usage_record \
+         WHERE flow_version IN (SELECT digest FROM flow_version WHERE provider_agent_id = $1) \
+         GROUP BY flow_version ORDER BY flow_version"
+    ))
+    .bind(&id)
+    .fetch_all(state.db.pool())
+    .await?;
+    let by_version = rows
+        .iter()
+        .map(|r| Ok(VersionStats { flow_version: r.try_get("flow_version")?, totals: totals(r)? }))
+        .collect::<Result<Vec<_>>>()?;
+    let row = sqlx::query(&format!(
+        "SELECT {TOTALS} FROM usage_record \
+         WHERE flow_version IN (SELECT digest FROM flow_version WHERE provider_agent_id = $1)"
+    ))
+    .bind(&id)
+    .fetch_one(state.db.pool())
+    .await?;
+    Ok(Json(Stats { provider_agent: id, totals: totals(&row)?, by_version }))
+}

@@ -1,0 +1,103 @@
+//! The Sandflow control plane: identity, organisations, the seller journey
+//! (provider status, provider agents and their immutable flow versions) and
+//! the usage ledger, behind the management HTTP API under `/api/`.
+//!
+//! Storage is [`db::Db`]: SQLite in the data directory by default, or
+//! PostgreSQL when [`Config::database_url`] names one; both are migrated on
+//! start and behave the same. [`app`] builds the [`axum::Router`] (tests
+//! drive it with `oneshot`); [`serve`] runs it on a listener until shutdown.
+//!
+//! | area | routes |
+//! |---|---|
+//! | identity | `POST /api/auth/register`, `POST /api/auth/login`, `POST /api/auth/logout`, `GET /api/users/me` |
+//! | organisations | `/api/organizations/`, `/api/organizations/{id}/members/…`, `POST /api/organizations/{id}/provider-request` |
+//! | operators | `GET /api/admin/provider-requests/`, `POST /api/admin/provider-requests/{id}/approve` and `…/reject` |
+//! | seller | `/api/provider-agents/` (+ `validate_flow`, `{id}/import_flow`, `{id}/versions`, `{id}/stats`) |
+//! | runtime | `POST /api/runtime/usage/` (bearer runtime token) |
+//!
+//! Every refusal is a 4xx with `{"detail": "...", "code": "..."}` saying
+//! what to fix ([`error::Error`]); a failed request changes nothing.
+//!
+//! ```
+//! use sandflow_control_plane::{app, AppState, Config, db::Db};
+//! use tower::ServiceExt as _;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! let db = Db::open_in_data_dir(dir.path()).await.unwrap();
+//! let router = app(AppState::new(db, Config::default()));
+//! let request = axum::http::Request::get("/healthz").body(axum::body::Body::empty()).unwrap();
+//! let response = router.oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), 200);
+//! # });
+//! ```
+#![deny(missing_docs)]
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod usage;
+
+pub use auth::bootstrap_operator;
+pub use config::Config;
+pub use error::Error;
+
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// What every handler shares: the database and the settings.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: db::Db,
+    /// The settings.
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// State over an opened database.
+    pub fn new(db: db::Db, config: Config) -> Self {
+        Self { db, config: Arc::new(config) }
+    }
+}
+
+/// The management API as a router.
+pub fn app(state: AppState) -> axum::Router {
+    http::router(state)
+}
+
+/// Why the control plane stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Open(#[from] db::OpenError),
+    /// The listener failed.
+    #[error("the HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the database `config` names (migrating it) and serves the API on
+/// `listener` until `shutdown` resolves, then closes the database.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let db = match &config.database_url {
+        Some(url) => db::Db::open(url.expose()).await?,
+        None => db::Db::open_in_data_dir(&config.data_dir).await?,
+    };
+    tracing::info!(
+        dialect = ?db.dialect(),
+        address = %listener.local_addr()?,
+        "control plane listening"
+    );
+    let router = app(AppState::new(db.clone(), config));
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    db.close().await;
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! Shared by the integration tests: a fresh control plane per test on
+//! SQLite (a temporary file) or PostgreSQL (a new database `cp_<uuid>`,
+//! dropped afterwards), and small request helpers.
+//!
+//! PostgreSQL is reached at `SANDFLOW_TEST_POSTGRES_URL`, by default
+//! `postgres://postgres@127.0.0.1:5432/test`; a test fails if it is not
+//! there, since both stores must be tested.
+#![allow(dead_code, reason = "each test binary uses its own part of these helpers")]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt as _;
+use sandflow_control_plane::config::Secret;
+use sandflow_control_plane::db::Db;
+use sandflow_control_plane::{AppState, Config, app};
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor};
+use std::future::Future;
+use tower::ServiceExt as _;
+
+pub const PASSWORD: &str = "correct horse battery";
+pub const RUNTIME_TOKEN: &str = "runtime-secret-for-tests";
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs `scenario` against a fresh control plane on `backend`, then
+/// removes the database, even when the scenario panics.
+pub async fn run<F, Fut>(backend: Backend, scenario: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (url, cleanup) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("cp.db").display());
+            (url, Cleanup::Dir(dir))
+        }
+        Backend::Postgres => {
+            let admin = postgres_admin_url();
+            let name = format!("cp_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = admin_connection(&admin).await;
+            conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create database");
+            conn.close().await.ok();
+            (replace_database(&admin, &name), Cleanup::Database { admin, name })
+        }
+    };
+    let db = Db::open(&url).await.expect("open and migrate");
+    let config = Config {
+        runtime_token: Some(Secret::new(RUNTIME_TOKEN)),
+        max_body_bytes: MAX_BODY,
+        secure_cookies: false,
+        ..Config::default()
+    };
+    let app = TestApp { router: app(AppState::new(db.clone(), config)), db: db.clone() };
+    let outcome = tokio::spawn(scenario(app)).await;
+    db.close().await;
+    if let Cleanup::Database { admin, name } = &cleanup {
+        let mut conn = admin_connection(admin).await;
+        conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await.expect("drop database");
+        conn.close().await.ok();
+    }
+    drop(cleanup);
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+enum Cleanup {
+    Dir(tempfile::TempDir),
+    Database { admin: String, name: String },
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("SANDFLOW_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+async fn admin_connection(url: &str) -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(url).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL is needed for these tests at {url} (set SANDFLOW_TEST_POSTGRES_URL): {e}")
+    })
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Generates one test per store for a scenario `async fn(TestApp)`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $crate::common::run($crate::common::Backend::Sqlite, super::$scenario).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $crate::common::run($crate::common::Backend::Postgres, super::$scenario).await;
+            }
+        }
+    )*};
+}
+
+/// A control plane under test.
+#[derive(Clone)]
+pub struct TestApp {
+    pub router: Router,
+    pub db: Db,
+}
+
+/// An answer: status, JSON body (`Null` when empty or not JSON), headers.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl Answer {
+    /// Asserts the status and returns the body.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status.as_u16(), status, "unexpected answer: {}", self.body);
+        self.body
+    }
+
+    /// Asserts a 4xx of our error shape with `code`, and returns `detail`.
+    #[track_caller]
+    pub fn refused(self, status: u16, code: &str) -> String {
+        let body = self.expect(status);
+        assert_eq!(body["code"], code, "{body}");
+        let detail = body["detail"].as_str().expect("detail is text").to_owned();
+        assert!(!detail.is_empty());
+        detail
+    }
+}
+
+impl TestApp {
+    /// Sends any request.
+    pub async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self.router.clone().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes().to_vec();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer { status, body, headers, bytes }
+    }
+
+    /// Sends `body` as JSON (when given) with an optional bearer token.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(serde_json::to_vec(&body).expect("json"))),
+            None => request.body(Body::empty()),
+        };
+        self.send(request.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Answer {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Posts raw bytes as `application/json`.
+    pub async fn post_bytes(&self, path: &str, token: &str, bytes: Vec<u8>) -> Answer {
+        let request = Request::post(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(bytes))
+            .expect("request");
+        self.send(request).await
+    }
+
+    pub async fn register(&self, email: &str) -> Value {
+        let body = json!({ "email": email, "password": PASSWORD, "name": email.split('@').next() });
+        self.call(Method::POST, "/api/auth/register", None, Some(body)).await.expect(201)
+    }
+
+    pub async fn login(&self, email: &str) -> String {
+        let body = json!({ "email": email, "password": PASSWORD });
+        let answer = self.call(Method::POST, "/api/auth/login", None, Some(body)).await.expect(200);
+        answer["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Registers and signs in; returns the bearer token.
+    pub async fn signup(&self, email: &str) -> String {
+        self.register(email).await;
+        self.login(email).await
+    }
+
+    /// A staff operator's token.
+    pub async fn operator(&self) -> String {
+        sandflow_control_plane::bootstrap_operator(&self.db, "operator@example.com", PASSWORD).await.expect("operator");
+        self.login("operator@example.com").await
+    }
+
+    /// Creates an organisation; returns its id.
+    pub async fn organization(&self, token: &str, name: &str) -> String {
+        let org = self.post("/api/organizations/", token, json!({ "name": name })).await.expect(201);
+        org["id"].as_str().expect("id").to_owned()
+    }
+
+    /// An organisation approved as a provider, owned by `token`'s user.
+    pub async fn provider(&self, token: &str, operator: &str, name: &str) -> String {
+        let org = self.organization(token, name).await;
+        let request =
+            self.post(&format!("/api/organizations/{org}/provider-request"), token, json!({})).await.expect(201);
+        let id = request["id"].as_str().expect("id");
+        self.post(&format!("/api/admin/provider-requests/{id}/approve"), operator, json!({})).await.expect(200);
+        org
+    }
+
+    /// Counts the rows of a table.
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(self.db.pool()).await.expect("count")
+    }
+}
+
+/// A shared Langflow export, read from `../shared/flows/`.
+pub fn flow(name: &str) -> Vec<u8> {
+    let path = format!("{}/../../shared/flows/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
