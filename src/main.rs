@@ -53,9 +53,10 @@ enum Command {
     },
     /// Serves the data plane (native, Langflow- and OpenAI-compatible run APIs).
     Serve {
-        /// Which part to run; only `runtime` exists so far.
-        #[arg(long, default_value = "runtime")]
-        role: String,
+        /// Which parts to run: `all` (control plane and runtime on one address),
+        /// `runtime` (the data plane) or `control-plane` (the management API).
+        #[arg(long, value_enum, default_value_t = commands::Role::All)]
+        role: commands::Role,
         /// Address to listen on.
         #[arg(long, env = "SANDFLOW_LISTEN", default_value = "127.0.0.1:7860")]
         listen: String,
@@ -79,6 +80,14 @@ enum Command {
         usage_sink: Option<String>,
         #[command(flatten)]
         capabilities: commands::CapabilityArgs,
+        /// The control plane's database: `sqlite://PATH` or `postgres://USER@HOST/DB`; without it,
+        /// `control-plane.db` in the data directory (created and migrated on start).
+        #[arg(long, env = "SANDFLOW_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// Token runtimes present when they post usage to the control plane (generated when
+        /// both run together).
+        #[arg(long, env = "SANDFLOW_RUNTIME_TOKEN", hide_env_values = true)]
+        runtime_token: Option<String>,
     },
     /// Shows what a compiled artifact (directory or `.wasm`) holds.
     Inspect {
@@ -113,13 +122,12 @@ fn main() -> ExitCode {
             tenant_rpm,
             usage_sink,
             capabilities,
+            database_url,
+            runtime_token,
         } => {
-            if role != "runtime" {
-                eprintln!("error: only `--role runtime` is available so far (the control plane is not built yet)");
-                return ExitCode::from(2);
-            }
             let limits = sandflow_runtime_host::api::DataPlaneConfig { key_rpm, tenant_rpm };
             commands::serve(commands::ServeOptions {
+                role,
                 listen,
                 agents,
                 key_secrets,
@@ -127,6 +135,8 @@ fn main() -> ExitCode {
                 limits,
                 usage_sink,
                 capabilities,
+                database_url,
+                runtime_token,
             })
         }
     };

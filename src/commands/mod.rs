@@ -5,7 +5,7 @@ mod run;
 mod serve;
 
 pub use run::run;
-pub use serve::{ServeOptions, serve};
+pub use serve::{Role, ServeOptions, serve};
 
 use anyhow::Context as _;
 use sandflow_flow_compiler::{Artifact, CompileError, CompileOptions, Diagnostics, check, compile as compile_flow};

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 /// A running `sandflow serve --role runtime`, killed when dropped.
 pub struct Host {
@@ -12,6 +12,8 @@ pub struct Host {
     pub base: String,
     /// The development key it printed for tenant `acme`.
     pub key: String,
+    /// Its standard output, kept open: a closed pipe would fail its next print.
+    _stdout: BufReader<ChildStdout>,
 }
 
 impl Drop for Host {
@@ -26,28 +28,34 @@ pub fn flows() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/flows")
 }
 
-/// Starts a host on a free port with `data` as its data directory, tenant
-/// `acme`'s agents `id=flow.json` from `agents`, and `extra` arguments; waits
-/// until it serves.
+/// Starts a runtime host on a free port with `data` as its data directory,
+/// tenant `acme`'s agents `id=flow.json` from `agents`, and `extra`
+/// arguments; waits until it serves.
 pub fn start_host(data: &Path, agents: &[(&str, &str)], extra: &[&str]) -> Host {
+    start(data, "runtime", agents, extra)
+}
+
+/// Like [`start_host`], with `--role role`.
+pub fn start(data: &Path, role: &str, agents: &[(&str, &str)], extra: &[&str]) -> Host {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sandflow"));
-    command.args(["serve", "--role", "runtime", "--listen", "127.0.0.1:0", "--dev-keys"]).args(extra);
+    command.args(["serve", "--role", role, "--listen", "127.0.0.1:0", "--dev-keys"]).args(extra);
     for (id, file) in agents {
         command.arg("--agent").arg(format!("{id}={}@acme", flows().join(file).display()));
     }
     let mut child = command.env("SANDFLOW_DATA_DIR", data).stdout(Stdio::piped()).spawn().expect("sandflow starts");
-    let stdout = child.stdout.take().expect("piped");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
     let (mut key, mut base) = (String::new(), String::new());
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("stdout");
-        if let Some(k) = line.strip_prefix("key for tenant acme: ") {
+    let mut line = String::new();
+    while stdout.read_line(&mut line).expect("stdout") > 0 {
+        if let Some(k) = line.trim_end().strip_prefix("key for tenant acme: ") {
             key = k.to_owned();
         }
-        if let Some(url) = line.strip_prefix("serving the data plane on ") {
+        if let Some(url) = line.trim_end().strip_prefix("serving the data plane on ") {
             base = url.to_owned();
             break;
         }
+        line.clear();
     }
     assert!(!key.is_empty() && !base.is_empty(), "the server printed its key and address");
-    Host { child, base, key }
+    Host { child, base, key, _stdout: stdout }
 }

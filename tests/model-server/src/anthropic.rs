@@ -2,7 +2,7 @@
 
 use crate::openai::{content_text, pieces};
 use crate::script::{self, Call, Reply, ToolSpec, Turn};
-use crate::{Shared, error, record, sse};
+use crate::{Shared, error, sse};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -10,14 +10,10 @@ use serde_json::{Value, json};
 
 /// `POST /v1/messages`.
 pub async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: String) -> Response {
-    let request: Value = match serde_json::from_str(&body) {
-        Ok(v) => v,
-        Err(e) => return error(400, &format!("invalid JSON: {e}")),
+    let request = match shared.accept("/v1/messages", &headers, &body) {
+        Ok(request) => request,
+        Err(refused) => return *refused,
     };
-    record(&shared, "/v1/messages", &headers, &request);
-    if let Some(refused) = shared.check_key(&headers) {
-        return refused;
-    }
     if request["max_tokens"].as_u64().is_none() {
         return error(400, "max_tokens: Field required");
     }

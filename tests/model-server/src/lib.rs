@@ -59,10 +59,20 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// A 401 response when the server wants a key and `headers` lack it.
-    fn check_key(&self, headers: &HeaderMap) -> Option<Response> {
-        let expected = self.api_key.as_ref()?;
-        (credential(headers).as_ref() != Some(expected)).then(|| error(401, "Incorrect API key provided"))
+    /// The JSON body of a request to `path`, recorded; or the error answer
+    /// (400 for malformed JSON, 401 for a missing or wrong key).
+    fn accept(&self, path: &str, headers: &HeaderMap, body: &str) -> Result<Value, Box<Response>> {
+        let request: Value =
+            serde_json::from_str(body).map_err(|e| Box::new(error(400, &format!("invalid JSON: {e}"))))?;
+        if let Ok(mut requests) = self.requests.lock() {
+            requests.push(Recorded { path: path.to_owned(), api_key: credential(headers), body: request.clone() });
+        }
+        match &self.api_key {
+            Some(expected) if credential(headers).as_ref() != Some(expected) => {
+                Err(Box::new(error(401, "Incorrect API key provided")))
+            }
+            _ => Ok(request),
+        }
     }
 }
 
@@ -126,12 +136,6 @@ fn router(shared: Shared) -> Router {
 fn credential(headers: &HeaderMap) -> Option<String> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     header("authorization").and_then(|v| v.strip_prefix("Bearer ")).or_else(|| header("x-api-key")).map(str::to_owned)
-}
-
-fn record(shared: &Shared, path: &str, headers: &HeaderMap, body: &Value) {
-    if let Ok(mut requests) = shared.requests.lock() {
-        requests.push(Recorded { path: path.to_owned(), api_key: credential(headers), body: body.clone() });
-    }
 }
 
 fn error(status: u16, message: &str) -> Response {

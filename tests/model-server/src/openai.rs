@@ -1,7 +1,7 @@
 //! OpenAI Chat Completions and Embeddings.
 
 use crate::script::{self, Call, Reply, ToolSpec, Turn};
-use crate::{Shared, embed, error, record, sse};
+use crate::{Shared, embed, error, sse};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -9,14 +9,10 @@ use serde_json::{Value, json};
 
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(State(shared): State<Shared>, headers: HeaderMap, body: String) -> Response {
-    let request: Value = match serde_json::from_str(&body) {
-        Ok(v) => v,
-        Err(e) => return error(400, &format!("invalid JSON: {e}")),
+    let request = match shared.accept("/v1/chat/completions", &headers, &body) {
+        Ok(request) => request,
+        Err(refused) => return *refused,
     };
-    record(&shared, "/v1/chat/completions", &headers, &request);
-    if let Some(refused) = shared.check_key(&headers) {
-        return refused;
-    }
     let model = request["model"].as_str().unwrap_or("model").to_owned();
     let turns = turns(&request["messages"]);
     let tools = tools(&request["tools"]);
@@ -76,14 +72,10 @@ pub async fn chat_completions(State(shared): State<Shared>, headers: HeaderMap, 
 
 /// `POST /v1/embeddings`.
 pub async fn embeddings(State(shared): State<Shared>, headers: HeaderMap, body: String) -> Response {
-    let request: Value = match serde_json::from_str(&body) {
-        Ok(v) => v,
-        Err(e) => return error(400, &format!("invalid JSON: {e}")),
+    let request = match shared.accept("/v1/embeddings", &headers, &body) {
+        Ok(request) => request,
+        Err(refused) => return *refused,
     };
-    record(&shared, "/v1/embeddings", &headers, &request);
-    if let Some(refused) = shared.check_key(&headers) {
-        return refused;
-    }
     let inputs: Vec<String> = match &request["input"] {
         Value::String(s) => vec![s.clone()],
         Value::Array(items) => items.iter().map(|i| i.as_str().unwrap_or_default().to_owned()).collect(),
