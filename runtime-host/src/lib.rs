@@ -33,6 +33,7 @@ mod flow;
 mod library;
 mod limits;
 mod node;
+pub mod provisioning;
 mod sandbox;
 pub mod usage;
 
@@ -40,6 +41,7 @@ pub use bindings::node::exports::sandflow::node::handler::{Descriptor, Field, In
 pub use bindings::node::sandflow::host::types::{Data, Message, ModelSettings, Table, Tool, Value};
 pub use capabilities::llm::{Backend, LlmConfig, Provider, TokenCount};
 pub use capabilities::log::LogLine;
+pub use capabilities::persona::Persona;
 pub use capabilities::secrets::{Secret, Secrets};
 pub use capabilities::{CapabilityConfig, EventSender, RunContext, RunEvent};
 pub use engine::{Runtime, RuntimeConfig};

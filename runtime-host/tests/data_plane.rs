@@ -48,6 +48,7 @@ fn build_plane(config: DataPlaneConfig) -> DataPlane {
             flow,
             limits: Limits::default(),
             secrets: Secrets::default(),
+            persona: None,
         });
     }
     plane

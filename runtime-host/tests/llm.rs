@@ -6,7 +6,7 @@
 use sandflow_flow_compiler::{CompileOptions, compile};
 use sandflow_model_server::{ModelServer, Options};
 use sandflow_runtime_host::{
-    CapabilityConfig, FlowComponent, Limits, LlmConfig, RunContext, RunError, RunOutcome, RunRequest, Runtime,
+    CapabilityConfig, FlowComponent, Limits, LlmConfig, Persona, RunContext, RunError, RunOutcome, RunRequest, Runtime,
     RuntimeConfig, Secret, Secrets, Value,
 };
 use serde_json::Value as Json;
@@ -92,6 +92,24 @@ fn basic_prompting_sends_the_prompt_as_system_message() {
     assert_eq!(sent[0]["messages"][1]["content"], "What is WebAssembly?");
     assert_eq!(outcome.tokens.output, 5, "the model's words are counted as its tokens");
     assert!(outcome.tokens.input > 5);
+}
+
+#[test]
+fn the_buyers_persona_comes_before_the_sellers_prompt() {
+    let model = model(Options::default());
+    let runtime = runtime(&[openai(&model)], None);
+    let flow = load(&runtime, &shared_flow("starter/basic-prompting.json"));
+    let persona =
+        Persona { name: "Ada".into(), system_prompt: "Only talk about our shop.".into(), tone: "formal".into() };
+    let context = RunContext { persona: Some(std::sync::Arc::new(persona)), ..RunContext::default() };
+    let outcome = run(&runtime, &flow, "hi", context).expect("runs");
+    assert_eq!(answer(&outcome), "You said: hi");
+    let sent = chat_requests(&model);
+    let messages = sent[0]["messages"].as_array().expect("messages");
+    assert_eq!(messages[0]["role"], "system");
+    assert_eq!(messages[0]["content"], "Your name is Ada.\nOnly talk about our shop.\nAnswer in a formal tone.");
+    assert_eq!(messages[1]["role"], "system", "the seller's prompt follows");
+    assert_eq!(messages.last().map(|m| m["content"].clone()), Some("hi".into()));
 }
 
 #[test]

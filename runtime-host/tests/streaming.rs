@@ -48,6 +48,7 @@ async fn plane() -> (Arc<DataPlane>, ModelServer, String) {
         flow,
         limits: Limits::default(),
         secrets: Secrets::default(),
+        persona: None,
     });
     let claims = Claims {
         sub: "key-acme".into(),

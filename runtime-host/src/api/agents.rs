@@ -1,6 +1,6 @@
 //! Agents provisioned on this host: a tenant's compiled flow with its limits.
 
-use crate::{FlowComponent, Limits, Secrets};
+use crate::{FlowComponent, Limits, Persona, Secrets};
 use dashmap::DashMap;
 use std::sync::Arc;
 
@@ -20,9 +20,12 @@ pub struct Agent {
     pub limits: Limits,
     /// The agent's secrets (the buyer's and seller's global variables).
     pub secrets: Secrets,
+    /// The buyer's persona, if they configured one.
+    pub persona: Option<Arc<Persona>>,
 }
 
-/// Agents by id, flow id and endpoint name.
+/// Agents by id, and by flow id and endpoint name within their tenant (two
+/// buyers of one seller's flow share its flow id).
 #[derive(Default)]
 pub struct Agents {
     by_id: DashMap<String, Arc<Agent>>,
@@ -33,33 +36,31 @@ impl Agents {
     /// Provisions (or replaces) an agent.
     pub fn provision(&self, agent: Agent) {
         let agent = Arc::new(agent);
-        self.aliases.insert(agent.flow_id.clone(), agent.id.clone());
-        if let Some(endpoint) = &agent.endpoint_name {
-            self.aliases.insert(format!("{}/{endpoint}", agent.tenant), agent.id.clone());
+        for alias in aliases(&agent) {
+            self.aliases.insert(alias, agent.id.clone());
         }
-        self.by_id.insert(agent.id.clone(), agent);
+        if let Some(replaced) = self.by_id.insert(agent.id.clone(), agent.clone()) {
+            // A new version may have a new flow id or endpoint name.
+            for alias in aliases(&replaced).filter(|a| !aliases(&agent).any(|b| &b == a)) {
+                self.aliases.remove_if(&alias, |_, id| id == &agent.id);
+            }
+        }
     }
 
     /// Removes an agent.
     pub fn deprovision(&self, id: &str) {
         if let Some((_, agent)) = self.by_id.remove(id) {
-            self.aliases.remove(&agent.flow_id);
-            if let Some(endpoint) = &agent.endpoint_name {
-                self.aliases.remove(&format!("{}/{endpoint}", agent.tenant));
+            for alias in aliases(&agent) {
+                self.aliases.remove_if(&alias, |_, owner| owner == id);
             }
         }
     }
 
-    /// The agent `reference` names for `tenant`: its id, flow id or (within
-    /// the tenant) endpoint name.
+    /// The agent `reference` names for `tenant`: its id, or its flow id or
+    /// endpoint name within the tenant.
     pub fn find(&self, tenant: &str, reference: &str) -> Option<Arc<Agent>> {
-        let id = self
-            .aliases
-            .get(&format!("{tenant}/{reference}"))
-            .or_else(|| self.aliases.get(reference))
-            .map(|id| id.clone())
-            .unwrap_or_else(|| reference.to_owned());
-        self.by_id.get(&id).map(|a| a.clone())
+        let id = self.aliases.get(&alias(tenant, reference)).map(|id| id.clone());
+        self.by_id.get(id.as_deref().unwrap_or(reference)).map(|a| a.clone())
     }
 
     /// Number of agents.
@@ -71,4 +72,13 @@ impl Agents {
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
+}
+
+fn alias(tenant: &str, name: &str) -> String {
+    format!("{tenant}/{name}")
+}
+
+/// The names `agent` answers to within its tenant, besides its id.
+fn aliases(agent: &Agent) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(&agent.flow_id).chain(&agent.endpoint_name).map(|name| alias(&agent.tenant, name))
 }

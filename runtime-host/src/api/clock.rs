@@ -21,9 +21,24 @@ pub fn unix_millis() -> u64 {
 
 /// The month as `year * 12 + month`, for monthly quotas.
 pub fn month_index() -> u32 {
+    let (y, m) = year_month();
+    index(y, m)
+}
+
+/// This month as `YYYY-MM` (UTC), with its [`month_index`].
+pub fn month() -> (String, u32) {
+    let (y, m) = year_month();
+    (format!("{y:04}-{m:02}"), index(y, m))
+}
+
+fn year_month() -> (i64, u32) {
     let (days, _, _) = now_parts();
     let (y, m, _) = civil_from_days(days);
-    u32::try_from(y * 12 + i64::from(m)).unwrap_or(0)
+    (y, m)
+}
+
+fn index(year: i64, month: u32) -> u32 {
+    u32::try_from(year * 12 + i64::from(month)).unwrap_or(0)
 }
 
 fn now_parts() -> (i64, u64, u32) {

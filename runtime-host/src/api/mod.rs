@@ -12,7 +12,7 @@
 
 mod agents;
 mod body;
-mod clock;
+pub mod clock;
 mod error;
 pub mod keys;
 mod langflow;
@@ -180,6 +180,7 @@ impl DataPlane {
             agent: agent.id.clone(),
             secrets: agent.secrets.clone(),
             events,
+            persona: agent.persona.clone(),
         };
         let (runtime, flow, limits) = (self.runtime.clone(), agent.flow.clone(), agent.limits);
         let bytes_in = request.input_value.as_ref().map_or(0, String::len)

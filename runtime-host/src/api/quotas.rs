@@ -18,7 +18,7 @@ pub struct Quota {
 }
 
 /// What a tenant used this month.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub struct Used {
     /// Runs.
     pub runs: u64,
@@ -80,6 +80,20 @@ impl Quotas {
         entry.1.tokens += tokens;
     }
 
+    /// Raises `tenant`'s count for `month` to at least `used` (what the
+    /// usage ledger says), so a restarted host does not hand out a month's
+    /// allowance again.
+    pub fn seed(&self, tenant: &str, month: u32, used: Used) {
+        let mut entry = self.used.entry(tenant.to_owned()).or_insert((month, Used::default()));
+        if entry.0 != month {
+            *entry = (month, Used::default());
+        }
+        let counted = &mut entry.1;
+        counted.runs = counted.runs.max(used.runs);
+        counted.fuel = counted.fuel.max(used.fuel);
+        counted.tokens = counted.tokens.max(used.tokens);
+    }
+
     /// `tenant`'s usage in `month`.
     pub fn used(&self, tenant: &str, month: u32) -> Used {
         self.used.get(tenant).filter(|e| e.0 == month).map(|e| e.1).unwrap_or_default()
@@ -101,5 +115,16 @@ mod tests {
         assert!(err.contains("monthly quota of 2 runs"), "{err}");
         assert!(q.check("t", 2).is_ok(), "a new month starts afresh");
         assert!(q.check("unlimited", 1).is_ok());
+    }
+
+    #[test]
+    fn seeding_never_lowers_a_count() {
+        let q = Quotas::default();
+        q.set("t", Quota { runs: Some(3), ..Quota::default() });
+        q.record("t", 1, 10, 0);
+        q.seed("t", 1, Used { runs: 3, fuel: 5, tokens: 0 });
+        assert!(q.check("t", 1).is_err(), "the ledger's three runs count");
+        q.seed("t", 1, Used::default());
+        assert_eq!(q.used("t", 1), Used { runs: 3, fuel: 10, tokens: 0 });
     }
 }

@@ -9,6 +9,7 @@
 pub mod io;
 pub mod llm;
 pub mod log;
+pub mod persona;
 pub mod secrets;
 mod unconfigured;
 
@@ -54,6 +55,8 @@ pub struct RunContext {
     pub secrets: Secrets,
     /// Receives tokens as models produce them, when the client streams.
     pub events: Option<EventSender>,
+    /// The buyer's persona, which every model call of the run starts with.
+    pub persona: Option<Arc<persona::Persona>>,
 }
 
 /// The capability state of one run, in its store.
@@ -61,6 +64,7 @@ pub(crate) struct RunCaps {
     pub config: Arc<CapabilityConfig>,
     pub secrets: Secrets,
     pub events: Option<EventSender>,
+    pub persona: Option<Arc<persona::Persona>>,
     /// The node running now, which the tokens it streams are credited to.
     pub node_id: String,
     pub deadline: Instant,
@@ -73,6 +77,7 @@ impl RunCaps {
             secrets: context.secrets.or(&config.secrets),
             config,
             events: context.events,
+            persona: context.persona,
             node_id: String::new(),
             deadline: Instant::now() + deadline,
             tokens: llm::TokenCount::default(),

@@ -171,8 +171,14 @@ impl RunState {
 }
 
 impl Host for RunState {
-    fn complete(&mut self, request: CompletionRequest) -> Result<Completion, CapabilityError> {
+    fn complete(&mut self, mut request: CompletionRequest) -> Result<Completion, CapabilityError> {
         let caps = &self.caps;
+        if let Some(persona) = caps.persona.as_deref().and_then(|p| p.system_message()) {
+            request.messages.insert(
+                0,
+                ChatMessage { role: "system".into(), content: persona, tool_calls: Vec::new(), tool_call_id: None },
+            );
+        }
         let provider = caps.config.llm.resolve(&request.model)?;
         let model = Some(request.model.model.trim()).filter(|m| !m.is_empty()).unwrap_or(&provider.default_model);
         if model.is_empty() {

@@ -1,0 +1,222 @@
+//! Provisioning from the control plane: the host follows the control
+//! plane's change feed and keeps its agents, revoked keys and quotas equal
+//! to what the marketplace says.
+//!
+//! The feed (`GET /api/runtime/changes/?after=<seq>`) is an append-only
+//! log, so a host that starts, restarts or falls behind reads from where it
+//! is and ends up in the same state as every other host. Flow components
+//! are fetched by digest (`GET /api/runtime/artifacts/{digest}`), checked
+//! against it, and loaded once per digest however many buyers subscribe.
+//! The feed is polled every [`POLL_INTERVAL`], which is what bounds how
+//! long a revoked key keeps working.
+//!
+//! A change that cannot take effect (an artifact that is gone or does not
+//! load) is logged and passed over, so one broken version cannot hold up
+//! the revocations behind it; a control plane that cannot be reached is
+//! retried from the same place.
+
+pub mod change;
+
+use crate::FlowComponent;
+use crate::api::DataPlane;
+use crate::api::quotas::Used;
+use crate::api::{Agent, clock};
+use change::{AgentSpec, Change, Page};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the feed is read.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// Changes asked for per request.
+const PAGE: usize = 500;
+
+/// Why a sync stopped; it is tried again from the same change.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The control plane could not be reached or did not answer.
+    #[error("could not reach the control plane at {url}: {message}")]
+    Unreachable {
+        /// What was asked for.
+        url: String,
+        /// Why it failed.
+        message: String,
+    },
+    /// The control plane refused or failed the request.
+    #[error("the control plane answered {status} for {url}")]
+    Refused {
+        /// What was asked for.
+        url: String,
+        /// Its answer.
+        status: u16,
+    },
+}
+
+/// Follows one control plane's feed into one data plane.
+pub struct Provisioner {
+    plane: Arc<DataPlane>,
+    client: reqwest::Client,
+    base_url: String,
+    token: Option<String>,
+    cursor: i64,
+    flows: HashMap<String, FlowComponent>,
+}
+
+impl Provisioner {
+    /// A provisioner for `plane` reading the control plane at `base_url`
+    /// (e.g. `http://127.0.0.1:7860`) with the runtime `token`.
+    pub fn new(plane: Arc<DataPlane>, base_url: impl Into<String>, token: Option<String>) -> Self {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
+        let base_url = base_url.into().trim_end_matches('/').to_owned();
+        Self { plane, client, base_url, token, cursor: 0, flows: HashMap::new() }
+    }
+
+    /// The last change applied.
+    pub fn cursor(&self) -> i64 {
+        self.cursor
+    }
+
+    /// Applies every change the feed holds now; returns how many it read.
+    pub async fn sync(&mut self) -> Result<usize, SyncError> {
+        let mut read = 0;
+        loop {
+            let url = format!("{}/api/runtime/changes/?after={}&limit={PAGE}", self.base_url, self.cursor);
+            let page: Page = serde_json::from_slice(&self.get(&url).await?)
+                .map_err(|e| SyncError::Unreachable { url: url.clone(), message: format!("malformed feed: {e}") })?;
+            let count = page.changes.len();
+            for raw in page.changes {
+                let seq = raw.get("seq").and_then(serde_json::Value::as_i64).unwrap_or(self.cursor);
+                match serde_json::from_value::<Change>(raw) {
+                    Ok(change) => self.apply(change).await?,
+                    Err(error) => tracing::warn!(seq, %error, "skipping a change this host does not understand"),
+                }
+                self.cursor = self.cursor.max(seq);
+            }
+            self.cursor = self.cursor.max(page.last);
+            read += count;
+            if count < PAGE {
+                return Ok(read);
+            }
+        }
+    }
+
+    /// Raises this month's quota counters to what the usage ledger has
+    /// recorded, so a restarted host does not grant a month's allowance twice.
+    pub async fn seed_quota_usage(&self) -> Result<(), SyncError> {
+        #[derive(serde::Deserialize)]
+        struct Totals {
+            tenants: HashMap<String, Used>,
+        }
+        let (month, index) = clock::month();
+        let url = format!("{}/api/runtime/usage-totals/?month={month}", self.base_url);
+        let totals: Totals = serde_json::from_slice(&self.get(&url).await?)
+            .map_err(|e| SyncError::Unreachable { url, message: format!("malformed totals: {e}") })?;
+        for (tenant, used) in totals.tenants {
+            self.plane.quotas.seed(&tenant, index, used);
+        }
+        Ok(())
+    }
+
+    /// Seeds the quota counters, then follows the feed until `shutdown`,
+    /// backing off while the control plane is unreachable.
+    pub async fn follow(mut self, shutdown: impl Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut seeded = false;
+        let mut backoff = POLL_INTERVAL;
+        loop {
+            let result = if seeded { self.sync().await.map(drop) } else { self.seed_quota_usage().await };
+            let wait = match result {
+                Ok(()) => {
+                    backoff = POLL_INTERVAL;
+                    // Straight on to the feed once the counters are seeded.
+                    if std::mem::replace(&mut seeded, true) { POLL_INTERVAL } else { Duration::ZERO }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, retry_in = ?backoff, "provisioning sync failed");
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    wait
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn apply(&mut self, change: Change) -> Result<(), SyncError> {
+        match change {
+            Change::AgentProvisioned { agent } => {
+                let Some(flow) = self.flow(&agent).await? else { return Ok(()) };
+                tracing::info!(agent = %agent.id, tenant = %agent.tenant, digest = %agent.digest, "provisioned");
+                self.plane.agents.provision(Agent {
+                    limits: agent.limits.over(crate::Limits::default()),
+                    persona: agent.persona.filter(|p| p.system_message().is_some()).map(Arc::new),
+                    id: agent.id,
+                    tenant: agent.tenant,
+                    flow_id: agent.flow_id,
+                    endpoint_name: agent.endpoint_name,
+                    flow,
+                    secrets: crate::Secrets::default(),
+                });
+            }
+            Change::AgentDeprovisioned { agent_id } => {
+                tracing::info!(agent = %agent_id, "deprovisioned");
+                self.plane.agents.deprovision(&agent_id);
+            }
+            Change::KeyRevoked { key_id } => self.plane.keys.revoke(&key_id),
+            Change::QuotaSet { tenant, quota } => self.plane.quotas.set(&tenant, quota),
+        }
+        Ok(())
+    }
+
+    /// The agent's flow, loaded once per digest; `None` (logged) when the
+    /// artifact is gone or is not what the digest says.
+    async fn flow(&mut self, agent: &AgentSpec) -> Result<Option<FlowComponent>, SyncError> {
+        if let Some(flow) = self.flows.get(&agent.digest) {
+            return Ok(Some(flow.clone()));
+        }
+        let url = format!("{}/api/runtime/artifacts/{}", self.base_url, agent.digest);
+        let bytes = match self.get(&url).await {
+            Ok(bytes) => bytes,
+            Err(SyncError::Refused { status: 404, .. }) => {
+                tracing::error!(agent = %agent.id, digest = %agent.digest, "the agent's artifact is gone; not provisioned");
+                return Ok(None);
+            }
+            Err(error) => return Err(error),
+        };
+        let runtime = self.plane.runtime.clone();
+        let loaded = tokio::task::spawn_blocking(move || runtime.load_flow(&bytes))
+            .await
+            .map_err(|e| SyncError::Unreachable { url: url.clone(), message: e.to_string() })?;
+        match loaded {
+            Ok(flow) if flow.digest() == agent.digest => {
+                self.flows.insert(agent.digest.clone(), flow.clone());
+                Ok(Some(flow))
+            }
+            Ok(flow) => {
+                let got = flow.digest();
+                tracing::error!(agent = %agent.id, want = %agent.digest, %got, "the artifact does not match its digest; not provisioned");
+                Ok(None)
+            }
+            Err(error) => {
+                tracing::error!(agent = %agent.id, digest = %agent.digest, %error, "the agent's flow does not load; not provisioned");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn get(&self, url: &str) -> Result<Vec<u8>, SyncError> {
+        let unreachable = |e: reqwest::Error| SyncError::Unreachable { url: url.to_owned(), message: e.to_string() };
+        let mut request = self.client.get(url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(unreachable)?;
+        if !response.status().is_success() {
+            return Err(SyncError::Refused { url: url.to_owned(), status: response.status().as_u16() });
+        }
+        Ok(response.bytes().await.map_err(unreachable)?.to_vec())
+    }
+}
