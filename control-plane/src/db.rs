@@ -15,14 +15,12 @@
 //! the [`Db`] is opened.
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::migrate::Migrator;
+use crate::migrations;
 use sqlx::{AnyPool, Executor};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Which database is behind a [`Db`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,8 +115,8 @@ impl Db {
             .await
             .map_err(OpenError::Connect)?;
         match dialect {
-            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
-            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+            Dialect::Sqlite => migrations::migrator(migrations::SQLITE).await?.run(&pool).await?,
+            Dialect::Postgres => migrations::migrator(migrations::POSTGRES).await?.run(&pool).await?,
         }
         Ok(Self { pool, dialect })
     }
