@@ -24,7 +24,11 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
-    let target_dir = out_dir.join("guests");
+    // One directory per outer target directory (`OUT_DIR` is
+    // `<target>/<profile>/build/<package>-<hash>/out`), not per `OUT_DIR`:
+    // `cargo clippy` and `cargo test` run this script with different hashes
+    // and would otherwise build every guest twice.
+    let target_dir = out_dir.ancestors().nth(4).map_or_else(|| out_dir.join("guests"), |t| t.join("wasm-guests"));
     let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo
         .current_dir(&workspace)
