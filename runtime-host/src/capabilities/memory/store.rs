@@ -91,9 +91,16 @@ impl MemoryStore {
         io::run_on_io(async move { Self::connect(&url).await }).await
     }
 
-    /// [`MemoryStore::open`] for callers outside any async runtime.
+    /// [`MemoryStore::open`], waiting for it: callable from plain threads
+    /// and from inside an async runtime alike (it waits on a thread of its
+    /// own, where no runtime is entered).
     pub fn open_blocking(url: &str) -> Result<Self, MemoryError> {
-        io::block_on(Self::open(url))
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| io::block_on(Self::open(url)))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     }
 
     /// The URL of the SQLite file `memory.db` in `data_dir`.
@@ -293,6 +300,27 @@ mod tests {
         assert_eq!(langflow_timestamp(0), "1970-01-01 00:00:00.000000 UTC");
         assert_eq!(langflow_timestamp(1_714_555_800_123), "2024-05-01 09:30:00.123000 UTC");
         assert_eq!(langflow_timestamp(951_782_400_000), "2000-02-29 00:00:00.000000 UTC");
+    }
+
+    #[test]
+    fn an_in_memory_store_keeps_history_while_it_is_open() {
+        let store = MemoryStore::open_blocking("sqlite::memory:").expect("opens");
+        let scope = Scope { tenant: "t".into(), agent: "a".into() };
+        let message = crate::Message {
+            text: "hi".into(),
+            sender: "User".into(),
+            sender_name: "User".into(),
+            session_id: "s".into(),
+            files: vec!["a.txt".into()],
+            properties: r#"{"icon":"x"}"#.into(),
+        };
+        io::block_on(store.append(&scope, &message)).expect("stored");
+        let back = io::block_on(store.history(&scope, "s", 10)).expect("read");
+        assert_eq!((back[0].text.as_str(), back[0].files.as_slice()), ("hi", ["a.txt".to_owned()].as_slice()));
+        assert!(back[0].properties.contains(r#""icon":"x""#) && back[0].properties.contains(r#""stored""#));
+        // Opening from inside an async runtime works too.
+        let inside = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        inside.block_on(async { MemoryStore::open_blocking("sqlite::memory:").expect("opens") });
     }
 
     #[test]
