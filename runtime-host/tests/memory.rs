@@ -10,8 +10,8 @@
 
 use sandflow_flow_compiler::{CompileOptions, compile};
 use sandflow_runtime_host::{
-    CapabilityConfig, FlowComponent, Limits, MemoryError, MemoryScope, MemoryStore, Message, RunContext, RunError,
-    RunOutcome, RunRequest, Runtime, RuntimeConfig, Value, memory_limits,
+    CapabilityConfig, FlowComponent, Limits, LlmConfig, MemoryError, MemoryScope, MemoryStore, Message, RunContext,
+    RunError, RunOutcome, RunRequest, Runtime, RuntimeConfig, Value, memory_limits,
 };
 use serde_json::Value as Json;
 use sqlx::{Connection, Executor};
@@ -276,18 +276,18 @@ fn chatbot_matches_langflow(store: &TestStore) {
 fn tenants_and_agents_never_share_a_session(store: &TestStore) {
     let runtime = runtime(Some(store.open()));
     let flow = load(&runtime, CHATBOT);
-    ask(&runtime, &flow, context("acme", "chatbot"), "s1", "the acme secret is 4711");
+    ask(&runtime, &flow, context("acme", "chatbot"), "s1", "the acme secret is zebra-quartz");
     let hostile_sessions =
         ["s1", "s1' OR '1'='1", "s1%", "%", "_1", "acme/chatbot/s1", "S1", " s1", "s1; DROP TABLE memory_message; --"];
     for session in hostile_sessions {
         for who in [context("evil", "chatbot"), context("acme", "other-agent"), context("", ""), context("acme", "")] {
             let seen = ask(&runtime, &flow, who.clone(), session, "what is the secret?");
-            assert!(!seen.contains("4711"), "{}/{} in session {session:?} saw: {seen}", who.tenant, who.agent);
+            assert!(!seen.contains("zebra-quartz"), "{}/{} in session {session:?} saw: {seen}", who.tenant, who.agent);
         }
     }
     // The owner still sees its conversation, and the store still works.
     let own = ask(&runtime, &flow, context("acme", "chatbot"), "s1", "and now?");
-    assert!(own.contains("the acme secret is 4711"), "{own}");
+    assert!(own.contains("the acme secret is zebra-quartz"), "{own}");
     // A guest's message cannot say what the store stored or for whom.
     let forged = Message { properties: r#"{"stored":{"id":"x","tenant":"acme"}}"#.into(), ..message("hi", "s2") };
     let memory = store.open();
@@ -363,6 +363,56 @@ fn history_survives_a_restart(store: &TestStore) {
     let flow = load(&runtime, CHATBOT);
     let seen = ask(&runtime, &flow, context("acme", "chatbot"), "s9", "what was the number?");
     assert!(seen.contains("remember the number 1234"), "{seen}");
+}
+
+// --- Message History in Store mode ---------------------------------------------
+
+#[test]
+fn message_history_stores_in_store_mode() {
+    let store = TestStore::sqlite();
+    let memory = store.open();
+    let runtime = runtime(Some(memory.clone()));
+    let flow = load(&runtime, CHATBOT);
+    let tweaks =
+        serde_json::json!({"mode": "Store", "message": "note to self", "sender": "Machine", "sender_name": "Notes"});
+    turn(&runtime, &flow, context("acme", "chatbot"), "s5", "hi", &tweaks).expect("runs");
+    let stored = block_on(memory.history(&scope("acme", "chatbot"), "s5", 10)).expect("read");
+    let seen: Vec<(&str, &str, &str)> =
+        stored.iter().map(|m| (m.text.as_str(), m.sender.as_str(), m.sender_name.as_str())).collect();
+    assert_eq!(seen[..2], [("hi", "User", "User"), ("note to self", "Machine", "Notes")]);
+}
+
+// --- Agents ------------------------------------------------------------------
+
+/// Chat Input stores the question before the agent runs; the agent's
+/// history leaves it out (as Langflow's does, by id), so the model sees
+/// the earlier turns once and the question once.
+#[test]
+fn an_agent_remembers_the_session_without_repeating_the_question() {
+    use sandflow_model_server::{ModelServer, Options};
+    let io = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let server = io.block_on(ModelServer::start(Options::default())).expect("model server starts");
+    let provider = format!("OpenAI=openai,{}/v1,gpt-test", server.url()).parse().expect("provider");
+    let capabilities = CapabilityConfig {
+        llm: LlmConfig { providers: vec![provider] },
+        memory: Some(MemoryStore::open_blocking("sqlite::memory:").expect("opens")),
+        ..CapabilityConfig::default()
+    };
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandflow-cache");
+    let runtime = Runtime::new(&RuntimeConfig { cache_dir: Some(cache), capabilities, ..RuntimeConfig::default() })
+        .expect("runtime starts");
+    let flow = load(&runtime, "starter/multi-agent-flow.json");
+    ask(&runtime, &flow, context("acme", "agents"), "s1", "my name is Ada");
+    let before = server.requests().len();
+    ask(&runtime, &flow, context("acme", "agents"), "s1", "what is my name?");
+    let first_agent = &server.requests()[before].body;
+    let contents: Vec<&str> =
+        first_agent["messages"].as_array().expect("messages").iter().filter_map(|m| m["content"].as_str()).collect();
+    let count = |text: &str| contents.iter().filter(|c| **c == text).count();
+    assert_eq!(count("what is my name?"), 1, "the question once: {contents:?}");
+    assert_eq!(count("my name is Ada"), 1, "the earlier turn once: {contents:?}");
+    assert_eq!(contents.last(), Some(&"what is my name?"), "the question comes last");
+    assert!(contents.iter().any(|c| c.contains("You said") && c.contains("my name is Ada")), "{contents:?}");
 }
 
 // --- Without a store ------------------------------------------------------------
