@@ -92,10 +92,10 @@ const fn with_role(mut component: Component, role: Role) -> Component {
 /// Every component type the standard node library implements.
 pub static COMPONENTS: &[Component] = &[
     // Inputs and outputs
-    with_role(step(&["ChatInput"], "chat-input", &[("message", MESSAGE)], &[Files]), Role::ChatInput),
+    with_role(step(&["ChatInput"], "chat-input", &[("message", MESSAGE)], &[Files, Memory]), Role::ChatInput),
     with_role(step(&["TextInput"], "text-input", &[("text", MESSAGE)], &[]), Role::TextInput),
     with_role(step(&["Webhook"], "webhook", &[("output_data", DATA)], &[]), Role::Webhook),
-    with_role(step(&["ChatOutput"], "chat-output", &[("message", MESSAGE)], &[]), Role::ChatOutput),
+    with_role(step(&["ChatOutput"], "chat-output", &[("message", MESSAGE)], &[Memory]), Role::ChatOutput),
     with_role(step(&["TextOutput"], "text-output", &[("text", MESSAGE)], &[]), Role::TextOutput),
     // Text processing
     step(&["Prompt", "Prompt Template"], "prompt", &[("prompt", MESSAGE)], &[]),

@@ -41,6 +41,8 @@ pub use bindings::node::exports::sandflow::node::handler::{Descriptor, Field, In
 pub use bindings::node::sandflow::host::types::{Data, Message, ModelSettings, Table, Tool, Value};
 pub use capabilities::llm::{Backend, LlmConfig, Provider, TokenCount};
 pub use capabilities::log::LogLine;
+pub use capabilities::memory::limits as memory_limits;
+pub use capabilities::memory::{MemoryError, MemoryStore, Scope as MemoryScope};
 pub use capabilities::persona::Persona;
 pub use capabilities::secrets::{Secret, Secrets};
 pub use capabilities::{CapabilityConfig, EventSender, RunContext, RunEvent};

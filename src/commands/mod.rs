@@ -29,6 +29,11 @@ pub struct CapabilityArgs {
     /// `;`-separated in the environment). Its key is read from `<NAME>_API_KEY`, e.g. `OPENAI_API_KEY`.
     #[arg(long = "llm-provider", env = "SANDFLOW_LLM_PROVIDERS", value_delimiter = ';')]
     pub llm_providers: Vec<String>,
+    /// Where chat history is kept: `sqlite://PATH` or `postgres://…` (a database of its own).
+    /// `serve` defaults to the SQLite file `memory.db` in the data directory; `run` keeps no
+    /// history without it.
+    #[arg(long = "memory-url", env = "SANDFLOW_MEMORY_URL")]
+    pub memory_url: Option<String>,
 }
 
 impl CapabilityArgs {
@@ -44,8 +49,27 @@ impl CapabilityArgs {
             }
             config.llm.providers.push(provider);
         }
+        if let Some(url) = self.memory_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            config.memory = Some(open_memory(url)?);
+        }
         Ok(config)
     }
+
+    /// [`CapabilityArgs::config`] for a server: chat history in the data
+    /// directory's `memory.db` unless `--memory-url` says otherwise.
+    pub fn serving_config(&self) -> anyhow::Result<sandflow_runtime_host::CapabilityConfig> {
+        let mut config = self.config()?;
+        if config.memory.is_none() {
+            config.memory = Some(open_memory(&sandflow_runtime_host::MemoryStore::sqlite_url_in(&data_dir()))?);
+        }
+        Ok(config)
+    }
+}
+
+fn open_memory(url: &str) -> anyhow::Result<sandflow_runtime_host::MemoryStore> {
+    let store = sandflow_runtime_host::MemoryStore::open_blocking(url).context("cannot open the memory store")?;
+    tracing::info!(store = ?store, "chat history store opened");
+    Ok(store)
 }
 
 /// The data directory: `$SANDFLOW_DATA_DIR`, or `.sandflow` in the working directory.

@@ -1,7 +1,7 @@
 //! `sandflow run`: one run of a flow, locally, with its usage.
 
 use super::load;
-use sandflow_runtime_host::{InputType, Limits, RunRequest, Runtime, RuntimeConfig, Value};
+use sandflow_runtime_host::{InputType, Limits, RunContext, RunRequest, Runtime, RuntimeConfig, Value};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -28,7 +28,11 @@ pub fn run(
         ..RunRequest::default()
     };
     let limits = Limits::default();
-    let mut sandbox = runtime.sandbox(limits);
+    // Local runs belong to the tenant `local`; the agent is the flow, so a
+    // session's history (with --memory-url) carries over between runs.
+    let agent = artifact.plan.flow_id.clone().unwrap_or_else(|| path.display().to_string());
+    let context = RunContext { tenant: "local".into(), agent, ..RunContext::default() };
+    let mut sandbox = runtime.sandbox_for(limits, context);
     let result = sandbox.run_flow(&flow, &request);
     let tokens = sandbox.tokens();
     let (outcome, code) = match &result {

@@ -70,7 +70,7 @@ fn parse_agent(spec: &str) -> anyhow::Result<AgentSpec> {
 pub fn serve(options: ServeOptions) -> anyhow::Result<std::process::ExitCode> {
     let runtime = Runtime::new(&RuntimeConfig {
         cache_dir: Some(super::cache_dir()),
-        capabilities: options.capabilities.config()?,
+        capabilities: options.capabilities.serving_config()?,
         ..RuntimeConfig::default()
     })?;
     let outbox = Arc::new(Outbox::open(&super::data_dir().join("usage"))?);

@@ -121,18 +121,32 @@ pub fn run(inv: &Invocation) -> Result<Vec<Output>, NodeError> {
     Ok(vec![output("response", Value::Message(message(text, "Machine", "AI", &inv.session_id)))])
 }
 
-/// The session's last `n_messages` messages, as chat turns. A host without
-/// memory means no history.
+/// The session's last `n_messages` messages, as chat turns, without the
+/// input itself: Chat Input stored it before the agent runs, and Langflow
+/// leaves the input's own message (by id) out of the history. Sandflow's
+/// messages carry no id, so the newest stored message equal to the input
+/// message is the one left out. A host without memory means no history.
 fn history(inv: &Invocation) -> Result<Vec<ChatMessage>, NodeError> {
     let limit = number(inv, "n_messages").map_or(100, |n| n.clamp(0.0, 10_000.0) as u32);
     if limit == 0 {
         return Ok(Vec::new());
     }
     match memory::history(&inv.session_id, limit) {
-        Ok(stored) => Ok(stored
-            .into_iter()
-            .map(|m| chat(if m.sender == "User" { "user" } else { "assistant" }, m.text))
-            .collect()),
+        Ok(mut stored) => {
+            if let Some(Value::Message(input)) = sandflow_sdk::value(inv, "input_value") {
+                let same = |m: &sandflow_sdk::Message| {
+                    (&m.text, &m.sender, &m.sender_name, &m.session_id)
+                        == (&input.text, &input.sender, &input.sender_name, &input.session_id)
+                };
+                if let Some(at) = stored.iter().rposition(same) {
+                    stored.remove(at);
+                }
+            }
+            Ok(stored
+                .into_iter()
+                .map(|m| chat(if m.sender == "User" { "user" } else { "assistant" }, m.text))
+                .collect())
+        }
         Err(CapabilityError::NotConfigured(_)) => Ok(Vec::new()),
         Err(e) => Err(NodeError::Failed(format!("reading the conversation: {}", capability_message(&e)))),
     }

@@ -1,5 +1,6 @@
 //! Chat Input (`ChatInput`): the user's message, as Langflow's
-//! `ChatInput.message_response` builds it.
+//! `ChatInput.message_response` builds it, stored in the session's history
+//! when `should_store_message` is on and the host keeps history.
 
 use sandflow_sdk::{Descriptor, Invocation, NodeError, Output, Value, as_text, message, output, port, text_or, values};
 
@@ -18,6 +19,7 @@ pub fn describe() -> Descriptor {
             port("sender_name", &["Message"], false),
             port("session_id", &["Message"], false),
             port("files", &[], false),
+            port("should_store_message", &[], false),
         ],
         outputs: vec![port("message", &["Message"], false)],
     }
@@ -29,5 +31,6 @@ pub fn run(inv: &Invocation) -> Result<Vec<Output>, NodeError> {
     let session = text_or(inv, "session_id", &inv.session_id);
     let mut msg = message(text, &text_or(inv, "sender", "User"), &text_or(inv, "sender_name", "User"), &session);
     msg.files = values(inv, "files").filter_map(as_text).filter(|f| !f.is_empty()).collect();
+    crate::history::store_if_asked(inv, &msg)?;
     Ok(vec![output("message", Value::Message(msg))])
 }

@@ -1,5 +1,6 @@
 //! Chat Output (`ChatOutput`): the flow's answer, as Langflow's
-//! `ChatOutput.message_response` builds it.
+//! `ChatOutput.message_response` builds it, stored in the session's
+//! history when `should_store_message` is on and the host keeps history.
 
 use sandflow_sdk::{
     Data, Descriptor, Invocation, NodeError, Output, Table, Value, message, output, port, text_or, values,
@@ -20,6 +21,7 @@ pub fn describe() -> Descriptor {
             port("sender_name", &["Message"], false),
             port("session_id", &["Message"], false),
             port("clean_data", &[], false),
+            port("should_store_message", &[], false),
         ],
         outputs: vec![port("message", &["Message"], false)],
     }
@@ -41,6 +43,7 @@ pub fn run(inv: &Invocation) -> Result<Vec<Output>, NodeError> {
     });
     let session = text_or(inv, "session_id", incoming_session.as_deref().unwrap_or(&inv.session_id));
     let msg = message(text, &text_or(inv, "sender", "Machine"), &text_or(inv, "sender_name", "AI"), &session);
+    crate::history::store_if_asked(inv, &msg)?;
     Ok(vec![output("message", Value::Message(msg))])
 }
 

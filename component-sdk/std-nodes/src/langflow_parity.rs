@@ -48,3 +48,38 @@ fn prompt_rendering_matches_langflow() {
         }
     }
 }
+
+fn recorded_object(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/langflow").join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("a recording is JSON")
+}
+
+#[test]
+fn message_history_text_matches_langflow() {
+    let recording = recorded_object("message-history");
+    for case in recording["text"].as_array().expect("text cases") {
+        let messages: Vec<sandflow_sdk::Message> = case["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| {
+                let field = |k: &str| m[k].as_str().expect("a string field");
+                sandflow_sdk::message(field("text").into(), field("sender"), field("sender_name"), field("session_id"))
+            })
+            .collect();
+        let template = case["template"].as_str().expect("template");
+        let ours = crate::message_history::messages_text(template, &messages).expect("renders");
+        assert_eq!(ours, case["text"], "template {template:?}");
+    }
+}
+
+#[test]
+fn dataframe_text_matches_langflow() {
+    let recording = recorded_object("message-history");
+    for case in recording["markdown"].as_array().expect("markdown cases") {
+        let rows: Vec<serde_json::Map<String, Value>> =
+            case["rows"].as_array().expect("rows").iter().map(|r| r.as_object().expect("row").clone()).collect();
+        assert_eq!(crate::table_text::dataframe_markdown(&rows), case["text"], "rows {}", case["rows"]);
+    }
+}

@@ -11,10 +11,14 @@ pub mod agent;
 pub mod calculator;
 pub mod chat_input;
 pub mod chat_output;
+pub mod history;
 pub mod language_model;
+pub mod message_history;
 mod model;
 pub mod prompt;
+pub mod table_text;
 pub mod text_io;
+pub mod type_convert;
 
 #[cfg(test)]
 mod langflow_parity;
@@ -41,6 +45,8 @@ pub const NODES: &[StdNode] = &[
     StdNode { name: calculator::NAME, describe: calculator::describe, run: calculator::run },
     StdNode { name: language_model::NAME, describe: language_model::describe, run: language_model::run },
     StdNode { name: agent::NAME, describe: agent::describe, run: agent::run },
+    StdNode { name: message_history::NAME, describe: message_history::describe, run: message_history::run },
+    StdNode { name: type_convert::NAME, describe: type_convert::describe, run: type_convert::run },
 ];
 
 /// The library as a node component.

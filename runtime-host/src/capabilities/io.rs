@@ -13,6 +13,20 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     runtime().block_on(future)
 }
 
+/// Runs `future` on the I/O runtime and waits for it from any async
+/// context, so what it opens (database connections, their background
+/// tasks) belongs to the I/O runtime and outlives the caller's runtime.
+pub async fn run_on_io<F>(future: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match runtime().spawn(future).await {
+        Ok(output) => output,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
+
 fn runtime() -> &'static tokio::runtime::Handle {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME

@@ -9,6 +9,7 @@
 pub mod io;
 pub mod llm;
 pub mod log;
+pub mod memory;
 pub mod persona;
 pub mod secrets;
 mod unconfigured;
@@ -25,6 +26,9 @@ pub struct CapabilityConfig {
     /// The operator's secrets (provider keys), used when the agent's own
     /// secrets do not name them.
     pub secrets: Secrets,
+    /// Where chat history is kept; without one, `memory` answers
+    /// `not-configured`.
+    pub memory: Option<memory::MemoryStore>,
 }
 
 /// Something a run reports while it runs, for streaming clients.
@@ -69,11 +73,14 @@ pub(crate) struct RunCaps {
     pub node_id: String,
     pub deadline: Instant,
     pub tokens: llm::TokenCount,
+    /// The host's chat history, scoped to the run's tenant and agent.
+    pub memory: memory::RunMemory,
 }
 
 impl RunCaps {
     pub fn new(config: Arc<CapabilityConfig>, context: RunContext, deadline: Duration) -> Self {
         Self {
+            memory: memory::RunMemory::prepare(config.memory.as_ref(), &context.tenant, &context.agent),
             secrets: context.secrets.or(&config.secrets),
             config,
             events: context.events,

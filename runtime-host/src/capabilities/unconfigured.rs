@@ -2,8 +2,8 @@
 //! `not-configured`, saying which capability is missing, so components that
 //! import them still link and a flow that uses one fails with a clear error.
 
-use crate::bindings::node::sandflow::host::types::{CapabilityError, Message, ModelSettings, Table};
-use crate::bindings::node::sandflow::host::{embeddings, files, http, memory, retrieval, sql};
+use crate::bindings::node::sandflow::host::types::{CapabilityError, ModelSettings, Table};
+use crate::bindings::node::sandflow::host::{embeddings, files, http, retrieval, sql};
 use crate::sandbox::RunState;
 
 fn missing<T>(capability: &str) -> Result<T, CapabilityError> {
@@ -28,16 +28,6 @@ impl retrieval::Host for RunState {
         _: Option<ModelSettings>,
     ) -> Result<u32, CapabilityError> {
         missing("retrieval")
-    }
-}
-
-impl memory::Host for RunState {
-    fn history(&mut self, _: String, _: u32) -> Result<Vec<Message>, CapabilityError> {
-        missing("memory")
-    }
-
-    fn append(&mut self, _: Message) -> Result<(), CapabilityError> {
-        missing("memory")
     }
 }
 

@@ -1,0 +1,99 @@
+//! `sandflow:host/memory`: chat history per session, persisted by the host.
+//!
+//! Configure (operator): a [`MemoryStore`] opened from a URL, SQLite (the
+//! file `memory.db` in the data directory by default) or PostgreSQL; with
+//! none, every call answers `not-configured`. Prepare (per run):
+//! [`RunMemory`] binds the store to the run's tenant and agent, taken from
+//! its [`RunContext`](super::RunContext). Host: `history` returns the last
+//! `limit` messages of a session, oldest first; `append` stores one.
+//!
+//! Isolation: the guest names only a session. The tenant and the agent
+//! come from the run, so two tenants (or two agents of one tenant) using
+//! the same session id never see each other's messages, and nothing a
+//! guest sends can name another tenant. Bounds ([`limits`]) cap what one
+//! call reads or writes, and each call waits at most until the run's
+//! deadline (host calls are out of reach of the epoch interruption, so a
+//! stalled database must not hold a run past its deadline).
+
+pub mod limits;
+mod store;
+
+pub use store::{MemoryError, MemoryStore, Scope};
+
+use super::io;
+use crate::bindings::node::sandflow::host::memory::Host;
+use crate::bindings::node::sandflow::host::types::{CapabilityError, Message};
+use crate::sandbox::RunState;
+use std::future::Future;
+use std::time::Duration;
+
+/// The memory of one run: the host's store, scoped to the run's tenant and
+/// agent.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunMemory {
+    store: Option<(MemoryStore, Scope)>,
+}
+
+impl RunMemory {
+    /// Binds `store` (if the host has one) to `tenant` and `agent`.
+    pub fn prepare(store: Option<&MemoryStore>, tenant: &str, agent: &str) -> Self {
+        let scope = Scope { tenant: tenant.to_owned(), agent: agent.to_owned() };
+        Self { store: store.map(|s| (s.clone(), scope)) }
+    }
+
+    fn store(&self) -> Result<&(MemoryStore, Scope), CapabilityError> {
+        self.store.as_ref().ok_or_else(|| {
+            CapabilityError::NotConfigured(
+                "the `memory` capability is not configured on this host; the operator sets --memory-url".into(),
+            )
+        })
+    }
+}
+
+impl RunState {
+    /// Runs one store operation on the I/O runtime, bounded by the run's
+    /// remaining time, and turns its errors into what the guest may see.
+    fn memory_call<T, F>(&self, operation: impl FnOnce(MemoryStore, Scope) -> F) -> Result<T, CapabilityError>
+    where
+        F: Future<Output = Result<T, MemoryError>>,
+    {
+        let (store, scope) = self.caps.memory.store()?.clone();
+        let remaining: Duration =
+            self.caps.remaining().ok_or_else(|| CapabilityError::Denied("the run's deadline has passed".into()))?;
+        let outcome = io::block_on(async { tokio::time::timeout(remaining, operation(store, scope)).await });
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(MemoryError::Invalid(message))) => Err(CapabilityError::Invalid(message)),
+            Ok(Err(error)) => {
+                // The database's own words stay in the host's log.
+                tracing::error!(%error, "memory store call failed");
+                Err(CapabilityError::Failed("the memory store is unavailable; try again later".into()))
+            }
+            Err(_) => Err(CapabilityError::Denied("the memory store did not answer before the run's deadline".into())),
+        }
+    }
+}
+
+impl Host for RunState {
+    fn history(&mut self, session_id: String, limit: u32) -> Result<Vec<Message>, CapabilityError> {
+        let span = tracing::info_span!(
+            "runtime_host.memory",
+            operation = "history",
+            limit,
+            messages = tracing::field::Empty,
+            bytes = tracing::field::Empty,
+        );
+        let _entered = span.enter();
+        let messages =
+            self.memory_call(|store, scope| async move { store.history(&scope, &session_id, limit).await })?;
+        span.record("messages", messages.len());
+        span.record("bytes", messages.iter().map(|m| m.text.len()).sum::<usize>());
+        Ok(messages)
+    }
+
+    fn append(&mut self, message: Message) -> Result<(), CapabilityError> {
+        let span = tracing::info_span!("runtime_host.memory", operation = "append", bytes = message.text.len());
+        let _entered = span.enter();
+        self.memory_call(|store, scope| async move { store.append(&scope, &message).await })
+    }
+}

@@ -1,0 +1,337 @@
+//! Where chat history lives: one [`MemoryStore`] over SQLite (a file in the
+//! data directory, or in memory for tests) or PostgreSQL, chosen by URL.
+//!
+//! Queries go through sqlx's `Any` driver with one query text for both
+//! dialects (`$1` parameters, which SQLite accepts too; integer
+//! timestamps in milliseconds since the Unix epoch), as the control
+//! plane's store does. Migrations are kept per dialect in
+//! `migrations/memory/{sqlite,postgres}`, append-only, and run on open;
+//! the store wants a database (or file) of its own, since sqlx keeps one
+//! migration history per database.
+//!
+//! Every query names the tenant and the agent: a [`Scope`] is built by the
+//! host from the run's context, never from anything a guest sends.
+
+use super::limits::{MAX_HISTORY, check_message, check_session};
+use crate::Message;
+use crate::capabilities::io;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor, Row};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/memory/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/memory/postgres");
+
+/// Why the memory store refused or failed a request.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    /// The URL names neither SQLite nor PostgreSQL.
+    #[error("unsupported memory store URL `{0}`: use sqlite://PATH, sqlite::memory: or postgres://…")]
+    UnsupportedUrl(String),
+    /// The request breaks a rule of the capability (empty session, too large).
+    #[error("{0}")]
+    Invalid(String),
+    /// The database failed (connect, migrate, query).
+    #[error("the memory store failed: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("cannot migrate the memory store: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The directory of the SQLite file could not be created.
+    #[error("cannot create {path}: {source}")]
+    Directory {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Whose history a call reads or writes: the run's tenant and agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// Tenant (buyer organisation).
+    pub tenant: String,
+    /// Agent.
+    pub agent: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Chat history per (tenant, agent, session), persisted by the host:
+/// cheap to clone (one connection pool).
+#[derive(Clone)]
+pub struct MemoryStore {
+    pool: AnyPool,
+    /// Where it is, password hidden (for logs).
+    url: String,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").field("url", &self.url).finish()
+    }
+}
+
+impl MemoryStore {
+    /// Opens (creating a SQLite file and its directory if needed) and
+    /// migrates the store at `url`: `sqlite://PATH`, `sqlite::memory:` or
+    /// `postgres://…`. Connections belong to the capabilities' I/O
+    /// runtime, so the store can be opened from any runtime (or from
+    /// none, with [`MemoryStore::open_blocking`]).
+    pub async fn open(url: &str) -> Result<Self, MemoryError> {
+        let url = url.to_owned();
+        io::run_on_io(async move { Self::connect(&url).await }).await
+    }
+
+    /// [`MemoryStore::open`], waiting for it: callable from plain threads
+    /// and from inside an async runtime alike (it waits on a thread of its
+    /// own, where no runtime is entered).
+    pub fn open_blocking(url: &str) -> Result<Self, MemoryError> {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| io::block_on(Self::open(url)))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// The URL of the SQLite file `memory.db` in `data_dir`.
+    pub fn sqlite_url_in(data_dir: &Path) -> String {
+        format!("sqlite://{}", data_dir.join("memory.db").display())
+    }
+
+    async fn connect(url: &str) -> Result<Self, MemoryError> {
+        sqlx::any::install_default_drivers();
+        let shown = redact_url(url);
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else {
+            return Err(MemoryError::UnsupportedUrl(shown));
+        };
+        let in_memory = dialect == Dialect::Sqlite && (url.contains(":memory:") || url.contains("mode=memory"));
+        let url = if dialect == Dialect::Sqlite && !in_memory {
+            create_parent_dir(url)?;
+            if url.contains("mode=") {
+                url.to_owned()
+            } else {
+                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+            }
+        } else {
+            url.to_owned()
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let mut pool = AnyPoolOptions::new().max_connections(match dialect {
+            // An in-memory database lives as long as its one connection.
+            Dialect::Sqlite if in_memory => 1,
+            // One writer at a time anyway; a few readers beside it.
+            Dialect::Sqlite => 4,
+            Dialect::Postgres => 10,
+        });
+        if in_memory {
+            pool = pool.min_connections(1).idle_timeout(None).max_lifetime(None);
+        }
+        let pool = pool
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        // WAL lets readers run beside the writer; NORMAL sync
+                        // survives process crashes; writers wait for each other.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        match dialect {
+            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(Self { pool, url: shown })
+    }
+
+    /// Appends `message` to its session in `scope`.
+    pub async fn append(&self, scope: &Scope, message: &Message) -> Result<(), MemoryError> {
+        check_session(&message.session_id)?;
+        check_message(message)?;
+        let files = serde_json::to_string(&message.files).unwrap_or_else(|_| "[]".into());
+        let properties = normalized_properties(&message.properties);
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO memory_message (message_id, tenant, agent, session_id, sender, sender_name, text, files, \
+             properties, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(&scope.tenant)
+        .bind(&scope.agent)
+        .bind(&message.session_id)
+        .bind(&message.sender)
+        .bind(&message.sender_name)
+        .bind(&message.text)
+        .bind(files)
+        .bind(properties)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The last `limit` messages (at most [`MAX_HISTORY`]) of `session_id`
+    /// in `scope`, oldest first. Each message's `properties` carries what
+    /// the store knows of it under `stored`: its `id` and its `timestamp`
+    /// (`YYYY-MM-DD HH:MM:SS.ffffff UTC`, as Langflow writes them).
+    pub async fn history(&self, scope: &Scope, session_id: &str, limit: u32) -> Result<Vec<Message>, MemoryError> {
+        check_session(session_id)?;
+        let limit = limit.min(MAX_HISTORY);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT message_id, sender, sender_name, session_id, text, files, properties, created_at \
+             FROM memory_message WHERE tenant = $1 AND agent = $2 AND session_id = $3 ORDER BY id DESC LIMIT $4",
+        )
+        .bind(&scope.tenant)
+        .bind(&scope.agent)
+        .bind(session_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut messages = rows.iter().map(row_message).collect::<Result<Vec<_>, _>>()?;
+        messages.reverse();
+        Ok(messages)
+    }
+
+    /// Closes every connection (waits for those in use).
+    pub async fn close(&self) {
+        let pool = self.pool.clone();
+        io::run_on_io(async move { pool.close().await }).await;
+    }
+}
+
+fn row_message(row: &sqlx::any::AnyRow) -> Result<Message, sqlx::Error> {
+    let files: String = row.try_get("files")?;
+    let properties: String = row.try_get("properties")?;
+    let mut properties: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&properties).unwrap_or_default();
+    let id: String = row.try_get("message_id")?;
+    let created_at: i64 = row.try_get("created_at")?;
+    properties.insert("stored".into(), serde_json::json!({ "id": id, "timestamp": langflow_timestamp(created_at) }));
+    Ok(Message {
+        text: row.try_get("text")?,
+        sender: row.try_get("sender")?,
+        sender_name: row.try_get("sender_name")?,
+        session_id: row.try_get("session_id")?,
+        files: serde_json::from_str(&files).unwrap_or_default(),
+        properties: serde_json::Value::Object(properties).to_string(),
+    })
+}
+
+/// The guest's properties as a JSON object (anything else becomes `{}`),
+/// without a `stored` entry: only the store says what it stored.
+fn normalized_properties(properties: &str) -> String {
+    let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(properties).unwrap_or_default();
+    object.remove("stored");
+    serde_json::Value::Object(object).to_string()
+}
+
+fn create_parent_dir(url: &str) -> Result<(), MemoryError> {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or_default();
+    match Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir)
+            .map_err(|source| MemoryError::Directory { path: dir.display().to_string(), source }),
+        None => Ok(()),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Milliseconds since the epoch as Langflow prints a message's timestamp:
+/// `2024-05-01 09:30:00.123000 UTC`.
+pub(crate) fn langflow_timestamp(ms: i64) -> String {
+    let (days, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, milli) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1_000 % 60, in_day % 1_000);
+    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02}.{:06} UTC", milli * 1_000)
+}
+
+/// `url` with any password replaced, safe to log or show.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_read_like_langflow() {
+        assert_eq!(langflow_timestamp(0), "1970-01-01 00:00:00.000000 UTC");
+        assert_eq!(langflow_timestamp(1_714_555_800_123), "2024-05-01 09:30:00.123000 UTC");
+        assert_eq!(langflow_timestamp(951_782_400_000), "2000-02-29 00:00:00.000000 UTC");
+    }
+
+    #[test]
+    fn an_in_memory_store_keeps_history_while_it_is_open() {
+        let store = MemoryStore::open_blocking("sqlite::memory:").expect("opens");
+        let scope = Scope { tenant: "t".into(), agent: "a".into() };
+        let message = crate::Message {
+            text: "hi".into(),
+            sender: "User".into(),
+            sender_name: "User".into(),
+            session_id: "s".into(),
+            files: vec!["a.txt".into()],
+            properties: r#"{"icon":"x"}"#.into(),
+        };
+        io::block_on(store.append(&scope, &message)).expect("stored");
+        let back = io::block_on(store.history(&scope, "s", 10)).expect("read");
+        assert_eq!((back[0].text.as_str(), back[0].files.as_slice()), ("hi", ["a.txt".to_owned()].as_slice()));
+        assert!(back[0].properties.contains(r#""icon":"x""#) && back[0].properties.contains(r#""stored""#));
+        // Opening from inside an async runtime works too.
+        let inside = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        inside.block_on(async { MemoryStore::open_blocking("sqlite::memory:").expect("opens") });
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(redact_url("postgres://u:secret@h/d"), "postgres://u:***@h/d");
+        assert_eq!(redact_url("sqlite:///tmp/m.db"), "sqlite:///tmp/m.db");
+    }
+
+    #[test]
+    fn a_guest_cannot_forge_what_was_stored() {
+        assert_eq!(normalized_properties(r#"{"stored":{"id":"x"},"icon":"a"}"#), r#"{"icon":"a"}"#);
+        assert_eq!(normalized_properties("not json"), "{}");
+    }
+}
