@@ -14,13 +14,12 @@
 //! file per step with the same number in both, append-only; they run when
 //! the [`Db`] is opened.
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use crate::migrations;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
-
 
 /// Which database is behind a [`Db`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,8 +114,8 @@ impl Db {
             .await
             .map_err(OpenError::Connect)?;
         match dialect {
-            Dialect::Sqlite => migrations::migrator(migrations::SQLITE).await?.run(&pool).await?,
-            Dialect::Postgres => migrations::migrator(migrations::POSTGRES).await?.run(&pool).await?,
+            Dialect::Sqlite => sandflow_sql_migrations::migrator(migrations::SQLITE).await?.run(&pool).await?,
+            Dialect::Postgres => sandflow_sql_migrations::migrator(migrations::POSTGRES).await?.run(&pool).await?,
         }
         Ok(Self { pool, dialect })
     }

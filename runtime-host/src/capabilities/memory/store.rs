@@ -15,15 +15,15 @@
 use super::limits::{MAX_HISTORY, check_message, check_session};
 use crate::Message;
 use crate::capabilities::io;
+use sandflow_sql_migrations::{Embedded, embedded};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Row};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/memory/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/memory/postgres");
+const SQLITE_MIGRATIONS: &[Embedded] = embedded!("../../../migrations/memory/sqlite": (1, "0001_memory_message"));
+const POSTGRES_MIGRATIONS: &[Embedded] = embedded!("../../../migrations/memory/postgres": (1, "0001_memory_message"));
 
 /// Why the memory store refused or failed a request.
 #[derive(Debug, thiserror::Error)]
@@ -157,8 +157,8 @@ impl MemoryStore {
             .connect_with(options)
             .await?;
         match dialect {
-            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
-            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+            Dialect::Sqlite => sandflow_sql_migrations::migrator(SQLITE_MIGRATIONS).await?.run(&pool).await?,
+            Dialect::Postgres => sandflow_sql_migrations::migrator(POSTGRES_MIGRATIONS).await?.run(&pool).await?,
         }
         Ok(Self { pool, url: shown })
     }
@@ -294,6 +294,14 @@ fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_migration_file_is_embedded() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/memory");
+        for (dialect, list) in [("sqlite", SQLITE_MIGRATIONS), ("postgres", POSTGRES_MIGRATIONS)] {
+            sandflow_sql_migrations::check_directory(&dir.join(dialect), list).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
 
     #[test]
     fn timestamps_read_like_langflow() {
