@@ -38,6 +38,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod transition;
 pub mod usage;
 
 pub use auth::bootstrap_operator;

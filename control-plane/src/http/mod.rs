@@ -8,7 +8,11 @@
 
 pub mod admin;
 pub mod auth;
+pub mod catalog;
+pub mod categories;
+pub mod offerings;
 pub mod organizations;
+pub mod plans;
 pub mod provider_agents;
 pub mod usage;
 pub mod users;
@@ -40,6 +44,10 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(provider_agents::router())
         .merge(usage::router())
+        .merge(categories::router())
+        .merge(offerings::router())
+        .merge(plans::router())
+        .merge(catalog::router())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -261,4 +269,21 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, Err
         return Err(Error::Invalid(format!("`{field}` must be at most {max} characters")));
     }
     Ok(value.to_owned())
+}
+
+/// For `#[serde(default, deserialize_with = "nullable")]` on an
+/// `Option<Option<T>>` field of a PATCH body: absent is `None` (keep),
+/// `null` is `Some(None)` (clear), a value is `Some(Some(v))`.
+pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Checks that a number is not negative.
+pub fn non_negative(field: &str, value: i64) -> Result<i64, Error> {
+    if value < 0 {
+        return Err(Error::Invalid(format!("`{field}` must not be negative")));
+    }
+    Ok(value)
 }

@@ -22,6 +22,11 @@ use tower::ServiceExt as _;
 pub const PASSWORD: &str = "correct horse battery";
 pub const RUNTIME_TOKEN: &str = "runtime-secret-for-tests";
 pub const MAX_BODY: usize = 1024 * 1024;
+pub const KID: &str = "k1";
+pub const KEY_SECRET: &str = "key-signing-secret-for-tests";
+/// Jobs are tried this often before they fail (with no backoff, so
+/// `run_jobs` sees every attempt at once).
+pub const JOB_ATTEMPTS: u32 = 3;
 
 /// Which store a test runs on.
 #[derive(Debug, Clone, Copy)]
@@ -53,13 +58,8 @@ where
         }
     };
     let db = Db::open(&url).await.expect("open and migrate");
-    let config = Config {
-        runtime_token: Some(Secret::new(RUNTIME_TOKEN)),
-        max_body_bytes: MAX_BODY,
-        secure_cookies: false,
-        ..Config::default()
-    };
-    let app = TestApp { router: app(AppState::new(db.clone(), config)), db: db.clone() };
+    let state = AppState::new(db.clone(), test_config());
+    let app = TestApp { router: app(state.clone()), db: db.clone(), state };
     let outcome = tokio::spawn(scenario(app)).await;
     db.close().await;
     if let Cleanup::Database { admin, name } = &cleanup {
@@ -70,6 +70,19 @@ where
     drop(cleanup);
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// The settings every test app runs with.
+pub fn test_config() -> Config {
+    Config {
+        runtime_token: Some(Secret::new(RUNTIME_TOKEN)),
+        max_body_bytes: MAX_BODY,
+        secure_cookies: false,
+        key_secrets: vec![format!("{KID}={KEY_SECRET}")],
+        job_max_attempts: JOB_ATTEMPTS,
+        job_backoff_ms: 0,
+        ..Config::default()
     }
 }
 
@@ -120,6 +133,7 @@ macro_rules! on_both_stores {
 pub struct TestApp {
     pub router: Router,
     pub db: Db,
+    pub state: AppState,
 }
 
 /// An answer: status, JSON body (`Null` when empty or not JSON), headers.
@@ -194,6 +208,18 @@ impl TestApp {
         self.send(request).await
     }
 
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(Method::PATCH, path, Some(token), Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Answer {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
     pub async fn register(&self, email: &str) -> Value {
         let body = json!({ "email": email, "password": PASSWORD, "name": email.split('@').next() });
         self.call(Method::POST, "/api/auth/register", None, Some(body)).await.expect(201)
@@ -231,6 +257,48 @@ impl TestApp {
         let id = request["id"].as_str().expect("id");
         self.post(&format!("/api/admin/provider-requests/{id}/approve"), operator, json!({})).await.expect(200);
         org
+    }
+
+    /// Registers `email`, adds them to `org` with `role`; returns their token.
+    pub async fn member(&self, owner: &str, org: &str, email: &str, role: &str) -> String {
+        let token = self.signup(email).await;
+        let body = json!({ "email": email, "role": role });
+        self.post(&format!("/api/organizations/{org}/members"), owner, body).await.expect(201);
+        token
+    }
+
+    /// A provider agent of `org` with the `prompt-echo.json` flow imported;
+    /// returns its id.
+    pub async fn agent(&self, seller: &str, org: &str, name: &str) -> String {
+        let body = json!({ "organization": org, "name": name });
+        let agent = self.post("/api/provider-agents/", seller, body).await.expect(201);
+        let id = agent["id"].as_str().expect("id").to_owned();
+        self.post_bytes(&format!("/api/provider-agents/{id}/import_flow"), seller, flow("prompt-echo.json"))
+            .await
+            .expect(201);
+        id
+    }
+
+    /// A draft offering of `agent` with one plan; returns (offering, plan).
+    pub async fn draft_offering(&self, seller: &str, org: &str, agent: &str, extra: Value) -> (String, String) {
+        let mut body = json!({ "organization_id": org, "provider_agent_id": agent, "name": "Echo Pro",
+                               "description": "Says everything back" });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let offering = self.post("/api/offerings/", seller, body).await.expect(201);
+        let offering = offering["id"].as_str().expect("id").to_owned();
+        let plan = json!({ "name": "Basic", "fixed_monthly": 1900, "per_run": 2, "requests_per_minute": 120,
+                           "runs_per_month": 10000 });
+        let plan = self.post(&format!("/api/offerings/{offering}/plans"), seller, plan).await.expect(201);
+        (offering, plan["id"].as_str().expect("id").to_owned())
+    }
+
+    /// Submits and approves an offering.
+    pub async fn activate(&self, seller: &str, operator: &str, offering: &str) {
+        self.post(&format!("/api/offerings/{offering}/submit"), seller, json!({})).await.expect(200);
+        let active = self.post(&format!("/api/offerings/{offering}/approve"), operator, json!({})).await.expect(200);
+        assert_eq!(active["state"], "active");
     }
 
     /// Counts the rows of a table.
