@@ -175,7 +175,9 @@ impl FromRequestParts<AppState> for RuntimeService {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let Some(expected) = &state.config.runtime_token else {
             return Err(Error::Unavailable(
-                "usage ingestion is off: start the control plane with --runtime-token (SANDFLOW_RUNTIME_TOKEN)".into(),
+                "the runtime API (usage ingestion, change feed) is off: start the control plane with \
+                 --runtime-token (SANDFLOW_RUNTIME_TOKEN)"
+                    .into(),
             ));
         };
         let presented = presented_token(parts)?

@@ -1,6 +1,8 @@
 //! The Sandflow control plane: identity, organisations, the seller journey
-//! (provider status, provider agents and their immutable flow versions) and
-//! the usage ledger, behind the management HTTP API under `/api/`.
+//! (provider status, provider agents and their immutable flow versions),
+//! the marketplace (categories, offerings, plans, orders, resources), the
+//! durable job queue, the runtime change
+//! feed and the usage ledger, behind the management HTTP API under `/api/`.
 //!
 //! Storage is [`db::Db`]: SQLite in the data directory by default, or
 //! PostgreSQL when [`Config::database_url`] names one; both are migrated on
@@ -13,7 +15,12 @@
 //! | organisations | `/api/organizations/`, `/api/organizations/{id}/members/…`, `POST /api/organizations/{id}/provider-request` |
 //! | operators | `GET /api/admin/provider-requests/`, `POST /api/admin/provider-requests/{id}/approve` and `…/reject` |
 //! | seller | `/api/provider-agents/` (+ `validate_flow`, `{id}/import_flow`, `{id}/versions`, `{id}/stats`) |
-//! | runtime | `POST /api/runtime/usage/` (bearer runtime token) |
+//! | catalog | `/api/categories/` (+ `{id}`), `/api/offerings/` (+ `{id}`, `submit`, `approve`, `reject`, `pause`, `resume`, `archive`), `/api/offerings/{id}/plans/`, `/api/plans/{id}` (+ `archive`), `GET /api/catalog/` |
+//! | buying | `/api/orders/` (+ `{id}`, `approve_by_consumer`, `reject_by_consumer`, `approve_by_provider`, `reject_by_provider`, `cancel`, `retry`), `/api/resources/` (+ `{id}`, `terminate`) |
+//! | runtime | `POST /api/runtime/usage/`, `GET /api/runtime/changes/`, `GET /api/runtime/artifacts/{digest}`, `GET /api/runtime/usage-totals/` (bearer runtime token) |
+//!
+//! Background work (provisioning, deprovisioning) runs as durable [`jobs`];
+//! what the runtime hosts must apply is the ordered [`feed`].
 //!
 //! Every refusal is a 4xx with `{"detail": "...", "code": "..."}` saying
 //! what to fix ([`error::Error`]); a failed request changes nothing.
@@ -33,11 +40,15 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod agent_config;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod feed;
 pub mod http;
+pub mod jobs;
+pub mod provisioning;
 pub mod transition;
 pub mod usage;
 
@@ -49,19 +60,22 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// What every handler shares: the database and the settings.
+/// What every handler shares: the database, the settings and the signal
+/// that wakes the job worker.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The database.
     pub db: db::Db,
     /// The settings.
     pub config: Arc<Config>,
+    /// Notified when a job is queued ([`jobs::wake`]).
+    pub jobs: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
     /// State over an opened database.
     pub fn new(db: db::Db, config: Config) -> Self {
-        Self { db, config: Arc::new(config) }
+        Self { db, config: Arc::new(config), jobs: Arc::new(tokio::sync::Notify::new()) }
     }
 }
 
@@ -81,8 +95,10 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Opens the database `config` names (migrating it) and serves the API on
-/// `listener` until `shutdown` resolves, then closes the database.
+/// Opens the database `config` names (migrating it), queues again the jobs
+/// a stopped process left running, starts the job worker
+/// ([`jobs::spawn_worker`]) and serves the API on `listener` until
+/// `shutdown` resolves, then stops the worker and closes the database.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
@@ -97,8 +113,19 @@ pub async fn serve(
         address = %listener.local_addr()?,
         "control plane listening"
     );
-    let router = app(AppState::new(db.clone(), config));
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    if let Some(Err(e)) = config.signing_key() {
+        tracing::warn!("{e}: agent API keys cannot be created");
+    }
+    let state = AppState::new(db.clone(), config);
+    match jobs::recover(&db).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(jobs = n, "queued again the jobs a stopped process left running"),
+        Err(e) => tracing::error!(error = ?e, "cannot recover the jobs left running"),
+    }
+    let worker = jobs::spawn_worker(state.clone());
+    let served = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    worker.abort();
     db.close().await;
+    served?;
     Ok(())
 }

@@ -18,6 +18,12 @@ pub struct Machine {
 
 /// Offerings: `draft → pending_review → active ⇄ paused → archived`.
 pub const OFFERING: Machine = Machine { table: "offering", noun: "offering" };
+/// Orders: `pending_consumer → pending_provider → executing → done`, or
+/// `rejected`, `canceled`, `erred` (`erred → executing` on retry).
+pub const ORDER: Machine = Machine { table: "customer_order", noun: "order" };
+/// Resources: `creating → ok ⇄ updating → terminating → terminated`, or
+/// `erred`.
+pub const RESOURCE: Machine = Machine { table: "resource", noun: "resource" };
 
 /// Moves row `id` of `machine` from one of `from` to `to` (also setting
 /// `updated_at`). `NotFound` when there is no such row, `InvalidTransition`

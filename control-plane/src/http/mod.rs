@@ -11,9 +11,13 @@ pub mod auth;
 pub mod catalog;
 pub mod categories;
 pub mod offerings;
+pub mod orders;
 pub mod organizations;
+pub mod parties;
 pub mod plans;
 pub mod provider_agents;
+pub mod resources;
+pub mod runtime;
 pub mod usage;
 pub mod users;
 
@@ -48,6 +52,9 @@ pub fn router(state: AppState) -> Router {
         .merge(offerings::router())
         .merge(plans::router())
         .merge(catalog::router())
+        .merge(orders::router())
+        .merge(resources::router())
+        .merge(runtime::router())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -220,6 +220,16 @@ impl TestApp {
         self.call(Method::DELETE, path, Some(token), None).await
     }
 
+    /// Runs every due background job now; returns what ran.
+    pub async fn run_jobs(&self) -> Vec<sandflow_control_plane::jobs::Ran> {
+        sandflow_control_plane::jobs::run_due(&self.state).await.expect("jobs run")
+    }
+
+    /// The runtime change feed after `after`.
+    pub async fn feed(&self, after: i64) -> Value {
+        self.get(&format!("/api/runtime/changes/?after={after}"), RUNTIME_TOKEN).await.expect(200)
+    }
+
     pub async fn register(&self, email: &str) -> Value {
         let body = json!({ "email": email, "password": PASSWORD, "name": email.split('@').next() });
         self.call(Method::POST, "/api/auth/register", None, Some(body)).await.expect(201)
@@ -301,6 +311,32 @@ impl TestApp {
         assert_eq!(active["state"], "active");
     }
 
+    /// A whole marketplace: an operator, a provider selling an active
+    /// offering (one plan) and a buyer organisation.
+    pub async fn market(&self, extra: Value) -> Market {
+        let operator = self.operator().await;
+        let seller = self.signup("seller@example.com").await;
+        let provider = self.provider(&seller, &operator, "Acme").await;
+        let agent = self.agent(&seller, &provider, "Echo").await;
+        let (offering, plan) = self.draft_offering(&seller, &provider, &agent, extra).await;
+        self.activate(&seller, &operator, &offering).await;
+        let buyer = self.signup("buyer@example.com").await;
+        let consumer = self.organization(&buyer, "Shop").await;
+        Market { operator, seller, provider, agent, offering, plan, buyer, consumer }
+    }
+
+    /// Orders the market's plan as the buyer (an owner, so no approval by
+    /// the consumer), runs the jobs; returns the order.
+    pub async fn provisioned(&self, market: &Market) -> Value {
+        let body = json!({ "plan_id": market.plan, "organization_id": market.consumer });
+        let order = self.post("/api/orders/", &market.buyer, body).await.expect(201);
+        self.run_jobs().await;
+        let order = self.get(&format!("/api/orders/{}", order["id"].as_str().expect("id")), &market.buyer).await;
+        let order = order.expect(200);
+        assert_eq!(order["state"], "done", "{order}");
+        order
+    }
+
     /// Counts the rows of a table.
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(self.db.pool()).await.expect("count")
@@ -311,4 +347,17 @@ impl TestApp {
 pub fn flow(name: &str) -> Vec<u8> {
     let path = format!("{}/../../shared/flows/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// What [`TestApp::market`] made.
+#[derive(Debug, Clone)]
+pub struct Market {
+    pub operator: String,
+    pub seller: String,
+    pub provider: String,
+    pub agent: String,
+    pub offering: String,
+    pub plan: String,
+    pub buyer: String,
+    pub consumer: String,
 }
