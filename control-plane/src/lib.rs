@@ -1,7 +1,7 @@
 //! The Sandflow control plane: identity, organisations, the seller journey
 //! (provider status, provider agents and their immutable flow versions),
-//! the marketplace (categories, offerings, plans, orders, resources), the
-//! durable job queue, the runtime change
+//! the marketplace (categories, offerings, plans, orders, resources, agent
+//! configs and API keys), the durable job queue, the runtime change
 //! feed and the usage ledger, behind the management HTTP API under `/api/`.
 //!
 //! Storage is [`db::Db`]: SQLite in the data directory by default, or
@@ -17,6 +17,7 @@
 //! | seller | `/api/provider-agents/` (+ `validate_flow`, `{id}/import_flow`, `{id}/versions`, `{id}/stats`) |
 //! | catalog | `/api/categories/` (+ `{id}`), `/api/offerings/` (+ `{id}`, `submit`, `approve`, `reject`, `pause`, `resume`, `archive`), `/api/offerings/{id}/plans/`, `/api/plans/{id}` (+ `archive`), `GET /api/catalog/` |
 //! | buying | `/api/orders/` (+ `{id}`, `approve_by_consumer`, `reject_by_consumer`, `approve_by_provider`, `reject_by_provider`, `cancel`, `retry`), `/api/resources/` (+ `{id}`, `terminate`) |
+//! | buyer's agents | `/api/customer-agent-configs/` (+ `{id}`, `{id}/api_keys`), `/api/agent-api-keys/` (+ `{id}` DELETE, `regenerate`) |
 //! | runtime | `POST /api/runtime/usage/`, `GET /api/runtime/changes/`, `GET /api/runtime/artifacts/{digest}`, `GET /api/runtime/usage-totals/` (bearer runtime token) |
 //!
 //! Background work (provisioning, deprovisioning) runs as durable [`jobs`];
@@ -48,6 +49,7 @@ pub mod error;
 pub mod feed;
 pub mod http;
 pub mod jobs;
+pub mod keys;
 pub mod provisioning;
 pub mod transition;
 pub mod usage;

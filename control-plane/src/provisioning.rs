@@ -99,8 +99,9 @@ pub async fn provision(state: &AppState, order_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Deprovisions a `terminating` resource: emits `agent.deprovisioned` and
-/// marks it `terminated`. Does nothing for a resource that is not `terminating`.
+/// Deprovisions a `terminating` resource: revokes its keys, emits
+/// `agent.deprovisioned` and `key.revoked` for each, and marks it
+/// `terminated`. Does nothing for a resource that is not `terminating`.
 pub async fn deprovision(state: &AppState, resource_id: &str) -> Result<()> {
     let now = now_ms();
     let mut tx = state.db.pool().begin().await?;
@@ -113,10 +114,23 @@ pub async fn deprovision(state: &AppState, resource_id: &str) -> Result<()> {
         tracing::info!(resource = %resource_id, "resource is not terminating: nothing to deprovision");
         return Ok(());
     }
+    let revoked: Vec<String> = sqlx::query_scalar(
+        "UPDATE agent_api_key SET revoked_at = $1, updated_at = $1 WHERE resource_id = $2 AND revoked_at IS NULL \
+         RETURNING id",
+    )
+    .bind(now)
+    .bind(resource_id)
+    .fetch_all(&mut *tx)
+    .await?;
     transition(&mut tx, RESOURCE, resource_id, &["terminating"], "terminated").await?;
     feed::agent_deprovisioned(&mut tx, resource_id).await?;
+    let mut revoked = revoked;
+    revoked.sort();
+    for key in &revoked {
+        feed::key_revoked(&mut tx, key).await?;
+    }
     tx.commit().await?;
-    tracing::info!(resource = %resource_id, "resource deprovisioned");
+    tracing::info!(resource = %resource_id, keys_revoked = revoked.len(), "resource deprovisioned");
     Ok(())
 }
 

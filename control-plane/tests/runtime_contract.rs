@@ -1,5 +1,8 @@
-//! What the runtime hosts build on: the runtime change feed, artifacts and
-//! usage totals; on SQLite and PostgreSQL.
+//! What the runtime hosts and buyers build on: the runtime change feed
+//! after a whole order → done → config change → key revoke → terminate
+//! sequence, agent configs, agent API keys (JWT claims, only the hash
+//! stored), artifacts and usage totals; on
+//! SQLite and PostgreSQL.
 #![expect(
     clippy::unwrap_used,
     reason = "scenarios are tests run through a helper, not #[test] fns, so clippy's test allowance misses them"
@@ -8,10 +11,98 @@
 mod common;
 
 use axum::http::{Method, header};
-use common::{RUNTIME_TOKEN, TestApp, flow};
+use common::{KEY_SECRET, KID, Market, RUNTIME_TOKEN, TestApp, flow, test_config};
+use sandflow_control_plane::AppState;
+use sandflow_control_plane::config::Config;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
-on_both_stores!(feed_needs_the_runtime_token_and_pages, artifacts_and_usage_totals,);
+on_both_stores!(
+    feed_follows_the_whole_journey,
+    feed_needs_the_runtime_token_and_pages,
+    agent_configs_are_validated,
+    api_keys_are_jwts_stored_hashed,
+    api_key_roles_and_bodies,
+    keys_need_a_signing_secret,
+    artifacts_and_usage_totals,
+);
+
+fn kinds(feed: &Value) -> Vec<String> {
+    feed["changes"].as_array().unwrap().iter().map(|c| c["kind"].as_str().unwrap().to_owned()).collect()
+}
+
+/// The provisioned resource and its config of an order.
+async fn resource_and_config(app: &TestApp, m: &Market, order: &Value) -> (String, String) {
+    let resource = order["resource_id"].as_str().unwrap().to_owned();
+    let body = app.get(&format!("/api/resources/{resource}"), &m.buyer).await.expect(200);
+    (resource, body["config_id"].as_str().unwrap().to_owned())
+}
+
+async fn new_key(app: &TestApp, token: &str, config: &str, body: Value) -> Value {
+    app.post(&format!("/api/customer-agent-configs/{config}/api_keys"), token, body).await.expect(201)
+}
+
+async fn feed_follows_the_whole_journey(app: TestApp) {
+    let m = app.market(json!({})).await;
+    // A newer version whose export carries a Langflow flow id.
+    let mut export: Value = serde_json::from_slice(&flow("prompt-echo.json")).unwrap();
+    export["id"] = json!("flow-123");
+    let v2 = app.post(&format!("/api/provider-agents/{}/import_flow", m.agent), &m.seller, export).await.expect(201);
+    let digest = v2["digest"].as_str().unwrap().to_owned();
+    let order = app.provisioned(&m).await;
+    let (resource, config) = resource_and_config(&app, &m, &order).await;
+
+    let feed = app.feed(0).await;
+    let changes = feed["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{feed}");
+    let seq = changes[0]["seq"].as_i64().unwrap();
+    assert_eq!(feed["last"], seq);
+    assert_eq!(
+        changes[0],
+        json!({"seq": seq, "kind": "agent.provisioned", "agent": {
+            "id": resource, "tenant": m.consumer, "subscription": resource, "flow_id": "flow-123",
+            "endpoint_name": "prompt-echo", "digest": digest,
+            "limits": {"fuel": null, "memory_bytes": null, "deadline_ms": null},
+            "persona": null, "rpm": 120}})
+    );
+
+    // A config change re-sends the agent with its persona.
+    let persona = json!({"name": "Ada", "system_prompt": "Be brief.", "tone": "friendly"});
+    app.patch(&format!("/api/customer-agent-configs/{config}"), &m.buyer, json!({"persona": persona}))
+        .await
+        .expect(200);
+    // Two keys; one revoked by hand, the other by the termination.
+    let first = new_key(&app, &m.buyer, &config, json!({"name": "server"})).await;
+    let second = new_key(&app, &m.buyer, &config, json!({"name": "widget", "scopes": ["widget"]})).await;
+    let first_id = first["id"].as_str().unwrap();
+    app.delete(&format!("/api/agent-api-keys/{first_id}"), &m.buyer).await.expect(204);
+    app.post(&format!("/api/resources/{resource}/terminate"), &m.buyer, json!({})).await.expect(200);
+    // Nothing reaches the feed until the job ran.
+    assert_eq!(kinds(&app.feed(seq).await), ["agent.provisioned", "key.revoked"]);
+    app.run_jobs().await;
+
+    let feed = app.feed(seq).await;
+    assert_eq!(kinds(&feed), ["agent.provisioned", "key.revoked", "agent.deprovisioned", "key.revoked"]);
+    let changes = feed["changes"].as_array().unwrap();
+    assert_eq!(changes[0]["agent"]["persona"], persona);
+    assert_eq!(changes[0]["agent"]["id"], resource.as_str());
+    assert_eq!(changes[1], json!({"seq": changes[1]["seq"], "kind": "key.revoked", "key_id": first_id}));
+    assert_eq!(changes[2], json!({"seq": changes[2]["seq"], "kind": "agent.deprovisioned", "agent_id": resource}));
+    assert_eq!(changes[3]["key_id"], second["id"]);
+    let seqs: Vec<i64> = changes.iter().map(|c| c["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]) && seqs[0] > seq, "{seqs:?}");
+    assert_eq!(feed["last"], *seqs.last().unwrap());
+    // A terminated resource's config no longer changes, and sends nothing.
+    app.patch(&format!("/api/customer-agent-configs/{config}"), &m.buyer, json!({"persona": null}))
+        .await
+        .refused(409, "invalid_transition");
+    assert_eq!(app.count("runtime_change").await, 5);
+    let revoked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM agent_api_key WHERE revoked_at IS NOT NULL")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(revoked, 2);
+}
 
 async fn feed_needs_the_runtime_token_and_pages(app: TestApp) {
     let m = app.market(json!({})).await;
@@ -32,6 +123,198 @@ async fn feed_needs_the_runtime_token_and_pages(app: TestApp) {
     for bad in ["limit=0", "limit=1001", "after=-1", "after=x", "since=1"] {
         app.get(&format!("/api/runtime/changes/?{bad}"), RUNTIME_TOKEN).await.refused(422, "invalid");
     }
+}
+
+async fn agent_configs_are_validated(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let order = app.provisioned(&m).await;
+    let (_, config) = resource_and_config(&app, &m, &order).await;
+    let path = format!("/api/customer-agent-configs/{config}");
+    let member = app.member(&m.buyer, &m.consumer, "clerk@example.com", "member").await;
+    let stranger = app.signup("stranger@example.com").await;
+
+    let initial = app.get(&path, &member).await.expect(200);
+    assert_eq!(initial["persona"], Value::Null);
+    assert_eq!(initial["branding"]["title"], "Echo Pro");
+    assert_eq!(initial["widget"], json!({"allowed_origins": [], "greeting": null, "position": "bottom-right"}));
+    assert_eq!(app.get("/api/customer-agent-configs/", &member).await.expect(200).as_array().unwrap().len(), 1);
+    assert_eq!(app.get("/api/customer-agent-configs/", &stranger).await.expect(200), json!([]));
+    app.get(&path, &stranger).await.refused(404, "not_found");
+    app.get(&path, &m.seller).await.refused(404, "not_found");
+    app.patch(&path, &member, json!({"widget": {"greeting": "hi"}})).await.refused(403, "forbidden");
+    app.call(Method::PATCH, &path, None, Some(json!({}))).await.refused(401, "unauthorized");
+
+    let changed = app
+        .patch(
+            &path,
+            &m.buyer,
+            json!({"branding": {"primary_color": "#FF8800", "logo_url": "https://cdn.shop.example/logo.svg",
+                                "title": "Shop helper"},
+                   "widget": {"allowed_origins": ["https://Shop.Example", "http://localhost:3000",
+                                                  "https://shop.example"],
+                              "greeting": "Hello!", "position": "bottom-left"}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(changed["branding"]["primary_color"], "#ff8800");
+    assert_eq!(changed["widget"]["allowed_origins"], json!(["https://shop.example", "http://localhost:3000"]));
+    assert_eq!(changed["widget"]["position"], "bottom-left");
+
+    for (bad, needle) in [
+        (json!({"branding": {"primary_color": "red"}}), "primary_color"),
+        (json!({"branding": {"primary_color": "#12345"}}), "primary_color"),
+        (json!({"branding": {"logo_url": "http://cdn.example/logo.png"}}), "logo_url"),
+        (json!({"branding": {"logo_url": "javascript:alert(1)"}}), "logo_url"),
+        (json!({"widget": {"allowed_origins": ["https://shop.example/path"]}}), "origin"),
+        (json!({"widget": {"allowed_origins": ["*"]}}), "origin"),
+        (json!({"widget": {"allowed_origins": ["http://shop.example"]}}), "https"),
+        (json!({"widget": {"allowed_origins": "https://shop.example"}}), "sequence"),
+        (json!({"widget": {"position": "top"}}), "bottom-right"),
+        (json!({"persona": {"name": "Ada", "system_prompt": "x"}}), "tone"),
+        (json!({"persona": {"name": "", "system_prompt": "x", "tone": "calm"}}), "persona.name"),
+        (json!({"persona": {"name": "Ada", "system_prompt": "x", "tone": "calm", "age": 3}}), "age"),
+        (json!({"theme": "dark"}), "theme"),
+        (json!({"branding": {"title": 5}}), "expected a string"),
+    ] {
+        let detail = app.patch(&path, &m.buyer, bad.clone()).await.refused(422, "invalid");
+        assert!(detail.contains(needle), "{bad}: {detail}");
+    }
+    // Nothing of the refused bodies was stored.
+    assert_eq!(app.get(&path, &m.buyer).await.expect(200)["branding"]["primary_color"], "#ff8800");
+}
+
+async fn api_keys_are_jwts_stored_hashed(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let order = app.provisioned(&m).await;
+    let (resource, config) = resource_and_config(&app, &m, &order).await;
+    let created = new_key(&app, &m.buyer, &config, json!({"name": "server", "expires_in_days": 30})).await;
+    let text = created["key"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["prefix"], &text[..12]);
+    assert_eq!(created["scopes"], json!(["run"]));
+    assert_eq!(created["revoked_at_ms"], Value::Null);
+    assert_eq!(created["last_used_at_ms"], Value::Null);
+
+    let header = jsonwebtoken::decode_header(&text).unwrap();
+    assert_eq!((header.alg, header.kid.as_deref()), (jsonwebtoken::Algorithm::HS256, Some(KID)));
+    let key = jsonwebtoken::DecodingKey::from_secret(KEY_SECRET.as_bytes());
+    let claims =
+        jsonwebtoken::decode::<Value>(&text, &key, &jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256))
+            .unwrap()
+            .claims;
+    let exp = claims["exp"].as_u64().unwrap();
+    assert_eq!(
+        claims,
+        json!({"sub": id, "tenant": m.consumer, "agents": [resource], "scopes": ["run"], "subscription": resource,
+               "rpm": 120, "exp": exp})
+    );
+    let now = sandflow_control_plane::db::now_ms() / 1000;
+    assert!((now + 30 * 86_400 - 5..=now + 30 * 86_400 + 5).contains(&i64::try_from(exp).unwrap()));
+    assert!(
+        jsonwebtoken::decode::<Value>(
+            &text,
+            &jsonwebtoken::DecodingKey::from_secret(b"wrong"),
+            &jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256)
+        )
+        .is_err()
+    );
+
+    // Only the SHA-256 and the prefix are stored; the text never is.
+    let (hash, prefix): (String, String) = sqlx::query_as("SELECT key_hash, prefix FROM agent_api_key WHERE id = $1")
+        .bind(&id)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(hash, hex::encode(Sha256::digest(text.as_bytes())));
+    assert_eq!(prefix, &text[..12]);
+    let row: Vec<Option<String>> =
+        sqlx::query_as::<_, (Option<String>, Option<String>, Option<String>, Option<String>)>(
+            "SELECT id, name, scopes, kid FROM agent_api_key",
+        )
+        .fetch_all(app.db.pool())
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|(a, b, c, d)| [a, b, c, d])
+        .collect();
+    assert!(row.iter().flatten().all(|v| !v.contains(&text)));
+    // Listings never show the text.
+    let listed = app.get(&format!("/api/customer-agent-configs/{config}/api_keys"), &m.buyer).await.expect(200);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(listed[0].get("key").is_none());
+    assert_eq!(app.get("/api/agent-api-keys/", &m.buyer).await.expect(200)[0]["id"], id.as_str());
+
+    // Regenerate: the old key is revoked, a new one like it is made.
+    let fresh = app.post(&format!("/api/agent-api-keys/{id}/regenerate"), &m.buyer, json!({})).await.expect(201);
+    assert_ne!(fresh["id"], id.as_str());
+    assert_ne!(fresh["key"], text.as_str());
+    assert_eq!((fresh["name"].as_str(), fresh["scopes"].clone()), (Some("server"), json!(["run"])));
+    app.post(&format!("/api/agent-api-keys/{id}/regenerate"), &m.buyer, json!({}))
+        .await
+        .refused(409, "invalid_transition");
+    app.delete(&format!("/api/agent-api-keys/{id}"), &m.buyer).await.refused(409, "invalid_transition");
+    let keys = app.get("/api/agent-api-keys/", &m.buyer).await.expect(200);
+    let revoked: Vec<bool> = keys.as_array().unwrap().iter().map(|k| k["revoked_at_ms"].is_i64()).collect();
+    assert_eq!(revoked.iter().filter(|r| **r).count(), 1);
+    let feed = app.feed(0).await;
+    assert_eq!(kinds(&feed), ["agent.provisioned", "key.revoked"]);
+    assert_eq!(feed["changes"][1]["key_id"], id.as_str());
+}
+
+async fn api_key_roles_and_bodies(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let order = app.provisioned(&m).await;
+    let (resource, config) = resource_and_config(&app, &m, &order).await;
+    let path = format!("/api/customer-agent-configs/{config}/api_keys");
+    let member = app.member(&m.buyer, &m.consumer, "clerk@example.com", "member").await;
+    let stranger = app.signup("stranger@example.com").await;
+    app.post(&path, &member, json!({"name": "x"})).await.refused(403, "forbidden");
+    app.get(&path, &member).await.refused(403, "forbidden");
+    app.post(&path, &stranger, json!({"name": "x"})).await.refused(404, "not_found");
+    app.post(&path, &m.seller, json!({"name": "x"})).await.refused(404, "not_found");
+    app.call(Method::POST, &path, None, Some(json!({"name": "x"}))).await.refused(401, "unauthorized");
+    for bad in [
+        json!({}),
+        json!({"name": ""}),
+        json!({"name": "x", "scopes": ["admin"]}),
+        json!({"name": "x", "scopes": []}),
+        json!({"name": "x", "scopes": "run"}),
+        json!({"name": "x", "expires_in_days": 0}),
+        json!({"name": "x", "expires_in_days": 5000}),
+        json!({"name": "x", "expires_in_days": -1}),
+        json!({"name": "x", "secret": "mine"}),
+    ] {
+        app.post(&path, &m.buyer, bad.clone()).await.refused(422, "invalid");
+    }
+    let both = app.post(&path, &m.buyer, json!({"name": "both", "scopes": ["widget", "run", "widget"]})).await;
+    assert_eq!(both.expect(201)["scopes"], json!(["run", "widget"]));
+    let key = app.get("/api/agent-api-keys/", &m.buyer).await.expect(200)[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.get("/api/agent-api-keys/", &member).await.expect(200), json!([]));
+    app.delete(&format!("/api/agent-api-keys/{key}"), &member).await.refused(403, "forbidden");
+    app.delete(&format!("/api/agent-api-keys/{key}"), &stranger).await.refused(404, "not_found");
+    app.post(&format!("/api/agent-api-keys/{key}/regenerate"), &stranger, json!({})).await.refused(404, "not_found");
+    // No keys for a subscription that is ending.
+    app.post(&format!("/api/resources/{resource}/terminate"), &m.buyer, json!({})).await.expect(200);
+    app.post(&path, &m.buyer, json!({"name": "late"})).await.refused(409, "invalid_transition");
+    assert_eq!(app.count("agent_api_key").await, 1);
+}
+
+async fn keys_need_a_signing_secret(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let order = app.provisioned(&m).await;
+    let (_, config) = resource_and_config(&app, &m, &order).await;
+    let unsigned = Config { key_secrets: Vec::new(), ..test_config() };
+    let other = TestApp {
+        router: sandflow_control_plane::app(AppState::new(app.db.clone(), unsigned)),
+        db: app.db.clone(),
+        state: app.state.clone(),
+    };
+    let detail = other
+        .post(&format!("/api/customer-agent-configs/{config}/api_keys"), &m.buyer, json!({"name": "x"}))
+        .await
+        .refused(503, "unavailable");
+    assert!(detail.contains("--key-secret"), "{detail}");
+    assert_eq!(app.count("agent_api_key").await, 0);
 }
 
 fn record(key: &str, tenant: &str, agent: &str, started_at_ms: u64) -> Value {

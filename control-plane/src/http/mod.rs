@@ -7,6 +7,8 @@
 //! unknown fields are refused.
 
 pub mod admin;
+pub mod agent_configs;
+pub mod api_keys;
 pub mod auth;
 pub mod catalog;
 pub mod categories;
@@ -55,6 +57,8 @@ pub fn router(state: AppState) -> Router {
         .merge(orders::router())
         .merge(resources::router())
         .merge(runtime::router())
+        .merge(agent_configs::router())
+        .merge(api_keys::router())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
