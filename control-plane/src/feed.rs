@@ -79,6 +79,20 @@ pub async fn agent_provisioned(tx: &mut Transaction<'_, Any>, id: &str) -> Resul
     emit(tx, &json!({ "kind": "agent.provisioned", "agent": agent })).await
 }
 
+/// Emits `agent.provisioned` again for every `ok` resource of `tenant`
+/// (after its limits changed).
+pub async fn reprovision_tenant(tx: &mut Transaction<'_, Any>, tenant: &str) -> Result<usize> {
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM resource WHERE organization_id = $1 AND state = 'ok' ORDER BY id")
+            .bind(tenant)
+            .fetch_all(&mut **tx)
+            .await?;
+    for id in &ids {
+        agent_provisioned(tx, id).await?;
+    }
+    Ok(ids.len())
+}
+
 /// Emits `agent.deprovisioned` for resource `id`.
 pub async fn agent_deprovisioned(tx: &mut Transaction<'_, Any>, id: &str) -> Result<i64> {
     emit(tx, &json!({ "kind": "agent.deprovisioned", "agent_id": id })).await
@@ -87,4 +101,28 @@ pub async fn agent_deprovisioned(tx: &mut Transaction<'_, Any>, id: &str) -> Res
 /// Emits `key.revoked` for agent API key `id`.
 pub async fn key_revoked(tx: &mut Transaction<'_, Any>, id: &str) -> Result<i64> {
     emit(tx, &json!({ "kind": "key.revoked", "key_id": id })).await
+}
+
+/// Emits `quota.set` for `tenant` from its quota row (all null without one).
+pub async fn quota_set(tx: &mut Transaction<'_, Any>, tenant: &str) -> Result<i64> {
+    let row = sqlx::query(
+        "SELECT runs_per_month, fuel_per_month, tokens_per_month, requests_per_minute FROM quota \
+         WHERE organization_id = $1",
+    )
+    .bind(tenant)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let get = |column: &str| -> Result<Option<i64>> {
+        Ok(match &row {
+            Some(row) => row.try_get(column)?,
+            None => None,
+        })
+    };
+    let quota = json!({
+        "runs": get("runs_per_month")?,
+        "fuel": get("fuel_per_month")?,
+        "tokens": get("tokens_per_month")?,
+        "rpm": get("requests_per_minute")?,
+    });
+    emit(tx, &json!({ "kind": "quota.set", "tenant": tenant, "quota": quota })).await
 }

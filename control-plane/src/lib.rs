@@ -1,7 +1,7 @@
 //! The Sandflow control plane: identity, organisations, the seller journey
 //! (provider status, provider agents and their immutable flow versions),
 //! the marketplace (categories, offerings, plans, orders, resources, agent
-//! configs and API keys), the durable job queue, the runtime change
+//! configs and API keys, quotas), the durable job queue, the runtime change
 //! feed and the usage ledger, behind the management HTTP API under `/api/`.
 //!
 //! Storage is [`db::Db`]: SQLite in the data directory by default, or
@@ -18,6 +18,8 @@
 //! | catalog | `/api/categories/` (+ `{id}`), `/api/offerings/` (+ `{id}`, `submit`, `approve`, `reject`, `pause`, `resume`, `archive`), `/api/offerings/{id}/plans/`, `/api/plans/{id}` (+ `archive`), `GET /api/catalog/` |
 //! | buying | `/api/orders/` (+ `{id}`, `approve_by_consumer`, `reject_by_consumer`, `approve_by_provider`, `reject_by_provider`, `cancel`, `retry`), `/api/resources/` (+ `{id}`, `terminate`) |
 //! | buyer's agents | `/api/customer-agent-configs/` (+ `{id}`, `{id}/api_keys`), `/api/agent-api-keys/` (+ `{id}` DELETE, `regenerate`) |
+//! | operators | `GET/PUT /api/quotas/{organization_id}`, `GET/PUT /api/admin/settings` |
+//! | analytics | `GET /api/analytics/usage/?organization=&period=YYYY-MM` |
 //! | runtime | `POST /api/runtime/usage/`, `GET /api/runtime/changes/`, `GET /api/runtime/artifacts/{digest}`, `GET /api/runtime/usage-totals/` (bearer runtime token) |
 //!
 //! Background work (provisioning, deprovisioning) runs as durable [`jobs`];

@@ -1,7 +1,7 @@
 //! What the runtime hosts and buyers build on: the runtime change feed
 //! after a whole order → done → config change → key revoke → terminate
 //! sequence, agent configs, agent API keys (JWT claims, only the hash
-//! stored), artifacts and usage totals; on
+//! stored), quotas, settings, artifacts, usage totals and analytics; on
 //! SQLite and PostgreSQL.
 #![expect(
     clippy::unwrap_used,
@@ -24,7 +24,10 @@ on_both_stores!(
     api_keys_are_jwts_stored_hashed,
     api_key_roles_and_bodies,
     keys_need_a_signing_secret,
+    quotas_reach_the_feed,
+    platform_settings,
     artifacts_and_usage_totals,
+    analytics_per_buyer_and_seller,
 );
 
 fn kinds(feed: &Value) -> Vec<String> {
@@ -317,6 +320,70 @@ async fn keys_need_a_signing_secret(app: TestApp) {
     assert_eq!(app.count("agent_api_key").await, 0);
 }
 
+async fn quotas_reach_the_feed(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let order = app.provisioned(&m).await;
+    let (resource, _) = resource_and_config(&app, &m, &order).await;
+    let after = app.feed(0).await["last"].as_i64().unwrap();
+    let path = format!("/api/quotas/{}", m.consumer);
+    let empty = app.get(&path, &m.operator).await.expect(200);
+    assert_eq!(empty["runs_per_month"], Value::Null);
+    app.get(&path, &m.buyer).await.refused(403, "forbidden");
+    app.put(&path, &m.buyer, json!({})).await.refused(403, "forbidden");
+    app.put("/api/quotas/nope", &m.operator, json!({})).await.refused(404, "not_found");
+    app.put(&path, &m.operator, json!({"runs_per_month": -1})).await.refused(422, "invalid");
+    app.put(&path, &m.operator, json!({"requests_per_minute": 0})).await.refused(422, "invalid");
+    app.put(&path, &m.operator, json!({"runs": 5})).await.refused(422, "invalid");
+    let quota = json!({"runs_per_month": 1000, "fuel_per_month": 5_000_000_000i64, "tokens_per_month": null,
+                       "requests_per_minute": 60, "memory_bytes_per_run": 67_108_864, "deadline_ms": 30_000,
+                       "fuel_per_run": 1_000_000_000});
+    app.put(&path, &m.operator, quota.clone()).await.expect(200);
+    assert_eq!(app.get(&path, &m.operator).await.expect(200), quota);
+
+    let feed = app.feed(after).await;
+    assert_eq!(kinds(&feed), ["quota.set", "agent.provisioned"]);
+    let changes = feed["changes"].as_array().unwrap();
+    assert_eq!(
+        changes[0],
+        json!({"seq": changes[0]["seq"], "kind": "quota.set", "tenant": m.consumer,
+               "quota": {"runs": 1000, "fuel": 5_000_000_000i64, "tokens": null, "rpm": 60}})
+    );
+    assert_eq!(changes[1]["agent"]["id"], resource.as_str());
+    assert_eq!(
+        changes[1]["agent"]["limits"],
+        json!({"fuel": 1_000_000_000, "memory_bytes": 67_108_864, "deadline_ms": 30_000})
+    );
+    // Without a Langflow id in the export, the flow id is the version's id.
+    let version: String =
+        sqlx::query_scalar("SELECT flow_version_id FROM resource").fetch_one(app.db.pool()).await.unwrap();
+    assert_eq!(changes[1]["agent"]["flow_id"], version.as_str());
+    // Replacing the quota clears what the body leaves out.
+    let cleared = app.put(&path, &m.operator, json!({"runs_per_month": 5})).await.expect(200);
+    assert_eq!(cleared["deadline_ms"], Value::Null);
+    assert_eq!(
+        app.feed(after).await["changes"][2]["quota"],
+        json!({"runs": 5, "fuel": null, "tokens": null, "rpm": null})
+    );
+}
+
+async fn platform_settings(app: TestApp) {
+    let operator = app.operator().await;
+    let user = app.signup("ada@example.com").await;
+    assert_eq!(app.get("/api/admin/settings", &operator).await.expect(200), json!({"commission_bps": 0}));
+    app.get("/api/admin/settings", &user).await.refused(403, "forbidden");
+    app.put("/api/admin/settings", &user, json!({"commission_bps": 1})).await.refused(403, "forbidden");
+    app.call(Method::PUT, "/api/admin/settings", None, Some(json!({"commission_bps": 1})))
+        .await
+        .refused(401, "unauthorized");
+    for bad in
+        [json!({"commission_bps": 10_001}), json!({"commission_bps": -1}), json!({}), json!({"commission_bps": "5"})]
+    {
+        app.put("/api/admin/settings", &operator, bad).await.refused(422, "invalid");
+    }
+    app.put("/api/admin/settings", &operator, json!({"commission_bps": 1500})).await.expect(200);
+    assert_eq!(app.get("/api/admin/settings/", &operator).await.expect(200), json!({"commission_bps": 1500}));
+}
+
 fn record(key: &str, tenant: &str, agent: &str, started_at_ms: u64) -> Value {
     json!({"idempotency_key": key, "tenant": tenant, "agent": agent, "subscription": agent,
            "flow_version": "sha256:x", "fuel": 1000, "tokens_in": 3, "tokens_out": 5, "wall_micros": 40,
@@ -359,4 +426,43 @@ async fn artifacts_and_usage_totals(app: TestApp) {
     app.get("/api/runtime/usage-totals/?month=2026-13", RUNTIME_TOKEN).await.refused(422, "invalid");
     app.get("/api/runtime/usage-totals/", RUNTIME_TOKEN).await.refused(422, "invalid");
     app.get("/api/runtime/usage-totals/?month=2026-11", &m.operator).await.refused(401, "unauthorized");
+}
+
+async fn analytics_per_buyer_and_seller(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let order = app.provisioned(&m).await;
+    let (resource, _) = resource_and_config(&app, &m, &order).await;
+    let batch = json!([
+        record("a", &m.consumer, &resource, NOVEMBER),
+        record("b", &m.consumer, &resource, NOVEMBER + 5),
+        record("c", &m.consumer, &resource, OCTOBER),
+        record("d", "someone-else", "not-a-resource", NOVEMBER),
+    ]);
+    app.post("/api/runtime/usage/", RUNTIME_TOKEN, batch).await.expect(200);
+
+    let buyer = app.get(&format!("/api/analytics/usage/?organization={}&period=2026-11", m.consumer), &m.buyer).await;
+    let buyer = buyer.expect(200);
+    assert_eq!(
+        buyer["as_buyer"],
+        json!([{"resource_id": resource, "offering_id": m.offering, "runs": 2, "fuel": 2000, "tokens_in": 6,
+                "tokens_out": 10}])
+    );
+    assert_eq!(buyer["as_seller"], json!([]));
+    let seller = app.get(&format!("/api/analytics/usage/?organization={}&period=2026-11", m.provider), &m.seller).await;
+    let seller = seller.expect(200);
+    assert_eq!(seller["as_seller"][0]["offering_id"], m.offering.as_str());
+    assert_eq!(seller["as_seller"][0]["runs"], 2);
+    assert_eq!(seller["as_buyer"], json!([]));
+    let platform = app.get("/api/analytics/usage/?period=2026-11", &m.operator).await.expect(200);
+    assert_eq!(platform["platform"]["runs"], 3);
+
+    let stranger = app.signup("stranger@example.com").await;
+    app.get(&format!("/api/analytics/usage/?organization={}&period=2026-11", m.consumer), &stranger)
+        .await
+        .refused(404, "not_found");
+    app.get("/api/analytics/usage/?period=2026-11", &m.buyer).await.refused(422, "invalid");
+    app.get(&format!("/api/analytics/usage/?organization={}&period=11-2026", m.consumer), &m.buyer)
+        .await
+        .refused(422, "invalid");
+    app.call(Method::GET, "/api/analytics/usage/?period=2026-11", None, None).await.refused(401, "unauthorized");
 }

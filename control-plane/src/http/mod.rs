@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod agent_configs;
+pub mod analytics;
 pub mod api_keys;
 pub mod auth;
 pub mod catalog;
@@ -18,8 +19,10 @@ pub mod organizations;
 pub mod parties;
 pub mod plans;
 pub mod provider_agents;
+pub mod quotas;
 pub mod resources;
 pub mod runtime;
+pub mod settings;
 pub mod usage;
 pub mod users;
 
@@ -59,6 +62,9 @@ pub fn router(state: AppState) -> Router {
         .merge(runtime::router())
         .merge(agent_configs::router())
         .merge(api_keys::router())
+        .merge(quotas::router())
+        .merge(settings::router())
+        .merge(analytics::router())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
