@@ -79,18 +79,21 @@ pub async fn agent_provisioned(tx: &mut Transaction<'_, Any>, id: &str) -> Resul
     emit(tx, &json!({ "kind": "agent.provisioned", "agent": agent })).await
 }
 
-/// Emits `agent.provisioned` again for every `ok` resource of `tenant`
-/// (after its limits changed).
-pub async fn reprovision_tenant(tx: &mut Transaction<'_, Any>, tenant: &str) -> Result<usize> {
-    let ids: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM resource WHERE organization_id = $1 AND state = 'ok' ORDER BY id")
-            .bind(tenant)
-            .fetch_all(&mut **tx)
-            .await?;
-    for id in &ids {
-        agent_provisioned(tx, id).await?;
-    }
-    Ok(ids.len())
+/// Locks and returns the `ok` resources of `tenant`, whose
+/// `agent.provisioned` must be sent again (after its limits changed). An
+/// update, not a read: it holds the rows, so a termination racing this
+/// cannot slip its `agent.deprovisioned` in before them. Call it before the
+/// transaction's first [`emit`] (the feed lock is always taken last).
+pub async fn lock_ok_resources(tx: &mut Transaction<'_, Any>, tenant: &str) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = sqlx::query_scalar(
+        "UPDATE resource SET updated_at = $1 WHERE organization_id = $2 AND state = 'ok' RETURNING id",
+    )
+    .bind(now_ms())
+    .bind(tenant)
+    .fetch_all(&mut **tx)
+    .await?;
+    ids.sort();
+    Ok(ids)
 }
 
 /// Emits `agent.deprovisioned` for resource `id`.

@@ -137,20 +137,25 @@ async fn update(
     .bind(&id)
     .execute(&mut *tx)
     .await?;
-    let resource_state: String = sqlx::query_scalar("SELECT state FROM resource WHERE id = $1")
+    // Lock the resource while it is ok (a termination racing this waits,
+    // so its agent.deprovisioned cannot come before this agent.provisioned).
+    let locked = sqlx::query("UPDATE resource SET updated_at = $1 WHERE id = $2 AND state = 'ok'")
+        .bind(now_ms())
         .bind(&current.resource_id)
-        .fetch_one(&mut *tx)
+        .execute(&mut *tx)
         .await?;
-    match resource_state.as_str() {
-        "ok" => {
-            feed::agent_provisioned(&mut tx, &current.resource_id).await?;
-        }
-        "terminating" | "terminated" => {
+    if locked.rows_affected() == 1 {
+        feed::agent_provisioned(&mut tx, &current.resource_id).await?;
+    } else {
+        let resource_state: String = sqlx::query_scalar("SELECT state FROM resource WHERE id = $1")
+            .bind(&current.resource_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if resource_state == "terminating" || resource_state == "terminated" {
             return Err(Error::InvalidTransition(format!(
                 "the subscription is {resource_state}; its agent can no longer be configured"
             )));
         }
-        _ => {}
     }
     tx.commit().await?;
     load(&state, &user, &id, false).await.map(Json)

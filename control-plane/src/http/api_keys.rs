@@ -109,23 +109,29 @@ struct Spec<'a> {
 
 /// Signs and stores a key for an `ok` resource, inside `tx`.
 async fn mint(state: &AppState, tx: &mut Transaction<'_, Any>, user: &CurrentUser, spec: &Spec<'_>) -> Result<NewKey> {
-    let resource = sqlx::query(
-        "SELECT r.state, p.requests_per_minute FROM resource r JOIN plan p ON p.id = r.plan_id WHERE r.id = $1",
-    )
-    .bind(spec.resource_id)
-    .fetch_one(&mut **tx)
-    .await?;
-    let resource_state: String = resource.try_get("state")?;
-    if resource_state != "ok" {
+    // A guarded write, not a read: it holds the resource's row until the
+    // key is committed, so a termination racing this waits for it and then
+    // revokes this key too.
+    let plan: Option<String> =
+        sqlx::query_scalar("UPDATE resource SET updated_at = $1 WHERE id = $2 AND state = 'ok' RETURNING plan_id")
+            .bind(now_ms())
+            .bind(spec.resource_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some(plan) = plan else {
+        let resource_state: String = sqlx::query_scalar("SELECT state FROM resource WHERE id = $1")
+            .bind(spec.resource_id)
+            .fetch_one(&mut **tx)
+            .await?;
         return Err(Error::InvalidTransition(format!(
             "the subscription is {resource_state}; keys are made only for subscriptions that are ok"
         )));
-    }
-    let rpm = resource
-        .try_get::<Option<i64>, _>("requests_per_minute")?
-        .map(u32::try_from)
-        .transpose()
-        .map_err(Error::internal)?;
+    };
+    let rpm: Option<i64> = sqlx::query_scalar("SELECT requests_per_minute FROM plan WHERE id = $1")
+        .bind(&plan)
+        .fetch_one(&mut **tx)
+        .await?;
+    let rpm = rpm.map(u32::try_from).transpose().map_err(Error::internal)?;
     let id = new_id();
     let now = now_ms();
     let expires_at = now.saturating_add(spec.lifetime_ms);
@@ -297,8 +303,10 @@ async fn regenerate(
         lifetime_ms: (old.expires_at_ms - old.created_at_ms).max(DAY_MS),
     };
     let mut tx = state.db.pool().begin().await?;
-    revoke_in(&mut tx, &id).await?;
+    // The resource's row before the key's, the order deprovisioning takes
+    // them in, so the two cannot deadlock.
     let key = mint(&state, &mut tx, &user, &spec).await?;
+    revoke_in(&mut tx, &id).await?;
     feed::key_revoked(&mut tx, &id).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(key)))

@@ -130,9 +130,12 @@ async fn replace(
     }
     let mut tx = state.db.pool().begin().await?;
     query.execute(&mut *tx).await?;
+    let agents = feed::lock_ok_resources(&mut tx, &org).await?;
     feed::quota_set(&mut tx, &org).await?;
-    let agents = feed::reprovision_tenant(&mut tx, &org).await?;
+    for agent in &agents {
+        feed::agent_provisioned(&mut tx, agent).await?;
+    }
     tx.commit().await?;
-    tracing::info!(organization = %org, operator = %operator.id, agents, "quota set");
+    tracing::info!(organization = %org, operator = %operator.id, agents = agents.len(), "quota set");
     Ok(Json(quota))
 }
