@@ -25,6 +25,7 @@ on_both_stores!(
     two_workers_never_run_the_same_job,
     running_jobs_are_recovered_on_start,
     resources_visibility_and_termination,
+    a_pinned_flow_version_is_provisioned,
 );
 
 fn order_path(order: &Value, verb: &str) -> String {
@@ -326,4 +327,27 @@ async fn resources_visibility_and_termination(app: TestApp) {
     assert_eq!(app.get(&path, &m.buyer).await.expect(200)["state"], "terminated");
     let detail = app.post(&terminate, &m.operator, json!({})).await.refused(409, "invalid_transition");
     assert!(detail.contains("terminated"), "{detail}");
+}
+
+async fn a_pinned_flow_version_is_provisioned(app: TestApp) {
+    let operator = app.operator().await;
+    let seller = app.signup("seller@example.com").await;
+    let provider = app.provider(&seller, &operator, "Acme").await;
+    let agent = app.agent(&seller, &provider, "Echo").await;
+    let v1: String = sqlx::query_scalar("SELECT id FROM flow_version WHERE provider_agent_id = $1")
+        .bind(&agent)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    let (offering, plan) = app.draft_offering(&seller, &provider, &agent, json!({"flow_version_id": v1})).await;
+    app.post_bytes(&format!("/api/provider-agents/{agent}/import_flow"), &seller, flow("echo.json")).await.expect(201);
+    app.activate(&seller, &operator, &offering).await;
+    let buyer = app.signup("buyer@example.com").await;
+    let consumer = app.organization(&buyer, "Shop").await;
+    let order = app.post("/api/orders/", &buyer, json!({"plan_id": plan, "organization_id": consumer})).await;
+    let order = order.expect(201);
+    app.run_jobs().await;
+    let order = app.get(&format!("/api/orders/{}", order["id"].as_str().unwrap()), &buyer).await.expect(200);
+    let resource = app.get(&format!("/api/resources/{}", order["resource_id"].as_str().unwrap()), &buyer).await;
+    assert_eq!(resource.expect(200)["flow_version_id"], v1.as_str(), "the pinned version, not the latest");
 }
