@@ -79,21 +79,42 @@ pub async fn agent_provisioned(tx: &mut Transaction<'_, Any>, id: &str) -> Resul
     emit(tx, &json!({ "kind": "agent.provisioned", "agent": agent })).await
 }
 
-/// Locks and returns the `ok` resources of `tenant`, whose
-/// `agent.provisioned` must be sent again (after its limits changed). An
-/// update, not a read: it holds the rows, so a termination racing this
-/// cannot slip its `agent.deprovisioned` in before them. Call it before the
-/// transaction's first [`emit`] (the feed lock is always taken last).
-pub async fn lock_ok_resources(tx: &mut Transaction<'_, Any>, tenant: &str) -> Result<Vec<String>> {
-    let mut ids: Vec<String> = sqlx::query_scalar(
-        "UPDATE resource SET updated_at = $1 WHERE organization_id = $2 AND state = 'ok' RETURNING id",
-    )
+/// Whose resources [`lock_ok_resources`] takes.
+#[derive(Debug, Clone, Copy)]
+pub enum Holder<'a> {
+    /// A tenant's (its quota changed).
+    Tenant(&'a str),
+    /// A plan's (its rate limit may have changed).
+    Plan(&'a str),
+}
+
+/// Locks and returns the `ok` resources of `holder`, whose
+/// `agent.provisioned` must be sent again. An update, not a read: it holds
+/// the rows, so a termination racing this cannot slip its
+/// `agent.deprovisioned` in before them. Call it before the transaction's
+/// first [`emit`] (the feed lock is always taken last).
+pub async fn lock_ok_resources(tx: &mut Transaction<'_, Any>, holder: Holder<'_>) -> Result<Vec<String>> {
+    let (column, id) = match holder {
+        Holder::Tenant(id) => ("organization_id", id),
+        Holder::Plan(id) => ("plan_id", id),
+    };
+    let mut ids: Vec<String> = sqlx::query_scalar(&format!(
+        "UPDATE resource SET updated_at = $1 WHERE {column} = $2 AND state = 'ok' RETURNING id"
+    ))
     .bind(now_ms())
-    .bind(tenant)
+    .bind(id)
     .fetch_all(&mut **tx)
     .await?;
     ids.sort();
     Ok(ids)
+}
+
+/// Emits `agent.provisioned` for each resource of `ids`.
+pub async fn reprovision(tx: &mut Transaction<'_, Any>, ids: &[String]) -> Result<()> {
+    for id in ids {
+        agent_provisioned(tx, id).await?;
+    }
+    Ok(())
 }
 
 /// Emits `agent.deprovisioned` for resource `id`.

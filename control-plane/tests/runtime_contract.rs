@@ -28,6 +28,7 @@ on_both_stores!(
     platform_settings,
     artifacts_and_usage_totals,
     analytics_per_buyer_and_seller,
+    plan_changes_reach_running_agents,
 );
 
 fn kinds(feed: &Value) -> Vec<String> {
@@ -465,4 +466,23 @@ async fn analytics_per_buyer_and_seller(app: TestApp) {
         .await
         .refused(422, "invalid");
     app.call(Method::GET, "/api/analytics/usage/?period=2026-11", None, None).await.refused(401, "unauthorized");
+}
+
+async fn plan_changes_reach_running_agents(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let order = app.provisioned(&m).await;
+    let (resource, _) = resource_and_config(&app, &m, &order).await;
+    let after = app.feed(0).await["last"].as_i64().unwrap();
+    app.post(&format!("/api/offerings/{}/pause", m.offering), &m.seller, json!({})).await.expect(200);
+    app.patch(&format!("/api/plans/{}", m.plan), &m.seller, json!({"requests_per_minute": 30})).await.expect(200);
+    let feed = app.feed(after).await;
+    assert_eq!(kinds(&feed), ["agent.provisioned"]);
+    assert_eq!(feed["changes"][0]["agent"]["id"], resource.as_str());
+    assert_eq!(feed["changes"][0]["agent"]["rpm"], 30);
+    // A terminated subscription is not re-sent.
+    app.post(&format!("/api/resources/{resource}/terminate"), &m.buyer, json!({})).await.expect(200);
+    app.run_jobs().await;
+    let last = app.feed(0).await["last"].as_i64().unwrap();
+    app.patch(&format!("/api/plans/{}", m.plan), &m.seller, json!({"requests_per_minute": null})).await.expect(200);
+    assert_eq!(app.feed(last).await["changes"], json!([]));
 }

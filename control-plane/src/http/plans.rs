@@ -7,8 +7,9 @@
 //! allowances (`runs_per_month`, `tokens_per_month`, `fuel_per_month`) and
 //! `requests_per_minute` are null for unlimited. Plans are added and
 //! changed while their offering is draft or paused (buyers of an active
-//! offering see what they ordered); archiving stops new orders of a plan
-//! at any time.
+//! offering see what they ordered); a change re-sends the agents of the
+//! plan's running subscriptions to the runtime (`agent.provisioned` with
+//! the new rpm). Archiving stops new orders of a plan at any time.
 
 use super::offerings::{Viewer, ensure_editable, load, load_managed};
 use super::{JsonBody, OptionalJsonBody, Path, non_negative, nullable, required_text};
@@ -16,6 +17,7 @@ use crate::AppState;
 use crate::auth::{CurrentUser, MaybeUser};
 use crate::db::{new_id, now_ms};
 use crate::error::{Error, Result};
+use crate::feed::{self, Holder};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -280,6 +282,7 @@ async fn update(
     let plan = Plan::from_out(&current).apply(body)?;
     let [fixed_monthly, per_run, per_1k_tokens, per_million_fuel] = plan.prices;
     let [runs, tokens, fuel] = plan.allowances;
+    let mut tx = state.db.pool().begin().await?;
     let row = sqlx::query(&format!(
         "UPDATE plan SET name = $1, currency = $2, fixed_monthly = $3, per_run = $4, per_1k_tokens = $5, \
          per_million_fuel = $6, runs_per_month = $7, tokens_per_month = $8, fuel_per_month = $9, \
@@ -297,9 +300,13 @@ async fn update(
     .bind(plan.requests_per_minute)
     .bind(now_ms())
     .bind(&id)
-    .fetch_optional(state.db.pool())
+    .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| Error::InvalidTransition("the plan was archived meanwhile".into()))?;
+    // Running subscriptions of the plan take its new rate limit.
+    let agents = feed::lock_ok_resources(&mut tx, Holder::Plan(&id)).await?;
+    feed::reprovision(&mut tx, &agents).await?;
+    tx.commit().await?;
     plan_out(&row).map(Json)
 }
 

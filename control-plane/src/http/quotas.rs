@@ -10,7 +10,7 @@ use crate::AppState;
 use crate::auth::Operator;
 use crate::db::now_ms;
 use crate::error::{Error, Result};
-use crate::feed;
+use crate::feed::{self, Holder};
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -130,11 +130,9 @@ async fn replace(
     }
     let mut tx = state.db.pool().begin().await?;
     query.execute(&mut *tx).await?;
-    let agents = feed::lock_ok_resources(&mut tx, &org).await?;
+    let agents = feed::lock_ok_resources(&mut tx, Holder::Tenant(&org)).await?;
     feed::quota_set(&mut tx, &org).await?;
-    for agent in &agents {
-        feed::agent_provisioned(&mut tx, agent).await?;
-    }
+    feed::reprovision(&mut tx, &agents).await?;
     tx.commit().await?;
     tracing::info!(organization = %org, operator = %operator.id, agents = agents.len(), "quota set");
     Ok(Json(quota))
