@@ -29,6 +29,7 @@ on_both_stores!(
     artifacts_and_usage_totals,
     analytics_per_buyer_and_seller,
     plan_changes_reach_running_agents,
+    a_reader_never_skips_a_change_of_concurrent_writers,
 );
 
 fn kinds(feed: &Value) -> Vec<String> {
@@ -485,4 +486,54 @@ async fn plan_changes_reach_running_agents(app: TestApp) {
     let last = app.feed(0).await["last"].as_i64().unwrap();
     app.patch(&format!("/api/plans/{}", m.plan), &m.seller, json!({"requests_per_minute": null})).await.expect(200);
     assert_eq!(app.feed(last).await["changes"], json!([]));
+}
+
+/// Writers commit concurrently while a runtime host pages through the feed
+/// with `after`: it must see every change (a `seq` handed out before a
+/// later one but committed after it would be skipped for good).
+async fn a_reader_never_skips_a_change_of_concurrent_writers(app: TestApp) {
+    let operator = app.operator().await;
+    let mut orgs = Vec::new();
+    for i in 0..6 {
+        orgs.push(app.organization(&operator, &format!("Tenant {i}")).await);
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (app, done) = (app.clone(), done.clone());
+        tokio::spawn(async move {
+            let (mut last, mut seen) = (0i64, Vec::new());
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let page = app.get(&format!("/api/runtime/changes/?after={last}&limit=1000"), RUNTIME_TOKEN).await;
+                let page = page.expect(200);
+                seen.extend(page["changes"].as_array().unwrap().iter().map(|c| c["seq"].as_i64().unwrap()));
+                last = page["last"].as_i64().unwrap();
+                if finished {
+                    return seen;
+                }
+            }
+        })
+    };
+    let writers: Vec<_> = orgs
+        .into_iter()
+        .map(|org| {
+            let (app, operator) = (app.clone(), operator.clone());
+            tokio::spawn(async move {
+                for runs in 0..5 {
+                    app.put(&format!("/api/quotas/{org}"), &operator, json!({"runs_per_month": runs}))
+                        .await
+                        .expect(200);
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = reader.await.unwrap();
+    let all: Vec<i64> =
+        sqlx::query_scalar("SELECT seq FROM runtime_change ORDER BY seq").fetch_all(app.db.pool()).await.unwrap();
+    assert_eq!(all.len(), 30);
+    assert_eq!(seen, all);
 }
