@@ -99,10 +99,26 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Opens the database `config` names (migrating it), queues again the jobs
-/// a stopped process left running, starts the job worker
-/// ([`jobs::spawn_worker`]) and serves the API on `listener` until
-/// `shutdown` resolves, then stops the worker and closes the database.
+/// The management API as a router, with its background work running:
+/// queues again the jobs a stopped process left running ([`jobs::recover`])
+/// and starts the job worker ([`jobs::spawn_worker`]). For hosts that serve
+/// the router themselves (`sandflow serve`); abort the worker on shutdown.
+pub async fn start(state: AppState) -> (axum::Router, tokio::task::JoinHandle<()>) {
+    if let Some(Err(e)) = state.config.signing_key() {
+        tracing::warn!("{e}: agent API keys cannot be created");
+    }
+    match jobs::recover(&state.db).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(jobs = n, "queued again the jobs a stopped process left running"),
+        Err(e) => tracing::error!(error = ?e, "cannot recover the jobs left running"),
+    }
+    let worker = jobs::spawn_worker(state.clone());
+    (app(state), worker)
+}
+
+/// Opens the database `config` names (migrating it), [`start`]s the API
+/// with its job worker and serves it on `listener` until `shutdown`
+/// resolves, then stops the worker and closes the database.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
@@ -117,17 +133,8 @@ pub async fn serve(
         address = %listener.local_addr()?,
         "control plane listening"
     );
-    if let Some(Err(e)) = config.signing_key() {
-        tracing::warn!("{e}: agent API keys cannot be created");
-    }
-    let state = AppState::new(db.clone(), config);
-    match jobs::recover(&db).await {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!(jobs = n, "queued again the jobs a stopped process left running"),
-        Err(e) => tracing::error!(error = ?e, "cannot recover the jobs left running"),
-    }
-    let worker = jobs::spawn_worker(state.clone());
-    let served = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    let (router, worker) = start(AppState::new(db.clone(), config)).await;
+    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
     worker.abort();
     db.close().await;
     served?;

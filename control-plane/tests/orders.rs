@@ -26,6 +26,7 @@ on_both_stores!(
     running_jobs_are_recovered_on_start,
     resources_visibility_and_termination,
     a_pinned_flow_version_is_provisioned,
+    start_recovers_stale_jobs_and_runs_them,
 );
 
 fn order_path(order: &Value, verb: &str) -> String {
@@ -350,4 +351,30 @@ async fn a_pinned_flow_version_is_provisioned(app: TestApp) {
     let order = app.get(&format!("/api/orders/{}", order["id"].as_str().unwrap()), &buyer).await.expect(200);
     let resource = app.get(&format!("/api/resources/{}", order["resource_id"].as_str().unwrap()), &buyer).await;
     assert_eq!(resource.expect(200)["flow_version_id"], v1.as_str(), "the pinned version, not the latest");
+}
+
+/// What `sandflow serve` calls: the router with its worker running, after
+/// re-queuing what a dead process left running.
+async fn start_recovers_stale_jobs_and_runs_them(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let body = json!({"plan_id": m.plan, "organization_id": m.consumer});
+    let order = app.post("/api/orders/", &m.buyer, body).await.expect(201);
+    sqlx::query("UPDATE job SET state = 'running', attempts = 1").execute(app.db.pool()).await.unwrap();
+    let (router, worker) = sandflow_control_plane::start(app.state.clone()).await;
+    let started = TestApp { router, db: app.db.clone(), state: app.state.clone() };
+    let path = format!("/api/orders/{}", order["id"].as_str().unwrap());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while started.get(&path, &m.buyer).await.expect(200)["state"] != "done" {
+        assert!(tokio::time::Instant::now() < deadline, "the recovered job did not run");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A later order is run by the same worker.
+    let second = json!({"plan_id": m.plan, "organization_id": m.consumer});
+    let second = started.post("/api/orders/", &m.buyer, second).await.expect(201);
+    let path = format!("/api/orders/{}", second["id"].as_str().unwrap());
+    while started.get(&path, &m.buyer).await.expect(200)["state"] != "done" {
+        assert!(tokio::time::Instant::now() < deadline, "the worker did not pick up the new job");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.abort();
 }
