@@ -9,7 +9,7 @@
 //! `key.revoked` to the runtime hosts in the same transaction.
 
 use super::agent_configs;
-use super::{JsonBody, OptionalJsonBody, Path, required_text};
+use super::{Empty, JsonBody, OptionalJsonBody, Path, required_text};
 use crate::AppState;
 use crate::auth::{CurrentUser, token_hash};
 use crate::db::{new_id, now_ms};
@@ -281,10 +281,6 @@ async fn revoke(State(state): State<AppState>, user: CurrentUser, Path(id): Path
     tracing::info!(key = %id, "agent API key revoked");
     Ok(StatusCode::NO_CONTENT)
 }
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Empty {}
 
 /// Revokes the key and makes a new one like it (name, scopes, lifetime).
 async fn regenerate(

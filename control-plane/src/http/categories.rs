@@ -2,6 +2,7 @@
 //! reads them; staff operators write. A category offerings use cannot be
 //! deleted.
 
+use super::provider_agents::check_description;
 use super::{JsonBody, Path, required_text};
 use crate::AppState;
 use crate::auth::Operator;
@@ -72,14 +73,6 @@ fn slugify(name: &str) -> String {
         }
     }
     slug.trim_end_matches('-').chars().take(64).collect::<String>().trim_end_matches('-').to_owned()
-}
-
-fn check_description(description: &str) -> Result<String> {
-    let description = description.trim();
-    if description.chars().count() > 2000 {
-        return Err(Error::Invalid("`description` must be at most 2000 characters".into()));
-    }
-    Ok(description.to_owned())
 }
 
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<CategoryOut>>> {

@@ -241,6 +241,12 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     }
 }
 
+/// A body that must be empty or `{}`: for actions that take no input
+/// (with [`OptionalJsonBody`]), so unknown fields are still refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
 /// The raw bytes of a JSON body (a Langflow export, handed to the compiler
 /// as uploaded so diagnostics point into it).
 #[derive(Debug)]

@@ -11,7 +11,7 @@
 
 use super::organizations::{Role, authorize, role_in};
 use super::provider_agents::{check_description, ensure_provider};
-use super::{JsonBody, OptionalJsonBody, Path, Query, nullable, required_text};
+use super::{Empty, JsonBody, OptionalJsonBody, Path, Query, nullable, required_text};
 use crate::AppState;
 use crate::auth::{CurrentUser, MaybeUser, Operator};
 use crate::db::{new_id, now_ms};
@@ -380,10 +380,6 @@ async fn submit(State(state): State<AppState>, user: CurrentUser, Path(id): Path
     tx.commit().await?;
     fetch(&state, &id).await?.ok_or_else(|| Error::NotFound(format!("no offering `{id}`"))).map(Json)
 }
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Empty {}
 
 /// `pending_review → active` (operators).
 async fn approve(

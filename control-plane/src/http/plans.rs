@@ -12,7 +12,7 @@
 //! the new rpm). Archiving stops new orders of a plan at any time.
 
 use super::offerings::{Viewer, ensure_editable, load, load_managed};
-use super::{JsonBody, OptionalJsonBody, Path, non_negative, nullable, required_text};
+use super::{Empty, JsonBody, OptionalJsonBody, Path, non_negative, nullable, required_text};
 use crate::AppState;
 use crate::auth::{CurrentUser, MaybeUser};
 use crate::db::{new_id, now_ms};
@@ -309,10 +309,6 @@ async fn update(
     tx.commit().await?;
     plan_out(&row).map(Json)
 }
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Empty {}
 
 /// Archives a plan: it can no longer be ordered; subscriptions keep it.
 async fn archive(

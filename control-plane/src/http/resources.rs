@@ -6,7 +6,7 @@
 //! resource's keys and tells the runtime hosts to drop the agent.
 
 use super::parties::Parties;
-use super::{OptionalJsonBody, Path};
+use super::{Empty, OptionalJsonBody, Path};
 use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::error::{Error, Result};
@@ -15,7 +15,7 @@ use crate::transition::{RESOURCE, transition};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -100,10 +100,6 @@ async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<V
 async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<ResourceOut>> {
     load(&state, &user, &id).await.map(|(resource, _)| Json(resource))
 }
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Empty {}
 
 /// `ok | erred → terminating`, then the `deprovision` job finishes it.
 async fn terminate(
