@@ -125,7 +125,10 @@ async fn feed_needs_the_runtime_token_and_pages(app: TestApp) {
     let end = rest["last"].as_i64().unwrap();
     let empty = app.feed(end).await;
     assert_eq!(empty, json!({"changes": [], "last": end}));
-    for bad in ["limit=0", "limit=1001", "after=-1", "after=x", "since=1"] {
+    // Over the maximum is the maximum, not a refusal.
+    let all = app.get("/api/runtime/changes/?limit=5000", RUNTIME_TOKEN).await.expect(200);
+    assert_eq!(all["changes"].as_array().unwrap().len(), 3);
+    for bad in ["limit=0", "limit=-1", "after=-1", "after=x", "since=1"] {
         app.get(&format!("/api/runtime/changes/?{bad}"), RUNTIME_TOKEN).await.refused(422, "invalid");
     }
 }

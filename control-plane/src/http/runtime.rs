@@ -1,7 +1,7 @@
 //! What runtime hosts read, with the runtime bearer token:
 //!
 //! - `GET /api/runtime/changes/?after=<seq>&limit=<n>` (default 500, at
-//!   most 1000): `{"changes": [{"seq", "kind", …}], "last"}` in `seq`
+//!   most 1000; a larger `limit` gets 1000): `{"changes": [{"seq", "kind", …}], "last"}` in `seq`
 //!   order, `last` being the highest `seq` returned or `after` when none
 //!   (the shapes are in [`crate::feed`]);
 //! - `GET /api/runtime/artifacts/{digest}`: the flow component
@@ -56,9 +56,11 @@ async fn changes(
     Query(query): Query<ChangesQuery>,
 ) -> Result<Json<Changes>> {
     let after = query.after.unwrap_or(0);
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if after < 0 || !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(Error::Invalid(format!("`after` must be ≥ 0 and `limit` from 1 to {MAX_LIMIT}")));
+    // Asking for more than the most is answered with the most (the reader
+    // pages on with `last`); nothing or less is a mistake.
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
+    if after < 0 || limit < 1 {
+        return Err(Error::Invalid("`after` must be ≥ 0 and `limit` ≥ 1".into()));
     }
     let rows = sqlx::query("SELECT seq, body FROM runtime_change WHERE seq > $1 ORDER BY seq LIMIT $2")
         .bind(after)
