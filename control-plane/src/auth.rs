@@ -132,6 +132,23 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
+/// The signed-in user if the request presents credentials, `None` for an
+/// anonymous request (for routes anyone may read). Credentials that are
+/// presented but wrong are still a 401.
+#[derive(Debug, Clone)]
+pub struct MaybeUser(pub Option<CurrentUser>);
+
+impl FromRequestParts<AppState> for MaybeUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        if presented_token(parts)?.is_none() {
+            return Ok(Self(None));
+        }
+        CurrentUser::from_request_parts(parts, state).await.map(|user| Self(Some(user)))
+    }
+}
+
 /// A signed-in staff operator; anyone else is refused with 403.
 #[derive(Debug, Clone)]
 pub struct Operator(pub CurrentUser);
@@ -158,7 +175,9 @@ impl FromRequestParts<AppState> for RuntimeService {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let Some(expected) = &state.config.runtime_token else {
             return Err(Error::Unavailable(
-                "usage ingestion is off: start the control plane with --runtime-token (SANDFLOW_RUNTIME_TOKEN)".into(),
+                "the runtime API (usage ingestion, change feed) is off: start the control plane with \
+                 --runtime-token (SANDFLOW_RUNTIME_TOKEN)"
+                    .into(),
             ));
         };
         let presented = presented_token(parts)?

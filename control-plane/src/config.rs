@@ -5,8 +5,8 @@ use clap::Args;
 use std::fmt;
 use std::path::PathBuf;
 
-/// How the control plane runs.
-#[derive(Debug, Clone, Args)]
+/// How the control plane runs. Its `Debug` hides every secret.
+#[derive(Clone, Args)]
 pub struct Config {
     /// Database URL: `sqlite://PATH` or `postgres://USER@HOST/DB`. Without
     /// it, the SQLite file `control-plane.db` in the data directory is used
@@ -37,6 +37,61 @@ pub struct Config {
     /// How long a login lasts, in hours.
     #[arg(long = "session-hours", env = "SANDFLOW_SESSION_HOURS", default_value_t = 24 * 14)]
     pub session_hours: u32,
+
+    /// Agent API key signing secrets, `kid=secret` (repeatable;
+    /// comma-separated in the environment). The first one signs new keys;
+    /// the runtime hosts take the same list to verify them. Without one,
+    /// key creation answers 503.
+    #[arg(long = "key-secret", env = "SANDFLOW_KEY_SECRETS", value_delimiter = ',', hide_env_values = true)]
+    pub key_secrets: Vec<String>,
+
+    /// How many times a background job (provisioning, deprovisioning) is
+    /// tried before it is marked failed.
+    #[arg(long = "job-max-attempts", env = "SANDFLOW_JOB_MAX_ATTEMPTS", default_value_t = 5)]
+    pub job_max_attempts: u32,
+
+    /// Delay before a failed job's first retry, in milliseconds; it doubles
+    /// with each further attempt.
+    #[arg(long = "job-backoff-ms", env = "SANDFLOW_JOB_BACKOFF_MS", default_value_t = 2_000)]
+    pub job_backoff_ms: u64,
+}
+
+impl Config {
+    /// The key new agent API keys are signed with: the first
+    /// `--key-secret`, split into `(kid, secret)`. `None` when none is
+    /// configured; an error text when it is not `kid=secret`.
+    pub fn signing_key(&self) -> Option<Result<(&str, &str), String>> {
+        let first = self.key_secrets.first()?;
+        Some(
+            first
+                .split_once('=')
+                .filter(|(kid, secret)| !kid.trim().is_empty() && !secret.is_empty())
+                .map(|(kid, secret)| (kid.trim(), secret))
+                .ok_or_else(|| "a --key-secret must be `kid=secret` with a non-empty kid and secret".to_owned()),
+        )
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Key secrets show only their kid, like `Secret` shows nothing.
+        let kids: Vec<String> = self
+            .key_secrets
+            .iter()
+            .map(|pair| format!("{}=***", pair.split_once('=').map_or("?", |(kid, _)| kid)))
+            .collect();
+        f.debug_struct("Config")
+            .field("database_url", &self.database_url)
+            .field("data_dir", &self.data_dir)
+            .field("runtime_token", &self.runtime_token)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("session_hours", &self.session_hours)
+            .field("key_secrets", &kids)
+            .field("job_max_attempts", &self.job_max_attempts)
+            .field("job_backoff_ms", &self.job_backoff_ms)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -48,6 +103,9 @@ impl Default for Config {
             max_body_bytes: 16 * 1024 * 1024,
             secure_cookies: true,
             session_hours: 24 * 14,
+            key_secrets: Vec::new(),
+            job_max_attempts: 5,
+            job_backoff_ms: 2_000,
         }
     }
 }
@@ -95,8 +153,14 @@ mod tests {
 
     #[test]
     fn secrets_do_not_show_in_debug() {
-        let config = Config { runtime_token: Some(Secret::new("hunter2")), ..Config::default() };
-        assert!(!format!("{config:?}").contains("hunter2"));
+        let config = Config {
+            runtime_token: Some(Secret::new("hunter2")),
+            key_secrets: vec!["k1=swordfish".into()],
+            ..Config::default()
+        };
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2") && !debug.contains("swordfish"), "{debug}");
+        assert!(debug.contains("k1=***"), "{debug}");
     }
 
     #[test]
@@ -105,5 +169,15 @@ mod tests {
         assert_eq!(cli.config.runtime_token.as_ref().map(Secret::expose), Some("t"));
         assert!(!cli.config.secure_cookies);
         assert_eq!(cli.config.max_body_bytes, 16 * 1024 * 1024);
+        assert!(cli.config.signing_key().is_none());
+    }
+
+    #[test]
+    fn key_secrets_repeat_and_the_first_signs() {
+        let cli = Cli::parse_from(["cp", "--key-secret", "k2=new", "--key-secret", "k1=old"]);
+        assert_eq!(cli.config.key_secrets, ["k2=new", "k1=old"]);
+        assert_eq!(cli.config.signing_key(), Some(Ok(("k2", "new"))));
+        let bad = Config { key_secrets: vec!["no-equals".into()], ..Config::default() };
+        assert!(matches!(bad.signing_key(), Some(Err(_))));
     }
 }

@@ -100,8 +100,18 @@ impl IntoResponse for Error {
 /// (PostgreSQL: `<table>_<field>_key`, as the migrations name them) or the
 /// message (SQLite: `UNIQUE constraint failed: <table>.<field>, …`).
 fn unique_field(db: &dyn sqlx::error::DatabaseError) -> String {
-    const TABLES: [&str; 5] =
-        ["user_account_", "organization_", "provider_agent_", "flow_version_", "provider_request_"];
+    const TABLES: [&str; 10] = [
+        "user_account_",
+        "organization_",
+        "provider_agent_",
+        "flow_version_",
+        "provider_request_",
+        "category_",
+        "offering_",
+        "resource_",
+        "customer_agent_config_",
+        "agent_api_key_",
+    ];
     if let Some(constraint) = db.constraint() {
         let name = constraint.strip_suffix("_key").unwrap_or(constraint);
         let name = TABLES.iter().find_map(|t| name.strip_prefix(t)).unwrap_or(name);

@@ -1,6 +1,8 @@
 //! The Sandflow control plane: identity, organisations, the seller journey
-//! (provider status, provider agents and their immutable flow versions) and
-//! the usage ledger, behind the management HTTP API under `/api/`.
+//! (provider status, provider agents and their immutable flow versions),
+//! the marketplace (categories, offerings, plans, orders, resources, agent
+//! configs and API keys, quotas), the durable job queue, the runtime change
+//! feed and the usage ledger, behind the management HTTP API under `/api/`.
 //!
 //! Storage is [`db::Db`]: SQLite in the data directory by default, or
 //! PostgreSQL when [`Config::database_url`] names one; both are migrated on
@@ -13,7 +15,15 @@
 //! | organisations | `/api/organizations/`, `/api/organizations/{id}/members/…`, `POST /api/organizations/{id}/provider-request` |
 //! | operators | `GET /api/admin/provider-requests/`, `POST /api/admin/provider-requests/{id}/approve` and `…/reject` |
 //! | seller | `/api/provider-agents/` (+ `validate_flow`, `{id}/import_flow`, `{id}/versions`, `{id}/stats`) |
-//! | runtime | `POST /api/runtime/usage/` (bearer runtime token) |
+//! | catalog | `/api/categories/` (+ `{id}`), `/api/offerings/` (+ `{id}`, `submit`, `approve`, `reject`, `pause`, `resume`, `archive`), `/api/offerings/{id}/plans/`, `/api/plans/{id}` (+ `archive`), `GET /api/catalog/` |
+//! | buying | `/api/orders/` (+ `{id}`, `approve_by_consumer`, `reject_by_consumer`, `approve_by_provider`, `reject_by_provider`, `cancel`, `retry`), `/api/resources/` (+ `{id}`, `terminate`) |
+//! | buyer's agents | `/api/customer-agent-configs/` (+ `{id}`, `{id}/api_keys`), `/api/agent-api-keys/` (+ `{id}` DELETE, `regenerate`) |
+//! | operators | `GET/PUT /api/quotas/{organization_id}`, `GET/PUT /api/admin/settings` |
+//! | analytics | `GET /api/analytics/usage/?organization=&period=YYYY-MM` |
+//! | runtime | `POST /api/runtime/usage/`, `GET /api/runtime/changes/`, `GET /api/runtime/artifacts/{digest}`, `GET /api/runtime/usage-totals/` (bearer runtime token) |
+//!
+//! Background work (provisioning, deprovisioning) runs as durable [`jobs`];
+//! what the runtime hosts must apply is the ordered [`feed`].
 //!
 //! Every refusal is a 4xx with `{"detail": "...", "code": "..."}` saying
 //! what to fix ([`error::Error`]); a failed request changes nothing.
@@ -33,12 +43,18 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod agent_config;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod feed;
 pub mod http;
+pub mod jobs;
+pub mod keys;
 pub mod migrations;
+pub mod provisioning;
+pub mod transition;
 pub mod usage;
 
 pub use auth::bootstrap_operator;
@@ -49,19 +65,22 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// What every handler shares: the database and the settings.
+/// What every handler shares: the database, the settings and the signal
+/// that wakes the job worker.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The database.
     pub db: db::Db,
     /// The settings.
     pub config: Arc<Config>,
+    /// Notified when a job is queued ([`jobs::wake`]).
+    pub jobs: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
     /// State over an opened database.
     pub fn new(db: db::Db, config: Config) -> Self {
-        Self { db, config: Arc::new(config) }
+        Self { db, config: Arc::new(config), jobs: Arc::new(tokio::sync::Notify::new()) }
     }
 }
 
@@ -81,8 +100,26 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Opens the database `config` names (migrating it) and serves the API on
-/// `listener` until `shutdown` resolves, then closes the database.
+/// The management API as a router, with its background work running:
+/// queues again the jobs a stopped process left running ([`jobs::recover`])
+/// and starts the job worker ([`jobs::spawn_worker`]). For hosts that serve
+/// the router themselves (`sandflow serve`); abort the worker on shutdown.
+pub async fn start(state: AppState) -> (axum::Router, tokio::task::JoinHandle<()>) {
+    if let Some(Err(e)) = state.config.signing_key() {
+        tracing::warn!("{e}: agent API keys cannot be created");
+    }
+    match jobs::recover(&state.db).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(jobs = n, "queued again the jobs a stopped process left running"),
+        Err(e) => tracing::error!(error = ?e, "cannot recover the jobs left running"),
+    }
+    let worker = jobs::spawn_worker(state.clone());
+    (app(state), worker)
+}
+
+/// Opens the database `config` names (migrating it), [`start`]s the API
+/// with its job worker and serves it on `listener` until `shutdown`
+/// resolves, then stops the worker and closes the database.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
@@ -97,8 +134,10 @@ pub async fn serve(
         address = %listener.local_addr()?,
         "control plane listening"
     );
-    let router = app(AppState::new(db.clone(), config));
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    let (router, worker) = start(AppState::new(db.clone(), config)).await;
+    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    worker.abort();
     db.close().await;
+    served?;
     Ok(())
 }

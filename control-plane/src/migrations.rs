@@ -8,6 +8,9 @@ pub const SQLITE: &[Embedded] = embedded!("../migrations/sqlite":
     (1, "0001_identity"),
     (2, "0002_provider"),
     (3, "0003_usage"),
+    (4, "0004_catalog"),
+    (5, "0005_orders"),
+    (6, "0006_api_keys"),
 );
 
 /// PostgreSQL's migrations, in order.
@@ -15,6 +18,9 @@ pub const POSTGRES: &[Embedded] = embedded!("../migrations/postgres":
     (1, "0001_identity"),
     (2, "0002_provider"),
     (3, "0003_usage"),
+    (4, "0004_catalog"),
+    (5, "0005_orders"),
+    (6, "0006_api_keys"),
 );
 
 #[cfg(test)]

@@ -7,9 +7,22 @@
 //! unknown fields are refused.
 
 pub mod admin;
+pub mod agent_configs;
+pub mod analytics;
+pub mod api_keys;
 pub mod auth;
+pub mod catalog;
+pub mod categories;
+pub mod offerings;
+pub mod orders;
 pub mod organizations;
+pub mod parties;
+pub mod plans;
 pub mod provider_agents;
+pub mod quotas;
+pub mod resources;
+pub mod runtime;
+pub mod settings;
 pub mod usage;
 pub mod users;
 
@@ -40,6 +53,18 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(provider_agents::router())
         .merge(usage::router())
+        .merge(categories::router())
+        .merge(offerings::router())
+        .merge(plans::router())
+        .merge(catalog::router())
+        .merge(orders::router())
+        .merge(resources::router())
+        .merge(runtime::router())
+        .merge(agent_configs::router())
+        .merge(api_keys::router())
+        .merge(quotas::router())
+        .merge(settings::router())
+        .merge(analytics::router())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -216,6 +241,12 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     }
 }
 
+/// A body that must be empty or `{}`: for actions that take no input
+/// (with [`OptionalJsonBody`]), so unknown fields are still refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
 /// The raw bytes of a JSON body (a Langflow export, handed to the compiler
 /// as uploaded so diagnostics point into it).
 #[derive(Debug)]
@@ -261,4 +292,21 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, Err
         return Err(Error::Invalid(format!("`{field}` must be at most {max} characters")));
     }
     Ok(value.to_owned())
+}
+
+/// For `#[serde(default, deserialize_with = "nullable")]` on an
+/// `Option<Option<T>>` field of a PATCH body: absent is `None` (keep),
+/// `null` is `Some(None)` (clear), a value is `Some(Some(v))`.
+pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Checks that a number is not negative.
+pub fn non_negative(field: &str, value: i64) -> Result<i64, Error> {
+    if value < 0 {
+        return Err(Error::Invalid(format!("`{field}` must not be negative")));
+    }
+    Ok(value)
 }

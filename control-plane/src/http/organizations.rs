@@ -53,7 +53,8 @@ impl Role {
         }
     }
 
-    fn parse(s: &str) -> Result<Self> {
+    /// The role a stored name stands for.
+    pub(crate) fn parse(s: &str) -> Result<Self> {
         match s {
             "owner" => Ok(Self::Owner),
             "admin" => Ok(Self::Admin),
@@ -88,7 +89,20 @@ pub async fn authorize(state: &AppState, user: &CurrentUser, org: &str, need_man
     Ok(role)
 }
 
-async fn org_exists(state: &AppState, org: &str) -> Result<bool> {
+/// The user's own role in `org`, if they are a member (staff status does
+/// not count here).
+pub async fn role_in(state: &AppState, user: &str, org: &str) -> Result<Option<Role>> {
+    let role: Option<String> =
+        sqlx::query_scalar("SELECT role FROM membership WHERE organization_id = $1 AND user_id = $2")
+            .bind(org)
+            .bind(user)
+            .fetch_optional(state.db.pool())
+            .await?;
+    role.as_deref().map(Role::parse).transpose()
+}
+
+/// Whether organisation `org` exists.
+pub(crate) async fn org_exists(state: &AppState, org: &str) -> Result<bool> {
     let found: Option<String> = sqlx::query_scalar("SELECT id FROM organization WHERE id = $1")
         .bind(org)
         .fetch_optional(state.db.pool())

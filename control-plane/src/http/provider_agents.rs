@@ -79,7 +79,8 @@ async fn load(state: &AppState, user: &CurrentUser, id: &str, need_manage: bool)
     Ok(agent)
 }
 
-async fn ensure_provider(state: &AppState, org: &str) -> Result<()> {
+/// Refuses (403) unless `org` is an approved service provider.
+pub(crate) async fn ensure_provider(state: &AppState, org: &str) -> Result<()> {
     let status: String = sqlx::query_scalar("SELECT provider_status FROM organization WHERE id = $1")
         .bind(org)
         .fetch_one(state.db.pool())
@@ -169,7 +170,8 @@ async fn create(
     Ok((StatusCode::CREATED, Json(agent)))
 }
 
-fn check_description(description: &str) -> Result<String> {
+/// Trims a description and bounds it to 10,000 characters.
+pub(crate) fn check_description(description: &str) -> Result<String> {
     let description = description.trim();
     if description.chars().count() > 10_000 {
         return Err(Error::Invalid("`description` must be at most 10000 characters".into()));

@@ -22,6 +22,11 @@ use tower::ServiceExt as _;
 pub const PASSWORD: &str = "correct horse battery";
 pub const RUNTIME_TOKEN: &str = "runtime-secret-for-tests";
 pub const MAX_BODY: usize = 1024 * 1024;
+pub const KID: &str = "k1";
+pub const KEY_SECRET: &str = "key-signing-secret-for-tests";
+/// Jobs are tried this often before they fail (with no backoff, so
+/// `run_jobs` sees every attempt at once).
+pub const JOB_ATTEMPTS: u32 = 3;
 
 /// Which store a test runs on.
 #[derive(Debug, Clone, Copy)]
@@ -53,13 +58,8 @@ where
         }
     };
     let db = Db::open(&url).await.expect("open and migrate");
-    let config = Config {
-        runtime_token: Some(Secret::new(RUNTIME_TOKEN)),
-        max_body_bytes: MAX_BODY,
-        secure_cookies: false,
-        ..Config::default()
-    };
-    let app = TestApp { router: app(AppState::new(db.clone(), config)), db: db.clone() };
+    let state = AppState::new(db.clone(), test_config());
+    let app = TestApp { router: app(state.clone()), db: db.clone(), state };
     let outcome = tokio::spawn(scenario(app)).await;
     db.close().await;
     if let Cleanup::Database { admin, name } = &cleanup {
@@ -70,6 +70,19 @@ where
     drop(cleanup);
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// The settings every test app runs with.
+pub fn test_config() -> Config {
+    Config {
+        runtime_token: Some(Secret::new(RUNTIME_TOKEN)),
+        max_body_bytes: MAX_BODY,
+        secure_cookies: false,
+        key_secrets: vec![format!("{KID}={KEY_SECRET}")],
+        job_max_attempts: JOB_ATTEMPTS,
+        job_backoff_ms: 0,
+        ..Config::default()
     }
 }
 
@@ -120,6 +133,7 @@ macro_rules! on_both_stores {
 pub struct TestApp {
     pub router: Router,
     pub db: Db,
+    pub state: AppState,
 }
 
 /// An answer: status, JSON body (`Null` when empty or not JSON), headers.
@@ -194,6 +208,28 @@ impl TestApp {
         self.send(request).await
     }
 
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(Method::PATCH, path, Some(token), Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Answer {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Runs every due background job now; returns what ran.
+    pub async fn run_jobs(&self) -> Vec<sandflow_control_plane::jobs::Ran> {
+        sandflow_control_plane::jobs::run_due(&self.state).await.expect("jobs run")
+    }
+
+    /// The runtime change feed after `after`.
+    pub async fn feed(&self, after: i64) -> Value {
+        self.get(&format!("/api/runtime/changes/?after={after}"), RUNTIME_TOKEN).await.expect(200)
+    }
+
     pub async fn register(&self, email: &str) -> Value {
         let body = json!({ "email": email, "password": PASSWORD, "name": email.split('@').next() });
         self.call(Method::POST, "/api/auth/register", None, Some(body)).await.expect(201)
@@ -233,6 +269,74 @@ impl TestApp {
         org
     }
 
+    /// Registers `email`, adds them to `org` with `role`; returns their token.
+    pub async fn member(&self, owner: &str, org: &str, email: &str, role: &str) -> String {
+        let token = self.signup(email).await;
+        let body = json!({ "email": email, "role": role });
+        self.post(&format!("/api/organizations/{org}/members"), owner, body).await.expect(201);
+        token
+    }
+
+    /// A provider agent of `org` with the `prompt-echo.json` flow imported;
+    /// returns its id.
+    pub async fn agent(&self, seller: &str, org: &str, name: &str) -> String {
+        let body = json!({ "organization": org, "name": name });
+        let agent = self.post("/api/provider-agents/", seller, body).await.expect(201);
+        let id = agent["id"].as_str().expect("id").to_owned();
+        self.post_bytes(&format!("/api/provider-agents/{id}/import_flow"), seller, flow("prompt-echo.json"))
+            .await
+            .expect(201);
+        id
+    }
+
+    /// A draft offering of `agent` with one plan; returns (offering, plan).
+    pub async fn draft_offering(&self, seller: &str, org: &str, agent: &str, extra: Value) -> (String, String) {
+        let mut body = json!({ "organization_id": org, "provider_agent_id": agent, "name": "Echo Pro",
+                               "description": "Says everything back" });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let offering = self.post("/api/offerings/", seller, body).await.expect(201);
+        let offering = offering["id"].as_str().expect("id").to_owned();
+        let plan = json!({ "name": "Basic", "fixed_monthly": 1900, "per_run": 2, "requests_per_minute": 120,
+                           "runs_per_month": 10000 });
+        let plan = self.post(&format!("/api/offerings/{offering}/plans"), seller, plan).await.expect(201);
+        (offering, plan["id"].as_str().expect("id").to_owned())
+    }
+
+    /// Submits and approves an offering.
+    pub async fn activate(&self, seller: &str, operator: &str, offering: &str) {
+        self.post(&format!("/api/offerings/{offering}/submit"), seller, json!({})).await.expect(200);
+        let active = self.post(&format!("/api/offerings/{offering}/approve"), operator, json!({})).await.expect(200);
+        assert_eq!(active["state"], "active");
+    }
+
+    /// A whole marketplace: an operator, a provider selling an active
+    /// offering (one plan) and a buyer organisation.
+    pub async fn market(&self, extra: Value) -> Market {
+        let operator = self.operator().await;
+        let seller = self.signup("seller@example.com").await;
+        let provider = self.provider(&seller, &operator, "Acme").await;
+        let agent = self.agent(&seller, &provider, "Echo").await;
+        let (offering, plan) = self.draft_offering(&seller, &provider, &agent, extra).await;
+        self.activate(&seller, &operator, &offering).await;
+        let buyer = self.signup("buyer@example.com").await;
+        let consumer = self.organization(&buyer, "Shop").await;
+        Market { operator, seller, provider, agent, offering, plan, buyer, consumer }
+    }
+
+    /// Orders the market's plan as the buyer (an owner, so no approval by
+    /// the consumer), runs the jobs; returns the order.
+    pub async fn provisioned(&self, market: &Market) -> Value {
+        let body = json!({ "plan_id": market.plan, "organization_id": market.consumer });
+        let order = self.post("/api/orders/", &market.buyer, body).await.expect(201);
+        self.run_jobs().await;
+        let order = self.get(&format!("/api/orders/{}", order["id"].as_str().expect("id")), &market.buyer).await;
+        let order = order.expect(200);
+        assert_eq!(order["state"], "done", "{order}");
+        order
+    }
+
     /// Counts the rows of a table.
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(self.db.pool()).await.expect("count")
@@ -243,4 +347,17 @@ impl TestApp {
 pub fn flow(name: &str) -> Vec<u8> {
     let path = format!("{}/../../shared/flows/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// What [`TestApp::market`] made.
+#[derive(Debug, Clone)]
+pub struct Market {
+    pub operator: String,
+    pub seller: String,
+    pub provider: String,
+    pub agent: String,
+    pub offering: String,
+    pub plan: String,
+    pub buyer: String,
+    pub consumer: String,
 }

@@ -1,0 +1,167 @@
+//! `/api/customer-agent-configs/`: what buyers configure on each of their
+//! agents (one config per resource): persona, branding and widget
+//! ([`crate::agent_config`]). Members of the consumer organisation read;
+//! owners and admins change. A change while the resource is `ok` is sent to
+//! the runtime hosts as a new `agent.provisioned` in the same transaction.
+
+use super::organizations::authorize;
+use super::{JsonBody, Path, nullable};
+use crate::AppState;
+use crate::agent_config::{Branding, Persona, Widget};
+use crate::auth::CurrentUser;
+use crate::db::now_ms;
+use crate::error::{Error, Result};
+use crate::feed;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/customer-agent-configs", get(list))
+        .route("/api/customer-agent-configs/{id}", get(show).patch(update))
+}
+
+/// A customer agent config as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigOut {
+    /// Config id.
+    pub id: String,
+    /// The resource (subscription) it configures.
+    pub resource_id: String,
+    /// The consumer organisation.
+    pub organization_id: String,
+    /// The resource's state.
+    pub resource_state: String,
+    /// Persona sent to the runtime (null: none).
+    pub persona: Option<Persona>,
+    /// Branding.
+    pub branding: Branding,
+    /// Chat widget.
+    pub widget: Widget,
+    /// Created.
+    pub created_at_ms: i64,
+    /// Last changed.
+    pub updated_at_ms: i64,
+}
+
+const CONFIG_COLUMNS: &str = "c.id, c.resource_id, c.organization_id, c.persona, c.branding, c.widget, \
+     c.created_at, c.updated_at, r.state AS resource_state";
+
+fn config_out(row: &AnyRow) -> Result<ConfigOut> {
+    fn json<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<T> {
+        let text: String = row.try_get(column)?;
+        serde_json::from_str(&text).map_err(Error::internal)
+    }
+    Ok(ConfigOut {
+        id: row.try_get("id")?,
+        resource_id: row.try_get("resource_id")?,
+        organization_id: row.try_get("organization_id")?,
+        resource_state: row.try_get("resource_state")?,
+        persona: json(row, "persona")?,
+        branding: json(row, "branding")?,
+        widget: json(row, "widget")?,
+        created_at_ms: row.try_get("created_at")?,
+        updated_at_ms: row.try_get("updated_at")?,
+    })
+}
+
+/// Loads a config of one of the caller's organisations (404 otherwise);
+/// `manage` asks for owner or admin (403 otherwise).
+pub async fn load(state: &AppState, user: &CurrentUser, id: &str, manage: bool) -> Result<ConfigOut> {
+    let not_found = || Error::NotFound(format!("no customer agent config `{id}` among yours"));
+    let row = sqlx::query(&format!(
+        "SELECT {CONFIG_COLUMNS} FROM customer_agent_config c JOIN resource r ON r.id = c.resource_id WHERE c.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(state.db.pool())
+    .await?
+    .ok_or_else(not_found)?;
+    let config = config_out(&row)?;
+    authorize(state, user, &config.organization_id, manage).await.map_err(|e| match e {
+        Error::NotFound(_) => not_found(),
+        other => other,
+    })?;
+    Ok(config)
+}
+
+async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Vec<ConfigOut>>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {CONFIG_COLUMNS} FROM customer_agent_config c JOIN resource r ON r.id = c.resource_id \
+         WHERE c.organization_id IN (SELECT organization_id FROM membership WHERE user_id = $1) \
+         ORDER BY c.created_at DESC, c.id DESC"
+    ))
+    .bind(&user.id)
+    .fetch_all(state.db.pool())
+    .await?;
+    rows.iter().map(config_out).collect::<Result<_>>().map(Json)
+}
+
+async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<ConfigOut>> {
+    load(&state, &user, &id, false).await.map(Json)
+}
+
+/// Each section given replaces the stored one; `"persona": null` removes
+/// the persona.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateConfig {
+    #[serde(default, deserialize_with = "nullable")]
+    persona: Option<Option<Persona>>,
+    branding: Option<Branding>,
+    widget: Option<Widget>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpdateConfig>,
+) -> Result<Json<ConfigOut>> {
+    let current = load(&state, &user, &id, true).await?;
+    let persona = body.persona.unwrap_or(current.persona).map(Persona::checked).transpose()?;
+    let branding = body.branding.unwrap_or(current.branding).checked()?;
+    let widget = body.widget.unwrap_or(current.widget).checked()?;
+    let mut tx = state.db.pool().begin().await?;
+    sqlx::query(
+        "UPDATE customer_agent_config SET persona = $1, branding = $2, widget = $3, updated_at = $4 WHERE id = $5",
+    )
+    .bind(text(&persona)?)
+    .bind(text(&branding)?)
+    .bind(text(&widget)?)
+    .bind(now_ms())
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?;
+    // Lock the resource while it is ok (a termination racing this waits,
+    // so its agent.deprovisioned cannot come before this agent.provisioned).
+    let locked = sqlx::query("UPDATE resource SET updated_at = $1 WHERE id = $2 AND state = 'ok'")
+        .bind(now_ms())
+        .bind(&current.resource_id)
+        .execute(&mut *tx)
+        .await?;
+    if locked.rows_affected() == 1 {
+        feed::agent_provisioned(&mut tx, &current.resource_id).await?;
+    } else {
+        let resource_state: String = sqlx::query_scalar("SELECT state FROM resource WHERE id = $1")
+            .bind(&current.resource_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if resource_state == "terminating" || resource_state == "terminated" {
+            return Err(Error::InvalidTransition(format!(
+                "the subscription is {resource_state}; its agent can no longer be configured"
+            )));
+        }
+    }
+    tx.commit().await?;
+    load(&state, &user, &id, false).await.map(Json)
+}
+
+/// A section as the JSON text it is stored as.
+fn text<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(Error::internal)
+}

@@ -1,0 +1,140 @@
+//! `GET /api/analytics/usage/?organization=<id>&period=YYYY-MM`: usage from
+//! the ledger for one UTC month. For an organisation (its members, or
+//! operators): as a buyer, totals per resource of its runs; as a seller,
+//! totals per offering over every buyer's resources. Without
+//! `organization`, operators get the platform's totals.
+//!
+//! The ledger's `subscription` (or, without one, its `agent`) is the
+//! resource id, as the runtime hosts report the agents the control plane
+//! provisioned.
+
+use super::Query;
+use super::organizations::authorize;
+use super::runtime::month_bounds_ms;
+use crate::AppState;
+use crate::auth::CurrentUser;
+use crate::error::{Error, Result};
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/analytics/usage", get(usage))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageQuery {
+    organization: Option<String>,
+    period: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Totals {
+    runs: i64,
+    fuel: i64,
+    tokens_in: i64,
+    tokens_out: i64,
+}
+
+const TOTALS: &str = "COUNT(*) AS runs, CAST(COALESCE(SUM(u.fuel), 0) AS BIGINT) AS fuel, \
+     CAST(COALESCE(SUM(u.tokens_in), 0) AS BIGINT) AS tokens_in, \
+     CAST(COALESCE(SUM(u.tokens_out), 0) AS BIGINT) AS tokens_out";
+
+/// Ledger rows of the month joined to the resource they ran for.
+const JOINED: &str = "usage_record u JOIN resource r ON r.id = COALESCE(u.subscription, u.agent)";
+
+fn totals(row: &AnyRow) -> Result<Totals> {
+    Ok(Totals {
+        runs: row.try_get("runs")?,
+        fuel: row.try_get("fuel")?,
+        tokens_in: row.try_get("tokens_in")?,
+        tokens_out: row.try_get("tokens_out")?,
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct ResourceUsage {
+    resource_id: String,
+    offering_id: String,
+    #[serde(flatten)]
+    totals: Totals,
+}
+
+#[derive(Debug, Serialize)]
+struct OfferingUsage {
+    offering_id: String,
+    name: String,
+    #[serde(flatten)]
+    totals: Totals,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Report {
+    Organization { organization: String, period: String, as_buyer: Vec<ResourceUsage>, as_seller: Vec<OfferingUsage> },
+    Platform { period: String, platform: Totals },
+}
+
+async fn usage(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(query): Query<UsageQuery>,
+) -> Result<Json<Report>> {
+    let (start, end) = month_bounds_ms(&query.period)?;
+    let Some(org) = query.organization else {
+        if !user.is_staff {
+            return Err(Error::Invalid("give `?organization=<id>`: platform totals are for operators".into()));
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {TOTALS} FROM usage_record u WHERE u.started_at_ms >= $1 AND u.started_at_ms < $2"
+        ))
+        .bind(start)
+        .bind(end)
+        .fetch_one(state.db.pool())
+        .await?;
+        return Ok(Json(Report::Platform { period: query.period, platform: totals(&row)? }));
+    };
+    authorize(&state, &user, &org, false).await?;
+    let bought = sqlx::query(&format!(
+        "SELECT r.id AS resource_id, r.offering_id, {TOTALS} FROM {JOINED} \
+         WHERE u.tenant = $1 AND u.started_at_ms >= $2 AND u.started_at_ms < $3 \
+         GROUP BY r.id, r.offering_id ORDER BY r.id"
+    ))
+    .bind(&org)
+    .bind(start)
+    .bind(end)
+    .fetch_all(state.db.pool())
+    .await?;
+    let sold = sqlx::query(&format!(
+        "SELECT o.id AS offering_id, o.name, {TOTALS} FROM {JOINED} JOIN offering o ON o.id = r.offering_id \
+         WHERE o.organization_id = $1 AND u.started_at_ms >= $2 AND u.started_at_ms < $3 \
+         GROUP BY o.id, o.name ORDER BY o.name, o.id"
+    ))
+    .bind(&org)
+    .bind(start)
+    .bind(end)
+    .fetch_all(state.db.pool())
+    .await?;
+    let as_buyer = bought
+        .iter()
+        .map(|r| {
+            Ok(ResourceUsage {
+                resource_id: r.try_get("resource_id")?,
+                offering_id: r.try_get("offering_id")?,
+                totals: totals(r)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let as_seller = sold
+        .iter()
+        .map(|r| {
+            Ok(OfferingUsage { offering_id: r.try_get("offering_id")?, name: r.try_get("name")?, totals: totals(r)? })
+        })
+        .collect::<Result<_>>()?;
+    Ok(Json(Report::Organization { organization: org, period: query.period, as_buyer, as_seller }))
+}

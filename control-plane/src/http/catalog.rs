@@ -1,0 +1,95 @@
+//! `GET /api/catalog/`: the public marketplace. Active offerings with the
+//! plans that can be ordered, for anyone (even anonymous);
+//! `?category=<slug or id>` and `?q=<text>` (case-insensitive, over name and
+//! description) narrow it.
+
+use super::Query;
+use super::offerings::{OFFERING_COLUMNS, OfferingOut, offering_out};
+use super::plans::{PLAN_COLUMNS, PlanOut, plan_out};
+use crate::AppState;
+use crate::error::{Error, Result};
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/catalog", get(catalog))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogQuery {
+    category: Option<String>,
+    q: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Entry {
+    #[serde(flatten)]
+    offering: OfferingOut,
+    plans: Vec<PlanOut>,
+}
+
+/// `text` as a `LIKE` pattern matching it anywhere, with `%`, `_` and `\`
+/// taken literally (`ESCAPE '\'`).
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+async fn catalog(State(state): State<AppState>, Query(query): Query<CatalogQuery>) -> Result<Json<Vec<Entry>>> {
+    let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if q.is_some_and(|q| q.chars().count() > 200) {
+        return Err(Error::Invalid("`q` must be at most 200 characters".into()));
+    }
+    let pattern = q.map(contains_pattern);
+    let active = "state = 'active' \
+         AND (CAST($1 AS TEXT) IS NULL OR category_id IN (SELECT id FROM category WHERE slug = $1 OR id = $1)) \
+         AND (CAST($2 AS TEXT) IS NULL OR LOWER(name) LIKE $2 ESCAPE '\\' OR LOWER(description) LIKE $2 ESCAPE '\\')";
+    let offerings = sqlx::query(&format!("SELECT {OFFERING_COLUMNS} FROM offering WHERE {active} ORDER BY name, id"))
+        .bind(&query.category)
+        .bind(&pattern)
+        .fetch_all(state.db.pool())
+        .await?;
+    let plans = sqlx::query(&format!(
+        "SELECT {PLAN_COLUMNS} FROM plan WHERE archived_at IS NULL \
+         AND offering_id IN (SELECT id FROM offering WHERE {active}) ORDER BY created_at, id"
+    ))
+    .bind(&query.category)
+    .bind(&pattern)
+    .fetch_all(state.db.pool())
+    .await?;
+    let mut by_offering: HashMap<String, Vec<PlanOut>> = HashMap::new();
+    for row in &plans {
+        let plan = plan_out(row)?;
+        by_offering.entry(plan.offering_id.clone()).or_default().push(plan);
+    }
+    offerings
+        .iter()
+        .map(|row| {
+            let offering = offering_out(row)?;
+            let plans = by_offering.remove(&offering.id).unwrap_or_default();
+            Ok(Entry { offering, plans })
+        })
+        .collect::<Result<_>>()
+        .map(Json)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn patterns_escape_wildcards() {
+        assert_eq!(super::contains_pattern("Ab"), "%ab%");
+        assert_eq!(super::contains_pattern("50%_\\"), "%50\\%\\_\\\\%");
+    }
+}

@@ -1,0 +1,431 @@
+//! `/api/offerings/`: what providers sell. An offering belongs to an
+//! approved provider organisation, runs one of its provider agents (a
+//! pinned flow version, or the latest one at order time) and moves
+//! `draft → pending_review → active ⇄ paused → archived` (draft,
+//! pending_review and paused may also be archived; an operator may send a
+//! pending_review offering back to draft with a reason).
+//!
+//! Members of the provider organisation see its offerings in every state,
+//! owners and admins change them; operators see all and review; everyone
+//! else sees only active offerings (404 for the rest).
+
+use super::organizations::{Role, authorize, role_in};
+use super::provider_agents::{check_description, ensure_provider};
+use super::{Empty, JsonBody, OptionalJsonBody, Path, Query, nullable, required_text};
+use crate::AppState;
+use crate::auth::{CurrentUser, MaybeUser, Operator};
+use crate::db::{new_id, now_ms};
+use crate::error::{Error, Result};
+use crate::transition::{OFFERING, transition};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/offerings", get(list).post(create))
+        .route("/api/offerings/{id}", get(show).patch(update))
+        .route("/api/offerings/{id}/submit", post(submit))
+        .route("/api/offerings/{id}/approve", post(approve))
+        .route("/api/offerings/{id}/reject", post(reject))
+        .route("/api/offerings/{id}/pause", post(pause))
+        .route("/api/offerings/{id}/resume", post(resume))
+        .route("/api/offerings/{id}/archive", post(archive))
+}
+
+/// An offering as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OfferingOut {
+    /// Offering id.
+    pub id: String,
+    /// The provider organisation.
+    pub organization_id: String,
+    /// The provider agent it runs.
+    pub provider_agent_id: String,
+    /// The pinned flow version; `None` runs the latest at order time.
+    pub flow_version_id: Option<String>,
+    /// Its category.
+    pub category_id: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Whether the provider approves each order.
+    pub requires_approval: bool,
+    /// `draft`, `pending_review`, `active`, `paused` or `archived`.
+    pub state: String,
+    /// Why an operator sent it back to draft.
+    pub review_note: Option<String>,
+    /// Created.
+    pub created_at_ms: i64,
+    /// Last changed.
+    pub updated_at_ms: i64,
+}
+
+/// Columns [`offering_out`] reads (unqualified, so `RETURNING` takes them
+/// too).
+pub const OFFERING_COLUMNS: &str = "id, organization_id, provider_agent_id, flow_version_id, category_id, \
+     name, description, requires_approval, state, review_note, created_at, updated_at";
+
+/// Reads an `offering` row.
+pub fn offering_out(row: &AnyRow) -> Result<OfferingOut> {
+    Ok(OfferingOut {
+        id: row.try_get("id")?,
+        organization_id: row.try_get("organization_id")?,
+        provider_agent_id: row.try_get("provider_agent_id")?,
+        flow_version_id: row.try_get("flow_version_id")?,
+        category_id: row.try_get("category_id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        requires_approval: row.try_get::<i64, _>("requires_approval")? != 0,
+        state: row.try_get("state")?,
+        review_note: row.try_get("review_note")?,
+        created_at_ms: row.try_get("created_at")?,
+        updated_at_ms: row.try_get("updated_at")?,
+    })
+}
+
+/// How the caller relates to an offering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Viewer {
+    /// A member of the provider organisation, with this role.
+    Provider(Role),
+    /// A staff operator from outside the provider.
+    Operator,
+    /// Anyone else (or anonymous).
+    Public,
+}
+
+async fn fetch(state: &AppState, id: &str) -> Result<Option<OfferingOut>> {
+    let row = sqlx::query(&format!("SELECT {OFFERING_COLUMNS} FROM offering WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(state.db.pool())
+        .await?;
+    row.as_ref().map(offering_out).transpose()
+}
+
+/// Loads an offering the caller may see (404 otherwise) and says how they
+/// relate to it.
+pub async fn load(state: &AppState, user: Option<&CurrentUser>, id: &str) -> Result<(OfferingOut, Viewer)> {
+    let not_found = || Error::NotFound(format!("no offering `{id}`"));
+    let offering = fetch(state, id).await?.ok_or_else(not_found)?;
+    let viewer = match user {
+        Some(user) => match role_in(state, &user.id, &offering.organization_id).await? {
+            Some(role) => Viewer::Provider(role),
+            None if user.is_staff => Viewer::Operator,
+            None => Viewer::Public,
+        },
+        None => Viewer::Public,
+    };
+    if viewer == Viewer::Public && offering.state != "active" {
+        return Err(not_found());
+    }
+    Ok((offering, viewer))
+}
+
+/// Loads an offering the caller may change: an owner or admin of its
+/// provider organisation (403 for others who can see it, 404 for the rest).
+pub async fn load_managed(state: &AppState, user: &CurrentUser, id: &str) -> Result<OfferingOut> {
+    match load(state, Some(user), id).await? {
+        (offering, Viewer::Provider(role)) if role.can_manage() => Ok(offering),
+        _ => Err(Error::Forbidden("only an owner or admin of the provider organisation may do this".into())),
+    }
+}
+
+/// Refuses (409) unless the offering may be edited: draft or paused.
+pub fn ensure_editable(offering: &OfferingOut) -> Result<()> {
+    if offering.state == "draft" || offering.state == "paused" {
+        return Ok(());
+    }
+    Err(Error::InvalidTransition(format!(
+        "the offering is {}; it (and its plans) can be changed only while draft or paused",
+        offering.state
+    )))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    organization: Option<String>,
+    state: Option<String>,
+}
+
+/// Offerings the caller may see: active ones, all of their organisations',
+/// and every one for operators; `?organization=` and `?state=` narrow it.
+async fn list(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Vec<OfferingOut>>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {OFFERING_COLUMNS} FROM offering o \
+         WHERE (o.state = 'active' OR $1 = 1 \
+                OR o.organization_id IN (SELECT organization_id FROM membership WHERE user_id = $2)) \
+           AND (CAST($3 AS TEXT) IS NULL OR o.organization_id = $3) \
+           AND (CAST($4 AS TEXT) IS NULL OR o.state = $4) \
+         ORDER BY o.name, o.id"
+    ))
+    .bind(i64::from(user.as_ref().is_some_and(|u| u.is_staff)))
+    .bind(user.as_ref().map_or("", |u| u.id.as_str()))
+    .bind(query.organization)
+    .bind(query.state)
+    .fetch_all(state.db.pool())
+    .await?;
+    rows.iter().map(offering_out).collect::<Result<_>>().map(Json)
+}
+
+async fn show(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    Path(id): Path<String>,
+) -> Result<Json<OfferingOut>> {
+    load(&state, user.as_ref(), &id).await.map(|(offering, _)| Json(offering))
+}
+
+/// Checks that the agent belongs to `org`, the version (if any) to the
+/// agent, and the category (if any) exists.
+async fn check_refs(
+    state: &AppState,
+    org: &str,
+    agent: &str,
+    version: Option<&str>,
+    category: Option<&str>,
+) -> Result<()> {
+    let owner: Option<String> = sqlx::query_scalar("SELECT organization_id FROM provider_agent WHERE id = $1")
+        .bind(agent)
+        .fetch_optional(state.db.pool())
+        .await?;
+    if owner.as_deref() != Some(org) {
+        return Err(Error::Invalid(format!("`provider_agent_id`: no agent `{agent}` in this organisation")));
+    }
+    if let Some(version) = version {
+        let of: Option<String> = sqlx::query_scalar("SELECT provider_agent_id FROM flow_version WHERE id = $1")
+            .bind(version)
+            .fetch_optional(state.db.pool())
+            .await?;
+        if of.as_deref() != Some(agent) {
+            return Err(Error::Invalid(format!("`flow_version_id`: the agent has no version `{version}`")));
+        }
+    }
+    if let Some(category) = category {
+        let found: Option<String> = sqlx::query_scalar("SELECT id FROM category WHERE id = $1")
+            .bind(category)
+            .fetch_optional(state.db.pool())
+            .await?;
+        if found.is_none() {
+            return Err(Error::Invalid(format!("`category_id`: no category `{category}` (see GET /api/categories/)")));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateOffering {
+    organization_id: String,
+    provider_agent_id: String,
+    flow_version_id: Option<String>,
+    category_id: Option<String>,
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    requires_approval: bool,
+}
+
+/// Creates a draft offering (owner or admin of an approved provider).
+async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    JsonBody(body): JsonBody<CreateOffering>,
+) -> Result<(StatusCode, Json<OfferingOut>)> {
+    authorize(&state, &user, &body.organization_id, true).await?;
+    ensure_provider(&state, &body.organization_id).await?;
+    let name = required_text("name", &body.name, 200)?;
+    let description = check_description(&body.description)?;
+    check_refs(
+        &state,
+        &body.organization_id,
+        &body.provider_agent_id,
+        body.flow_version_id.as_deref(),
+        body.category_id.as_deref(),
+    )
+    .await?;
+    let row = sqlx::query(&format!(
+        "INSERT INTO offering (id, organization_id, provider_agent_id, flow_version_id, category_id, name, \
+         description, requires_approval, state, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'draft', $9, $9) RETURNING {OFFERING_COLUMNS}"
+    ))
+    .bind(new_id())
+    .bind(&body.organization_id)
+    .bind(&body.provider_agent_id)
+    .bind(&body.flow_version_id)
+    .bind(&body.category_id)
+    .bind(&name)
+    .bind(&description)
+    .bind(i64::from(body.requires_approval))
+    .bind(now_ms())
+    .fetch_one(state.db.pool())
+    .await?;
+    Ok((StatusCode::CREATED, Json(offering_out(&row)?)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateOffering {
+    name: Option<String>,
+    description: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    category_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    flow_version_id: Option<Option<String>>,
+    requires_approval: Option<bool>,
+}
+
+/// Changes a draft or paused offering.
+async fn update(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpdateOffering>,
+) -> Result<Json<OfferingOut>> {
+    let offering = load_managed(&state, &user, &id).await?;
+    ensure_editable(&offering)?;
+    let name = body.name.as_deref().map(|n| required_text("name", n, 200)).transpose()?.unwrap_or(offering.name);
+    let description = body.description.as_deref().map(check_description).transpose()?.unwrap_or(offering.description);
+    let category = body.category_id.unwrap_or(offering.category_id);
+    let version = body.flow_version_id.unwrap_or(offering.flow_version_id);
+    let requires_approval = body.requires_approval.unwrap_or(offering.requires_approval);
+    check_refs(&state, &offering.organization_id, &offering.provider_agent_id, version.as_deref(), category.as_deref())
+        .await?;
+    // The state guard again, in case it was submitted meanwhile.
+    let row = sqlx::query(&format!(
+        "UPDATE offering SET name = $1, description = $2, category_id = $3, flow_version_id = $4, \
+         requires_approval = $5, updated_at = $6 WHERE id = $7 AND state IN ('draft', 'paused') \
+         RETURNING {OFFERING_COLUMNS}"
+    ))
+    .bind(&name)
+    .bind(&description)
+    .bind(&category)
+    .bind(&version)
+    .bind(i64::from(requires_approval))
+    .bind(now_ms())
+    .bind(&id)
+    .fetch_optional(state.db.pool())
+    .await?;
+    match row {
+        Some(row) => offering_out(&row).map(Json),
+        None => Err(Error::InvalidTransition("the offering changed state meanwhile: reload it".into())),
+    }
+}
+
+/// What a move does to `review_note`.
+enum Note {
+    Keep,
+    Clear,
+    Set(String),
+}
+
+async fn change_state(
+    state: &AppState,
+    id: &str,
+    from: &[&'static str],
+    to: &'static str,
+    note: Note,
+) -> Result<Json<OfferingOut>> {
+    let mut tx = state.db.pool().begin().await?;
+    transition(&mut tx, OFFERING, id, from, to).await?;
+    let note = match note {
+        Note::Keep => None,
+        Note::Clear => Some(None),
+        Note::Set(text) => Some(Some(text)),
+    };
+    if let Some(note) = note {
+        sqlx::query("UPDATE offering SET review_note = $1 WHERE id = $2").bind(note).bind(id).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    tracing::info!(offering = %id, state = to, "offering moved");
+    fetch(state, id).await?.ok_or_else(|| Error::NotFound(format!("no offering `{id}`"))).map(Json)
+}
+
+/// `draft → pending_review`: needs a plan and a flow version to sell.
+async fn submit(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<OfferingOut>> {
+    let offering = load_managed(&state, &user, &id).await?;
+    let mut tx = state.db.pool().begin().await?;
+    transition(&mut tx, OFFERING, &id, &["draft"], "pending_review").await?;
+    let plans: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plan WHERE offering_id = $1 AND archived_at IS NULL")
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if plans == 0 {
+        return Err(Error::InvalidTransition(format!(
+            "the offering has no plan: add one with POST /api/offerings/{id}/plans/ before submitting"
+        )));
+    }
+    let versions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM flow_version WHERE provider_agent_id = $1")
+        .bind(&offering.provider_agent_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if versions == 0 {
+        return Err(Error::InvalidTransition(format!(
+            "the provider agent has no flow version: import one with POST /api/provider-agents/{}/import_flow/",
+            offering.provider_agent_id
+        )));
+    }
+    tx.commit().await?;
+    fetch(&state, &id).await?.ok_or_else(|| Error::NotFound(format!("no offering `{id}`"))).map(Json)
+}
+
+/// `pending_review → active` (operators).
+async fn approve(
+    State(state): State<AppState>,
+    _operator: Operator,
+    Path(id): Path<String>,
+    OptionalJsonBody(Empty {}): OptionalJsonBody<Empty>,
+) -> Result<Json<OfferingOut>> {
+    change_state(&state, &id, &["pending_review"], "active", Note::Clear).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reject {
+    reason: String,
+}
+
+/// `pending_review → draft` with the reason (operators).
+async fn reject(
+    State(state): State<AppState>,
+    _operator: Operator,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Reject>,
+) -> Result<Json<OfferingOut>> {
+    let reason = required_text("reason", &body.reason, 4000)?;
+    change_state(&state, &id, &["pending_review"], "draft", Note::Set(reason)).await
+}
+
+/// `active → paused`: no new orders; existing subscriptions keep running.
+async fn pause(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<OfferingOut>> {
+    load_managed(&state, &user, &id).await?;
+    change_state(&state, &id, &["active"], "paused", Note::Keep).await
+}
+
+/// `paused → active`.
+async fn resume(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<OfferingOut>> {
+    load_managed(&state, &user, &id).await?;
+    change_state(&state, &id, &["paused"], "active", Note::Keep).await
+}
+
+/// `draft | pending_review | paused → archived`, for good.
+async fn archive(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<OfferingOut>> {
+    load_managed(&state, &user, &id).await?;
+    change_state(&state, &id, &["draft", "pending_review", "paused"], "archived", Note::Keep).await
+}

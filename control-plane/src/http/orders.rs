@@ -1,0 +1,356 @@
+//! `/api/orders/`: buying a plan. An order moves
+//! `pending_consumer → pending_provider → executing → done`, or ends
+//! `rejected`, `canceled` or `erred` (`erred → executing` on retry):
+//!
+//! - ordered by an owner or admin of the consumer organisation, it skips
+//!   `pending_consumer`; ordered by a plain member, it waits there for an
+//!   owner or admin (`approve_by_consumer` / `reject_by_consumer`);
+//! - if the offering `requires_approval`, it then waits in
+//!   `pending_provider` for an owner or admin of the provider
+//!   (`approve_by_provider` / `reject_by_provider`);
+//! - entering `executing` queues the durable `provision` job
+//!   ([`crate::provisioning`]), which creates the resource and marks the
+//!   order `done`, or `erred` with the error after its last attempt.
+//!
+//! Members of either organisation and operators see an order; others get
+//! 404. Every move is a guarded update, so a second decision is a 409.
+
+use super::organizations::role_in;
+use super::parties::Parties;
+use super::{JsonBody, OptionalJsonBody, Path, Query};
+use crate::AppState;
+use crate::auth::CurrentUser;
+use crate::db::{new_id, now_ms};
+use crate::error::{Error, Result};
+use crate::jobs::{self, PROVISION};
+use crate::transition::{ORDER, transition};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/orders", get(list).post(create))
+        .route("/api/orders/{id}", get(show))
+        .route("/api/orders/{id}/approve_by_consumer", post(approve_by_consumer))
+        .route("/api/orders/{id}/reject_by_consumer", post(reject_by_consumer))
+        .route("/api/orders/{id}/approve_by_provider", post(approve_by_provider))
+        .route("/api/orders/{id}/reject_by_provider", post(reject_by_provider))
+        .route("/api/orders/{id}/cancel", post(cancel))
+        .route("/api/orders/{id}/retry", post(retry))
+}
+
+/// An order as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderOut {
+    id: String,
+    plan_id: String,
+    offering_id: String,
+    /// The consumer (buyer) organisation.
+    organization_id: String,
+    provider_organization_id: String,
+    state: String,
+    created_by: String,
+    /// Why it was rejected or canceled.
+    reason: Option<String>,
+    /// The last provisioning error.
+    error: Option<String>,
+    /// The resource it provisioned.
+    resource_id: Option<String>,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+}
+
+const ORDER_COLUMNS: &str = "o.id, o.plan_id, o.offering_id, o.organization_id, o.provider_organization_id, \
+     o.state, o.created_by, o.reason, o.error, o.created_at, o.updated_at, \
+     (SELECT r.id FROM resource r WHERE r.order_id = o.id) AS resource_id";
+
+fn order_out(row: &AnyRow) -> Result<OrderOut> {
+    Ok(OrderOut {
+        id: row.try_get("id")?,
+        plan_id: row.try_get("plan_id")?,
+        offering_id: row.try_get("offering_id")?,
+        organization_id: row.try_get("organization_id")?,
+        provider_organization_id: row.try_get("provider_organization_id")?,
+        state: row.try_get("state")?,
+        created_by: row.try_get("created_by")?,
+        reason: row.try_get("reason")?,
+        error: row.try_get("error")?,
+        resource_id: row.try_get("resource_id")?,
+        created_at_ms: row.try_get("created_at")?,
+        updated_at_ms: row.try_get("updated_at")?,
+    })
+}
+
+async fn fetch(state: &AppState, id: &str) -> Result<Option<OrderOut>> {
+    let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM customer_order o WHERE o.id = $1"))
+        .bind(id)
+        .fetch_optional(state.db.pool())
+        .await?;
+    row.as_ref().map(order_out).transpose()
+}
+
+/// Loads an order the caller may see (404 otherwise), with their roles.
+async fn load(state: &AppState, user: &CurrentUser, id: &str) -> Result<(OrderOut, Parties)> {
+    let not_found = || Error::NotFound(format!("no order `{id}` among yours"));
+    let order = fetch(state, id).await?.ok_or_else(not_found)?;
+    let parties = Parties::of(state, user, &order.organization_id, &order.provider_organization_id).await?;
+    if !parties.sees() {
+        return Err(not_found());
+    }
+    Ok((order, parties))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+}
+
+/// Orders the caller's organisations placed or received (every order for
+/// operators), newest first.
+async fn list(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Vec<OrderOut>>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {ORDER_COLUMNS} FROM customer_order o \
+         WHERE ($1 = 1 OR o.organization_id IN (SELECT organization_id FROM membership WHERE user_id = $2) \
+                OR o.provider_organization_id IN (SELECT organization_id FROM membership WHERE user_id = $2)) \
+           AND (CAST($3 AS TEXT) IS NULL OR o.state = $3) \
+         ORDER BY o.created_at DESC, o.id DESC"
+    ))
+    .bind(i64::from(user.is_staff))
+    .bind(&user.id)
+    .bind(query.state)
+    .fetch_all(state.db.pool())
+    .await?;
+    rows.iter().map(order_out).collect::<Result<_>>().map(Json)
+}
+
+async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<OrderOut>> {
+    load(&state, &user, &id).await.map(|(order, _)| Json(order))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateOrder {
+    plan_id: String,
+    /// The consumer organisation, which the caller must belong to.
+    organization_id: String,
+}
+
+/// Where an order goes once the consumer side has agreed.
+fn after_consumer(requires_approval: bool) -> &'static str {
+    if requires_approval { "pending_provider" } else { "executing" }
+}
+
+/// Queues provisioning when an order entered `executing` in `tx`.
+async fn provision_if_executing(tx: &mut Transaction<'_, Any>, id: &str, to: &str) -> Result<()> {
+    if to == "executing" {
+        jobs::enqueue(tx, PROVISION, &json!({ "order_id": id })).await?;
+    }
+    Ok(())
+}
+
+/// Orders a plan of an active offering for one of the caller's
+/// organisations.
+async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    JsonBody(body): JsonBody<CreateOrder>,
+) -> Result<(StatusCode, Json<OrderOut>)> {
+    let role = role_in(&state, &user.id, &body.organization_id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no organisation `{}` among yours", body.organization_id)))?;
+    let no_plan = || Error::NotFound(format!("no plan `{}` in the catalog", body.plan_id));
+    let plan = sqlx::query(
+        "SELECT p.archived_at, o.id AS offering_id, o.organization_id AS provider, o.state, o.requires_approval \
+         FROM plan p JOIN offering o ON o.id = p.offering_id WHERE p.id = $1",
+    )
+    .bind(&body.plan_id)
+    .fetch_optional(state.db.pool())
+    .await?
+    .ok_or_else(no_plan)?;
+    let offering: String = plan.try_get("offering_id")?;
+    let provider: String = plan.try_get("provider")?;
+    let offering_state: String = plan.try_get("state")?;
+    if offering_state != "active" {
+        // Only its provider may learn that an inactive offering exists.
+        if role_in(&state, &user.id, &provider).await?.is_none() {
+            return Err(no_plan());
+        }
+        return Err(Error::InvalidTransition(format!(
+            "the offering is {offering_state}; only active offerings can be ordered"
+        )));
+    }
+    if plan.try_get::<Option<i64>, _>("archived_at")?.is_some() {
+        return Err(Error::InvalidTransition("the plan is archived; choose another plan of the offering".into()));
+    }
+    let initial = if role.can_manage() {
+        after_consumer(plan.try_get::<i64, _>("requires_approval")? != 0)
+    } else {
+        "pending_consumer"
+    };
+    let id = new_id();
+    let mut tx = state.db.pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO customer_order (id, plan_id, offering_id, organization_id, provider_organization_id, state, \
+         created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+    )
+    .bind(&id)
+    .bind(&body.plan_id)
+    .bind(&offering)
+    .bind(&body.organization_id)
+    .bind(&provider)
+    .bind(initial)
+    .bind(&user.id)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    provision_if_executing(&mut tx, &id, initial).await?;
+    tx.commit().await?;
+    jobs::wake(&state);
+    tracing::info!(order = %id, state = initial, "order placed");
+    let order = fetch(&state, &id).await?.ok_or_else(|| Error::internal("the new order vanished"))?;
+    Ok((StatusCode::CREATED, Json(order)))
+}
+
+/// Moves an order in one transaction (recording `reason` if given, queuing
+/// provisioning when it enters `executing`) and returns it.
+async fn move_order(
+    state: &AppState,
+    id: &str,
+    from: &[&'static str],
+    to: &'static str,
+    reason: Option<String>,
+) -> Result<Json<OrderOut>> {
+    let mut tx = state.db.pool().begin().await?;
+    transition(&mut tx, ORDER, id, from, to).await?;
+    if let Some(reason) = reason {
+        sqlx::query("UPDATE customer_order SET reason = $1 WHERE id = $2")
+            .bind(reason)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    provision_if_executing(&mut tx, id, to).await?;
+    tx.commit().await?;
+    jobs::wake(state);
+    tracing::info!(order = %id, state = to, "order moved");
+    fetch(state, id).await?.ok_or_else(|| Error::NotFound(format!("no order `{id}`"))).map(Json)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decision {
+    reason: Option<String>,
+}
+
+impl Decision {
+    fn reason(self) -> Result<Option<String>> {
+        match self.reason.as_deref().map(str::trim) {
+            Some(reason) if reason.chars().count() > 4000 => {
+                Err(Error::Invalid("`reason` must be at most 4000 characters".into()))
+            }
+            Some(reason) if !reason.is_empty() => Ok(Some(reason.to_owned())),
+            _ => Ok(None),
+        }
+    }
+}
+
+const CONSUMER_MANAGER: &str = "an owner or admin of the ordering organisation";
+const PROVIDER_MANAGER: &str = "an owner or admin of the provider organisation";
+
+async fn requires_approval(state: &AppState, offering: &str) -> Result<bool> {
+    let flag: i64 = sqlx::query_scalar("SELECT requires_approval FROM offering WHERE id = $1")
+        .bind(offering)
+        .fetch_one(state.db.pool())
+        .await?;
+    Ok(flag != 0)
+}
+
+async fn approve_by_consumer(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    OptionalJsonBody(Decision { .. }): OptionalJsonBody<Decision>,
+) -> Result<Json<OrderOut>> {
+    let (order, parties) = load(&state, &user, &id).await?;
+    Parties::require(parties.consumer_manager(), CONSUMER_MANAGER)?;
+    let to = after_consumer(requires_approval(&state, &order.offering_id).await?);
+    move_order(&state, &id, &["pending_consumer"], to, None).await
+}
+
+async fn reject_by_consumer(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    OptionalJsonBody(decision): OptionalJsonBody<Decision>,
+) -> Result<Json<OrderOut>> {
+    let (_, parties) = load(&state, &user, &id).await?;
+    Parties::require(parties.consumer_manager(), CONSUMER_MANAGER)?;
+    move_order(&state, &id, &["pending_consumer"], "rejected", decision.reason()?).await
+}
+
+async fn approve_by_provider(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    OptionalJsonBody(Decision { .. }): OptionalJsonBody<Decision>,
+) -> Result<Json<OrderOut>> {
+    let (_, parties) = load(&state, &user, &id).await?;
+    Parties::require(parties.provider_manager(), PROVIDER_MANAGER)?;
+    move_order(&state, &id, &["pending_provider"], "executing", None).await
+}
+
+async fn reject_by_provider(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    OptionalJsonBody(decision): OptionalJsonBody<Decision>,
+) -> Result<Json<OrderOut>> {
+    let (_, parties) = load(&state, &user, &id).await?;
+    Parties::require(parties.provider_manager(), PROVIDER_MANAGER)?;
+    move_order(&state, &id, &["pending_provider"], "rejected", decision.reason()?).await
+}
+
+/// Withdraws a pending order (its creator, or an owner or admin of the
+/// ordering organisation).
+async fn cancel(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    OptionalJsonBody(decision): OptionalJsonBody<Decision>,
+) -> Result<Json<OrderOut>> {
+    let (order, parties) = load(&state, &user, &id).await?;
+    let own = parties.consumer.is_some() && order.created_by == user.id;
+    Parties::require(
+        own || parties.consumer_manager(),
+        "the order's creator or an owner or admin of its organisation",
+    )?;
+    move_order(&state, &id, &["pending_consumer", "pending_provider"], "canceled", decision.reason()?).await
+}
+
+/// Tries an `erred` order again (owner or admin of the ordering
+/// organisation, or an operator).
+async fn retry(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    OptionalJsonBody(Decision { .. }): OptionalJsonBody<Decision>,
+) -> Result<Json<OrderOut>> {
+    let (_, parties) = load(&state, &user, &id).await?;
+    Parties::require(
+        parties.consumer_manager() || parties.staff,
+        "an owner or admin of the ordering organisation or an operator",
+    )?;
+    move_order(&state, &id, &["erred"], "executing", None).await
+}

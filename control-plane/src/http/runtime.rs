@@ -1,0 +1,188 @@
+//! What runtime hosts read, with the runtime bearer token:
+//!
+//! - `GET /api/runtime/changes/?after=<seq>&limit=<n>` (default 500, at
+//!   most 1000; a larger `limit` gets 1000): `{"changes": [{"seq", "kind", …}], "last"}` in `seq`
+//!   order, `last` being the highest `seq` returned or `after` when none
+//!   (the shapes are in [`crate::feed`]);
+//! - `GET /api/runtime/artifacts/{digest}`: the flow component
+//!   (`application/wasm`) with that digest;
+//! - `GET /api/runtime/usage-totals/?month=YYYY-MM`: per tenant, the runs,
+//!   fuel and tokens (in + out) the ledger holds for runs started in that
+//!   UTC month, so a restarted host can seed its quota counters.
+
+use super::{Path, Query};
+use crate::AppState;
+use crate::auth::RuntimeService;
+use crate::error::{Error, Result};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sqlx::Row;
+use std::collections::BTreeMap;
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/runtime/changes", get(changes))
+        .route("/api/runtime/artifacts/{digest}", get(artifact))
+        .route("/api/runtime/usage-totals", get(usage_totals))
+}
+
+/// Changes returned when `limit` is not given.
+pub const DEFAULT_LIMIT: i64 = 500;
+/// Most changes one request returns.
+pub const MAX_LIMIT: i64 = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangesQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Changes {
+    changes: Vec<Value>,
+    last: i64,
+}
+
+async fn changes(
+    State(state): State<AppState>,
+    _runtime: RuntimeService,
+    Query(query): Query<ChangesQuery>,
+) -> Result<Json<Changes>> {
+    let after = query.after.unwrap_or(0);
+    // Asking for more than the most is answered with the most (the reader
+    // pages on with `last`); nothing or less is a mistake.
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
+    if after < 0 || limit < 1 {
+        return Err(Error::Invalid("`after` must be ≥ 0 and `limit` ≥ 1".into()));
+    }
+    let rows = sqlx::query("SELECT seq, body FROM runtime_change WHERE seq > $1 ORDER BY seq LIMIT $2")
+        .bind(after)
+        .bind(limit)
+        .fetch_all(state.db.pool())
+        .await?;
+    let mut last = after;
+    let mut changes = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let seq: i64 = row.try_get("seq")?;
+        let body: String = row.try_get("body")?;
+        let Value::Object(fields) = serde_json::from_str(&body).map_err(Error::internal)? else {
+            return Err(Error::internal(format!("runtime change {seq} is not a JSON object")));
+        };
+        let mut change = Map::with_capacity(fields.len() + 1);
+        change.insert("seq".into(), seq.into());
+        change.extend(fields);
+        changes.push(Value::Object(change));
+        last = seq;
+    }
+    Ok(Json(Changes { changes, last }))
+}
+
+async fn artifact(
+    State(state): State<AppState>,
+    _runtime: RuntimeService,
+    Path(digest): Path<String>,
+) -> Result<Response> {
+    let bytes: Vec<u8> = sqlx::query_scalar("SELECT artifact FROM flow_version WHERE digest = $1 LIMIT 1")
+        .bind(&digest)
+        .fetch_optional(state.db.pool())
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no flow component with digest `{digest}`")))?;
+    Ok(([(header::CONTENT_TYPE, "application/wasm".to_owned()), (header::ETAG, format!("\"{digest}\""))], bytes)
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TotalsQuery {
+    month: String,
+}
+
+/// What one tenant used in a month.
+#[derive(Debug, Serialize)]
+struct TenantTotals {
+    runs: i64,
+    fuel: i64,
+    tokens: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct UsageTotals {
+    tenants: BTreeMap<String, TenantTotals>,
+}
+
+async fn usage_totals(
+    State(state): State<AppState>,
+    _runtime: RuntimeService,
+    Query(query): Query<TotalsQuery>,
+) -> Result<Json<UsageTotals>> {
+    let (start, end) = month_bounds_ms(&query.month)?;
+    let rows = sqlx::query(
+        "SELECT tenant, COUNT(*) AS runs, CAST(COALESCE(SUM(fuel), 0) AS BIGINT) AS fuel, \
+         CAST(COALESCE(SUM(tokens_in + tokens_out), 0) AS BIGINT) AS tokens \
+         FROM usage_record WHERE started_at_ms >= $1 AND started_at_ms < $2 GROUP BY tenant",
+    )
+    .bind(start)
+    .bind(end)
+    .fetch_all(state.db.pool())
+    .await?;
+    let mut tenants = BTreeMap::new();
+    for row in &rows {
+        tenants.insert(
+            row.try_get("tenant")?,
+            TenantTotals { runs: row.try_get("runs")?, fuel: row.try_get("fuel")?, tokens: row.try_get("tokens")? },
+        );
+    }
+    Ok(Json(UsageTotals { tenants }))
+}
+
+/// The first millisecond of UTC month `YYYY-MM` and of the month after.
+pub fn month_bounds_ms(month: &str) -> Result<(i64, i64)> {
+    let refuse = || Error::Invalid(format!("a month is `YYYY-MM`, like `2026-11` (got `{month}`)"));
+    let (year, mon) = month.split_once('-').ok_or_else(refuse)?;
+    if year.len() != 4 || mon.len() != 2 {
+        return Err(refuse());
+    }
+    let year: i64 = year.parse().map_err(|_| refuse())?;
+    let mon: i64 = mon.parse().map_err(|_| refuse())?;
+    if !(1..=12).contains(&mon) || year < 1970 {
+        return Err(refuse());
+    }
+    let (next_year, next_mon) = if mon == 12 { (year + 1, 1) } else { (year, mon + 1) };
+    Ok((days_from_civil(year, mon) * 86_400_000, days_from_civil(next_year, next_mon) * 86_400_000))
+}
+
+/// Days from 1970-01-01 to the first of `month` of `year` (proleptic
+/// Gregorian; Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months() {
+        assert_eq!(month_bounds_ms("1970-01").unwrap(), (0, 31 * 86_400_000));
+        // 2026-11-01T00:00:00Z and 2026-12-01T00:00:00Z.
+        assert_eq!(month_bounds_ms("2026-11").unwrap(), (1_793_491_200_000, 1_796_083_200_000));
+        assert_eq!(month_bounds_ms("2024-12").unwrap().1, 1_735_689_600_000);
+        assert_eq!(month_bounds_ms("2024-02").unwrap().1 - month_bounds_ms("2024-02").unwrap().0, 29 * 86_400_000);
+        for bad in ["2026", "2026-13", "2026-00", "26-11", "2026-1", "abcd-ef", "1969-12"] {
+            assert!(month_bounds_ms(bad).is_err(), "{bad}");
+        }
+    }
+}
