@@ -156,8 +156,16 @@ fn scope(tenant: &str, agent: &str) -> MemoryScope {
 }
 
 /// Store calls from a test thread (the store runs them on its own runtime).
+/// Runs `future` on one runtime shared by the whole suite: pooled
+/// connections belong to the runtime they were opened on, and a runtime
+/// per call would leave the pool holding connections of a dead one.
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(future)
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime")
+        })
+        .block_on(future)
 }
 
 // --- Langflow's Memory Chatbot -------------------------------------------
