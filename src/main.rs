@@ -2,6 +2,12 @@
 
 mod commands;
 
+/// mimalloc: per-thread free lists suit a server whose runs allocate and
+/// free on many blocking threads (glibc's malloc spent 12% of a loaded
+/// server's CPU, much of it consolidating).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,6 +94,23 @@ enum Command {
         /// both run together).
         #[arg(long, env = "SANDFLOW_RUNTIME_TOKEN", hide_env_values = true)]
         runtime_token: Option<String>,
+        /// For `--role runtime`: the control plane to follow (agents, revoked keys, quotas) and
+        /// to deliver usage to, e.g. `http://10.0.0.5:7860`.
+        #[arg(long, env = "SANDFLOW_CONTROL_PLANE")]
+        control_plane: Option<String>,
+    },
+    /// Serves a seeded marketplace: an operator, a seller with an approved offering built from a
+    /// Langflow export, and a buyer with a subscription and an API key; prints the `curl` line
+    /// that calls the buyer's agent.
+    Demo {
+        /// The Langflow export the seller lists.
+        #[arg(long, default_value = "../shared/flows/prompt-echo.json")]
+        flow: PathBuf,
+        /// Address to listen on.
+        #[arg(long, env = "SANDFLOW_LISTEN", default_value = "127.0.0.1:7860")]
+        listen: String,
+        #[command(flatten)]
+        capabilities: commands::CapabilityArgs,
     },
     /// Shows what a compiled artifact (directory or `.wasm`) holds.
     Inspect {
@@ -108,6 +131,22 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { flow, format } => commands::validate(&flow, format),
         Command::Compile { flow, out, plan } => commands::compile(&flow, &out, plan),
+        Command::Demo { flow, listen, capabilities } => commands::demo(
+            flow,
+            commands::ServeOptions {
+                role: commands::Role::All,
+                listen,
+                agents: Vec::new(),
+                key_secrets: Vec::new(),
+                dev_keys: false,
+                limits: sandflow_runtime_host::api::DataPlaneConfig::default(),
+                usage_sink: None,
+                capabilities,
+                database_url: None,
+                runtime_token: None,
+                control_plane: None,
+            },
+        ),
         Command::Inspect { artifact, format } => commands::inspect(&artifact, format),
         Command::Run { flow, input, session, text, capabilities } => {
             commands::run(&flow, input, session, text, &capabilities)
@@ -124,20 +163,25 @@ fn main() -> ExitCode {
             capabilities,
             database_url,
             runtime_token,
+            control_plane,
         } => {
             let limits = sandflow_runtime_host::api::DataPlaneConfig { key_rpm, tenant_rpm };
-            commands::serve(commands::ServeOptions {
-                role,
-                listen,
-                agents,
-                key_secrets,
-                dev_keys,
-                limits,
-                usage_sink,
-                capabilities,
-                database_url,
-                runtime_token,
-            })
+            commands::serve(
+                commands::ServeOptions {
+                    role,
+                    listen,
+                    agents,
+                    key_secrets,
+                    dev_keys,
+                    limits,
+                    usage_sink,
+                    capabilities,
+                    database_url,
+                    runtime_token,
+                    control_plane,
+                },
+                None,
+            )
         }
     };
     match result {

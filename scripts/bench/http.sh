@@ -41,7 +41,9 @@ if [ "${LANGFLOW:-0}" = 1 ]; then
   venv=${LANGFLOW_VENV:-$work/venv}   # reuse an installed one with LANGFLOW_VENV=/path
   if [ ! -x "$venv/bin/langflow" ]; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q langflow==1.13.0
+    # pip's resolver spins on Langflow's dependency tree; uv resolves it in about a minute.
+    "$venv/bin/pip" install -q uv
+    "$venv/bin/uv" pip install -q --python "$venv/bin/python" langflow==1.13.0
   fi
   LANGFLOW_AUTO_LOGIN=true LANGFLOW_SKIP_AUTH_AUTO_LOGIN=true LANGFLOW_CONFIG_DIR="$work/lf" \
     "$venv/bin/langflow" run --host 127.0.0.1 --port 7871 --backend-only > "$work/langflow.log" 2>&1 &

@@ -1,9 +1,11 @@
 //! One function per subcommand; each returns the process exit code.
 
+mod demo;
 mod load;
 mod run;
 mod serve;
 
+pub use demo::demo;
 pub use run::run;
 pub use serve::{Role, ServeOptions, serve};
 

@@ -2,14 +2,24 @@
 //! (`--role all`, the default), or either alone (`--role control-plane`,
 //! `--role runtime`). Data-plane routes are matched first; everything else
 //! is the control plane's. Together, the runtime's usage outbox delivers to
-//! the control plane's ledger on the same address.
+//! the control plane's ledger on the same address, and the runtime follows
+//! the control plane's change feed (agents, revoked keys, quotas) there; a
+//! runtime alone does both against `--control-plane`.
+//!
+//! Keys are signed by the control plane and verified by the runtime with the
+//! same secret (`--key-secret kid=secret`, the first signs). Without one,
+//! `all` and `control-plane` keep a generated secret in the data directory
+//! (`key-secret`, readable by its owner only) so keys outlive restarts.
 
 use super::load;
 use anyhow::{Context as _, bail};
+use futures_util::future::BoxFuture;
 use sandflow_runtime_host::api::keys::{Claims, issue};
 use sandflow_runtime_host::api::{self, Agent, DataPlane, DataPlaneConfig};
+use sandflow_runtime_host::provisioning::Provisioner;
 use sandflow_runtime_host::usage::{HttpSink, Outbox};
 use sandflow_runtime_host::{Limits, Runtime, RuntimeConfig, Secrets};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -48,6 +58,8 @@ pub struct ServeOptions {
     pub database_url: Option<String>,
     /// The token runtimes present to post usage to the control plane.
     pub runtime_token: Option<String>,
+    /// The control plane a runtime alone follows (`http://host:port`).
+    pub control_plane: Option<String>,
 }
 
 /// An agent given on the command line.
@@ -66,8 +78,12 @@ fn parse_agent(spec: &str) -> anyhow::Result<AgentSpec> {
     Ok(AgentSpec { id: id.to_owned(), path: PathBuf::from(path), tenant: tenant.to_owned() })
 }
 
-/// Runs the data plane until Ctrl-C.
-pub fn serve(options: ServeOptions) -> anyhow::Result<std::process::ExitCode> {
+/// Work to do once the server listens (given its address), such as seeding
+/// the demo; the server stops if it fails.
+pub type OnReady = Box<dyn FnOnce(SocketAddr) -> BoxFuture<'static, anyhow::Result<()>> + Send>;
+
+/// Serves until Ctrl-C, running `on_ready` once it listens.
+pub fn serve(options: ServeOptions, on_ready: Option<OnReady>) -> anyhow::Result<std::process::ExitCode> {
     let runtime = Runtime::new(&RuntimeConfig {
         cache_dir: Some(super::cache_dir()),
         capabilities: options.capabilities.serving_config()?,
@@ -75,16 +91,9 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<std::process::ExitCode> {
     })?;
     let outbox = Arc::new(Outbox::open(&super::data_dir().join("usage"))?);
     let plane = DataPlane::new(runtime, options.limits.clone()).with_usage(outbox.clone());
-    let mut secrets = Vec::new();
-    for pair in &options.key_secrets {
-        let (kid, secret) = pair.split_once('=').with_context(|| "a key secret is `kid=secret`".to_owned())?;
+    let secrets = key_secrets(&options)?;
+    for (kid, secret) in &secrets {
         plane.keys.add_secret(kid, secret.as_bytes());
-        secrets.push((kid.to_owned(), secret.to_owned()));
-    }
-    if secrets.is_empty() {
-        let secret = uuid::Uuid::new_v4().to_string();
-        plane.keys.add_secret("dev", secret.as_bytes());
-        secrets.push(("dev".into(), secret));
     }
     let mut tenants = Vec::new();
     for spec in &options.agents {
@@ -100,6 +109,7 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<std::process::ExitCode> {
             flow,
             limits: Limits::default(),
             secrets: Secrets::default(),
+            persona: None,
         });
         if !tenants.contains(&spec.tenant) {
             tenants.push(spec.tenant);
@@ -127,16 +137,30 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<std::process::ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", options.listen))?;
         let address = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let control_plane = match options.role {
             Role::Runtime => None,
-            Role::All | Role::ControlPlane => Some(control_plane(&options).await?),
+            Role::All | Role::ControlPlane => Some(control_plane(&options, &secrets).await?),
         };
-        // Together, usage goes to this process's own ledger unless told otherwise.
-        let usage_sink = match (&options.usage_sink, options.role) {
+        // Together, the runtime follows this process's own control plane.
+        let followed = match (options.role, &options.control_plane) {
+            (Role::All, _) => Some((format!("http://{address}"), own_token(&control_plane))),
+            (Role::Runtime, Some(url)) => Some((url.trim_end_matches('/').to_owned(), options.runtime_token.clone())),
+            _ => None,
+        };
+        // Usage goes to the followed control plane's ledger unless told otherwise.
+        let usage_sink = match (&options.usage_sink, &followed) {
             (Some(url), _) => Some((url.clone(), options.runtime_token.clone())),
-            (None, Role::All) => Some((format!("http://{address}/api/runtime/usage/"), own_token(&control_plane))),
-            (None, _) => None,
+            (None, Some((base, token))) => Some((format!("{base}/api/runtime/usage/"), token.clone())),
+            (None, None) => None,
         };
+        let provisioning = followed.map(|(base, token)| {
+            let mut stopped = stopped.clone();
+            let provisioner = Provisioner::new(plane.clone(), base, token);
+            tokio::spawn(provisioner.follow(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }))
+        });
         let router = match (options.role, control_plane) {
             (Role::Runtime, _) | (_, None) => api::router(plane),
             (Role::ControlPlane, Some((cp, _))) => cp,
@@ -148,7 +172,6 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<std::process::ExitCode> {
         if options.role != Role::ControlPlane {
             println!("serving the data plane on http://{address}");
         }
-        let (stop, stopped) = tokio::sync::watch::channel(false);
         let delivery = usage_sink.filter(|_| options.role != Role::ControlPlane).map(|(url, token)| {
             let mut stopped = stopped.clone();
             tokio::spawn(async move {
@@ -158,28 +181,45 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<std::process::ExitCode> {
                 outbox.deliver_forever(HttpSink::new(url, token), shutdown).await;
             })
         });
+        let (failed, on_failure) = tokio::sync::oneshot::channel();
+        if let Some(on_ready) = on_ready {
+            tokio::spawn(async move {
+                if let Err(error) = on_ready(address).await {
+                    eprintln!("error: {error:#}");
+                    let _ = failed.send(());
+                }
+            });
+        }
+        let (interrupted, on_interrupt) = tokio::sync::oneshot::channel();
         let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => { let _ = interrupted.send(()); }
+                Ok(()) = on_failure => {}
+            }
         };
         axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
         let _ = stop.send(true);
-        if let Some(delivery) = delivery {
-            let _ = delivery.await;
+        for task in [delivery, provisioning].into_iter().flatten() {
+            let _ = task.await;
         }
-        anyhow::Ok(())
-    })?;
-    Ok(std::process::ExitCode::SUCCESS)
+        // Stopped by Ctrl-C: success; stopped because `on_ready` failed: not.
+        Ok(if on_interrupt.await.is_ok() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
+    })
 }
 
 /// The control plane's router over its opened (and migrated) database, and
 /// the runtime token it accepts.
-async fn control_plane(options: &ServeOptions) -> anyhow::Result<(axum::Router, Option<String>)> {
+async fn control_plane(
+    options: &ServeOptions,
+    secrets: &[(String, String)],
+) -> anyhow::Result<(axum::Router, Option<String>)> {
     use sandflow_control_plane::config::Secret;
     let token = options.runtime_token.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let config = sandflow_control_plane::Config {
         database_url: options.database_url.clone().map(Secret::new),
         data_dir: super::data_dir(),
         runtime_token: Some(Secret::new(token.clone())),
+        key_secrets: secrets.iter().map(|(kid, secret)| format!("{kid}={secret}")).collect(),
         ..sandflow_control_plane::Config::default()
     };
     let db = match &config.database_url {
@@ -187,8 +227,58 @@ async fn control_plane(options: &ServeOptions) -> anyhow::Result<(axum::Router, 
         None => sandflow_control_plane::db::Db::open_in_data_dir(&config.data_dir).await,
     }
     .context("cannot open the control plane's database")?;
-    let router = sandflow_control_plane::app(sandflow_control_plane::AppState::new(db, config));
+    // The job worker (provisioning, deprovisioning) runs until the process ends.
+    let (router, _worker) = sandflow_control_plane::start(sandflow_control_plane::AppState::new(db, config)).await;
     Ok((router, Some(token)))
+}
+
+/// The key-signing secrets: the ones given, else (where a control plane
+/// signs keys) the one kept in the data directory, created on first start;
+/// a runtime alone with none makes one up for `--dev-keys`.
+fn key_secrets(options: &ServeOptions) -> anyhow::Result<Vec<(String, String)>> {
+    let mut secrets = Vec::new();
+    for pair in &options.key_secrets {
+        let (kid, secret) = pair
+            .split_once('=')
+            .filter(|(kid, secret)| !kid.is_empty() && !secret.is_empty())
+            .context("a key secret is `kid=secret`")?;
+        secrets.push((kid.to_owned(), secret.to_owned()));
+    }
+    if !secrets.is_empty() {
+        return Ok(secrets);
+    }
+    match (options.role, &options.control_plane) {
+        (Role::Runtime, Some(_)) => {
+            bail!("a runtime following a control plane needs its key secret: pass the same `--key-secret` to both")
+        }
+        (Role::Runtime, None) => Ok(vec![("dev".into(), uuid::Uuid::new_v4().simple().to_string())]),
+        (Role::All | Role::ControlPlane, _) => Ok(vec![stored_key_secret(&super::data_dir())?]),
+    }
+}
+
+/// The data directory's key secret (`kid=secret`), created on first use.
+fn stored_key_secret(dir: &std::path::Path) -> anyhow::Result<(String, String)> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = dir.join("key-secret");
+    let parse = |text: &str| text.trim().split_once('=').map(|(k, s)| (k.to_owned(), s.to_owned()));
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return parse(&text).with_context(|| {
+            format!("{} is not `kid=secret`; delete it to make a new one (existing keys stop working)", path.display())
+        });
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let kid = format!("local-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(file, "{kid}={secret}")?;
+    file.sync_all()?;
+    Ok((kid, secret))
 }
 
 fn own_token(control_plane: &Option<(axum::Router, Option<String>)>) -> Option<String> {

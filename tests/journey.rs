@@ -1,0 +1,154 @@
+//! The marketplace end to end, on the real binary over HTTP: a seller
+//! imports `prompt-echo.json` and lists it, the operator approves, a buyer
+//! orders, configures a persona, gets a key and calls the agent through the
+//! runtime; the usage reaches both sides' analytics, a revoked key stops
+//! working within a second and a terminated subscription takes the agent
+//! away. Once on the embedded SQLite and once on PostgreSQL.
+
+#[path = "support/api.rs"]
+mod api;
+#[path = "support/postgres.rs"]
+mod postgres;
+#[expect(dead_code, reason = "shared by the end-to-end suites; this one starts a server without agents")]
+mod support;
+
+use api::{Api, User, eventually, id};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn marketplace_journey_on_sqlite() {
+    journey(&[]).await;
+}
+
+#[tokio::test]
+async fn marketplace_journey_on_postgres() {
+    let database = postgres::Database::create().await;
+    journey(&["--database-url", database.url()]).await;
+    database.drop().await;
+}
+
+async fn journey(extra: &[&str]) {
+    let data = tempfile::tempdir().expect("tempdir");
+    let host = support::start(data.path(), "all", &[], extra);
+    let api = Api::new(&host.base);
+    let operator = api.sign_up("operator@example.com").await;
+
+    let (plan, offering) = seller_lists_an_agent(&api, &operator).await;
+    let buyer = api.sign_up("buyer@example.com").await;
+    let buyer_org = api.organization(&buyer, "Buyer Inc").await;
+    let catalog = api.get("/api/catalog/?q=echo", &buyer).await;
+    assert!(catalog.to_string().contains(&offering), "the active offering is in the catalog: {catalog}");
+
+    let order = api.post("/api/orders/", &buyer, json!({"plan_id": plan, "organization_id": buyer_org}), 201).await;
+    let order = id(&order);
+    let done = eventually(Duration::from_secs(10), || async {
+        let order = api.get(&format!("/api/orders/{order}"), &buyer).await;
+        (order["state"] == "done").then_some(order)
+    })
+    .await;
+    let agent = done["resource_id"].as_str().expect("a done order names its resource").to_owned();
+
+    let configs = api.get("/api/customer-agent-configs/", &buyer).await;
+    let config = configs.as_array().and_then(|c| c.first()).map(id).expect("the subscription has a config");
+    api.patch(
+        &format!("/api/customer-agent-configs/{config}"),
+        &buyer,
+        json!({"persona": {"name": "Echo", "system_prompt": "Repeat politely.", "tone": "friendly"}}),
+    )
+    .await;
+    let key = api
+        .post(&format!("/api/customer-agent-configs/{config}/api_keys"), &buyer, json!({"name": "server"}), 201)
+        .await;
+    let (key_id, key) = (id(&key), key["key"].as_str().expect("the key is shown once").to_owned());
+
+    // The runtime follows the control plane: the agent answers shortly.
+    let answer = eventually(Duration::from_secs(5), || async {
+        let (status, body) = run(&host.base, &agent, &key, "hello from the buyer").await;
+        (status == 200).then_some(body)
+    })
+    .await;
+    assert_eq!(answer["outputs"][0]["outputs"][0]["results"]["message"]["text"], "You said: hello from the buyer");
+
+    // Usage reaches the buyer's and the seller's analytics.
+    let (period, _) = sandflow_runtime_host::api::clock::month();
+    let usage = eventually(Duration::from_secs(5), || async {
+        let usage = api.get(&format!("/api/analytics/usage/?organization={buyer_org}&period={period}"), &buyer).await;
+        usage.to_string().contains("\"runs\":1").then_some(usage)
+    })
+    .await;
+    assert!(usage.to_string().contains(&agent), "the buyer sees usage per subscription: {usage}");
+
+    // Revocation reaches the runtime within a second.
+    let revoked_at = Instant::now();
+    let (status, _) =
+        api.call(reqwest::Method::DELETE, &format!("/api/agent-api-keys/{key_id}"), Some(&buyer), None).await;
+    assert!(status == 200 || status == 204, "revoking answered {status}");
+    eventually(Duration::from_secs(2), || async {
+        (run(&host.base, &agent, &key, "again").await.0 == 401).then_some(())
+    })
+    .await;
+    assert!(revoked_at.elapsed() < Duration::from_millis(1_500), "revocation took {:?}", revoked_at.elapsed());
+
+    // Terminating the subscription takes the agent off the runtime.
+    let fresh =
+        api.post(&format!("/api/customer-agent-configs/{config}/api_keys"), &buyer, json!({"name": "late"}), 201).await;
+    let fresh = fresh["key"].as_str().expect("key").to_owned();
+    api.post(&format!("/api/resources/{agent}/terminate"), &buyer, json!({}), 200).await;
+    eventually(Duration::from_secs(5), || async {
+        let (status, _) = run(&host.base, &agent, &fresh, "gone?").await;
+        (status == 404 || status == 401).then_some(())
+    })
+    .await;
+}
+
+/// A seller organisation, approved, with an agent built from
+/// `prompt-echo.json`, an offering with one plan, approved by the operator;
+/// the plan's and the offering's ids.
+async fn seller_lists_an_agent(api: &Api, operator: &User) -> (String, String) {
+    let seller = api.sign_up("seller@example.com").await;
+    let org = api.organization(&seller, "Echo Works").await;
+    let request =
+        api.post(&format!("/api/organizations/{org}/provider-request"), &seller, json!({"note": "echoes"}), 201).await;
+    api.post(&format!("/api/admin/provider-requests/{}/approve", id(&request)), operator, json!({}), 200).await;
+
+    let agent = api.post("/api/provider-agents/", &seller, json!({"organization": org, "name": "Echo"}), 201).await;
+    let agent = id(&agent);
+    let flow: Value =
+        serde_json::from_slice(&std::fs::read(support::flows().join("prompt-echo.json")).expect("flow")).expect("JSON");
+    api.post(&format!("/api/provider-agents/{agent}/import_flow"), &seller, flow, 201).await;
+
+    let offering = api
+        .post(
+            "/api/offerings/",
+            &seller,
+            json!({"organization_id": org, "provider_agent_id": agent, "name": "Echo agent", "description": "Says back what it hears"}),
+            201,
+        )
+        .await;
+    let offering = id(&offering);
+    let plan = api
+        .post(
+            &format!("/api/offerings/{offering}/plans/"),
+            &seller,
+            json!({"name": "Starter", "per_run": 1, "runs_per_month": 100}),
+            201,
+        )
+        .await;
+    api.post(&format!("/api/offerings/{offering}/submit"), &seller, json!({}), 200).await;
+    api.post(&format!("/api/offerings/{offering}/approve"), operator, json!({}), 200).await;
+    (id(&plan), offering)
+}
+
+/// Calls the agent through the Langflow-compatible API.
+async fn run(base: &str, agent: &str, key: &str, text: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/v1/run/{agent}"))
+        .header("x-api-key", key)
+        .json(&json!({"input_value": text}))
+        .send()
+        .await
+        .expect("the runtime answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
