@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Measures the data plane over HTTP on loopback with wrk: echo.json through
 # the Langflow-compatible /api/v1/run, sequential (1 connection) and with 64
-# connections, 10 s each. With LANGFLOW=1 it also installs Langflow 1.13 from
-# PyPI into a venv, serves the same flow and measures it the same way.
+# connections, 10 s each: as exported (Chat Input and Chat Output store each
+# message in the chat history, as Langflow does) and with storing turned off
+# by tweaks. With LANGFLOW=1 it also installs Langflow 1.13 from PyPI into a
+# venv, serves the same flow and measures it the same way.
 #
 #   scripts/bench/http.sh            # Sandflow only
 #   LANGFLOW=1 scripts/bench/http.sh # side by side
@@ -12,7 +14,8 @@ command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
 duration=${DURATION:-10s}
 flows=../shared/flows
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+# Langflow's workers outlive their parent: stop them by name too.
+trap 'kill $(jobs -p) 2>/dev/null || true; pkill -f "langflow run --host 127.0.0.1 --port 7871" || true; rm -rf "$work"' EXIT
 
 cargo build --release --locked --bin sandflow
 SANDFLOW_DATA_DIR="$work/data" target/release/sandflow serve --role runtime --listen 127.0.0.1:7870 --dev-keys --tenant-rpm 100000000 \
@@ -20,21 +23,27 @@ SANDFLOW_DATA_DIR="$work/data" target/release/sandflow serve --role runtime --li
 for _ in $(seq 100); do grep -q "serving" "$work/serve.log" 2>/dev/null && break; sleep 0.1; done
 key=$(sed -n 's/^key for tenant bench: //p' "$work/serve.log")
 
-cat > "$work/post.lua" <<LUA
+lua() { # file body
+  cat > "$1" <<LUA
 wrk.method = "POST"
-wrk.body = '{"input_value": "hello world", "session_id": "bench"}'
+wrk.body = '$2'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["x-api-key"] = os.getenv("API_KEY")
 LUA
+}
+lua "$work/post.lua" '{"input_value": "hello world", "session_id": "bench"}'
+lua "$work/nostore.lua" '{"input_value": "hello world", "session_id": "bench", "tweaks": {"ChatInput-b6UCc": {"should_store_message": false}, "ChatOutput-yK0AU": {"should_store_message": false}}}'
 
-measure() { # name url
+measure() { # name url [script]
+  script=${3:-$work/post.lua}
   echo "== $1: 1 connection"
-  API_KEY=$key wrk -t1 -c1 -d"$duration" --latency -s "$work/post.lua" "$2" | grep -E 'Latency|50%|90%|99%|Requests/sec|Non-2xx'
+  API_KEY=$key wrk -t1 -c1 -d"$duration" --latency -s "$script" "$2" | grep -E 'Latency|50%|90%|99%|Requests/sec|Non-2xx'
   echo "== $1: 64 connections"
-  API_KEY=$key wrk -t2 -c64 -d"$duration" --latency -s "$work/post.lua" "$2" | grep -E 'Latency|50%|90%|99%|Requests/sec|Non-2xx'
+  API_KEY=$key wrk -t2 -c64 -d"$duration" --latency -s "$script" "$2" | grep -E 'Latency|50%|90%|99%|Requests/sec|Non-2xx'
 }
 
 measure sandflow http://127.0.0.1:7870/api/v1/run/echo
+measure "sandflow, messages not stored" http://127.0.0.1:7870/api/v1/run/echo "$work/nostore.lua"
 echo "sandflow RSS: $(ps -o rss= -p "$(pgrep -f 'sandflow serve --role runtime --listen 127.0.0.1:7870')") KiB"
 
 if [ "${LANGFLOW:-0}" = 1 ]; then
