@@ -21,6 +21,7 @@ use sqlx::{AnyPool, Executor, Row};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
 
 const SQLITE_MIGRATIONS: &[Embedded] = embedded!("../../../migrations/memory/sqlite": (1, "0001_memory_message"));
 const POSTGRES_MIGRATIONS: &[Embedded] = embedded!("../../../migrations/memory/postgres": (1, "0001_memory_message"));
@@ -37,6 +38,9 @@ pub enum MemoryError {
     /// The database failed (connect, migrate, query).
     #[error("the memory store failed: {0}")]
     Database(#[from] sqlx::Error),
+    /// Writing a queued message failed, or the writer has stopped.
+    #[error("the memory store could not write: {0}")]
+    Write(String),
     /// A migration failed.
     #[error("cannot migrate the memory store: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -66,12 +70,31 @@ enum Dialect {
 }
 
 /// Chat history per (tenant, agent, session), persisted by the host:
-/// cheap to clone (one connection pool).
+/// cheap to clone (one connection pool and one writer).
+///
+/// Appends go through one writer task that inserts whatever has queued up
+/// in a single statement (group commit): under load, many runs' messages
+/// share one round trip and one commit instead of one each. An append
+/// still returns only once its message is stored, so a run, and the next
+/// request of its session, read what it wrote.
 #[derive(Clone)]
 pub struct MemoryStore {
     pool: AnyPool,
+    writer: mpsc::UnboundedSender<Queued>,
     /// Where it is, password hidden (for logs).
     url: String,
+}
+
+/// Most messages one insert writes.
+const WRITE_BATCH: usize = 64;
+/// Columns of one message row.
+const COLUMNS: usize = 11;
+
+/// A message waiting for the writer, and who waits for it.
+struct Queued {
+    values: [String; COLUMNS - 2],
+    at: i64,
+    done: oneshot::Sender<Result<(), String>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -160,7 +183,9 @@ impl MemoryStore {
             Dialect::Sqlite => sandflow_sql_migrations::migrator(SQLITE_MIGRATIONS).await?.run(&pool).await?,
             Dialect::Postgres => sandflow_sql_migrations::migrator(POSTGRES_MIGRATIONS).await?.run(&pool).await?,
         }
-        Ok(Self { pool, url: shown })
+        let (writer, queue) = mpsc::unbounded_channel();
+        tokio::spawn(write_queued(pool.clone(), queue));
+        Ok(Self { pool, writer, url: shown })
     }
 
     /// Appends `message` to its session in `scope`.
@@ -168,26 +193,21 @@ impl MemoryStore {
         check_session(&message.session_id)?;
         check_message(message)?;
         let files = serde_json::to_string(&message.files).unwrap_or_else(|_| "[]".into());
-        let properties = normalized_properties(&message.properties);
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO memory_message (message_id, tenant, agent, session_id, sender, sender_name, text, files, \
-             properties, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(&scope.tenant)
-        .bind(&scope.agent)
-        .bind(&message.session_id)
-        .bind(&message.sender)
-        .bind(&message.sender_name)
-        .bind(&message.text)
-        .bind(files)
-        .bind(properties)
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let values = [
+            uuid::Uuid::new_v4().to_string(),
+            scope.tenant.clone(),
+            scope.agent.clone(),
+            message.session_id.clone(),
+            message.sender.clone(),
+            message.sender_name.clone(),
+            message.text.clone(),
+            files,
+            normalized_properties(&message.properties),
+        ];
+        let (done, stored) = oneshot::channel();
+        let stopped = || MemoryError::Write("the writer has stopped".into());
+        self.writer.send(Queued { values, at: now_ms(), done }).map_err(|_| stopped())?;
+        stored.await.map_err(|_| stopped())?.map_err(MemoryError::Write)
     }
 
     /// The last `limit` messages (at most [`MAX_HISTORY`]) of `session_id`
@@ -220,6 +240,43 @@ impl MemoryStore {
         let pool = self.pool.clone();
         io::run_on_io(async move { pool.close().await }).await;
     }
+}
+
+/// The writer: takes what has queued up (at most [`WRITE_BATCH`]), inserts
+/// it in one statement, in queue order (the `id` order history reads), and
+/// tells each waiting append how it went.
+async fn write_queued(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Queued>) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+        let written = insert(&pool, &batch).await.map_err(|e| e.to_string());
+        for queued in batch.drain(..) {
+            let _ = queued.done.send(written.clone());
+        }
+    }
+}
+
+async fn insert(pool: &AnyPool, batch: &[Queued]) -> Result<(), sqlx::Error> {
+    use std::fmt::Write as _;
+    let mut sql = String::from(
+        "INSERT INTO memory_message (message_id, tenant, agent, session_id, sender, sender_name, text, files, \
+         properties, created_at, updated_at) VALUES ",
+    );
+    for row in 0..batch.len() {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..COLUMNS {
+            let _ = write!(sql, "{}${}", if column == 0 { "" } else { ", " }, row * COLUMNS + column + 1);
+        }
+        sql.push(')');
+    }
+    let mut query = sqlx::query(&sql);
+    for queued in batch {
+        for value in &queued.values {
+            query = query.bind(value.as_str());
+        }
+        query = query.bind(queued.at).bind(queued.at);
+    }
+    query.execute(pool).await?;
+    Ok(())
 }
 
 fn row_message(row: &sqlx::any::AnyRow) -> Result<Message, sqlx::Error> {
