@@ -60,7 +60,17 @@ impl Agents {
     /// endpoint name within the tenant.
     pub fn find(&self, tenant: &str, reference: &str) -> Option<Arc<Agent>> {
         let id = self.aliases.get(&alias(tenant, reference)).map(|id| id.clone());
-        self.by_id.get(id.as_deref().unwrap_or(reference)).map(|a| a.clone())
+        self.get(id.as_deref().unwrap_or(reference))
+    }
+
+    /// The agent with id `id`.
+    pub fn get(&self, id: &str) -> Option<Arc<Agent>> {
+        self.by_id.get(id).map(|a| a.clone())
+    }
+
+    /// Whether any agent runs the flow with `digest`.
+    pub fn uses_digest(&self, digest: &str) -> bool {
+        self.by_id.iter().any(|agent| agent.flow.digest() == digest)
     }
 
     /// Number of agents.

@@ -150,6 +150,7 @@ impl Provisioner {
             Change::AgentProvisioned { agent } => {
                 let Some(flow) = self.flow(&agent).await? else { return Ok(()) };
                 tracing::info!(agent = %agent.id, tenant = %agent.tenant, digest = %agent.digest, "provisioned");
+                let replaced = self.digest_of(&agent.id);
                 self.plane.agents.provision(Agent {
                     limits: agent.limits.over(crate::Limits::default()),
                     persona: agent.persona.filter(|p| p.system_message().is_some()).map(Arc::new),
@@ -160,15 +161,31 @@ impl Provisioner {
                     flow,
                     secrets: crate::Secrets::default(),
                 });
+                self.forget_unused(replaced);
             }
             Change::AgentDeprovisioned { agent_id } => {
                 tracing::info!(agent = %agent_id, "deprovisioned");
+                let gone = self.digest_of(&agent_id);
                 self.plane.agents.deprovision(&agent_id);
+                self.forget_unused(gone);
             }
             Change::KeyRevoked { key_id } => self.plane.keys.revoke(&key_id),
             Change::QuotaSet { tenant, quota } => self.plane.quotas.set(&tenant, quota),
         }
         Ok(())
+    }
+
+    /// The digest agent `id` runs now, if it is provisioned.
+    fn digest_of(&self, id: &str) -> Option<String> {
+        self.plane.agents.get(id).map(|a| a.flow.digest().to_owned())
+    }
+
+    /// Drops the loaded flow of `digest` once no agent runs it, so a host
+    /// that sees many versions come and go does not keep them all.
+    fn forget_unused(&mut self, digest: Option<String>) {
+        if let Some(digest) = digest.filter(|d| !self.plane.agents.uses_digest(d)) {
+            self.flows.remove(&digest);
+        }
     }
 
     /// The agent's flow, loaded once per digest; `None` (logged) when the
