@@ -78,6 +78,11 @@ async fn journey(extra: &[&str]) {
     })
     .await;
     assert!(usage.to_string().contains(&agent), "the buyer sees usage per subscription: {usage}");
+    // The key's list entry says when it was last used.
+    let keys = api.get(&format!("/api/customer-agent-configs/{config}/api_keys"), &buyer).await;
+    let listed =
+        keys.as_array().and_then(|k| k.iter().find(|k| k["id"] == key_id.as_str())).expect("the key is listed");
+    assert!(listed["last_used_at_ms"].as_i64().is_some_and(|at| at > 0), "last use not shown: {listed}");
 
     // Revocation reaches the runtime within a second.
     let revoked_at = Instant::now();

@@ -82,6 +82,7 @@ fn records(prefix: &str, count: usize) -> (Vec<UsageRecord>, usize) {
                 bytes_out: 140,
                 outcome: if i % 50 == 0 { "out_of_fuel".into() } else { "completed".into() },
                 started_at_ms: 1_764_115_200_000 + i as u64,
+                key_id: Some(format!("key-{}", i % 8)),
             }
         })
         .collect();

@@ -47,6 +47,10 @@ pub struct UsageRecord {
     pub outcome: String,
     /// When the run started, milliseconds since the Unix epoch.
     pub started_at_ms: u64,
+    /// The API key the run was called with; the ledger keeps the key's
+    /// `last_used_at` from it. Older runtime hosts send none.
+    #[serde(default)]
+    pub key_id: Option<String>,
 }
 
 /// Most records one batch may hold (the runtime sends at most 1,000).
@@ -78,6 +82,7 @@ impl UsageRecord {
             ("subscription", self.subscription.as_ref()),
             ("flow_version", Some(&self.flow_version)),
             ("outcome", Some(&self.outcome)),
+            ("key_id", self.key_id.as_ref()),
         ];
         for (field, value) in texts {
             let Some(value) = value else { continue };
@@ -162,9 +167,42 @@ pub async fn ingest(db: &Db, records: &[UsageRecord]) -> Result<IngestOutcome> {
         }
         accepted += query.execute(&mut *tx).await?.rows_affected();
     }
+    stamp_keys_used(&mut tx, dialect, records).await?;
     tx.commit().await?;
     let total = records.len() as u64;
     Ok(IngestOutcome { accepted, duplicates: total.saturating_sub(accepted) })
+}
+
+/// Moves each named key's `last_used_at` forward to its latest run in the
+/// batch (never back: batches arrive in any order, and again). Keys are
+/// updated in id order, so concurrent batches lock their rows in the same
+/// order; a key id the ledger does not know (a key of another control
+/// plane, or deleted since) matches no row.
+async fn stamp_keys_used(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    dialect: Dialect,
+    records: &[UsageRecord],
+) -> Result<()> {
+    let mut latest = std::collections::BTreeMap::<&str, u64>::new();
+    for record in records {
+        if let Some(key) = record.key_id.as_deref() {
+            let at = latest.entry(key).or_default();
+            *at = (*at).max(record.started_at_ms);
+        }
+    }
+    let sql = match dialect {
+        Dialect::Postgres => {
+            "UPDATE agent_api_key SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)"
+        }
+        Dialect::Sqlite => {
+            "UPDATE agent_api_key SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)"
+        }
+    };
+    for (key, at) in latest {
+        let at = i64::try_from(at).unwrap_or(i64::MAX);
+        sqlx::query(sql).bind(at).bind(key).execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// The multi-row insert for `rows` rows. PostgreSQL gets numbered

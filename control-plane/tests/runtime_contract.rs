@@ -22,6 +22,7 @@ on_both_stores!(
     feed_needs_the_runtime_token_and_pages,
     agent_configs_are_validated,
     api_keys_are_jwts_stored_hashed,
+    keys_show_when_they_were_last_used,
     api_key_roles_and_bodies,
     keys_need_a_signing_secret,
     quotas_reach_the_feed,
@@ -189,6 +190,58 @@ async fn agent_configs_are_validated(app: TestApp) {
     }
     // Nothing of the refused bodies was stored.
     assert_eq!(app.get(&path, &m.buyer).await.expect(200)["branding"]["primary_color"], "#ff8800");
+}
+
+async fn keys_show_when_they_were_last_used(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let order = app.provisioned(&m).await;
+    let (resource, config) = resource_and_config(&app, &m, &order).await;
+    let used = new_key(&app, &m.buyer, &config, json!({"name": "used"})).await["id"].as_str().unwrap().to_owned();
+    let idle = new_key(&app, &m.buyer, &config, json!({"name": "idle"})).await["id"].as_str().unwrap().to_owned();
+    let run = |n: u32, key: &str, at: u64| {
+        let mut r = record(&format!("run-{n}"), &m.consumer, &resource, at);
+        r["key_id"] = json!(key);
+        r
+    };
+    let last_used = |keys: Value| -> Vec<(String, Value)> {
+        let mut keys: Vec<(String, Value)> = keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| (k["name"].as_str().unwrap().to_owned(), k["last_used_at_ms"].clone()))
+            .collect();
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        keys
+    };
+    let path = format!("/api/customer-agent-configs/{config}/api_keys");
+
+    // The latest run of a batch counts; a key the ledger does not know and
+    // records without a key change nothing.
+    let batch = json!([
+        run(1, &used, 2_000),
+        run(2, &used, 3_000),
+        run(3, "key-of-elsewhere", 9_000),
+        record("run-4", &m.consumer, &resource, 8_000)
+    ]);
+    app.post("/api/runtime/usage/", RUNTIME_TOKEN, batch).await.expect(200);
+    let keys = app.get(&path, &m.buyer).await.expect(200);
+    assert_eq!(last_used(keys), [("idle".to_owned(), Value::Null), ("used".to_owned(), json!(3_000))]);
+
+    // Batches arrive late and again: the time never moves back.
+    app.post("/api/runtime/usage/", RUNTIME_TOKEN, json!([run(5, &used, 1_000), run(1, &used, 2_000)]))
+        .await
+        .expect(200);
+    assert_eq!(last_used(app.get(&path, &m.buyer).await.expect(200))[1].1, json!(3_000));
+    app.post("/api/runtime/usage/", RUNTIME_TOKEN, json!([run(6, &idle, 4_000)])).await.expect(200);
+    assert_eq!(
+        last_used(app.get(&path, &m.buyer).await.expect(200)),
+        [("idle".to_owned(), json!(4_000)), ("used".to_owned(), json!(3_000))]
+    );
+
+    // An empty key id is a malformed record, refused with the whole batch.
+    let detail =
+        app.post("/api/runtime/usage/", RUNTIME_TOKEN, json!([run(7, "", 5_000)])).await.refused(422, "invalid");
+    assert!(detail.contains("key_id"), "{detail}");
 }
 
 async fn api_keys_are_jwts_stored_hashed(app: TestApp) {

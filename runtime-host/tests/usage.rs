@@ -54,6 +54,7 @@ fn record(n: usize) -> UsageRecord {
         bytes_out: 5,
         outcome: "completed".into(),
         started_at_ms: 1_700_000_000_000,
+        key_id: Some(format!("key-{}", n % 3)),
     }
 }
 

@@ -199,6 +199,7 @@ impl DataPlane {
             bytes_out: 0,
             outcome: String::new(),
             started_at_ms: clock::unix_millis(),
+            key_id: Some(claims.sub.clone()),
         };
         let outbox = self.usage.clone();
         let result = tokio::task::spawn_blocking(move || {

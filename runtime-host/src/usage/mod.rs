@@ -46,4 +46,9 @@ pub struct UsageRecord {
     pub outcome: String,
     /// When the run started, milliseconds since the Unix epoch.
     pub started_at_ms: u64,
+    /// The API key the run was called with (its `sub`), so the control
+    /// plane can show when a key was last used. Records written before the
+    /// field existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
