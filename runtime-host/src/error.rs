@@ -41,6 +41,10 @@ pub enum RunError {
     /// The request cannot run as given (bad tweaks, say).
     #[error("{0}")]
     Request(String),
+    /// The run finished, but the chat-history messages it appended could
+    /// not be stored, so its answer is not given.
+    #[error("the run's chat history could not be stored: {0}")]
+    History(String),
 }
 
 impl RunError {
@@ -53,6 +57,7 @@ impl RunError {
             Self::Trap(_) => "trap",
             Self::Node { .. } => "node_error",
             Self::Request(_) => "bad_request",
+            Self::History(_) => "history_not_stored",
         }
     }
 }

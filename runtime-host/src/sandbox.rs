@@ -151,6 +151,8 @@ pub struct Sandbox {
     pub(crate) store: Store<RunState>,
     runtime: Runtime,
     limits: Limits,
+    /// Whether a finished flow leaves its chat-history writes to the caller.
+    pub(crate) defer_history_writes: bool,
 }
 
 impl Sandbox {
@@ -190,7 +192,7 @@ impl Sandbox {
             let ticks = limits.deadline.as_nanos().div_ceil(epoch_tick.as_nanos().max(1));
             store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
         }
-        Self { store, runtime: runtime.clone(), limits }
+        Self { store, runtime: runtime.clone(), limits, defer_history_writes: false }
     }
 
     /// The runtime this sandbox belongs to.
@@ -206,6 +208,21 @@ impl Sandbox {
     /// Tokens the run's model calls used.
     pub fn tokens(&self) -> crate::TokenCount {
         self.store.data().caps.tokens
+    }
+
+    /// From now on, a flow that finishes leaves the chat-history messages it
+    /// appended on their way into the store, for the caller to wait for
+    /// with [`Sandbox::take_history_writes`] (the data plane waits on its
+    /// async side instead of holding a thread). By default a flow finishes
+    /// only once they are stored.
+    pub fn defer_history_writes(&mut self) {
+        self.defer_history_writes = true;
+    }
+
+    /// The chat-history messages the run appended that are not yet known to
+    /// be stored.
+    pub fn take_history_writes(&mut self) -> crate::capabilities::memory::PendingWrites {
+        self.store.data_mut().caps.memory.pending.take()
     }
 
     /// Lines the guest logged through the `log` capability.

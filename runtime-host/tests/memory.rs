@@ -440,3 +440,26 @@ fn a_host_without_memory_says_so() {
         other => panic!("expected a node error, got {other}"),
     }
 }
+
+// --- A store that stops writing -------------------------------------------------
+
+#[test]
+fn a_store_that_cannot_write_fails_the_run_not_the_host() {
+    let test = TestStore::sqlite();
+    let store = test.open();
+    let runtime = runtime(Some(store.clone()));
+    let echo = load(&runtime, "echo.json");
+    assert_eq!(ask(&runtime, &echo, context("acme", "echo"), "s1", "kept"), "kept");
+    let stored = block_on(store.history(&scope("acme", "echo"), "s1", 10)).expect("reads");
+    assert_eq!(stored.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["kept", "kept"], "both messages stored");
+
+    // With the store gone, the run is not answered as if its history were kept.
+    block_on(store.close());
+    let error = turn(&runtime, &echo, context("acme", "echo"), "s1", "lost", &Json::Null).expect_err("not stored");
+    assert!(matches!(&error, RunError::History(m) if m.contains("unavailable")), "{error}");
+    assert_eq!(error.kind(), "history_not_stored");
+    // The host keeps serving flows that store nothing.
+    let runtime = crate::runtime(None);
+    let echo = load(&runtime, "echo.json");
+    assert_eq!(ask(&runtime, &echo, context("acme", "echo"), "s1", "still here"), "still here");
+}

@@ -63,6 +63,7 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "run_limit")
             }
             Self::Run(RunError::Node { .. } | RunError::Trap(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "run_failed"),
+            Self::Run(RunError::History(_)) => (StatusCode::SERVICE_UNAVAILABLE, "history_not_stored"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

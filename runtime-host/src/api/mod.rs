@@ -28,6 +28,7 @@ pub use error::ApiError;
 pub use keys::{Claims, KeyVerifier};
 pub use quotas::{Quota, Quotas};
 
+use crate::capabilities::memory::{self, PendingWrites};
 use crate::usage::{Outbox, UsageRecord};
 use crate::{Limits, RunContext, RunOutcome, RunRequest, Runtime};
 use axum::Router;
@@ -221,8 +222,15 @@ impl DataPlane {
         })
         .await
         .map_err(|e| ApiError::Internal(format!("run task failed: {e}")))?;
-        let (used, recorded) = result;
+        let (mut used, recorded) = result;
         recorded.map_err(|e| ApiError::Internal(format!("usage not recorded: {e}")))?;
+        // The run's chat-history messages are stored before it is answered,
+        // waited for here rather than on the run's thread.
+        if used.result.is_ok() {
+            if let Err(error) = settle(used.history_writes).await {
+                used.result = Err(error);
+            }
+        }
         // A failed run used fuel too: it counts against the quota all the same.
         self.quotas.record(&claims.tenant, month, used.fuel, used.tokens.input + used.tokens.output);
         match used.result {
@@ -244,6 +252,25 @@ struct Used {
     fuel: u64,
     tokens: crate::TokenCount,
     elapsed: std::time::Duration,
+    /// Chat-history messages appended, on their way into the store.
+    history_writes: PendingWrites,
+}
+
+/// Waits (without holding a thread) until a run's chat-history messages
+/// are stored.
+async fn settle(writes: PendingWrites) -> Result<(), crate::RunError> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    match tokio::time::timeout(memory::SETTLE_TIMEOUT, writes.settle()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => {
+            // The database's own words stay in the host's log.
+            tracing::error!(%error, "chat history not stored");
+            Err(crate::RunError::History("the memory store is unavailable; try again later".into()))
+        }
+        Err(_) => Err(crate::RunError::History("the memory store did not answer in time".into())),
+    }
 }
 
 /// One run in a fresh sandbox. The sandbox, and with it the run's event
@@ -258,8 +285,10 @@ fn run(
 ) -> Used {
     let started = std::time::Instant::now();
     let mut sandbox = runtime.sandbox_for(limits, context);
+    sandbox.defer_history_writes();
     let result = sandbox.run_flow(flow, request);
-    Used { result, fuel: sandbox.fuel_consumed(), tokens: sandbox.tokens(), elapsed: started.elapsed() }
+    let history_writes = sandbox.take_history_writes();
+    Used { result, fuel: sandbox.fuel_consumed(), tokens: sandbox.tokens(), elapsed: started.elapsed(), history_writes }
 }
 
 /// A finished run.

@@ -5,7 +5,9 @@
 //! none, every call answers `not-configured`. Prepare (per run):
 //! [`RunMemory`] binds the store to the run's tenant and agent, taken from
 //! its [`RunContext`](super::RunContext). Host: `history` returns the last
-//! `limit` messages of a session, oldest first; `append` stores one.
+//! `limit` messages of a session, oldest first; `append` hands one to the
+//! store's writer and returns, and the run's answer waits until it is
+//! stored ([`PendingWrites`]).
 //!
 //! Isolation: the guest names only a session. The tenant and the agent
 //! come from the run, so two tenants (or two agents of one tenant) using
@@ -18,7 +20,7 @@
 pub mod limits;
 mod store;
 
-pub use store::{MemoryError, MemoryStore, Scope};
+pub use store::{MemoryError, MemoryStore, PendingWrites, Scope};
 
 use super::io;
 use crate::bindings::node::sandflow::host::memory::Host;
@@ -27,18 +29,24 @@ use crate::sandbox::RunState;
 use std::future::Future;
 use std::time::Duration;
 
+/// How long a finished run waits for its chat-history messages to be
+/// stored before it fails.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The memory of one run: the host's store, scoped to the run's tenant and
-/// agent.
-#[derive(Debug, Clone, Default)]
+/// agent, and the messages the run appended that are still on their way.
+#[derive(Debug, Default)]
 pub(crate) struct RunMemory {
     store: Option<(MemoryStore, Scope)>,
+    /// Appended, not yet known to be stored.
+    pub pending: PendingWrites,
 }
 
 impl RunMemory {
     /// Binds `store` (if the host has one) to `tenant` and `agent`.
     pub fn prepare(store: Option<&MemoryStore>, tenant: &str, agent: &str) -> Self {
         let scope = Scope { tenant: tenant.to_owned(), agent: agent.to_owned() };
-        Self { store: store.map(|s| (s.clone(), scope)) }
+        Self { store: store.map(|s| (s.clone(), scope)), pending: PendingWrites::default() }
     }
 
     fn store(&self) -> Result<&(MemoryStore, Scope), CapabilityError> {
@@ -58,18 +66,30 @@ impl RunState {
         F: Future<Output = Result<T, MemoryError>>,
     {
         let (store, scope) = self.caps.memory.store()?.clone();
+        self.memory_wait(operation(store, scope))
+    }
+
+    /// Waits for `operation` on the I/O runtime until the run's deadline.
+    fn memory_wait<T>(&self, operation: impl Future<Output = Result<T, MemoryError>>) -> Result<T, CapabilityError> {
         let remaining: Duration =
             self.caps.remaining().ok_or_else(|| CapabilityError::Denied("the run's deadline has passed".into()))?;
-        let outcome = io::block_on(async { tokio::time::timeout(remaining, operation(store, scope)).await });
+        let outcome = io::block_on(async { tokio::time::timeout(remaining, operation).await });
         match outcome {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(MemoryError::Invalid(message))) => Err(CapabilityError::Invalid(message)),
-            Ok(Err(error)) => {
-                // The database's own words stay in the host's log.
-                tracing::error!(%error, "memory store call failed");
-                Err(CapabilityError::Failed("the memory store is unavailable; try again later".into()))
-            }
+            Ok(Err(error)) => Err(guest_error(error)),
             Err(_) => Err(CapabilityError::Denied("the memory store did not answer before the run's deadline".into())),
+        }
+    }
+}
+
+/// What the guest may see of a store error.
+fn guest_error(error: MemoryError) -> CapabilityError {
+    match error {
+        MemoryError::Invalid(message) => CapabilityError::Invalid(message),
+        error => {
+            // The database's own words stay in the host's log.
+            tracing::error!(%error, "memory store call failed");
+            CapabilityError::Failed("the memory store is unavailable; try again later".into())
         }
     }
 }
@@ -84,6 +104,11 @@ impl Host for RunState {
             bytes = tracing::field::Empty,
         );
         let _entered = span.enter();
+        // A run reads what it wrote: its own appends are stored first.
+        let pending = self.caps.memory.pending.take();
+        if !pending.is_empty() {
+            self.memory_wait(pending.settle())?;
+        }
         let messages =
             self.memory_call(|store, scope| async move { store.history(&scope, &session_id, limit).await })?;
         span.record("messages", messages.len());
@@ -91,9 +116,14 @@ impl Host for RunState {
         Ok(messages)
     }
 
+    /// Enqueues the message and returns: the run goes on while the writer
+    /// stores it, and the run is not answered before it is stored.
     fn append(&mut self, message: Message) -> Result<(), CapabilityError> {
         let span = tracing::info_span!("runtime_host.memory", operation = "append", bytes = message.text.len());
         let _entered = span.enter();
-        self.memory_call(|store, scope| async move { store.append(&scope, &message).await })
+        let (store, scope) = self.caps.memory.store()?;
+        let pending = store.enqueue(scope, &message).map_err(guest_error)?;
+        self.caps.memory.pending.push(pending);
+        Ok(())
     }
 }
