@@ -174,6 +174,7 @@ impl DataPlane {
             agent = %agent.id,
             flow_version = %agent.flow.digest(),
             run_id = %run_id,
+            http_bytes = tracing::field::Empty,
         );
         let context = RunContext {
             tenant: agent.tenant.clone(),
@@ -205,6 +206,8 @@ impl DataPlane {
             span.in_scope(|| {
                 let used = run(&runtime, &flow, limits, context, &request);
                 record.fuel = used.fuel;
+                // The usage record has no field for it (the ledger's record type is strict).
+                tracing::Span::current().record("http_bytes", used.http_bytes);
                 record.tokens_in = used.tokens.input;
                 record.tokens_out = used.tokens.output;
                 record.wall_micros = u64::try_from(used.elapsed.as_micros()).unwrap_or(u64::MAX);
@@ -242,6 +245,7 @@ struct Used {
     result: Result<RunOutcome, crate::RunError>,
     fuel: u64,
     tokens: crate::TokenCount,
+    http_bytes: u64,
     elapsed: std::time::Duration,
 }
 
@@ -258,7 +262,8 @@ fn run(
     let started = std::time::Instant::now();
     let mut sandbox = runtime.sandbox_for(limits, context);
     let result = sandbox.run_flow(flow, request);
-    Used { result, fuel: sandbox.fuel_consumed(), tokens: sandbox.tokens(), elapsed: started.elapsed() }
+    let (fuel, tokens, http_bytes) = (sandbox.fuel_consumed(), sandbox.tokens(), sandbox.http_bytes());
+    Used { result, fuel, tokens, http_bytes, elapsed: started.elapsed() }
 }
 
 /// A finished run.
