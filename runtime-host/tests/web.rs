@@ -184,7 +184,8 @@ fn social_media_agent_searches_and_fetches_in_one_turn() {
     let (web, model) = (WebFixture::start(), model());
     let runtime = runtime(Some(&model), Some(egress(&web)));
     let flow = load(&runtime, &shared_flow("starter/social-media-agent.json"));
-    let input = format!(r#"use perform_search {{"query": "sandflow"}} and use fetch_content {{"urls": ["{}/"]}}"#, web.url());
+    let input =
+        format!(r#"use perform_search {{"query": "sandflow"}} and use fetch_content {{"urls": ["{}/"]}}"#, web.url());
     let text = answer(&run(&runtime, &flow, &request(&input, &[])).expect("runs"));
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("perform_search returned: ") && lines[0].contains(DOCS_FACT), "{text}");
@@ -197,7 +198,8 @@ fn instagram_copywriter_hands_search_results_to_the_next_agent() {
     let (web, model) = (WebFixture::start(), model());
     let runtime = runtime(Some(&model), Some(egress(&web)));
     let flow = load(&runtime, &shared_flow("starter/instagram-copywriter.json"));
-    let text = answer(&run(&runtime, &flow, &request(r#"use perform_search {"query": "sandflow"}"#, &[])).expect("runs"));
+    let text =
+        answer(&run(&runtime, &flow, &request(r#"use perform_search {"query": "sandflow"}"#, &[])).expect("runs"));
     assert!(text.starts_with("You said: perform_search returned: ") && text.contains(DOCS_FACT), "{text}");
 }
 
@@ -208,7 +210,8 @@ fn deep_research_agent_searches_between_planning_and_synthesis() {
     let flow = load(&runtime, &shared_flow("starter/deep-research-agent.json"));
     // The planner echoes the input; the researcher's prompt then carries
     // the directive and it searches; the synthesiser sees the findings.
-    let text = answer(&run(&runtime, &flow, &request(r#"use perform_search {"query": "sandflow"}"#, &[])).expect("runs"));
+    let text =
+        answer(&run(&runtime, &flow, &request(r#"use perform_search {"query": "sandflow"}"#, &[])).expect("runs"));
     assert!(text.starts_with("You said: RESEARCH FINDINGS: perform_search returned: "), "{text}");
     assert!(text.contains(DOCS_FACT) && text.contains("ORIGINAL QUERY:"), "{text}");
     assert_eq!(tool_results(&model).len(), 1, "one agent of three has the search tool");
@@ -238,8 +241,14 @@ fn hosts_off_the_allow_list_are_refused_and_the_host_goes_on() {
     let flow = load(&runtime, &shared_flow("starter/simple-agent.json"));
     for (url, says) in [
         (format!("http://{BLOCKED_HOST}/x"), format!("`{BLOCKED_HOST}` is not on this host's egress allow-list")),
-        ("http://169.254.169.254/latest/meta-data".to_owned(), "`169.254.169.254` is not on this host's egress allow-list".to_owned()),
-        (format!("{}/away?to=http://{BLOCKED_HOST}/", web.url()), format!("denied: redirect refused: `{BLOCKED_HOST}` is not on this host's egress allow-list")),
+        (
+            "http://169.254.169.254/latest/meta-data".to_owned(),
+            "`169.254.169.254` is not on this host's egress allow-list".to_owned(),
+        ),
+        (
+            format!("{}/away?to=http://{BLOCKED_HOST}/", web.url()),
+            format!("denied: redirect refused: `{BLOCKED_HOST}` is not on this host's egress allow-list"),
+        ),
         ("file:///etc/passwd".to_owned(), "Invalid URL: https://file:///etc/passwd".to_owned()),
     ] {
         let input = format!(r#"use fetch_content {{"urls": ["{url}"]}}"#);
@@ -247,7 +256,10 @@ fn hosts_off_the_allow_list_are_refused_and_the_host_goes_on() {
         assert!(text.contains("Error: tool `fetch_content` failed: Error loading documents:"), "{url}: {text}");
         assert!(text.contains(&says), "{url}: {text}");
     }
-    let text = answer(&run(&runtime, &flow, &request(&format!(r#"use fetch_content {{"urls": ["{}/docs"]}}"#, web.url()), &[])).expect("runs"));
+    let text = answer(
+        &run(&runtime, &flow, &request(&format!(r#"use fetch_content {{"urls": ["{}/docs"]}}"#, web.url()), &[]))
+            .expect("runs"),
+    );
     assert!(text.contains(DOCS_FACT), "the host still serves: {text}");
     assert!(web.seen().iter().all(|s| !s.uri.contains("169.254")));
 }
@@ -265,10 +277,11 @@ fn probe(runtime: &Runtime, limits: Limits, fields: &[(&str, &str)]) -> (Result<
         wanted: vec!["out".into()],
     };
     let mut sandbox = runtime.sandbox(limits);
-    let result = sandbox.run_node(&node, &invocation).map(|r| match r.expect("the probe never fails").remove(0).value {
-        Value::Text(t) => t,
-        other => panic!("expected text, got {other:?}"),
-    });
+    let result =
+        sandbox.run_node(&node, &invocation).map(|r| match r.expect("the probe never fails").remove(0).value {
+            Value::Text(t) => t,
+            other => panic!("expected text, got {other:?}"),
+        });
     (result, sandbox.http_bytes())
 }
 
@@ -283,13 +296,22 @@ fn the_capability_refuses_hostile_urls_itself() {
     let port = web.addr().port();
     for (url, says) in [
         ("file:///etc/passwd".to_owned(), "denied: `file:` URLs are not fetched; only http and https are".to_owned()),
-        (format!("http://user@127.0.0.1:{port}/docs"), "URLs with user information (`user@host`) are refused".to_owned()),
+        (
+            format!("http://user@127.0.0.1:{port}/docs"),
+            "URLs with user information (`user@host`) are refused".to_owned(),
+        ),
         (format!("http://user:pw@127.0.0.1:{port}/docs"), "URLs with user information".to_owned()),
-        (format!("http://127.0.0.1:{}/", port + 1), format!("`127.0.0.1:{}` is not on this host's egress allow-list", port + 1)),
+        (
+            format!("http://127.0.0.1:{}/", port + 1),
+            format!("`127.0.0.1:{}` is not on this host's egress allow-list", port + 1),
+        ),
         (format!("http://2130706433:{port}/docs"), "status=200".to_owned()),
         (format!("{}/redirect/5", web.url()), "denied: more than 5 redirects".to_owned()),
         (format!("{}/redirect/4", web.url()), "status=200".to_owned()),
-        (format!("{}/away?to=http://169.254.169.254/latest", web.url()), "denied: redirect refused: `169.254.169.254` is not on this host's egress allow-list".to_owned()),
+        (
+            format!("{}/away?to=http://169.254.169.254/latest", web.url()),
+            "denied: redirect refused: `169.254.169.254` is not on this host's egress allow-list".to_owned(),
+        ),
         ("gopher://127.0.0.1/".to_owned(), "only http and https".to_owned()),
         ("not a url".to_owned(), "invalid request: `not a url` is not a URL".to_owned()),
     ] {
@@ -305,7 +327,8 @@ fn the_capability_refuses_hostile_urls_itself() {
 fn loopback_behind_a_name_is_refused_unless_the_operator_allows_private_networks() {
     let web = WebFixture::start();
     let port = web.addr().port();
-    let by_name = HttpConfig { allow: vec![format!("localhost:{port}").parse().expect("pattern")], ..HttpConfig::default() };
+    let by_name =
+        HttpConfig { allow: vec![format!("localhost:{port}").parse().expect("pattern")], ..HttpConfig::default() };
     let runtime = runtime(None, Some(by_name.clone()));
     let said = probe_says(&runtime, &[("url", &format!("http://localhost:{port}/docs"))]);
     assert!(said.contains("`localhost` resolves to") && said.contains("a loopback address"), "{said}");
@@ -330,7 +353,10 @@ fn bodies_over_the_cap_are_refused_and_counted() {
     for path in ["/huge", "/huge-chunked"] {
         let (said, bytes) = probe(&runtime, Limits::default(), &[("url", &format!("{}{path}", web.url()))]);
         let said = said.expect("no trap");
-        assert!(said.contains("is larger than this host's limit of 1048576 bytes (--http-max-bytes)"), "{path}: {said}");
+        assert!(
+            said.contains("is larger than this host's limit of 1048576 bytes (--http-max-bytes)"),
+            "{path}: {said}"
+        );
         assert!(bytes <= (1 << 20) + (256 << 10), "{path}: reading stopped at the cap, read {bytes}");
     }
     let (said, bytes) = probe(&runtime, Limits::default(), &[("url", &format!("{}/docs", web.url()))]);
@@ -357,7 +383,10 @@ fn slow_servers_are_cut_off_by_the_timeout_and_the_deadline() {
         Err(error) => assert!(matches!(error, RunError::Deadline(_)), "{error:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(30), "the deadline, not the server, ended the call");
-    assert!(probe_says(&runtime, &[("url", &format!("{}/docs", web.url()))]).starts_with("status=200"), "still serving");
+    assert!(
+        probe_says(&runtime, &[("url", &format!("{}/docs", web.url()))]).starts_with("status=200"),
+        "still serving"
+    );
 }
 
 #[test]
@@ -383,7 +412,9 @@ fn framing_and_proxy_headers_never_leave_the_host() {
     assert_eq!(echoed["headers"]["host"], web.host_port());
     assert_eq!(echoed["headers"]["content-length"], "5");
     assert_eq!(echoed["headers"]["x-kept"], "yes");
-    assert!(echoed["headers"].get("proxy-authorization").is_none() && echoed["headers"].get("transfer-encoding").is_none());
+    assert!(
+        echoed["headers"].get("proxy-authorization").is_none() && echoed["headers"].get("transfer-encoding").is_none()
+    );
     let said = probe_says(&runtime, &[("url", &format!("{}/echo", web.url())), ("header", "X-Split: a\r\nHost: evil")]);
     assert!(said.contains("is not a valid header value"), "{said}");
 }
@@ -393,8 +424,13 @@ fn without_configuration_the_web_nodes_say_what_is_missing() {
     let model = model();
     let runtime = runtime(Some(&model), None);
     let flow = load(&runtime, &shared_flow("starter/simple-agent.json"));
-    let text = answer(&run(&runtime, &flow, &request(r#"use fetch_content {"urls": ["http://example.com/"]}"#, &[])).expect("runs"));
-    assert!(text.contains("the `http` capability is not configured on this host") && text.contains("--http-allow"), "{text}");
+    let text = answer(
+        &run(&runtime, &flow, &request(r#"use fetch_content {"urls": ["http://example.com/"]}"#, &[])).expect("runs"),
+    );
+    assert!(
+        text.contains("the `http` capability is not configured on this host") && text.contains("--http-allow"),
+        "{text}"
+    );
 
     let web = WebFixture::start();
     let runtime = runtime_with(HttpConfig { web_search: None, ..egress(&web) });
@@ -450,12 +486,20 @@ fn the_url_node_crawls_within_the_site_and_keeps_html_when_asked() {
         &runtime,
         &std,
         "url",
-        vec![field("urls", json!(format!("{}/", web.url()))), field("max_depth", json!(2)), field("urls", json!(format!("{}/style.css", web.url())))],
+        vec![
+            field("urls", json!(format!("{}/", web.url()))),
+            field("max_depth", json!(2)),
+            field("urls", json!(format!("{}/style.css", web.url()))),
+        ],
     )
     .expect("runs");
     let pages = rows(&outputs[0].value);
     let urls: Vec<&str> = pages.iter().filter_map(|p| p["url"].as_str()).collect();
-    assert_eq!(urls, [format!("{}/", web.url()), format!("{}/docs", web.url())], "CSS filtered, the off-site link not followed");
+    assert_eq!(
+        urls,
+        [format!("{}/", web.url()), format!("{}/docs", web.url())],
+        "CSS filtered, the off-site link not followed"
+    );
     let Value::Message(raw) = &outputs[1].value else { panic!("raw_results is a message") };
     assert!(raw.text.contains("Welcome") && raw.text.contains(DOCS_FACT), "{}", raw.text);
     assert!(web.seen().iter().all(|s| !s.uri.contains("blocked")));
@@ -494,12 +538,16 @@ fn api_request_sends_json_and_reads_json() {
     assert_eq!(data["source"], format!("{}/echo?a=1&b=2", web.url()));
     assert_eq!(data["result"]["method"], "POST");
     assert_eq!(data["result"]["query"], "a=1&b=2");
-    assert_eq!(serde_json::from_str::<Json>(data["result"]["body"].as_str().expect("body")).ok(), Some(json!({"n": 2, "s": "x"})));
+    assert_eq!(
+        serde_json::from_str::<Json>(data["result"]["body"].as_str().expect("body")).ok(),
+        Some(json!({"n": 2, "s": "x"}))
+    );
     assert_eq!(data["result"]["headers"]["x-token"], "t");
     assert_eq!(data["response_headers"]["content-type"], "application/json");
 
-    let error = run_std(&runtime, &std, "api-request", vec![field("url_input", json!(format!("http://{BLOCKED_HOST}/")))])
-        .expect_err("refused");
+    let error =
+        run_std(&runtime, &std, "api-request", vec![field("url_input", json!(format!("http://{BLOCKED_HOST}/")))])
+            .expect_err("refused");
     assert!(format!("{error:?}").contains("not on this host's egress allow-list"), "{error:?}");
     let outputs = run_std(
         &runtime,
@@ -535,5 +583,8 @@ fn web_search_reads_rss_and_arxiv_is_refused_off_the_list() {
     let outputs = run_std(&runtime, &std, "arxiv", vec![field("search_query", json!("sandbox"))]).expect("runs");
     let papers = rows(&outputs[0].value);
     let error = papers[0]["error"].as_str().expect("an error row");
-    assert!(error.starts_with("Request error: denied: `export.arxiv.org` is not on this host's egress allow-list"), "{error}");
+    assert!(
+        error.starts_with("Request error: denied: `export.arxiv.org` is not on this host's egress allow-list"),
+        "{error}"
+    );
 }

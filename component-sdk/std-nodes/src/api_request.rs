@@ -82,11 +82,8 @@ pub fn run(inv: &Invocation) -> Result<Vec<Output>, NodeError> {
     let timeout = number(inv, "timeout").unwrap_or(30.0);
     let mut result = match web::send(&method, &url, &send_headers, body, Some(timeout)) {
         Ok(response) => {
-            let response_headers: Map<String, Json> = response
-                .headers
-                .iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), Json::String(v.clone())))
-                .collect();
+            let response_headers: Map<String, Json> =
+                response.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), Json::String(v.clone()))).collect();
             let text = web::body_text(&response);
             let result = serde_json::from_str::<Json>(&text).unwrap_or(Json::String(text));
             json!({
@@ -118,17 +115,15 @@ pub fn run(inv: &Invocation) -> Result<Vec<Output>, NodeError> {
 fn query_params(inv: &Invocation) -> Vec<(String, String)> {
     match value(inv, "query_params") {
         Some(Value::Data(d)) => match serde_json::from_str::<Json>(&d.data) {
-            Ok(Json::Object(object)) => object
-                .into_iter()
-                .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
-                .collect(),
+            Ok(Json::Object(object)) => {
+                object.into_iter().map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect()
+            }
             _ => Vec::new(),
         },
         Some(Value::Text(text) | Value::Json(text)) => match serde_json::from_str::<Json>(text) {
-            Ok(Json::Object(object)) => object
-                .into_iter()
-                .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
-                .collect(),
+            Ok(Json::Object(object)) => {
+                object.into_iter().map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect()
+            }
             _ => parse_qsl(text),
         },
         Some(Value::Message(m)) => parse_qsl(&m.text),
@@ -152,7 +147,8 @@ fn unquote_plus(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%'
-            && let Some(byte) = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())
+            && let Some(byte) =
+                bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())
         {
             out.push(byte);
             i += 3;

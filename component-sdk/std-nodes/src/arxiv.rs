@@ -131,7 +131,10 @@ mod tests {
             query_url("quantum computing", "all", 3),
             "http://export.arxiv.org/api/query?search_query=quantum%20computing&max_results=3"
         );
-        assert_eq!(query_url("Hinton", "author", 10), "http://export.arxiv.org/api/query?search_query=au%3AHinton&max_results=10");
+        assert_eq!(
+            query_url("Hinton", "author", 10),
+            "http://export.arxiv.org/api/query?search_query=au%3AHinton&max_results=10"
+        );
     }
 
     #[test]

@@ -118,9 +118,7 @@ fn find_ascii_case_insensitive(haystack: &str, needle: &str) -> Option<usize> {
 fn start_tag(rest: &str, html: bool) -> (Token, usize) {
     let bytes = rest.as_bytes();
     let mut at = 1;
-    let name_end = rest[at..]
-        .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
-        .map_or(rest.len(), |e| e + at);
+    let name_end = rest[at..].find(|c: char| c.is_whitespace() || c == '>' || c == '/').map_or(rest.len(), |e| e + at);
     let mut name = rest[at..name_end].to_owned();
     if html {
         name.make_ascii_lowercase();
@@ -164,7 +162,8 @@ fn start_tag(rest: &str, html: bool) -> (Token, usize) {
                             at = (close + 1).min(rest.len());
                         }
                         _ => {
-                            let end = rest[at..].find(|c: char| c.is_whitespace() || c == '>').map_or(rest.len(), |e| e + at);
+                            let end =
+                                rest[at..].find(|c: char| c.is_whitespace() || c == '>').map_or(rest.len(), |e| e + at);
                             value = decode_entities(&rest[at..end]);
                             at = end;
                         }
@@ -246,34 +245,34 @@ fn cp1252(code: u32) -> Option<char> {
     (mapped != 0).then(|| char::from_u32(u32::from(mapped))).flatten()
 }
 
+#[rustfmt::skip]
 const NAMED: &[(&str, &str)] = &[
-    ("amp", "&"), ("lt", "<"), ("gt", ">"), ("quot", "\""), ("apos", "'"), ("nbsp", "\u{a0}"),
-    ("iexcl", "¡"), ("cent", "¢"), ("pound", "£"), ("curren", "¤"), ("yen", "¥"), ("brvbar", "¦"),
-    ("sect", "§"), ("uml", "¨"), ("copy", "©"), ("ordf", "ª"), ("laquo", "«"), ("not", "¬"),
-    ("shy", "\u{ad}"), ("reg", "®"), ("macr", "¯"), ("deg", "°"), ("plusmn", "±"), ("sup2", "²"),
-    ("sup3", "³"), ("acute", "´"), ("micro", "µ"), ("para", "¶"), ("middot", "·"), ("cedil", "¸"),
-    ("sup1", "¹"), ("ordm", "º"), ("raquo", "»"), ("frac14", "¼"), ("frac12", "½"), ("frac34", "¾"),
-    ("iquest", "¿"), ("Agrave", "À"), ("Aacute", "Á"), ("Acirc", "Â"), ("Atilde", "Ã"), ("Auml", "Ä"),
-    ("Aring", "Å"), ("AElig", "Æ"), ("Ccedil", "Ç"), ("Egrave", "È"), ("Eacute", "É"), ("Ecirc", "Ê"),
-    ("Euml", "Ë"), ("Igrave", "Ì"), ("Iacute", "Í"), ("Icirc", "Î"), ("Iuml", "Ï"), ("ETH", "Ð"),
-    ("Ntilde", "Ñ"), ("Ograve", "Ò"), ("Oacute", "Ó"), ("Ocirc", "Ô"), ("Otilde", "Õ"), ("Ouml", "Ö"),
-    ("times", "×"), ("Oslash", "Ø"), ("Ugrave", "Ù"), ("Uacute", "Ú"), ("Ucirc", "Û"), ("Uuml", "Ü"),
-    ("Yacute", "Ý"), ("THORN", "Þ"), ("szlig", "ß"), ("agrave", "à"), ("aacute", "á"), ("acirc", "â"),
-    ("atilde", "ã"), ("auml", "ä"), ("aring", "å"), ("aelig", "æ"), ("ccedil", "ç"), ("egrave", "è"),
-    ("eacute", "é"), ("ecirc", "ê"), ("euml", "ë"), ("igrave", "ì"), ("iacute", "í"), ("icirc", "î"),
-    ("iuml", "ï"), ("eth", "ð"), ("ntilde", "ñ"), ("ograve", "ò"), ("oacute", "ó"), ("ocirc", "ô"),
-    ("otilde", "õ"), ("ouml", "ö"), ("divide", "÷"), ("oslash", "ø"), ("ugrave", "ù"), ("uacute", "ú"),
-    ("ucirc", "û"), ("uuml", "ü"), ("yacute", "ý"), ("thorn", "þ"), ("yuml", "ÿ"), ("OElig", "Œ"),
-    ("oelig", "œ"), ("Scaron", "Š"), ("scaron", "š"), ("Yuml", "Ÿ"), ("fnof", "ƒ"), ("circ", "ˆ"),
-    ("tilde", "˜"), ("ensp", "\u{2002}"), ("emsp", "\u{2003}"), ("thinsp", "\u{2009}"), ("zwnj", "\u{200c}"),
-    ("zwj", "\u{200d}"), ("lrm", "\u{200e}"), ("rlm", "\u{200f}"), ("ndash", "–"), ("mdash", "—"),
-    ("lsquo", "‘"), ("rsquo", "’"), ("sbquo", "‚"), ("ldquo", "“"), ("rdquo", "”"), ("bdquo", "„"),
-    ("dagger", "†"), ("Dagger", "‡"), ("bull", "•"), ("hellip", "…"), ("permil", "‰"), ("prime", "′"),
-    ("Prime", "″"), ("lsaquo", "‹"), ("rsaquo", "›"), ("oline", "‾"), ("frasl", "⁄"), ("euro", "€"),
-    ("trade", "™"), ("larr", "←"), ("uarr", "↑"), ("rarr", "→"), ("darr", "↓"), ("harr", "↔"),
-    ("minus", "−"), ("le", "≤"), ("ge", "≥"), ("ne", "≠"), ("asymp", "≈"), ("infin", "∞"),
-    ("alpha", "α"), ("beta", "β"), ("gamma", "γ"), ("delta", "δ"), ("pi", "π"), ("sigma", "σ"),
-    ("omega", "ω"), ("mu", "μ"), ("lambda", "λ"), ("theta", "θ"),
+    ("amp", "&"), ("lt", "<"), ("gt", ">"), ("quot", "\""), ("apos", "'"), ("nbsp", "\u{a0}"), ("iexcl", "¡"),
+    ("cent", "¢"), ("pound", "£"), ("curren", "¤"), ("yen", "¥"), ("brvbar", "¦"), ("sect", "§"),
+    ("uml", "¨"), ("copy", "©"), ("ordf", "ª"), ("laquo", "«"), ("not", "¬"), ("shy", "\u{ad}"), ("reg", "®"),
+    ("macr", "¯"), ("deg", "°"), ("plusmn", "±"), ("sup2", "²"), ("sup3", "³"), ("acute", "´"),
+    ("micro", "µ"), ("para", "¶"), ("middot", "·"), ("cedil", "¸"), ("sup1", "¹"), ("ordm", "º"),
+    ("raquo", "»"), ("frac14", "¼"), ("frac12", "½"), ("frac34", "¾"), ("iquest", "¿"), ("Agrave", "À"),
+    ("Aacute", "Á"), ("Acirc", "Â"), ("Atilde", "Ã"), ("Auml", "Ä"), ("Aring", "Å"), ("AElig", "Æ"),
+    ("Ccedil", "Ç"), ("Egrave", "È"), ("Eacute", "É"), ("Ecirc", "Ê"), ("Euml", "Ë"), ("Igrave", "Ì"),
+    ("Iacute", "Í"), ("Icirc", "Î"), ("Iuml", "Ï"), ("ETH", "Ð"), ("Ntilde", "Ñ"), ("Ograve", "Ò"),
+    ("Oacute", "Ó"), ("Ocirc", "Ô"), ("Otilde", "Õ"), ("Ouml", "Ö"), ("times", "×"), ("Oslash", "Ø"),
+    ("Ugrave", "Ù"), ("Uacute", "Ú"), ("Ucirc", "Û"), ("Uuml", "Ü"), ("Yacute", "Ý"), ("THORN", "Þ"),
+    ("szlig", "ß"), ("agrave", "à"), ("aacute", "á"), ("acirc", "â"), ("atilde", "ã"), ("auml", "ä"),
+    ("aring", "å"), ("aelig", "æ"), ("ccedil", "ç"), ("egrave", "è"), ("eacute", "é"), ("ecirc", "ê"),
+    ("euml", "ë"), ("igrave", "ì"), ("iacute", "í"), ("icirc", "î"), ("iuml", "ï"), ("eth", "ð"),
+    ("ntilde", "ñ"), ("ograve", "ò"), ("oacute", "ó"), ("ocirc", "ô"), ("otilde", "õ"), ("ouml", "ö"),
+    ("divide", "÷"), ("oslash", "ø"), ("ugrave", "ù"), ("uacute", "ú"), ("ucirc", "û"), ("uuml", "ü"),
+    ("yacute", "ý"), ("thorn", "þ"), ("yuml", "ÿ"), ("OElig", "Œ"), ("oelig", "œ"), ("Scaron", "Š"),
+    ("scaron", "š"), ("Yuml", "Ÿ"), ("fnof", "ƒ"), ("circ", "ˆ"), ("tilde", "˜"), ("ensp", "\u{2002}"),
+    ("emsp", "\u{2003}"), ("thinsp", "\u{2009}"), ("zwnj", "\u{200c}"), ("zwj", "\u{200d}"),
+    ("lrm", "\u{200e}"), ("rlm", "\u{200f}"), ("ndash", "–"), ("mdash", "—"), ("lsquo", "‘"), ("rsquo", "’"),
+    ("sbquo", "‚"), ("ldquo", "“"), ("rdquo", "”"), ("bdquo", "„"), ("dagger", "†"), ("Dagger", "‡"),
+    ("bull", "•"), ("hellip", "…"), ("permil", "‰"), ("prime", "′"), ("Prime", "″"), ("lsaquo", "‹"),
+    ("rsaquo", "›"), ("oline", "‾"), ("frasl", "⁄"), ("euro", "€"), ("trade", "™"), ("larr", "←"),
+    ("uarr", "↑"), ("rarr", "→"), ("darr", "↓"), ("harr", "↔"), ("minus", "−"), ("le", "≤"), ("ge", "≥"),
+    ("ne", "≠"), ("asymp", "≈"), ("infin", "∞"), ("alpha", "α"), ("beta", "β"), ("gamma", "γ"),
+    ("delta", "δ"), ("pi", "π"), ("sigma", "σ"), ("omega", "ω"), ("mu", "μ"), ("lambda", "λ"), ("theta", "θ"),
 ];
 
 /// What a page says about itself, as Langflow's URL component reads it.
@@ -362,7 +361,9 @@ pub fn stripped_text(html: &str) -> String {
     let mut skipping = 0usize;
     for token in tokens(html, true) {
         match token {
-            Token::Start { name, self_closing: false, .. } if matches!(name.as_str(), "script" | "style" | "template") => {
+            Token::Start { name, self_closing: false, .. }
+                if matches!(name.as_str(), "script" | "style" | "template") =>
+            {
                 skipping += 1;
             }
             Token::End(name) if matches!(name.as_str(), "script" | "style" | "template") => {
@@ -513,11 +514,18 @@ mod tests {
         assert_eq!((page.title.as_str(), page.description.as_str()), ("T & U", "Desc"));
         assert_eq!(super::page("<p>a<b>b</b>c</p><p>d</p>").text, "abcd");
         assert_eq!(
-            super::page("<pre>  a\n    b</pre><template>hidden</template><noscript>ns</noscript><textarea>ta</textarea>").text,
+            super::page(
+                "<pre>  a\n    b</pre><template>hidden</template><noscript>ns</noscript><textarea>ta</textarea>"
+            )
+            .text,
             "  a\n    bnsta"
         );
-        assert_eq!(super::page("<p>unclosed <b>bold<p>next &unknown; &amp &#x41;</p>").text, "unclosed boldnext &unknown; & A");
-        let page = super::page("<!DOCTYPE html><html lang=\"en\"><body><a href='/a'>A</a><a href=b.html>B</a></body></html>");
+        assert_eq!(
+            super::page("<p>unclosed <b>bold<p>next &unknown; &amp &#x41;</p>").text,
+            "unclosed boldnext &unknown; & A"
+        );
+        let page =
+            super::page("<!DOCTYPE html><html lang=\"en\"><body><a href='/a'>A</a><a href=b.html>B</a></body></html>");
         assert_eq!((page.language.as_str(), page.links.clone()), ("en", vec!["/a".to_owned(), "b.html".to_owned()]));
     }
 
@@ -553,7 +561,10 @@ mod tests {
         assert_eq!(root.name, "feed");
         let entry = root.child("entry", Some("http://www.w3.org/2005/Atom")).expect("an entry");
         assert_eq!(entry.child("title", None).map(|t| t.text.trim()), Some("A & B"));
-        assert_eq!(entry.child("comment", Some("http://arxiv.org/schemas/atom")).map(|t| t.text.as_str()), Some("5 pages"));
+        assert_eq!(
+            entry.child("comment", Some("http://arxiv.org/schemas/atom")).map(|t| t.text.as_str()),
+            Some("5 pages")
+        );
         assert!(entry.child("comment", Some("http://www.w3.org/2005/Atom")).is_none());
         assert_eq!(entry.child("link", None).and_then(|l| l.attr("href")), Some("http://x/1"));
         let rss = "<rss><channel><item><title>T</title><description><![CDATA[<b>bold</b>]]></description></item></channel></rss>";

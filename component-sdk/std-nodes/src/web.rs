@@ -20,7 +20,13 @@ pub fn send(
     timeout_secs: Option<f64>,
 ) -> Result<Response, CapabilityError> {
     let timeout_ms = timeout_secs.filter(|s| *s > 0.0).map(|s| (s * 1000.0).min(f64::from(u32::MAX)) as u32);
-    http::fetch(&Request { method: method.to_owned(), url: url.to_owned(), headers: headers.to_vec(), body, timeout_ms })
+    http::fetch(&Request {
+        method: method.to_owned(),
+        url: url.to_owned(),
+        headers: headers.to_vec(),
+        body,
+        timeout_ms,
+    })
 }
 
 /// A capability error as the text a node reports.
@@ -132,7 +138,9 @@ pub fn netloc(url: &str) -> &str {
 /// `urljoin(base, href)` for the links a crawler follows.
 pub fn join(base: &str, href: &str) -> String {
     let href = href.trim();
-    if href.contains("://") && href.split("://").next().is_some_and(|s| s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))) {
+    if href.contains("://")
+        && href.split("://").next().is_some_and(|s| s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)))
+    {
         return href.to_owned();
     }
     let Some((scheme, netloc, path)) = split(base) else { return href.to_owned() };
@@ -211,7 +219,9 @@ pub fn header_table(inv: &Invocation, field: &str) -> Vec<(String, String)> {
         let json = match value {
             Value::Json(text) | Value::Text(text) => serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
             Value::Data(d) => serde_json::from_str(&d.data).unwrap_or(serde_json::Value::Null),
-            Value::Table(t) => serde_json::Value::Array(t.rows.iter().filter_map(|r| serde_json::from_str(r).ok()).collect()),
+            Value::Table(t) => {
+                serde_json::Value::Array(t.rows.iter().filter_map(|r| serde_json::from_str(r).ok()).collect())
+            }
             _ => serde_json::Value::Null,
         };
         collect_pairs(&json, &mut pairs);
@@ -267,7 +277,10 @@ mod tests {
     #[test]
     fn clean_string_matches_python() {
         // Expected values printed by Python's re with Langflow's two patterns.
-        assert_eq!(clean_string("\n\nT & U\n\n\n\n\n\nHello\nWorld\n\n\none\ntwo\n\n\n"), "\nT & U\n\nHello\nWorld\n\none\ntwo\n");
+        assert_eq!(
+            clean_string("\n\nT & U\n\n\n\n\n\nHello\nWorld\n\n\none\ntwo\n\n\n"),
+            "\nT & U\n\nHello\nWorld\n\none\ntwo\n"
+        );
         assert_eq!(clean_string("a\n  \n\nb"), "a\n\nb");
         assert_eq!(clean_string("  lead\n\t\nx  \n"), "  lead\n\nx  \n");
         assert_eq!(clean_string("\nx\ny"), "\nx\ny");

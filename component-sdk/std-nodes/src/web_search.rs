@@ -164,7 +164,10 @@ fn news(inv: &Invocation) -> Vec<serde_json::Value> {
     let params = format!("hl={hl}&gl={gl}&ceid={ceid}");
     let (topic, location, query) = (text_or(inv, "topic", ""), text_or(inv, "location", ""), text_or(inv, "query", ""));
     let url = if !topic.is_empty() {
-        format!("https://news.google.com/rss/headlines/section/topic/{}?{params}", web::quote_plus(&topic.to_uppercase()))
+        format!(
+            "https://news.google.com/rss/headlines/section/topic/{}?{params}",
+            web::quote_plus(&topic.to_uppercase())
+        )
     } else if !location.is_empty() {
         format!("https://news.google.com/rss/headlines/section/geo/{}?{params}", web::quote_plus(&location))
     } else if !query.is_empty() {

@@ -236,7 +236,8 @@ async fn search(State(shared): State<Shared>, Query(query): Query<HashMap<String
     } else {
         json!({"title": "Sandflow docs", "url": format!("{base}/docs"), "content": "How Sandflow runs flows."})
     };
-    let blocked = json!({"title": "Elsewhere", "url": format!("http://{BLOCKED_HOST}/page"), "content": "Off the list."});
+    let blocked =
+        json!({"title": "Elsewhere", "url": format!("http://{BLOCKED_HOST}/page"), "content": "Off the list."});
     axum::Json(json!({"query": q, "number_of_results": 2, "results": [first, blocked]})).into_response()
 }
 

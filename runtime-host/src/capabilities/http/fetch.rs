@@ -95,8 +95,9 @@ fn headers(pairs: &[(String, String)]) -> Result<HeaderMap, CapabilityError> {
             continue;
         }
         // Rejects CR and LF, so no header can be split into two.
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| CapabilityError::Invalid(format!("the value of header `{name}` is not a valid header value")))?;
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            CapabilityError::Invalid(format!("the value of header `{name}` is not a valid header value"))
+        })?;
         map.append(name, value);
     }
     Ok(map)
@@ -123,9 +124,10 @@ async fn exchange(
         if !body.is_empty() {
             send = send.body(body.clone());
         }
-        let response = send.send().await.map_err(|e| {
-            CapabilityError::Failed(format!("could not reach `{}`: {}", target.host, describe(e)))
-        })?;
+        let response = send
+            .send()
+            .await
+            .map_err(|e| CapabilityError::Failed(format!("could not reach `{}`: {}", target.host, describe(e))))?;
         let status = response.status();
         let location = response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok()).map(str::to_owned);
         match location {
@@ -256,7 +258,8 @@ mod tests {
 
     #[test]
     fn drops_framing_and_proxy_headers_and_refuses_split_values() {
-        let pairs = |list: &[(&str, &str)]| list.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect::<Vec<_>>();
+        let pairs =
+            |list: &[(&str, &str)]| list.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect::<Vec<_>>();
         let kept = headers(&pairs(&[
             ("Host", "internal.example"),
             ("Content-Length", "0"),

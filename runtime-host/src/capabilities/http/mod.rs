@@ -144,8 +144,12 @@ impl Host for RunState {
             body: Vec::new(),
             timeout_ms: None,
         };
-        let rules =
-            fetch::Rules { policy: http.policy(), trusted: true, max_bytes: http.max_response_bytes, follow_redirects: false };
+        let rules = fetch::Rules {
+            policy: http.policy(),
+            trusted: true,
+            max_bytes: http.max_response_bytes,
+            follow_redirects: false,
+        };
         let exchange = io::block_on(fetch::fetch(&rules, request, fetch::DEFAULT_TIMEOUT.min(remaining)));
         self.caps.http_bytes += exchange.bytes;
         span.record("bytes", exchange.bytes);

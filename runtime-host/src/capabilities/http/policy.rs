@@ -52,7 +52,9 @@ impl FromStr for HostPattern {
         }
         let (host, port) = split_port(&spec).ok_or_else(|| format!("`{spec}`: {usage}"))?;
         let port = match port {
-            Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| format!("`{spec}`: bad port; {usage}"))?),
+            Some(p) => {
+                Some(p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| format!("`{spec}`: bad port; {usage}"))?)
+            }
             None => None,
         };
         let host = if host == "*" {
@@ -338,7 +340,16 @@ mod tests {
             let pattern: HostPattern = spec.parse().unwrap_or_else(|e| panic!("{spec}: {e}"));
             assert_eq!(pattern.to_string(), shown);
         }
-        for bad in ["http://example.com", "example.com/path", "user@example.com", "ex ample.com", "a.com:0", "a.com:x", "*.", ""] {
+        for bad in [
+            "http://example.com",
+            "example.com/path",
+            "user@example.com",
+            "ex ample.com",
+            "a.com:0",
+            "a.com:x",
+            "*.",
+            "",
+        ] {
             assert!(bad.parse::<HostPattern>().is_err(), "{bad} should be refused");
         }
     }

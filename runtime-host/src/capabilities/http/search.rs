@@ -46,12 +46,15 @@ impl WebSearchProvider {
 
 /// The results of a provider's JSON answer, at most `max` of them.
 pub(crate) fn parse(body: &[u8], max: u32) -> Result<Vec<SearchResult>, CapabilityError> {
-    let json: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| CapabilityError::Failed(format!("the web search provider answered something other than JSON: {e}")))?;
-    let results = json.get("results").and_then(|r| r.as_array()).ok_or_else(|| {
-        CapabilityError::Failed("the web search provider's answer has no `results` list".to_owned())
+    let json: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        CapabilityError::Failed(format!("the web search provider answered something other than JSON: {e}"))
     })?;
-    let text = |value: &serde_json::Value, key: &str| value.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let results = json
+        .get("results")
+        .and_then(|r| r.as_array())
+        .ok_or_else(|| CapabilityError::Failed("the web search provider's answer has no `results` list".to_owned()))?;
+    let text =
+        |value: &serde_json::Value, key: &str| value.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
     Ok(results
         .iter()
         .filter(|r| r.is_object())

@@ -24,7 +24,8 @@ use sandflow_sdk::{Descriptor, Invocation, Level, Node, NodeError, Output, Value
 
 struct Hostile;
 
-const TYPES: &[&str] = &["Spin", "Bomb", "Recurse", "Flood", "Huge", "Panic", "Crunch", "ToolProbe", "LlmProbe", "HttpProbe"];
+const TYPES: &[&str] =
+    &["Spin", "Bomb", "Recurse", "Flood", "Huge", "Panic", "Crunch", "ToolProbe", "LlmProbe", "HttpProbe"];
 
 impl Node for Hostile {
     fn describe() -> Vec<Descriptor> {
@@ -148,7 +149,12 @@ fn http_probe(invocation: &Invocation) -> String {
     match fetch(&request) {
         Ok(response) => {
             let body = String::from_utf8_lossy(&response.body);
-            format!("status={} bytes={} body={}", response.status, response.body.len(), body.chars().take(4000).collect::<String>())
+            format!(
+                "status={} bytes={} body={}",
+                response.status,
+                response.body.len(),
+                body.chars().take(4000).collect::<String>()
+            )
         }
         Err(e) => format!("refused: {}", sandflow_sdk::capability_message(&e)),
     }
