@@ -512,6 +512,19 @@ fn the_url_node_crawls_within_the_site_and_keeps_html_when_asked() {
     )
     .expect("runs");
     assert!(rows(&outputs[0].value)[0]["text"].as_str().is_some_and(|t| t.contains("<script>")));
+
+    let outputs = run_std(
+        &runtime,
+        &std,
+        "url",
+        vec![field("urls", json!(format!("{}/docs", web.url()))), field("format", json!("Markdown"))],
+    )
+    .expect("runs");
+    let markdown = rows(&outputs[0].value)[0]["text"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        markdown.starts_with("# Sandflow & sandboxes\n\n") && markdown.contains("* fuel\n* deadlines"),
+        "{markdown}"
+    );
 }
 
 #[test]

@@ -381,6 +381,139 @@ pub fn stripped_text(html: &str) -> String {
     parts.join(" ")
 }
 
+/// Markdown of an HTML page's body, in the manner of MarkItDown (which
+/// Langflow's `Markdown` format uses, through markdownify): ATX headings,
+/// paragraphs apart, `*` bullets and numbered items, `**bold**`,
+/// `*emphasis*`, `` `code` `` and fenced `pre`, `[text](href)` links
+/// (only http(s), relative and mailto targets), `![alt](src)` images, `---`
+/// rules; whitespace collapsed outside `pre`; scripts, styles and the head
+/// left out. An approximation: tables come out as their text.
+pub fn markdown(html: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = 0usize;
+    let mut pre = 0usize;
+    let mut links: Vec<(usize, Option<String>)> = Vec::new();
+    let mut lists: Vec<(bool, usize)> = Vec::new();
+    for token in tokens(html, true) {
+        match token {
+            Token::Start { name, attrs, self_closing } => {
+                let attr = |key: &str| attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+                match name.as_str() {
+                    "script" | "style" | "template" | "head" | "title" if !self_closing => skipping += 1,
+                    _ if skipping > 0 => {}
+                    "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {
+                        let level = usize::from(name.as_bytes()[1] - b'0');
+                        out.push_str(&format!("\n\n{} ", "#".repeat(level)));
+                    }
+                    "p" | "blockquote" => out.push_str("\n\n"),
+                    "div" | "section" | "article" | "tr" => out.push('\n'),
+                    "br" => out.push_str("  \n"),
+                    "hr" => out.push_str("\n\n---\n\n"),
+                    "strong" | "b" => out.push_str("**"),
+                    "em" | "i" => out.push('*'),
+                    "code" if pre == 0 => out.push('`'),
+                    "pre" => {
+                        pre += 1;
+                        out.push_str("\n\n```\n");
+                    }
+                    "ul" | "ol" => {
+                        if lists.is_empty() {
+                            out.push_str("\n\n");
+                        }
+                        lists.push((name == "ol", 0));
+                    }
+                    "li" => {
+                        let depth = lists.len().saturating_sub(1);
+                        let bullet = match lists.last_mut() {
+                            Some((true, n)) => {
+                                *n += 1;
+                                format!("{n}.")
+                            }
+                            _ => "*".to_owned(),
+                        };
+                        out.push_str(&format!("\n{}{bullet} ", "  ".repeat(depth)));
+                    }
+                    "a" => {
+                        let href = attr("href").filter(|h| {
+                            let lower = h.to_ascii_lowercase();
+                            !lower.contains(':') || ["http:", "https:", "mailto:"].iter().any(|s| lower.starts_with(s))
+                        });
+                        links.push((out.len(), href));
+                    }
+                    "img" => {
+                        if let Some(src) = attr("src") {
+                            out.push_str(&format!("![{}]({src})", attr("alt").unwrap_or_default()));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Token::End(name) => match name.as_str() {
+                "script" | "style" | "template" | "head" | "title" => skipping = skipping.saturating_sub(1),
+                _ if skipping > 0 => {}
+                "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "p" | "blockquote" => out.push_str("\n\n"),
+                "strong" | "b" => out.push_str("**"),
+                "em" | "i" => out.push('*'),
+                "code" if pre == 0 => out.push('`'),
+                "pre" => {
+                    pre = pre.saturating_sub(1);
+                    out.push_str(if out.ends_with('\n') { "```\n\n" } else { "\n```\n\n" });
+                }
+                "ul" | "ol" => {
+                    lists.pop();
+                    if lists.is_empty() {
+                        out.push_str("\n\n");
+                    }
+                }
+                "a" => {
+                    if let Some((start, Some(href))) = links.pop() {
+                        let text = out.split_off(start.min(out.len()));
+                        let text = text.trim();
+                        if text.is_empty() {
+                            continue;
+                        }
+                        out.push_str(&format!("[{text}]({href})"));
+                    }
+                }
+                _ => {}
+            },
+            Token::Text(text) if skipping == 0 => {
+                if pre > 0 {
+                    out.push_str(&text);
+                } else {
+                    let collapsed = text.split_ascii_whitespace().collect::<Vec<_>>().join(" ");
+                    let lead = text.starts_with(|c: char| c.is_ascii_whitespace()) && !collapsed.is_empty();
+                    let trail = text.ends_with(|c: char| c.is_ascii_whitespace());
+                    if (lead || (collapsed.is_empty() && trail)) && !out.ends_with([' ', '\n']) && !out.is_empty() {
+                        out.push(' ');
+                    }
+                    out.push_str(&collapsed);
+                    if trail && !collapsed.is_empty() {
+                        out.push(' ');
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let lines: Vec<&str> =
+        out.lines().map(|l| if l.trim().is_empty() { "" } else { l.trim_end_matches(' ') }).collect();
+    let mut joined = String::new();
+    let mut blank = 0;
+    for line in lines {
+        if line.is_empty() {
+            blank += 1;
+            continue;
+        }
+        if !joined.is_empty() {
+            joined.push_str(if blank > 0 { "\n\n" } else { "\n" });
+        }
+        blank = 0;
+        joined.push_str(line);
+    }
+    joined
+}
+
 fn is_blank(text: &str) -> bool {
     text.bytes().all(|b| matches!(b, b' ' | b'\n' | b'\t' | b'\x0c' | b'\r'))
 }
@@ -545,6 +678,17 @@ mod tests {
             assert_eq!(page.description, case["description"].as_str().expect("description"), "{html:?}");
             assert_eq!(page.language, case["language"].as_str().expect("language"), "{html:?}");
         }
+    }
+
+    #[test]
+    fn markdown_keeps_the_structure() {
+        let html = "<html><head><title>T</title><style>x</style></head><body><h1>Title</h1>\n<p>Some <b>bold</b> and \
+                    <a href=\"/docs\">a  link</a>.</p><ul><li>one</li><li>two</li></ul><pre>let x = 1;\n</pre>\
+                    <a href=\"javascript:alert(1)\">js</a></body></html>";
+        assert_eq!(
+            markdown(html),
+            "# Title\n\nSome **bold** and [a link](/docs).\n\n* one\n* two\n\n```\nlet x = 1;\n```\n\njs"
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! Each URL gets `https://` when it names no scheme and must look like a
 //! URL (Langflow's pattern). `format` `Text` gives BeautifulSoup's
 //! `get_text()` of the page (see [`crate::markup`]), `HTML` the page as
-//! is; `Markdown` (MarkItDown in Langflow) gives the text too. Rows of
+//! is; `Markdown` approximates MarkItDown's conversion (see
+//! [`markup::markdown`]). Rows of
 //! `page_results` carry `text` (cleaned as Langflow's `safe_convert`
 //! does), `url`, `title`, `description`, `content_type` and `language`;
 //! `raw_results` is the texts joined by blank lines.
@@ -184,6 +185,7 @@ impl Crawl {
         let page = markup::page(&html);
         let content = match self.format.as_str() {
             "HTML" => html.clone(),
+            "Markdown" => markup::markdown(&html),
             _ => page.text.clone(),
         };
         let links = page.links.clone();
