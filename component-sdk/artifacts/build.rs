@@ -3,7 +3,7 @@
 //! and writes their paths as constants. The same pattern as wasmtime's
 //! `test-programs/artifacts`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// Guest packages to build: (package name, constant name).
@@ -12,7 +12,11 @@ const GUESTS: &[(&str, &str)] =
 
 fn main() {
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Read when the script runs, not when it was compiled: a target
+    // directory copied from another checkout reuses the compiled script
+    // (the fingerprint is the same), which must build this checkout's guests.
+    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir.join("../..");
     for dir in [
         "wit",
         "component-sdk/src",

@@ -225,6 +225,12 @@ impl Sandbox {
         self.store.data_mut().caps.memory.pending.take()
     }
 
+    /// Response body bytes the run's `http` calls received (host-side
+    /// work fuel does not see).
+    pub fn http_bytes(&self) -> u64 {
+        self.store.data().caps.http_bytes
+    }
+
     /// Lines the guest logged through the `log` capability.
     pub fn logs(&self) -> &[LogLine] {
         self.store.data().log.lines()

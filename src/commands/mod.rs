@@ -1,6 +1,7 @@
 //! One function per subcommand; each returns the process exit code.
 
 mod demo;
+mod http;
 mod load;
 mod run;
 mod serve;
@@ -36,6 +37,8 @@ pub struct CapabilityArgs {
     /// history without it.
     #[arg(long = "memory-url", env = "SANDFLOW_MEMORY_URL")]
     pub memory_url: Option<String>,
+    #[command(flatten)]
+    pub http: http::HttpArgs,
 }
 
 impl CapabilityArgs {
@@ -54,6 +57,7 @@ impl CapabilityArgs {
         if let Some(url) = self.memory_url.as_deref().filter(|u| !u.trim().is_empty()) {
             config.memory = Some(open_memory(url)?);
         }
+        config.http = self.http.config()?;
         Ok(config)
     }
 

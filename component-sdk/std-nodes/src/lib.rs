@@ -19,6 +19,13 @@ pub mod prompt;
 pub mod table_text;
 pub mod text_io;
 pub mod type_convert;
+// The outside world, through the `http` capability.
+pub mod api_request;
+pub mod arxiv;
+mod markup;
+pub mod url;
+mod web;
+pub mod web_search;
 
 #[cfg(test)]
 mod langflow_parity;
@@ -47,6 +54,10 @@ pub const NODES: &[StdNode] = &[
     StdNode { name: agent::NAME, describe: agent::describe, run: agent::run },
     StdNode { name: message_history::NAME, describe: message_history::describe, run: message_history::run },
     StdNode { name: type_convert::NAME, describe: type_convert::describe, run: type_convert::run },
+    StdNode { name: url::NAME, describe: url::describe, run: url::run },
+    StdNode { name: web_search::NAME, describe: web_search::describe, run: web_search::run },
+    StdNode { name: arxiv::NAME, describe: arxiv::describe, run: arxiv::run },
+    StdNode { name: api_request::NAME, describe: api_request::describe, run: api_request::run },
 ];
 
 /// The library as a node component.

@@ -175,6 +175,7 @@ impl DataPlane {
             agent = %agent.id,
             flow_version = %agent.flow.digest(),
             run_id = %run_id,
+            http_bytes = tracing::field::Empty,
         );
         let context = RunContext {
             tenant: agent.tenant.clone(),
@@ -207,6 +208,8 @@ impl DataPlane {
             span.in_scope(|| {
                 let used = run(&runtime, &flow, limits, context, &request);
                 record.fuel = used.fuel;
+                // The usage record has no field for it (the ledger's record type is strict).
+                tracing::Span::current().record("http_bytes", used.http_bytes);
                 record.tokens_in = used.tokens.input;
                 record.tokens_out = used.tokens.output;
                 record.wall_micros = u64::try_from(used.elapsed.as_micros()).unwrap_or(u64::MAX);
@@ -251,6 +254,7 @@ struct Used {
     result: Result<RunOutcome, crate::RunError>,
     fuel: u64,
     tokens: crate::TokenCount,
+    http_bytes: u64,
     elapsed: std::time::Duration,
     /// Chat-history messages appended, on their way into the store.
     history_writes: PendingWrites,
@@ -288,7 +292,8 @@ fn run(
     sandbox.defer_history_writes();
     let result = sandbox.run_flow(flow, request);
     let history_writes = sandbox.take_history_writes();
-    Used { result, fuel: sandbox.fuel_consumed(), tokens: sandbox.tokens(), elapsed: started.elapsed(), history_writes }
+    let (fuel, tokens, http_bytes) = (sandbox.fuel_consumed(), sandbox.tokens(), sandbox.http_bytes());
+    Used { result, fuel, tokens, http_bytes, elapsed: started.elapsed(), history_writes }
 }
 
 /// A finished run.

@@ -6,6 +6,7 @@
 //! run's usage. Every call is scoped by the run's tenant and agent, never by
 //! an identifier the guest supplies.
 
+pub mod http;
 pub mod io;
 pub mod llm;
 pub mod log;
@@ -29,6 +30,9 @@ pub struct CapabilityConfig {
     /// Where chat history is kept; without one, `memory` answers
     /// `not-configured`.
     pub memory: Option<memory::MemoryStore>,
+    /// Outbound HTTP and web search; without it, `http` answers
+    /// `not-configured`.
+    pub http: Option<http::HttpConfig>,
 }
 
 /// Something a run reports while it runs, for streaming clients.
@@ -75,6 +79,8 @@ pub(crate) struct RunCaps {
     pub tokens: llm::TokenCount,
     /// The host's chat history, scoped to the run's tenant and agent.
     pub memory: memory::RunMemory,
+    /// Response body bytes the run's `http` calls received.
+    pub http_bytes: u64,
 }
 
 impl RunCaps {
@@ -88,6 +94,7 @@ impl RunCaps {
             node_id: String::new(),
             deadline: Instant::now() + deadline,
             tokens: llm::TokenCount::default(),
+            http_bytes: 0,
         }
     }
 

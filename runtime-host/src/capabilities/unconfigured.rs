@@ -3,7 +3,7 @@
 //! import them still link and a flow that uses one fails with a clear error.
 
 use crate::bindings::node::sandflow::host::types::{CapabilityError, ModelSettings, Table};
-use crate::bindings::node::sandflow::host::{embeddings, files, http, retrieval, sql};
+use crate::bindings::node::sandflow::host::{embeddings, files, retrieval, sql};
 use crate::sandbox::RunState;
 
 fn missing<T>(capability: &str) -> Result<T, CapabilityError> {
@@ -28,16 +28,6 @@ impl retrieval::Host for RunState {
         _: Option<ModelSettings>,
     ) -> Result<u32, CapabilityError> {
         missing("retrieval")
-    }
-}
-
-impl http::Host for RunState {
-    fn fetch(&mut self, _: http::Request) -> Result<http::Response, CapabilityError> {
-        missing("http")
-    }
-
-    fn web_search(&mut self, _: String, _: u32) -> Result<Vec<http::SearchResult>, CapabilityError> {
-        missing("http")
     }
 }
 

@@ -11,7 +11,11 @@
 //!   outside any flow or outside its wiring (the host must refuse);
 //! - `LlmProbe`: asks for a model at an address of its choosing with a
 //!   secret of its choosing (the host must ignore the address and send no
-//!   secret it was not given).
+//!   secret it was not given);
+//! - `HttpProbe`: sends the request its fields describe (`url`, `method`,
+//!   `header` lines `Name: value`, `body`, `timeout_ms`) straight to the
+//!   `http` capability, past any node's own checks (the egress policy must
+//!   refuse what it does not allow).
 //!
 //! And one honest type for benchmarks: `Crunch`, a CPU-bound loop of
 //! `rounds` (field) rounds of xorshift hashing.
@@ -20,7 +24,8 @@ use sandflow_sdk::{Descriptor, Invocation, Level, Node, NodeError, Output, Value
 
 struct Hostile;
 
-const TYPES: &[&str] = &["Spin", "Bomb", "Recurse", "Flood", "Huge", "Panic", "Crunch", "ToolProbe", "LlmProbe"];
+const TYPES: &[&str] =
+    &["Spin", "Bomb", "Recurse", "Flood", "Huge", "Panic", "Crunch", "ToolProbe", "LlmProbe", "HttpProbe"];
 
 impl Node for Hostile {
     fn describe() -> Vec<Descriptor> {
@@ -47,6 +52,7 @@ impl Node for Hostile {
             "Crunch" => crunch(sandflow_sdk::text_or(&invocation, "rounds", "1000").parse().unwrap_or(1000)),
             "ToolProbe" => tool_probe(&sandflow_sdk::text_or(&invocation, "target", "ChatInput-1")),
             "LlmProbe" => llm_probe(),
+            "HttpProbe" => http_probe(&invocation),
             other => return Err(NodeError::InvalidInput(format!("no type {other}"))),
         };
         Ok(vec![Output { name: "out".into(), value: Value::Text(text) }])
@@ -122,6 +128,34 @@ fn llm_probe() -> String {
     };
     match complete(&request) {
         Ok(completion) => format!("answered: {}", completion.message.content),
+        Err(e) => format!("refused: {}", sandflow_sdk::capability_message(&e)),
+    }
+}
+
+fn http_probe(invocation: &Invocation) -> String {
+    use sandflow_sdk::host::http::{Request, fetch};
+    let field = |name: &str| sandflow_sdk::text_or(invocation, name, "");
+    let headers = sandflow_sdk::values(invocation, "header")
+        .filter_map(sandflow_sdk::as_text)
+        .filter_map(|line| line.split_once(':').map(|(n, v)| (n.trim().to_owned(), v.trim_start().to_owned())))
+        .collect();
+    let request = Request {
+        method: field("method"),
+        url: field("url"),
+        headers,
+        body: field("body").into_bytes(),
+        timeout_ms: field("timeout_ms").parse().ok(),
+    };
+    match fetch(&request) {
+        Ok(response) => {
+            let body = String::from_utf8_lossy(&response.body);
+            format!(
+                "status={} bytes={} body={}",
+                response.status,
+                response.body.len(),
+                body.chars().take(4000).collect::<String>()
+            )
+        }
         Err(e) => format!("refused: {}", sandflow_sdk::capability_message(&e)),
     }
 }
