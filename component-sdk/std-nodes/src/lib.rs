@@ -16,6 +16,7 @@ pub mod language_model;
 pub mod message_history;
 mod model;
 pub mod prompt;
+pub mod pyfmt;
 pub mod table_text;
 pub mod text_io;
 pub mod type_convert;
