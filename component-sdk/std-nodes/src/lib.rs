@@ -14,9 +14,13 @@ pub mod chat_output;
 pub mod history;
 pub mod language_model;
 pub mod message_history;
+pub mod message_to_data;
 mod model;
+pub mod parse_data;
+pub mod parser;
 pub mod prompt;
 pub mod pyfmt;
+pub mod split_text;
 pub mod table_text;
 pub mod text_io;
 pub mod type_convert;
@@ -48,6 +52,10 @@ pub const NODES: &[StdNode] = &[
     StdNode { name: agent::NAME, describe: agent::describe, run: agent::run },
     StdNode { name: message_history::NAME, describe: message_history::describe, run: message_history::run },
     StdNode { name: type_convert::NAME, describe: type_convert::describe, run: type_convert::run },
+    StdNode { name: parser::NAME, describe: parser::describe, run: parser::run },
+    StdNode { name: split_text::NAME, describe: split_text::describe, run: split_text::run },
+    StdNode { name: message_to_data::NAME, describe: message_to_data::describe, run: message_to_data::run },
+    StdNode { name: parse_data::NAME, describe: parse_data::describe, run: parse_data::run },
 ];
 
 /// The library as a node component.
