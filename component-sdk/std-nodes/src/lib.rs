@@ -9,9 +9,11 @@
 
 pub mod agent;
 pub mod calculator;
+pub mod conditional_router;
 pub mod chat_input;
 pub mod chat_output;
 pub mod history;
+pub mod keyword_search;
 pub mod language_model;
 pub mod message_history;
 pub mod message_to_data;
@@ -56,6 +58,8 @@ pub const NODES: &[StdNode] = &[
     StdNode { name: split_text::NAME, describe: split_text::describe, run: split_text::run },
     StdNode { name: message_to_data::NAME, describe: message_to_data::describe, run: message_to_data::run },
     StdNode { name: parse_data::NAME, describe: parse_data::describe, run: parse_data::run },
+    StdNode { name: conditional_router::NAME, describe: conditional_router::describe, run: conditional_router::run },
+    StdNode { name: keyword_search::NAME, describe: keyword_search::describe, run: keyword_search::run },
 ];
 
 /// The library as a node component.
