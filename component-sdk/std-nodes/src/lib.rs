@@ -8,6 +8,7 @@
 //! (`prompt::render_f_string("You said: {user_input}", …)` and friends).
 
 pub mod agent;
+pub mod batch_run;
 pub mod calculator;
 pub mod conditional_router;
 pub mod chat_input;
@@ -23,6 +24,7 @@ pub mod parser;
 pub mod prompt;
 pub mod pyfmt;
 pub mod split_text;
+pub mod structured_output;
 pub mod table_text;
 pub mod text_io;
 pub mod type_convert;
@@ -60,6 +62,8 @@ pub const NODES: &[StdNode] = &[
     StdNode { name: parse_data::NAME, describe: parse_data::describe, run: parse_data::run },
     StdNode { name: conditional_router::NAME, describe: conditional_router::describe, run: conditional_router::run },
     StdNode { name: keyword_search::NAME, describe: keyword_search::describe, run: keyword_search::run },
+    StdNode { name: structured_output::NAME, describe: structured_output::describe, run: structured_output::run },
+    StdNode { name: batch_run::NAME, describe: batch_run::describe, run: batch_run::run },
 ];
 
 /// The library as a node component.
