@@ -31,6 +31,8 @@ pub mod type_convert;
 
 #[cfg(test)]
 mod langflow_parity;
+#[cfg(test)]
+mod text_parity;
 
 use sandflow_sdk::{Descriptor, Invocation, Node, NodeError, Output};
 
