@@ -69,7 +69,10 @@ fn cases() -> Vec<(&'static str, Invocation)> {
             "prompt/1MB-variable",
             invocation(
                 "prompt",
-                vec![field("template", text("Summarize this:\n{document}\nThanks.")), field("document", message(prose.clone()))],
+                vec![
+                    field("template", text("Summarize this:\n{document}\nThanks.")),
+                    field("document", message(prose.clone())),
+                ],
                 "prompt",
             ),
         ),

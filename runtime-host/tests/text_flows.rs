@@ -95,7 +95,11 @@ fn if_else_tweaks_switch_operators() {
         (serde_json::json!({"operator": "regex", "match_text": "[0-9]+ apples"}), "12 apples", "ChatOutput-ie003"),
         (serde_json::json!({"operator": "regex", "match_text": "apples"}), "12 apples", "ChatOutput-ie004"),
         (serde_json::json!({"operator": "greater than", "match_text": "9.5"}), "10", "ChatOutput-ie003"),
-        (serde_json::json!({"operator": "equals", "match_text": "Yes", "case_sensitive": true}), "yes", "ChatOutput-ie004"),
+        (
+            serde_json::json!({"operator": "equals", "match_text": "Yes", "case_sensitive": true}),
+            "yes",
+            "ChatOutput-ie004",
+        ),
         (serde_json::json!({"true_case_message": "routed"}), "yes", "ChatOutput-ie003"),
     ];
     for (tweak, input, node) in cases {

@@ -14,7 +14,9 @@ use crate::parser::{pandas_rows, text_field};
 use crate::pyfmt::str_of;
 use crate::table_text::python_repr;
 use sandflow_sdk::host::llm::{self, CompletionRequest};
-use sandflow_sdk::{Descriptor, Invocation, NodeError, Output, Table, Value, capability_message, flag, output, port, value};
+use sandflow_sdk::{
+    Descriptor, Invocation, NodeError, Output, Table, Value, capability_message, flag, output, port, value,
+};
 use serde_json::{Map, Value as Json, json};
 
 /// Type name in the library.
@@ -66,14 +68,20 @@ fn toml_str(s: &str) -> String {
 pub fn user_texts(rows: &[Map<String, Json>], column: &str) -> Result<Vec<String>, String> {
     let cells = pandas_rows(rows);
     if column.is_empty() {
-        return Ok(cells.iter().map(|row| row_toml(&row.iter().map(|(k, v)| (k.clone(), str_of(v))).collect::<Vec<_>>())).collect());
+        return Ok(cells
+            .iter()
+            .map(|row| row_toml(&row.iter().map(|(k, v)| (k.clone(), str_of(v))).collect::<Vec<_>>()))
+            .collect());
     }
     let columns: Vec<&String> = cells.first().map(|r| r.iter().map(|(k, _)| k).collect()).unwrap_or_default();
     if !columns.iter().any(|c| *c == column) {
         let names: Vec<&str> = columns.iter().map(|c| c.as_str()).collect();
         return Err(format!("Column '{column}' not found in the DataFrame. Available columns: {}", names.join(", ")));
     }
-    Ok(cells.iter().map(|row| row.iter().find(|(k, _)| k == column).map(|(_, v)| str_of(v)).unwrap_or_default()).collect())
+    Ok(cells
+        .iter()
+        .map(|row| row.iter().find(|(k, _)| k == column).map(|(_, v)| str_of(v)).unwrap_or_default())
+        .collect())
 }
 
 /// Runs the node.
@@ -94,8 +102,13 @@ pub fn run(inv: &Invocation) -> Result<Vec<Output>, NodeError> {
             messages.push(chat("system", system.clone()));
         }
         messages.push(chat("user", text));
-        let request =
-            CompletionRequest { model: model.clone(), messages, tools: Vec::new(), stream_tokens: false, response_schema: None };
+        let request = CompletionRequest {
+            model: model.clone(),
+            messages,
+            tools: Vec::new(),
+            stream_tokens: false,
+            response_schema: None,
+        };
         let completion = llm::complete(&request).map_err(|e| NodeError::Failed(capability_message(&e)))?;
         let answer = completion.message.content;
         let mut row = row;
@@ -125,7 +138,14 @@ mod tests {
 
     #[test]
     fn rows_as_toml_like_the_toml_package() {
-        let row = [("a".to_owned(), "x".to_owned()), ("b c".to_owned(), "q\"uo\\te\nnl é \t".to_owned()), ("n".to_owned(), "1".to_owned())];
-        assert_eq!(row_toml(&row), "[a]\nvalue = \"x\"\n\n[\"b c\"]\nvalue = \"q\\\"uo\\\\te\\nnl é \\t\"\n\n[n]\nvalue = \"1\"\n");
+        let row = [
+            ("a".to_owned(), "x".to_owned()),
+            ("b c".to_owned(), "q\"uo\\te\nnl é \t".to_owned()),
+            ("n".to_owned(), "1".to_owned()),
+        ];
+        assert_eq!(
+            row_toml(&row),
+            "[a]\nvalue = \"x\"\n\n[\"b c\"]\nvalue = \"q\\\"uo\\\\te\\nnl é \\t\"\n\n[n]\nvalue = \"1\"\n"
+        );
     }
 }

@@ -101,7 +101,10 @@ mod tests {
     fn tables_become_markdown() {
         // As Langflow 1.13's safe_convert prints them (recorded with lfx).
         let t = Table { rows: vec![r#"{"a":1,"b":"x\ny"}"#.into()] };
-        assert_eq!(convert(&Value::Table(t), false).unwrap(), "|   a | b       |\n|----:|:--------|\n|   1 | x<br/>y |");
+        assert_eq!(
+            convert(&Value::Table(t), false).unwrap(),
+            "|   a | b       |\n|----:|:--------|\n|   1 | x<br/>y |"
+        );
         let t = Table { rows: vec![r#"{"a":1,"b":"x\n\n\ny  "}"#.into(), r#"{"a":null,"b":null}"#.into()] };
         assert_eq!(convert(&Value::Table(t), true).unwrap(), "|   a | b       |\n|----:|:--------|\n|   1 | x<br/>y |");
     }

@@ -22,7 +22,9 @@
 //! constructs (look-around, back-references) do not compile, so they are
 //! false.
 
-use sandflow_sdk::{Descriptor, Invocation, Message, NodeError, Output, Value, as_text, flag, message, number, output, port, value};
+use sandflow_sdk::{
+    Descriptor, Invocation, Message, NodeError, Output, Value, as_text, flag, message, number, output, port, value,
+};
 
 /// Type name in the library.
 pub const NAME: &str = "conditional-router";
@@ -84,7 +86,8 @@ pub fn python_float(text: &str) -> Option<f64> {
     if t.contains('_') {
         let bytes = t.as_bytes();
         let ok = bytes.iter().enumerate().all(|(i, &b)| {
-            b != b'_' || (i > 0 && i + 1 < bytes.len() && bytes[i - 1].is_ascii_digit() && bytes[i + 1].is_ascii_digit())
+            b != b'_'
+                || (i > 0 && i + 1 < bytes.len() && bytes[i - 1].is_ascii_digit() && bytes[i + 1].is_ascii_digit())
         });
         if !ok {
             return None;
@@ -125,7 +128,8 @@ pub fn route(
         }
         iteration += 1;
         updated = true;
-        let route_true = if iteration >= max_iterations && route_true == default_true { !route_true } else { route_true };
+        let route_true =
+            if iteration >= max_iterations && route_true == default_true { !route_true } else { route_true };
         if route_true {
             stopped.0 = true;
         } else {

@@ -11,7 +11,9 @@
 
 use crate::parser::{pandas_rows, text_field};
 use crate::pyfmt::{Py, str_of};
-use sandflow_sdk::{Descriptor, Invocation, NodeError, Output, Table, Value, as_text, flag, number, output, port, value, values};
+use sandflow_sdk::{
+    Descriptor, Invocation, NodeError, Output, Table, Value, as_text, flag, number, output, port, value, values,
+};
 use serde_json::{Map, Value as Json};
 
 /// Type name in the library.
@@ -85,8 +87,18 @@ pub fn search(rows: &[Map<String, Json>], s: &Search) -> Result<Vec<Map<String, 
         return Ok(rows.to_vec());
     }
     let picked: Vec<Map<String, Json>> = match s.match_type.as_str() {
-        "any" => rows.iter().zip(&texts).filter(|(_, t)| keywords.iter().any(|k| t.contains(k.as_str()))).map(|(r, _)| r.clone()).collect(),
-        "all" => rows.iter().zip(&texts).filter(|(_, t)| keywords.iter().all(|k| t.contains(k.as_str()))).map(|(r, _)| r.clone()).collect(),
+        "any" => rows
+            .iter()
+            .zip(&texts)
+            .filter(|(_, t)| keywords.iter().any(|k| t.contains(k.as_str())))
+            .map(|(r, _)| r.clone())
+            .collect(),
+        "all" => rows
+            .iter()
+            .zip(&texts)
+            .filter(|(_, t)| keywords.iter().all(|k| t.contains(k.as_str())))
+            .map(|(r, _)| r.clone())
+            .collect(),
         "coverage" => {
             let total = keywords.len() as f64;
             let mut scored: Vec<(f64, Map<String, Json>)> = rows

@@ -10,9 +10,9 @@
 pub mod agent;
 pub mod batch_run;
 pub mod calculator;
-pub mod conditional_router;
 pub mod chat_input;
 pub mod chat_output;
+pub mod conditional_router;
 pub mod history;
 pub mod keyword_search;
 pub mod language_model;

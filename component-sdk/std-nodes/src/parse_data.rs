@@ -135,7 +135,8 @@ mod tests {
 
     #[test]
     fn fills_from_the_data_and_its_nested_data() {
-        let items = [item(json!({"text": "a", "n": 1})), item(json!({"data": {"x": "y"}})), item(json!({"error": "boom"}))];
+        let items =
+            [item(json!({"text": "a", "n": 1})), item(json!({"data": {"x": "y"}})), item(json!({"error": "boom"}))];
         assert_eq!(texts("{text}|{n}|{x}", &items).unwrap(), ["a|1|", "||y", "boom||"]);
         assert_eq!(texts("{data}", &items[..1]).unwrap(), ["{'text': 'a', 'n': 1}"]);
         assert!(texts("{0}", &items).unwrap_err().message.starts_with("Error formatting template"));

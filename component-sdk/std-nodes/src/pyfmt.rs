@@ -57,11 +57,7 @@ pub enum Call {
 
 /// Fills `template` with `lookup(name)`; `lookup` returns `None` for a
 /// missing name (a `KeyError`, unless the mapping supplies a default).
-pub fn format<'a>(
-    template: &str,
-    call: Call,
-    lookup: &dyn Fn(&str) -> Option<Py<'a>>,
-) -> Result<String, FormatError> {
+pub fn format<'a>(template: &str, call: Call, lookup: &dyn Fn(&str) -> Option<Py<'a>>) -> Result<String, FormatError> {
     let mut out = String::with_capacity(template.len());
     render(template, call, lookup, &mut out, 2)?;
     Ok(out)
@@ -161,7 +157,8 @@ fn field<'a>(
     let mut conversion = None;
     if let Some(after) = rest.strip_prefix('!') {
         let mut chars = after.chars();
-        let c = chars.next().ok_or_else(|| error("ValueError", "end of string while looking for conversion specifier"))?;
+        let c =
+            chars.next().ok_or_else(|| error("ValueError", "end of string while looking for conversion specifier"))?;
         rest = chars.as_str();
         if !rest.is_empty() && !rest.starts_with(':') {
             return Err(error("ValueError", "expected ':' after conversion specifier"));
@@ -445,10 +442,9 @@ pub fn format_value(value: &Py<'_>, spec: &str) -> Result<String, FormatError> {
             _ => format_float(n.as_f64().unwrap_or(f64::NAN), spec),
         },
         other if spec.is_empty() => Ok(python_repr(other)),
-        other => Err(error(
-            "TypeError",
-            format!("unsupported format string passed to {}.__format__", json_type_name(other)),
-        )),
+        other => {
+            Err(error("TypeError", format!("unsupported format string passed to {}.__format__", json_type_name(other))))
+        }
     }
 }
 
@@ -491,9 +487,10 @@ fn format_int(i: i128, spec: &str) -> Result<String, FormatError> {
         'x' => format!("{:x}", i.unsigned_abs()),
         'X' => format!("{:X}", i.unsigned_abs()),
         'c' => {
-            let c = u32::try_from(i).ok().and_then(char::from_u32).ok_or_else(|| {
-                error("OverflowError", "%c arg not in range(0x110000)")
-            })?;
+            let c = u32::try_from(i)
+                .ok()
+                .and_then(char::from_u32)
+                .ok_or_else(|| error("OverflowError", "%c arg not in range(0x110000)"))?;
             return Ok(pad("", &c.to_string(), p.width, p.align.unwrap_or('<'), p.fill.unwrap_or(' ')));
         }
         'e' | 'E' | 'f' | 'F' | 'g' | 'G' | '%' => return format_float(i as f64, spec),
@@ -586,7 +583,9 @@ fn format_float(f: f64, spec: &str) -> Result<String, FormatError> {
                 Some(prec) => general(a, prec, false, p.alternate, true),
                 None => float_repr(a),
             },
-            Some(k) => return Err(error("ValueError", format!("Unknown format code '{k}' for object of type 'float'"))),
+            Some(k) => {
+                return Err(error("ValueError", format!("Unknown format code '{k}' for object of type 'float'")));
+            }
         }
     };
     let body = match p.grouping {
@@ -617,7 +616,13 @@ fn sci(a: f64, precision: usize, upper: bool, alternate: bool) -> String {
 fn general(a: f64, precision: usize, upper: bool, alternate: bool, repr_style: bool) -> String {
     let p = precision.max(1);
     if a == 0.0 {
-        return if repr_style { "0.0".into() } else if alternate { format!("0.{}", "0".repeat(p - 1)) } else { "0".into() };
+        return if repr_style {
+            "0.0".into()
+        } else if alternate {
+            format!("0.{}", "0".repeat(p - 1))
+        } else {
+            "0".into()
+        };
     }
     // The exponent after rounding to `p` significant digits.
     let rounded = format!("{a:.prec$e}", prec = p - 1);
@@ -660,10 +665,19 @@ mod tests {
 
     #[test]
     fn fields_specs_and_conversions() {
-        let row = json!({"a": "x", "n": 1234567, "f": 3.14159, "b": true, "l": [1, "two"], "d": {"k": "v"}, "z": null});
-        assert_eq!(fill("{a}|{n}|{f}|{b}|{l}|{d}|{z}", &row).unwrap(), "x|1234567|3.14159|True|[1, 'two']|{'k': 'v'}|None");
-        assert_eq!(fill("{a:>3}|{a:*^5}|{n:,}|{n:_x}|{f:.2f}|{f:8.3e}|{n:+d}", &row).unwrap(), "  x|**x**|1,234,567|12_d687|3.14|3.142e+00|+1234567");
-        assert_eq!(fill("{a!r}|{l[1]}|{d[k]}|{f:.3}|{f:g}|{n:08}|{b:d}", &row).unwrap(), "'x'|two|v|3.14|3.14159|01234567|1");
+        let row = json!({"a": "x", "n": 1234567, "f": 1.23456, "b": true, "l": [1, "two"], "d": {"k": "v"}, "z": null});
+        assert_eq!(
+            fill("{a}|{n}|{f}|{b}|{l}|{d}|{z}", &row).unwrap(),
+            "x|1234567|1.23456|True|[1, 'two']|{'k': 'v'}|None"
+        );
+        assert_eq!(
+            fill("{a:>3}|{a:*^5}|{n:,}|{n:_x}|{f:.2f}|{f:8.3e}|{n:+d}", &row).unwrap(),
+            "  x|**x**|1,234,567|12_d687|1.23|1.235e+00|+1234567"
+        );
+        assert_eq!(
+            fill("{a!r}|{l[1]}|{d[k]}|{f:.3}|{f:g}|{n:08}|{b:d}", &row).unwrap(),
+            "'x'|two|v|1.23|1.23456|01234567|1"
+        );
         assert_eq!(fill("{{{a}}}", &row).unwrap(), "{x}");
         assert_eq!(fill("{a:>{n}}", &json!({"a": "x", "n": 3})).unwrap(), "  x");
     }
@@ -683,7 +697,16 @@ mod tests {
 
     #[test]
     fn floats_print_like_python() {
-        for (f, s) in [(1.0, "1.0"), (0.1, "0.1"), (1e16, "1e+16"), (1e-5, "1e-05"), (123456.789, "123456.789"), (f64::NAN, "nan"), (-2.5, "-2.5"), (1.5e-7, "1.5e-07")] {
+        for (f, s) in [
+            (1.0, "1.0"),
+            (0.1, "0.1"),
+            (1e16, "1e+16"),
+            (1e-5, "1e-05"),
+            (123456.789, "123456.789"),
+            (f64::NAN, "nan"),
+            (-2.5, "-2.5"),
+            (1.5e-7, "1.5e-07"),
+        ] {
             assert_eq!(float_repr(f), s);
         }
     }

@@ -203,11 +203,9 @@ pub fn documents(input: Option<&Value>, text_key: &str) -> Result<Vec<Document>,
             vec![document(serde_json::from_str(&d.data).unwrap_or_default(), text_key, &d.default_value)]
         }
         Some(Value::Json(j)) => match serde_json::from_str::<Json>(j) {
-            Ok(Json::Array(items)) if !items.is_empty() && items.iter().all(Json::is_object) => items
-                .into_iter()
-                .filter_map(|i| i.as_object().cloned())
-                .map(|row| document(row, "text", ""))
-                .collect(),
+            Ok(Json::Array(items)) if !items.is_empty() && items.iter().all(Json::is_object) => {
+                items.into_iter().filter_map(|i| i.as_object().cloned()).map(|row| document(row, "text", "")).collect()
+            }
             Ok(Json::Array(items)) if items.is_empty() => return Err(failed("No data inputs provided".into())),
             _ => return Err(failed("No valid Data inputs found in JSON".into())),
         },

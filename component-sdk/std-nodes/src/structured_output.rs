@@ -124,7 +124,9 @@ pub fn run(inv: &Invocation) -> Result<Vec<Output>, NodeError> {
         n => n,
     };
     let table: Vec<Json> = match value(inv, "output_schema") {
-        Some(Value::Json(j)) => serde_json::from_str::<Json>(j).ok().and_then(|v| v.as_array().cloned()).unwrap_or_default(),
+        Some(Value::Json(j)) => {
+            serde_json::from_str::<Json>(j).ok().and_then(|v| v.as_array().cloned()).unwrap_or_default()
+        }
         _ => Vec::new(),
     };
     let schema = schema(&table, &name).map_err(NodeError::InvalidInput)?;
@@ -169,7 +171,10 @@ mod tests {
 
     #[test]
     fn schema_rows_become_a_wrapped_json_schema() {
-        let table = [json!({"name": "title", "description": "d", "type": "str", "multiple": "False"}), json!({"name": "tags", "type": "str", "multiple": "True"})];
+        let table = [
+            json!({"name": "title", "description": "d", "type": "str", "multiple": "False"}),
+            json!({"name": "tags", "type": "str", "multiple": "True"}),
+        ];
         let s = schema(&table, "Item").unwrap();
         assert_eq!(s["properties"]["objects"]["items"]["properties"]["tags"]["type"], "array");
         assert_eq!(s["properties"]["objects"]["minItems"], 1);

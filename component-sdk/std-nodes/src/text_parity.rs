@@ -53,7 +53,11 @@ fn expect_error(case: &Json, ours: &str) {
     let kind = str_of(case, "error_type", "");
     let message = str_of(case, "error", "");
     assert!(!message.is_empty(), "Langflow succeeded on {case} but ours failed: {ours}");
-    assert!(ours.contains(message) || (kind == "TypeError" && ours.contains(message.trim_start_matches("Error splitting text: "))), "{case}: ours says {ours:?}, Langflow {kind}: {message}");
+    assert!(
+        ours.contains(message)
+            || (kind == "TypeError" && ours.contains(message.trim_start_matches("Error splitting text: "))),
+        "{case}: ours says {ours:?}, Langflow {kind}: {message}"
+    );
 }
 
 #[test]
@@ -138,7 +142,12 @@ fn message_to_data_matches_langflow() {
     for case in cases(&recording("message-to-data")) {
         let input = case["message"].as_object().map(|m| {
             let field = |k: &str| m[k].as_str().expect("a string field");
-            Value::Message(sandflow_sdk::message(field("text").into(), field("sender"), field("sender_name"), field("session_id")))
+            Value::Message(sandflow_sdk::message(
+                field("text").into(),
+                field("sender"),
+                field("sender_name"),
+                field("session_id"),
+            ))
         });
         let Value::Data(d) = message_to_data::convert(input.as_ref(), "session-1") else { panic!("data") };
         let ours: Map<String, Json> = serde_json::from_str(&d.data).expect("json");
@@ -222,7 +231,13 @@ fn keyword_search_matches_langflow() {
     for case in cases(&recording("keyword-search")) {
         let search = keyword_search::Search {
             column: str_of(case, "column", "").into(),
-            keywords: case["keywords"].as_array().expect("keywords").iter().filter_map(Json::as_str).map(str::to_owned).collect(),
+            keywords: case["keywords"]
+                .as_array()
+                .expect("keywords")
+                .iter()
+                .filter_map(Json::as_str)
+                .map(str::to_owned)
+                .collect(),
             match_type: str_of(case, "match_type", "any").into(),
             case_sensitive: case["case_sensitive"] == true,
             limit: case["number_candidates"].as_i64().expect("limit"),
