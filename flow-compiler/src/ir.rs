@@ -53,6 +53,11 @@ pub struct PlanNode {
     pub frozen: bool,
     /// Static field values (fields fed by an edge are left out).
     pub params: Vec<Param>,
+    /// Fields the export hides (`show: false`): Langflow builds the
+    /// component with its own defaults for them, so they are not in
+    /// `params` and tweaks to them are ignored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<String>,
     /// Outputs, in the order edges and guards index them.
     pub outputs: Vec<Port>,
     /// Host capabilities the node uses.

@@ -344,7 +344,7 @@ fn read_field(name: &str, obj: &Map<String, Value>, pointer: String) -> Field {
         input_types: strings(obj.get("input_types")),
         list: obj.get("list").and_then(Value::as_bool).unwrap_or(false),
         required: obj.get("required").and_then(Value::as_bool).unwrap_or(false),
-        show: obj.get("show").and_then(Value::as_bool).unwrap_or(true),
+        show: obj.get("show").and_then(Value::as_bool).unwrap_or(false),
         load_from_db: obj.get("load_from_db").and_then(Value::as_bool).unwrap_or(false),
         input_class: obj.get("_input_type").and_then(Value::as_str).map(str::to_owned),
         pointer,

@@ -32,6 +32,7 @@ pub fn lower(flow: &Flow, options: &CompileOptions, diags: &mut Diagnostics) -> 
         let fed: HashSet<&str> =
             flow.edges.iter().filter(|e| e.target == node.id && !e.loop_feedback).map(|e| e.field.as_str()).collect();
         nodes[i].params = params(node, &fed, nodes[i].tool, diags);
+        nodes[i].hidden = node.fields.iter().filter(|f| is_hidden(f)).map(|f| f.name.clone()).collect();
     }
     if nodes.is_empty() {
         diags.push(
@@ -79,6 +80,7 @@ fn resolve_node(node: &Node, options: &CompileOptions, diags: &mut Diagnostics) 
         tool: false,
         frozen: node.frozen,
         params: Vec::new(),
+        hidden: Vec::new(),
         outputs: Vec::new(),
         capabilities: Vec::new(),
     };
@@ -307,7 +309,7 @@ fn mark_tools(nodes: &mut [PlanNode], edges: &[PlanEdge]) {
 fn params(node: &Node, fed: &HashSet<&str>, tool: bool, diags: &mut Diagnostics) -> Vec<Param> {
     let mut params = Vec::with_capacity(node.fields.len());
     for field in &node.fields {
-        if fed.contains(field.name.as_str()) {
+        if fed.contains(field.name.as_str()) || is_hidden(field) {
             continue;
         }
         if field.load_from_db {
@@ -334,6 +336,13 @@ fn params(node: &Node, fed: &HashSet<&str>, tool: bool, diags: &mut Diagnostics)
         params.push(Param { name: field.name.clone(), value: ParamValue::Value(field.value.clone()) });
     }
     params
+}
+
+/// Langflow's `should_skip_field`: a field the export does not show
+/// (`show` false or absent), except `code`, is not a parameter; the
+/// component keeps its own default for it, whatever value the export holds.
+fn is_hidden(field: &Field) -> bool {
+    !field.show && field.name != "code"
 }
 
 fn secret(node: &Node, field: &Field, diags: &mut Diagnostics) -> Option<Param> {

@@ -104,8 +104,21 @@ fn runtime(store: Option<MemoryStore>) -> Runtime {
 
 fn load(runtime: &Runtime, shared_path: &str) -> FlowComponent {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/flows").join(shared_path);
-    let (artifact, _) =
-        compile(&std::fs::read(path).expect("shared flow"), &CompileOptions::default()).expect("compiles");
+    let mut flow: Json = serde_json::from_slice(&std::fs::read(path).expect("shared flow")).expect("JSON");
+    // Langflow builds a component from its shown fields only, and this
+    // export hides the Message History fields the tests tweak; as
+    // `record_memory.py` does for Langflow, show them, as a seller would in
+    // the editor to set them.
+    for node in flow["data"]["nodes"].as_array_mut().into_iter().flatten() {
+        if node["data"]["type"] == "Memory" {
+            for field in ["message", "n_messages", "order", "sender", "sender_name", "template"] {
+                if let Some(f) = node["data"]["node"]["template"].get_mut(field) {
+                    f["show"] = Json::Bool(true);
+                }
+            }
+        }
+    }
+    let (artifact, _) = compile(flow.to_string().as_bytes(), &CompileOptions::default()).expect("compiles");
     runtime.load_flow(&artifact.component).expect("links")
 }
 

@@ -79,31 +79,10 @@ fn data_text(d: &Data) -> String {
     }
 }
 
+/// `safe_convert` of a DataFrame: the Parser's Stringify table.
 fn markdown_table(table: &Table, clean: bool) -> String {
-    let rows: Vec<serde_json::Map<String, serde_json::Value>> =
-        table.rows.iter().filter_map(|r| serde_json::from_str(r).ok()).collect();
-    let mut columns: Vec<String> = Vec::new();
-    for row in &rows {
-        for key in row.keys() {
-            if !columns.contains(key) {
-                columns.push(key.clone());
-            }
-        }
-    }
-    let cell = |v: Option<&serde_json::Value>| {
-        let text = match v {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(serde_json::Value::Null) | None => String::new(),
-            Some(other) => other.to_string(),
-        };
-        if clean { text.split_whitespace().collect::<Vec<_>>().join(" ") } else { text.replace('\n', " ") }
-    };
-    let mut out = format!("| {} |\n|{}|\n", columns.join(" | "), vec!["---"; columns.len()].join("|"));
-    for row in &rows {
-        let cells: Vec<String> = columns.iter().map(|c| cell(row.get(c))).collect();
-        out.push_str(&format!("| {} |\n", cells.join(" | ")));
-    }
-    out.trim_end().to_owned()
+    let rows = table.rows.iter().filter_map(|r| serde_json::from_str(r).ok()).collect();
+    crate::parser::stringify(&crate::parser::Input::Table(rows), clean)
 }
 
 #[cfg(test)]
@@ -120,7 +99,13 @@ mod tests {
 
     #[test]
     fn tables_become_markdown() {
+        // As Langflow 1.13's safe_convert prints them (recorded with lfx).
         let t = Table { rows: vec![r#"{"a":1,"b":"x\ny"}"#.into()] };
-        assert_eq!(convert(&Value::Table(t), false).unwrap(), "| a | b |\n|---|---|\n| 1 | x y |");
+        assert_eq!(
+            convert(&Value::Table(t), false).unwrap(),
+            "|   a | b       |\n|----:|:--------|\n|   1 | x<br/>y |"
+        );
+        let t = Table { rows: vec![r#"{"a":1,"b":"x\n\n\ny  "}"#.into(), r#"{"a":null,"b":null}"#.into()] };
+        assert_eq!(convert(&Value::Table(t), true).unwrap(), "|   a | b       |\n|----:|:--------|\n|   1 | x<br/>y |");
     }
 }

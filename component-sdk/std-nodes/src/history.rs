@@ -118,7 +118,7 @@ pub fn message_data(message: &Message) -> Map<String, Json> {
         "category": "message",
         "content_blocks": [],
         "duration": null,
-        "session_metadata": {},
+        "session_metadata": null,
     });
     match row {
         Json::Object(map) => map,

@@ -8,14 +8,23 @@
 //! (`prompt::render_f_string("You said: {user_input}", …)` and friends).
 
 pub mod agent;
+pub mod batch_run;
 pub mod calculator;
 pub mod chat_input;
 pub mod chat_output;
+pub mod conditional_router;
 pub mod history;
+pub mod keyword_search;
 pub mod language_model;
 pub mod message_history;
+pub mod message_to_data;
 mod model;
+pub mod parse_data;
+pub mod parser;
 pub mod prompt;
+pub mod pyfmt;
+pub mod split_text;
+pub mod structured_output;
 pub mod table_text;
 pub mod text_io;
 pub mod type_convert;
@@ -29,6 +38,8 @@ pub mod web_search;
 
 #[cfg(test)]
 mod langflow_parity;
+#[cfg(test)]
+mod text_parity;
 
 use sandflow_sdk::{Descriptor, Invocation, Node, NodeError, Output};
 
@@ -58,6 +69,14 @@ pub const NODES: &[StdNode] = &[
     StdNode { name: web_search::NAME, describe: web_search::describe, run: web_search::run },
     StdNode { name: arxiv::NAME, describe: arxiv::describe, run: arxiv::run },
     StdNode { name: api_request::NAME, describe: api_request::describe, run: api_request::run },
+    StdNode { name: parser::NAME, describe: parser::describe, run: parser::run },
+    StdNode { name: split_text::NAME, describe: split_text::describe, run: split_text::run },
+    StdNode { name: message_to_data::NAME, describe: message_to_data::describe, run: message_to_data::run },
+    StdNode { name: parse_data::NAME, describe: parse_data::describe, run: parse_data::run },
+    StdNode { name: conditional_router::NAME, describe: conditional_router::describe, run: conditional_router::run },
+    StdNode { name: keyword_search::NAME, describe: keyword_search::describe, run: keyword_search::run },
+    StdNode { name: structured_output::NAME, describe: structured_output::describe, run: structured_output::run },
+    StdNode { name: batch_run::NAME, describe: batch_run::describe, run: batch_run::run },
 ];
 
 /// The library as a node component.

@@ -74,7 +74,8 @@ impl Query {
         Self {
             sender,
             sender_name: Some(text_or(inv, "sender_name", "")).filter(|s| !s.is_empty()),
-            n_messages: number(inv, "n_messages").map(|n| n.max(0.0) as usize),
+            // Langflow's default when the field is absent (or hidden in the export).
+            n_messages: Some(number(inv, "n_messages").map_or(100, |n| n.max(0.0) as usize)),
             descending: text_or(inv, "order", "Ascending") == "Descending",
         }
     }

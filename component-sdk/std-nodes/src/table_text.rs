@@ -12,8 +12,19 @@ use serde_json::Value as Json;
 /// The Markdown table `DataFrame.to_message` produces for `rows` (JSON
 /// objects; columns in order of first appearance), or `""` for none.
 pub fn dataframe_markdown(rows: &[serde_json::Map<String, Json>]) -> String {
-    // `dropna(how="all")`: rows with no value at all are dropped.
-    let rows: Vec<&serde_json::Map<String, Json>> = rows.iter().filter(|r| r.values().any(|v| !v.is_null())).collect();
+    markdown_table(rows, true, &to_message_cell)
+}
+
+/// The Markdown table of `rows` (pandas `to_markdown(index=False)`), with
+/// `clean` applied to string cells; `drop_empty_rows` drops rows with no
+/// value at all (`dropna(how="all")`).
+pub fn markdown_table(
+    rows: &[serde_json::Map<String, Json>],
+    drop_empty_rows: bool,
+    clean: &dyn Fn(&str) -> String,
+) -> String {
+    let rows: Vec<&serde_json::Map<String, Json>> =
+        rows.iter().filter(|r| !drop_empty_rows || r.values().any(|v| !v.is_null())).collect();
     let mut columns: Vec<&str> = Vec::new();
     for row in &rows {
         for key in row.keys() {
@@ -27,7 +38,7 @@ pub fn dataframe_markdown(rows: &[serde_json::Map<String, Json>]) -> String {
     }
     let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|row| columns.iter().map(|c| cell_text(row.get(*c).unwrap_or(&Json::Null))).collect())
+        .map(|row| columns.iter().map(|c| cell_text(row.get(*c).unwrap_or(&Json::Null), clean)).collect())
         .collect();
     let numeric: Vec<bool> = (0..columns.len())
         .map(|i| {
@@ -40,6 +51,24 @@ pub fn dataframe_markdown(rows: &[serde_json::Map<String, Json>]) -> String {
             any && all
         })
         .collect();
+    // pandas makes a number column with a gap, or with a float, a float
+    // column (`nan` in the gaps); tabulate shows floats with format `g` and
+    // lines number columns up on the decimal point.
+    let mut cells = cells;
+    for i in (0..columns.len()).filter(|&i| numeric[i]) {
+        let values: Vec<&Json> = rows.iter().map(|r| r.get(columns[i]).unwrap_or(&Json::Null)).collect();
+        if values.iter().any(|v| v.is_null() || v.is_f64()) {
+            for (row, v) in cells.iter_mut().zip(&values) {
+                let f = v.as_f64().unwrap_or(f64::NAN);
+                row[i] = crate::pyfmt::format_value(&crate::pyfmt::Py::Float(f), "g").unwrap_or_default();
+            }
+        }
+        let decimals: Vec<i64> = cells.iter().map(|r| after_point(&r[i])).collect();
+        let most = decimals.iter().copied().max().unwrap_or(-1);
+        for (row, d) in cells.iter_mut().zip(decimals) {
+            row[i].push_str(&" ".repeat((most - d) as usize));
+        }
+    }
     let widths: Vec<usize> = (0..columns.len())
         .map(|i| {
             let cell = cells.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
@@ -69,26 +98,42 @@ pub fn dataframe_markdown(rows: &[serde_json::Map<String, Json>]) -> String {
     out.join("\n")
 }
 
-/// One cell: strings cleaned as `DataFrame.to_message` does (blank cells
-/// emptied, runs of newlines collapsed, pipes escaped, newlines as
-/// `<br/>`), anything else as Python's `str`.
-fn cell_text(value: &Json) -> String {
+/// One cell: strings through `clean`, anything else as Python's `str`.
+fn cell_text(value: &Json, clean: &dyn Fn(&str) -> String) -> String {
     match value {
         Json::Null => String::new(),
-        Json::String(s) => {
-            if s.trim().is_empty() {
-                return String::new();
-            }
-            let mut collapsed = String::with_capacity(s.len());
-            for c in s.chars() {
-                if c == '\n' && collapsed.ends_with('\n') {
-                    continue;
-                }
-                collapsed.push(c);
-            }
-            collapsed.replace('|', "\\|").replace('\n', "<br/>")
-        }
+        // tabulate strips the text of every string cell.
+        Json::String(s) => clean(s).trim_matches(crate::pyfmt::is_py_space).to_owned(),
         other => python_str(other),
+    }
+}
+
+/// A string cell cleaned as `DataFrame.to_message` does: blank cells
+/// emptied, runs of newlines collapsed, pipes escaped, newlines as `<br/>`.
+fn to_message_cell(s: &str) -> String {
+    if s.trim().is_empty() {
+        return String::new();
+    }
+    let mut collapsed = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c == '\n' && collapsed.ends_with('\n') {
+            continue;
+        }
+        collapsed.push(c);
+    }
+    collapsed.replace('|', "\\|").replace('\n', "<br/>")
+}
+
+/// tabulate's `_afterpoint`: digits after the decimal point (or after the
+/// exponent mark), -1 for an integer or no point.
+fn after_point(text: &str) -> i64 {
+    if text.parse::<i64>().is_ok() {
+        return -1;
+    }
+    let at = text.rfind('.').or_else(|| text.to_ascii_lowercase().rfind('e'));
+    match at {
+        Some(pos) => (text.len() - pos - 1) as i64,
+        None => -1,
     }
 }
 

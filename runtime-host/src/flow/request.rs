@@ -47,7 +47,8 @@ impl RunRequest {
                 return Err(RunError::Request(format!("tweaks for `{key}` must be an object of field values")));
             };
             for i in matching {
-                for (name, value) in fields {
+                // As in Langflow, a tweak to a field the export hides changes nothing.
+                for (name, value) in fields.iter().filter(|(name, _)| !plan.nodes[i].hidden.contains(name)) {
                     overrides[i].extend(super::values::fields(name, value));
                 }
             }
