@@ -6,12 +6,14 @@
 //! run's usage. Every call is scoped by the run's tenant and agent, never by
 //! an identifier the guest supplies.
 
+pub mod files;
 pub mod io;
 pub mod llm;
 pub mod log;
 pub mod memory;
 pub mod persona;
 pub mod secrets;
+pub mod sql;
 mod unconfigured;
 
 use secrets::Secrets;
@@ -29,6 +31,10 @@ pub struct CapabilityConfig {
     /// Where chat history is kept; without one, `memory` answers
     /// `not-configured`.
     pub memory: Option<memory::MemoryStore>,
+    /// Tenant file storage; without one, `files` answers `not-configured`.
+    pub files: Option<files::FileStore>,
+    /// SQL databases flows may query; with none, `sql` answers `not-configured`.
+    pub sql: sql::SqlConfig,
 }
 
 /// Something a run reports while it runs, for streaming clients.
@@ -75,12 +81,18 @@ pub(crate) struct RunCaps {
     pub tokens: llm::TokenCount,
     /// The host's chat history, scoped to the run's tenant and agent.
     pub memory: memory::RunMemory,
+    /// The tenant's files, scoped to the run's tenant and agent.
+    pub files: files::RunFiles,
+    /// The run's tenant, for the SQL allow-list.
+    pub sql: sql::RunSql,
 }
 
 impl RunCaps {
     pub fn new(config: Arc<CapabilityConfig>, context: RunContext, deadline: Duration) -> Self {
         Self {
             memory: memory::RunMemory::prepare(config.memory.as_ref(), &context.tenant, &context.agent),
+            files: files::RunFiles::prepare(config.files.as_ref(), &context.tenant, &context.agent),
+            sql: sql::RunSql::prepare(&context.tenant),
             secrets: context.secrets.or(&config.secrets),
             config,
             events: context.events,
