@@ -11,11 +11,15 @@ pub mod agent;
 pub mod calculator;
 pub mod chat_input;
 pub mod chat_output;
+pub mod directory;
+pub mod file;
 pub mod history;
 pub mod language_model;
 pub mod message_history;
 mod model;
 pub mod prompt;
+pub mod save_to_file;
+pub mod sql;
 pub mod table_text;
 pub mod text_io;
 pub mod type_convert;
@@ -47,6 +51,10 @@ pub const NODES: &[StdNode] = &[
     StdNode { name: agent::NAME, describe: agent::describe, run: agent::run },
     StdNode { name: message_history::NAME, describe: message_history::describe, run: message_history::run },
     StdNode { name: type_convert::NAME, describe: type_convert::describe, run: type_convert::run },
+    StdNode { name: file::NAME, describe: file::describe, run: file::run },
+    StdNode { name: save_to_file::NAME, describe: save_to_file::describe, run: save_to_file::run },
+    StdNode { name: directory::NAME, describe: directory::describe, run: directory::run },
+    StdNode { name: sql::NAME, describe: sql::describe, run: sql::run },
 ];
 
 /// The library as a node component.
