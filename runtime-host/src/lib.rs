@@ -39,8 +39,8 @@ pub mod usage;
 
 pub use bindings::node::exports::sandflow::node::handler::{Descriptor, Field, Invocation, NodeError, Output, Port};
 pub use bindings::node::sandflow::host::types::{Data, Message, ModelSettings, Table, Tool, Value};
-pub use capabilities::llm::{Backend, LlmConfig, Provider, TokenCount};
 pub use capabilities::files::{FileStore, FilesConfig, FilesError, FilesScope, StoredFile};
+pub use capabilities::llm::{Backend, LlmConfig, Provider, TokenCount};
 pub use capabilities::log::LogLine;
 pub use capabilities::memory::limits as memory_limits;
 pub use capabilities::memory::{MemoryError, MemoryStore, Scope as MemoryScope};

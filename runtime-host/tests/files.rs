@@ -247,8 +247,12 @@ fn the_file_node_reads_only_its_own_tenants_files() {
     std::os::unix::fs::symlink(dir.path().join("outside.txt"), dir.path().join("files/acme/reader/link.txt"))
         .expect("link");
     let runtime = runtime_with(Some(files), &[]);
-    let flow = load(&runtime, &into_chat_output("starter/portfolio-website-code-generator.json", "File", "message", &["Message"]));
-    let read = |path: Json, tenant: &str| run(&runtime, &flow, "", json!({"File-wvfA7": {"path": path}}), tenant, "reader");
+    let flow = load(
+        &runtime,
+        &into_chat_output("starter/portfolio-website-code-generator.json", "File", "message", &["Message"]),
+    );
+    let read =
+        |path: Json, tenant: &str| run(&runtime, &flow, "", json!({"File-wvfA7": {"path": path}}), tenant, "reader");
 
     let text = answer(&read(json!("flow/notes.md"), "acme").expect("reads"));
     assert_eq!(text, "# Notes\nacme only\n", "Langflow's newline handling");
@@ -257,7 +261,9 @@ fn the_file_node_reads_only_its_own_tenants_files() {
 
     let said = read(json!("flow/notes.md"), "globex").expect_err("another tenant").to_string();
     assert!(said.contains("File not found"), "{said}");
-    for hostile in ["../acme/reader/flow/notes.md", "/etc/hosts.txt", "a/../../b.txt", "flow/\u{0}notes.md", "..\\x.txt"] {
+    for hostile in
+        ["../acme/reader/flow/notes.md", "/etc/hosts.txt", "a/../../b.txt", "flow/\u{0}notes.md", "..\\x.txt"]
+    {
         let said = read(json!(hostile), "acme").expect_err(hostile).to_string();
         assert!(said.contains("invalid request"), "{hostile}: {said}");
     }
@@ -271,7 +277,10 @@ fn the_file_node_reads_only_its_own_tenants_files() {
 
     // A host without file storage says so.
     let bare = runtime_with(None, &[]);
-    let flow = load(&bare, &into_chat_output("starter/portfolio-website-code-generator.json", "File", "message", &["Message"]));
+    let flow = load(
+        &bare,
+        &into_chat_output("starter/portfolio-website-code-generator.json", "File", "message", &["Message"]),
+    );
     let said = run(&bare, &flow, "", json!({"File-wvfA7": {"path": "a.txt"}}), "acme", "reader")
         .expect_err("no storage")
         .to_string();
@@ -296,7 +305,8 @@ fn write_file_then_directory_reads_it_back() {
     run(&runtime, &writer, "today's news: café ☕", json!({}), "acme", "news").expect("runs");
     let saved = files.read(&scope("acme", "news"), "news-aggregated.json").expect("saved");
     assert_eq!(String::from_utf8_lossy(&saved.content), "{\n  \"message\": \"today's news: caf\\u00e9 \\u2615\"\n}");
-    run(&runtime, &writer, "again", json!({"SaveToFile-VVVVb": {"append_mode": true}}), "acme", "news").expect("appends");
+    run(&runtime, &writer, "again", json!({"SaveToFile-VVVVb": {"append_mode": true}}), "acme", "news")
+        .expect("appends");
     let saved = files.read(&scope("acme", "news"), "news-aggregated.json").expect("saved");
     let items: Json = serde_json::from_slice(&saved.content).expect("JSON");
     assert_eq!(items, json!([{"message": "today's news: café ☕"}, {"message": "again"}]));
@@ -309,16 +319,31 @@ fn write_file_then_directory_reads_it_back() {
     files.write(&scope("acme", "news"), "docs/guide.md", b"# Guide").expect("writes");
     files.write(&scope("acme", "news"), "docs/deep/er/x.md", b"too deep").expect("writes");
     files.write(&scope("globex", "news"), "docs/theirs.md", b"globex only").expect("writes");
-    let lister = load(&runtime, &into_chat_output("starter/langflowassistant.json", "Directory", "dataframe", &["DataFrame"]));
+    let lister =
+        load(&runtime, &into_chat_output("starter/langflowassistant.json", "Directory", "dataframe", &["DataFrame"]));
     let text = answer(
-        &run(&runtime, &lister, "", json!({"Directory-JiAX8": {"path": "./docs", "types": ["md"], "depth": 2}}), "acme", "news")
-            .expect("lists"),
+        &run(
+            &runtime,
+            &lister,
+            "",
+            json!({"Directory-JiAX8": {"path": "./docs", "types": ["md"], "depth": 2}}),
+            "acme",
+            "news",
+        )
+        .expect("lists"),
     );
     assert!(text.contains("docs/guide.md") && text.contains("# Guide"), "{text}");
     assert!(!text.contains("too deep") && !text.contains("globex"), "{text}");
     let text = answer(
-        &run(&runtime, &lister, "", json!({"Directory-JiAX8": {"path": ".", "types": ["json"], "depth": 0}}), "acme", "news")
-            .expect("lists"),
+        &run(
+            &runtime,
+            &lister,
+            "",
+            json!({"Directory-JiAX8": {"path": ".", "types": ["json"], "depth": 0}}),
+            "acme",
+            "news",
+        )
+        .expect("lists"),
     );
     assert!(text.contains("news-aggregated.json"), "{text}");
     let said = run(&runtime, &lister, "", json!({"Directory-JiAX8": {"path": "../globex"}}), "acme", "news")
@@ -352,7 +377,8 @@ async fn plane(max_file: u64, max_tenant: u64) -> Plane {
         ("rival-portfolio", "globex", "starter/portfolio-website-code-generator.json"),
         ("sentiment", "acme", "starter/text-sentiment-analysis.json"),
     ] {
-        let (artifact, _) = compile(shared_flow(path).to_string().as_bytes(), &CompileOptions::default()).expect("compiles");
+        let (artifact, _) =
+            compile(shared_flow(path).to_string().as_bytes(), &CompileOptions::default()).expect("compiles");
         let flow = plane.runtime.load_flow(&artifact.component).expect("loads");
         // Two buyers of one seller's flow share its flow id.
         let flow_id = if id == "sentiment" { "sentiment-flow".to_owned() } else { FLOW_ID.to_owned() };
@@ -402,7 +428,13 @@ async fn send(plane: &Arc<DataPlane>, request: Request<Body>) -> (StatusCode, Js
     (status, serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes))))
 }
 
-async fn upload(plane: &Arc<DataPlane>, flow: &str, api_key: Option<&str>, filename: &str, content: &[u8]) -> (StatusCode, Json) {
+async fn upload(
+    plane: &Arc<DataPlane>,
+    flow: &str,
+    api_key: Option<&str>,
+    filename: &str,
+    content: &[u8],
+) -> (StatusCode, Json) {
     let (content_type, body) = multipart(filename, content);
     let mut request = Request::post(format!("/api/v1/files/upload/{flow}")).header("content-type", content_type);
     if let Some(k) = api_key {
@@ -436,7 +468,8 @@ const RESUME: &str = "Ada Lovelace\nAnalyst and writer.\nSkills: notes on the An
 async fn portfolio_generator_reads_an_uploaded_resume() {
     let p = plane(1 << 20, 1 << 30).await;
     let acme = key("acme", &["run"]);
-    let (status, body) = upload(&p.plane, "portfolio", Some(&acme), "C:\\fakepath\\resume.txt", RESUME.as_bytes()).await;
+    let (status, body) =
+        upload(&p.plane, "portfolio", Some(&acme), "C:\\fakepath\\resume.txt", RESUME.as_bytes()).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["flowId"], FLOW_ID, "Langflow's response shape: {body}");
     let file_path = body["file_path"].as_str().expect("file_path").to_owned();
@@ -456,7 +489,8 @@ async fn portfolio_generator_reads_an_uploaded_resume() {
 
     // Another tenant's agent of the same flow, with acme's exact stored name.
     let globex = key("globex", &["run"]);
-    let (status, body) = run_flow(&p.plane, "rival-portfolio", &globex, json!({"File-wvfA7": {"path": file_path}})).await;
+    let (status, body) =
+        run_flow(&p.plane, "rival-portfolio", &globex, json!({"File-wvfA7": {"path": file_path}})).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
     assert!(body["detail"].as_str().unwrap_or("").contains("File not found"), "{body}");
     assert_eq!(chat_requests(&p.model).len(), 1, "nothing of acme's reached the model for globex");
@@ -515,7 +549,8 @@ async fn uploads_are_refused_clearly() {
     assert!(body["detail"].as_str().unwrap_or("").contains("3000"), "{body}");
 
     // A hostile file name is one name inside the agent's storage.
-    let (status, body) = upload(&p.plane, "rival-portfolio", Some(&key("globex", &["run"])), "../../../etc/passwd", b"x").await;
+    let (status, body) =
+        upload(&p.plane, "rival-portfolio", Some(&key("globex", &["run"])), "../../../etc/passwd", b"x").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let path = body["file_path"].as_str().expect("path");
     assert!(path.starts_with(&format!("{FLOW_ID}/")) && path.ends_with("_passwd") && !path.contains(".."), "{path}");

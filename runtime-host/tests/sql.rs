@@ -216,8 +216,16 @@ fn query_flow() -> Json {
     }
     flow["data"]["edges"] = json!([
         edge("ChatInput", "ChatInput-xlH2P", "message", &["Message"], SQL_NODE, "query", &["Message"], "str"),
-        edge("SQLComponent", SQL_NODE, "run_sql_query", &["DataFrame"], "ChatOutput-9LXqX", "input_value",
-            &["Data", "JSON", "DataFrame", "Table", "Message"], "other"),
+        edge(
+            "SQLComponent",
+            SQL_NODE,
+            "run_sql_query",
+            &["DataFrame"],
+            "ChatOutput-9LXqX",
+            "input_value",
+            &["Data", "JSON", "DataFrame", "Table", "Message"],
+            "other"
+        ),
     ]);
     flow
 }
@@ -420,23 +428,27 @@ fn saas_pricing_queries_through_its_agent(db: &TestDb) {
         let context = RunContext { tenant: "acme".into(), agent: "pricing".into(), ..RunContext::default() };
         answer(&runtime.sandbox_for(Limits::default(), context).run_flow(&flow, &request).expect("runs"))
     };
-    let said = ask(r#"use run_sql_query {"query": "SELECT name, price, seats, note FROM plans WHERE seats <= 2 ORDER BY seats"}"#);
+    let said = ask(
+        r#"use run_sql_query {"query": "SELECT name, price, seats, note FROM plans WHERE seats <= 2 ORDER BY seats"}"#,
+    );
     let rows = said.strip_prefix("run_sql_query returned: ").unwrap_or_else(|| panic!("a tool result: {said}"));
     let rows: Json = serde_json::from_str(rows).expect("rows as JSON");
     // Numbers stay numbers (SQLite keeps 21 an integer, NUMERIC columns give 21.0).
     let price = |row: &Json| row["price"].as_f64();
     assert_eq!(rows.as_array().map(Vec::len), Some(2), "{rows}");
-    assert_eq!((rows[0]["name"].clone(), price(&rows[0]), rows[0]["seats"].clone()), (json!("plan1"), Some(10.5), json!(1)));
-    assert_eq!((rows[1]["name"].clone(), price(&rows[1]), rows[1]["note"].clone()), (json!("plan2"), Some(21.0), json!("two")));
+    assert_eq!(
+        (rows[0]["name"].clone(), price(&rows[0]), rows[0]["seats"].clone()),
+        (json!("plan1"), Some(10.5), json!(1))
+    );
+    assert_eq!(
+        (rows[1]["name"].clone(), price(&rows[1]), rows[1]["note"].clone()),
+        (json!("plan2"), Some(21.0), json!("two"))
+    );
     assert_eq!(rows[0]["note"], Json::Null);
     let columns: Vec<&String> = rows[0].as_object().expect("a row").keys().collect();
     assert_eq!(columns, ["name", "price", "seats", "note"], "columns in the statement's order");
-    let offered = model
-        .server
-        .requests()
-        .iter()
-        .find_map(|r| r.body["tools"].as_array().cloned())
-        .expect("tools offered");
+    let offered =
+        model.server.requests().iter().find_map(|r| r.body["tools"].as_array().cloned()).expect("tools offered");
     let sql_tool = offered.iter().find(|t| t["function"]["name"] == "run_sql_query").expect("the SQL tool");
     assert!(sql_tool["function"]["parameters"]["properties"]["query"].is_object());
 
@@ -486,10 +498,9 @@ fn sqlite_statements_cannot_open_host_files() {
         let flow = load(&runtime, &query_flow());
         let copy = dir.path().join("copy.db");
         let attached = dir.path().join("attached.db");
-        for statement in [
-            format!("VACUUM INTO '{}'", copy.display()),
-            format!("ATTACH DATABASE '{}' AS other", attached.display()),
-        ] {
+        for statement in
+            [format!("VACUUM INTO '{}'", copy.display()), format!("ATTACH DATABASE '{}' AS other", attached.display())]
+        {
             let said = failure(query(&runtime, &flow, &statement));
             assert!(said.contains("open other files"), "{statement}: {said}");
         }

@@ -41,8 +41,11 @@ pub fn describe() -> Descriptor {
 /// Runs the node.
 pub fn run(inv: &Invocation) -> Result<Vec<Output>, NodeError> {
     let folder = folder(&text_or(inv, "path", "."))?;
-    let mut types: Vec<String> =
-        values(inv, "types").filter_map(as_text).map(|t| t.trim().trim_start_matches('.').to_owned()).filter(|t| !t.is_empty()).collect();
+    let mut types: Vec<String> = values(inv, "types")
+        .filter_map(as_text)
+        .map(|t| t.trim().trim_start_matches('.').to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
     if types.is_empty() {
         types = LANGFLOW_TEXT_TYPES.iter().map(|t| (*t).to_owned()).collect();
     }
@@ -56,7 +59,8 @@ pub fn run(inv: &Invocation) -> Result<Vec<Output>, NodeError> {
     let recursive = flag(inv, "recursive", false);
     let silent = flag(inv, "silent_errors", false);
     let prefix = if folder.is_empty() { String::new() } else { format!("{folder}/") };
-    let names = files::list_names(&prefix).map_err(|e| NodeError::Failed(format!("cannot list the files: {}", capability_message(&e))))?;
+    let names = files::list_names(&prefix)
+        .map_err(|e| NodeError::Failed(format!("cannot list the files: {}", capability_message(&e))))?;
     let mut rows = Vec::new();
     for name in names {
         let relative = &name[prefix.len()..];

@@ -37,14 +37,14 @@ pub const TEXT_TYPES: &[&str] =
 
 /// Langflow's `TEXT_FILE_TYPES`, which the Directory node validates against.
 pub const LANGFLOW_TEXT_TYPES: &[&str] = &[
-    "csv", "json", "pdf", "txt", "md", "mdx", "yaml", "yml", "xml", "html", "htm", "docx", "py", "sh", "sql", "js", "ts",
-    "tsx",
+    "csv", "json", "pdf", "txt", "md", "mdx", "yaml", "yml", "xml", "html", "htm", "docx", "py", "sh", "sql", "js",
+    "ts", "tsx",
 ];
 
 /// Extensions Langflow reads only with Docling (its advanced parser).
 const DOCLING_ONLY: &[&str] = &[
-    "adoc", "asciidoc", "asc", "bmp", "dotx", "dotm", "docm", "jpg", "jpeg", "png", "potx", "ppsx", "pptm", "potm", "ppsm",
-    "pptx", "tiff", "xls", "xlsx", "xhtml", "webp",
+    "adoc", "asciidoc", "asc", "bmp", "dotx", "dotm", "docm", "jpg", "jpeg", "png", "potx", "ppsx", "pptm", "potm",
+    "ppsm", "pptx", "tiff", "xls", "xlsx", "xhtml", "webp",
 ];
 
 /// Archives Langflow unpacks.
@@ -154,7 +154,11 @@ pub fn run(inv: &Invocation) -> Result<Vec<Output>, NodeError> {
         let object = loaded.first().map_or_else(Map::new, |f| parse_string_to_dict(&f.text));
         outputs.push(output(
             "json",
-            Value::Data(Data { text_key: "text".into(), data: Json::Object(object).to_string(), default_value: String::new() }),
+            Value::Data(Data {
+                text_key: "text".into(),
+                data: Json::Object(object).to_string(),
+                default_value: String::new(),
+            }),
         ));
     }
     if wants("path") {
@@ -193,11 +197,14 @@ fn requested(inv: &Invocation) -> Result<Vec<String>, NodeError> {
     let mut names = Vec::new();
     for value in connected {
         match value {
-            Value::Data(d) => match serde_json::from_str::<Map<String, Json>>(&d.data).ok().and_then(|o| o.get("file_path").cloned()) {
-                Some(Json::String(name)) if !name.is_empty() => names.push(name),
-                _ if flag(inv, "ignore_unspecified_files", false) => {}
-                _ => return Err(NodeError::InvalidInput("Data object missing 'file_path' property.".into())),
-            },
+            Value::Data(d) => {
+                match serde_json::from_str::<Map<String, Json>>(&d.data).ok().and_then(|o| o.get("file_path").cloned())
+                {
+                    Some(Json::String(name)) if !name.is_empty() => names.push(name),
+                    _ if flag(inv, "ignore_unspecified_files", false) => {}
+                    _ => return Err(NodeError::InvalidInput("Data object missing 'file_path' property.".into())),
+                }
+            }
             Value::Table(t) => {
                 for row in &t.rows {
                     if let Some(Json::String(name)) =
@@ -220,10 +227,10 @@ fn path_values(value: &Value) -> Vec<String> {
         Value::Text(t) | Value::Json(t) => t.trim().to_owned(),
         other => as_text(other).unwrap_or_default(),
     };
-    if text.starts_with('[') {
-        if let Ok(list) = serde_json::from_str::<Vec<Json>>(&text) {
-            return list.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).filter(|s| !s.is_empty()).collect();
-        }
+    if text.starts_with('[')
+        && let Ok(list) = serde_json::from_str::<Vec<Json>>(&text)
+    {
+        return list.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).filter(|s| !s.is_empty()).collect();
     }
     if text.is_empty() { Vec::new() } else { vec![text] }
 }
@@ -269,15 +276,16 @@ pub fn load(name: &str, encoding: &str) -> Result<Loaded, NodeError> {
     let file = files::read(name).map_err(|e| read_error(name, &e))?;
     let (raw, encoding) = decode(&file.content, encoding)
         .map_err(|why| NodeError::InvalidInput(format!("Error loading file {name}: {why}")))?;
-    let text = structured_text(name, &raw).map_err(|why| NodeError::InvalidInput(format!("Error loading file {name}: {why}")))?;
+    let text = structured_text(name, &raw)
+        .map_err(|why| NodeError::InvalidInput(format!("Error loading file {name}: {why}")))?;
     Ok(Loaded { name: name.to_owned(), text, encoding, raw })
 }
 
 fn read_error(name: &str, error: &CapabilityError) -> NodeError {
     match error {
-        CapabilityError::Invalid(m) if m.starts_with("there is no file") => NodeError::InvalidInput(format!(
-            "File not found: '{name}'. Please upload the file again."
-        )),
+        CapabilityError::Invalid(m) if m.starts_with("there is no file") => {
+            NodeError::InvalidInput(format!("File not found: '{name}'. Please upload the file again."))
+        }
         other => NodeError::Failed(format!("cannot read '{name}': {}", capability_message(other))),
     }
 }
@@ -293,7 +301,9 @@ pub fn decode(bytes: &[u8], encoding: &str) -> Result<(String, &'static str), St
             Ok(t) => (t.to_owned(), "utf-8"),
             Err(_) => (latin1(bytes), "iso8859-1"),
         },
-        "utf-8" | "utf8" => (std::str::from_utf8(bytes).map_err(|e| format!("'utf-8' codec can't decode: {e}"))?.to_owned(), "utf-8"),
+        "utf-8" | "utf8" => {
+            (std::str::from_utf8(bytes).map_err(|e| format!("'utf-8' codec can't decode: {e}"))?.to_owned(), "utf-8")
+        }
         "ascii" | "us-ascii" if bytes.is_ascii() => (String::from_utf8_lossy(bytes).into_owned(), "ascii"),
         "latin-1" | "latin1" | "iso-8859-1" | "iso8859-1" => (latin1(bytes), "iso8859-1"),
         other => return Err(format!("the text encoding '{other}' is not supported (use utf-8, ascii or latin-1)")),
@@ -315,10 +325,10 @@ pub fn structured_text(name: &str, text: &str) -> Result<String, String> {
     }
     if lower.ends_with(".xml") {
         let trimmed = text.trim_start();
-        if trimmed.starts_with("<?xml") {
-            if let Some(end) = trimmed.find("?>") {
-                return Ok(trimmed[end + 2..].trim_start().to_owned());
-            }
+        if trimmed.starts_with("<?xml")
+            && let Some(end) = trimmed.find("?>")
+        {
+            return Ok(trimmed[end + 2..].trim_start().to_owned());
         }
     }
     Ok(text.to_owned())
@@ -349,7 +359,8 @@ pub fn csv_records(text: &str) -> Vec<Map<String, Json>> {
     // A column is numeric when every non-empty cell of it is.
     let numeric: Vec<(bool, bool)> = (0..header.len())
         .map(|c| {
-            let cells: Vec<&str> = rows.iter().filter_map(|r| r.get(c)).map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+            let cells: Vec<&str> =
+                rows.iter().filter_map(|r| r.get(c)).map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
             let ints = !cells.is_empty() && cells.iter().all(|s| s.parse::<i64>().is_ok());
             let floats = !cells.is_empty() && cells.iter().all(|s| s.parse::<f64>().is_ok());
             (ints, floats)
@@ -417,7 +428,10 @@ mod tests {
 
     #[test]
     fn json_is_compacted_and_xml_loses_its_declaration() {
-        assert_eq!(structured_text("a.json", "{ \"a\": [1, 2],\n \"b\": \"x\" }").expect("json"), r#"{"a":[1,2],"b":"x"}"#);
+        assert_eq!(
+            structured_text("a.json", "{ \"a\": [1, 2],\n \"b\": \"x\" }").expect("json"),
+            r#"{"a":[1,2],"b":"x"}"#
+        );
         assert!(structured_text("a.json", "{").is_err());
         assert_eq!(structured_text("a.xml", "<?xml version=\"1.0\"?>\n<a/>").expect("xml"), "<a/>");
         assert_eq!(structured_text("a.md", "# x\r\n").expect("md"), "# x\r\n");

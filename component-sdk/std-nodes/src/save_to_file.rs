@@ -90,8 +90,11 @@ pub fn run(inv: &Invocation) -> Result<Vec<Output>, NodeError> {
         f if !f.is_empty() => f,
         _ => text_or(inv, "local_format", default),
     };
-    let allowed: &[&str] =
-        if matches!(input, Input::Message(_)) { &["txt", "html", "json", "markdown"] } else { &["csv", "excel", "json", "markdown"] };
+    let allowed: &[&str] = if matches!(input, Input::Message(_)) {
+        &["txt", "html", "json", "markdown"]
+    } else {
+        &["csv", "excel", "json", "markdown"]
+    };
     if !allowed.contains(&format.as_str()) {
         return Err(NodeError::InvalidInput(format!(
             "Invalid file format '{format}' for {}. Allowed: {allowed:?}",
@@ -99,19 +102,18 @@ pub fn run(inv: &Invocation) -> Result<Vec<Output>, NodeError> {
         )));
     }
     if format == "excel" {
-        return Err(NodeError::InvalidInput("Sandflow does not write Excel files; choose csv, json or markdown".into()));
+        return Err(NodeError::InvalidInput(
+            "Sandflow does not write Excel files; choose csv, json or markdown".into(),
+        ));
     }
     let has_extension = file_name.rsplit_once('.').is_some_and(|(_, e)| e.eq_ignore_ascii_case(&format));
     let name = if has_extension { file_name } else { format!("{file_name}.{format}") };
     let existing = if flag(inv, "append_mode", false) { existing(&name)? } else { None };
     let appending = existing.is_some();
     let content = render(&input, &format, existing.as_deref())?;
-    let stored = files::write(&files::File {
-        name: name.clone(),
-        content_type: String::new(),
-        content: content.into_bytes(),
-    })
-    .map_err(|e| NodeError::Failed(format!("cannot save '{name}': {}", capability_message(&e))))?;
+    let stored =
+        files::write(&files::File { name: name.clone(), content_type: String::new(), content: content.into_bytes() })
+            .map_err(|e| NodeError::Failed(format!("cannot save '{name}': {}", capability_message(&e))))?;
     let action = if appending { "appended to" } else { "saved successfully as" };
     let text = format!("{} {action} '{stored}'", input.kind());
     Ok(vec![output("message", Value::Message(message(text, "Machine", "AI", &inv.session_id)))])

@@ -16,7 +16,9 @@
 //! reads what went wrong and the query it sent.
 
 use sandflow_sdk::host::sql;
-use sandflow_sdk::{Descriptor, Invocation, NodeError, Output, Table, Value, capability_message, flag, output, port, text_or};
+use sandflow_sdk::{
+    Descriptor, Invocation, NodeError, Output, Table, Value, capability_message, flag, output, port, text_or,
+};
 use serde_json::{Map, Value as Json, json};
 
 /// Type name in the library.

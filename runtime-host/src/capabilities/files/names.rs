@@ -124,7 +124,7 @@ mod tests {
             "a\nb",
             &"x".repeat(600),
             &format!("{}/a", "y".repeat(300)),
-            &"a/".repeat(20).trim_end_matches('/').to_owned(),
+            "a/".repeat(20).trim_end_matches('/'),
         ] {
             assert!(components(name).is_err(), "`{}` must be refused", shown(name));
         }

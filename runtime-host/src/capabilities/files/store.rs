@@ -146,10 +146,7 @@ impl FileStore {
         let mut content = Vec::new();
         std::fs::File::from(fd).take(limit.saturating_add(1)).read_to_end(&mut content)?;
         if content.len() as u64 > limit {
-            return Err(FilesError::TooLarge(format!(
-                "`{}` is over the {limit}-byte limit per file",
-                shown(name)
-            )));
+            return Err(FilesError::TooLarge(format!("`{}` is over the {limit}-byte limit per file", shown(name))));
         }
         Ok(StoredFile { name: name.to_owned(), content_type: content_type(name).to_owned(), content })
     }
@@ -185,15 +182,13 @@ impl FileStore {
         }
         let _writing = self.inner.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let root = open_root(&config.root)?;
-        let tenant_dir = open_dir(&root, &segment(&scope.tenant), true, "")?.ok_or_else(|| {
-            FilesError::Io(std::io::Error::other("the tenant directory could not be created"))
-        })?;
+        let tenant_dir = open_dir(&root, &segment(&scope.tenant), true, "")?
+            .ok_or_else(|| FilesError::Io(std::io::Error::other("the tenant directory could not be created")))?;
         let mut used = 0u64;
         let mut visited = 0;
         collect(&tenant_dir, "", &mut |_, size| used = used.saturating_add(size), &mut visited, 0)?;
-        let agent_dir = open_dir(&tenant_dir, &segment(&scope.agent), true, "")?.ok_or_else(|| {
-            FilesError::Io(std::io::Error::other("the agent directory could not be created"))
-        })?;
+        let agent_dir = open_dir(&tenant_dir, &segment(&scope.agent), true, "")?
+            .ok_or_else(|| FilesError::Io(std::io::Error::other("the agent directory could not be created")))?;
         let (leaf, dirs) = parts.split_last().ok_or_else(|| FilesError::Invalid("the file name is empty".into()))?;
         let dir = walk(agent_dir, dirs, true, name)?
             .ok_or_else(|| FilesError::Io(std::io::Error::other("a directory could not be created")))?;
@@ -223,9 +218,8 @@ impl FileStore {
         .map_err(std::io::Error::from)?;
         let mut file = std::fs::File::from(fd);
         let written = file.write_all(content).and_then(|()| file.sync_data());
-        let renamed = written.and_then(|()| {
-            rustix::fs::renameat(&dir, temporary.as_str(), &dir, *leaf).map_err(std::io::Error::from)
-        });
+        let renamed = written
+            .and_then(|()| rustix::fs::renameat(&dir, temporary.as_str(), &dir, *leaf).map_err(std::io::Error::from));
         if let Err(error) = renamed {
             let _ = rustix::fs::unlinkat(&dir, temporary.as_str(), AtFlags::empty());
             return Err(FilesError::Io(error));
@@ -300,7 +294,10 @@ fn walk(mut dir: OwnedFd, dirs: &[&str], create: bool, name: &str) -> Result<Opt
 }
 
 fn symlink(name: &str) -> FilesError {
-    FilesError::Denied(format!("`{}` is (or passes through) a symbolic link, which the file store never follows", shown(name)))
+    FilesError::Denied(format!(
+        "`{}` is (or passes through) a symbolic link, which the file store never follows",
+        shown(name)
+    ))
 }
 
 /// Visits every regular file under `dir` (not following symbolic links,
@@ -349,9 +346,8 @@ fn collect(
 /// `_` and `-` (at most 64) stay as they are; anything else becomes `~`
 /// and a hash, so no id can climb, hide or collide with another.
 pub fn segment(id: &str) -> String {
-    let plain = !id.is_empty()
-        && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let plain =
+        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if plain {
         return id.to_owned();
     }

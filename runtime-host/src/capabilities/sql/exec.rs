@@ -157,18 +157,15 @@ async fn mysql(db: &SqlDatabase, sql: &str, bounds: &Bounds) -> Result<Rows, Sql
 
 async fn sqlite(db: &SqlDatabase, sql: &str, bounds: &Bounds) -> Result<Rows, SqlError> {
     if statements::several(sql) {
-        return Err(SqlError::Invalid(
-            "the text holds more than one statement; send one statement per call".into(),
-        ));
+        return Err(SqlError::Invalid("the text holds more than one statement; send one statement per call".into()));
     }
     if statements::opens_files(sql) {
         return Err(SqlError::Invalid(
             "ATTACH and VACUUM are not allowed on SQLite databases: they open other files on the host".into(),
         ));
     }
-    let mut options = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url)
-        .map_err(SqlError::Connect)?
-        .create_if_missing(false);
+    let mut options =
+        sqlx::sqlite::SqliteConnectOptions::from_str(&db.url).map_err(SqlError::Connect)?.create_if_missing(false);
     if !db.read_write {
         options = options.read_only(true).pragma("query_only", "ON");
     }
@@ -186,10 +183,12 @@ async fn sqlite(db: &SqlDatabase, sql: &str, bounds: &Bounds) -> Result<Rows, Sq
         let decoded = match kind.as_str() {
             "INTEGER" => Json::from(<i64 as Decode<'_, sqlx::Sqlite>>::decode(value).map_err(sqlx::Error::Decode)?),
             "REAL" => number(<f64 as Decode<'_, sqlx::Sqlite>>::decode(value).map_err(sqlx::Error::Decode)?),
-            "BLOB" => Json::String(String::from_utf8_lossy(
-                <&[u8] as Decode<'_, sqlx::Sqlite>>::decode(value).map_err(sqlx::Error::Decode)?,
-            )
-            .into_owned()),
+            "BLOB" => Json::String(
+                String::from_utf8_lossy(
+                    <&[u8] as Decode<'_, sqlx::Sqlite>>::decode(value).map_err(sqlx::Error::Decode)?,
+                )
+                .into_owned(),
+            ),
             _ => Json::String(<String as Decode<'_, sqlx::Sqlite>>::decode(value).map_err(sqlx::Error::Decode)?),
         };
         Ok(decoded)
@@ -255,12 +254,10 @@ fn typed(kind: &str, text: &str) -> Json {
             .map(Json::from)
             .or_else(|_| text.parse::<u64>().map(Json::from))
             .unwrap_or_else(|_| Json::String(text.to_owned())),
-        "FLOAT4" | "FLOAT8" | "FLOAT" | "DOUBLE" | "REAL" | "NUMERIC" | "DECIMAL" => {
-            match text.parse::<f64>() {
-                Ok(n) if n.is_finite() => number(n),
-                _ => Json::String(text.to_owned()),
-            }
-        }
+        "FLOAT4" | "FLOAT8" | "FLOAT" | "DOUBLE" | "REAL" | "NUMERIC" | "DECIMAL" => match text.parse::<f64>() {
+            Ok(n) if n.is_finite() => number(n),
+            _ => Json::String(text.to_owned()),
+        },
         "JSON" | "JSONB" => serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.to_owned())),
         _ => Json::String(text.to_owned()),
     }

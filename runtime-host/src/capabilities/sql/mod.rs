@@ -131,10 +131,7 @@ impl FromStr for SqlDatabase {
         } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
             Dialect::MySql
         } else {
-            return Err(format!(
-                "database `{name}`: `{}` is not a sqlite:, postgres:// or mysql:// URL",
-                redact(&url)
-            ));
+            return Err(format!("database `{name}`: `{}` is not a sqlite:, postgres:// or mysql:// URL", redact(&url)));
         };
         Ok(Self { name: name.to_owned(), url, dialect, read_write, tenants })
     }
@@ -144,7 +141,8 @@ impl SqlConfig {
     /// The database a flow's `database_url` value names for `tenant`.
     pub fn resolve(&self, value: &str, tenant: &str) -> Result<&SqlDatabase, CapabilityError> {
         let value = value.trim();
-        let visible = || self.databases.iter().filter(|d| d.tenants.is_empty() || d.tenants.iter().any(|t| t == tenant));
+        let visible =
+            || self.databases.iter().filter(|d| d.tenants.is_empty() || d.tenants.iter().any(|t| t == tenant));
         if value.is_empty() {
             let names: Vec<&str> = visible().map(|d| d.name.as_str()).collect();
             return Err(CapabilityError::Invalid(format!(
@@ -222,9 +220,8 @@ impl Host for RunState {
         let remaining =
             self.caps.remaining().ok_or_else(|| CapabilityError::Denied("the run's deadline has passed".into()))?;
         let bounds = exec::Bounds { max_rows: config.max_rows, max_bytes: config.max_bytes, time: remaining };
-        let outcome = super::io::block_on(async {
-            tokio::time::timeout(remaining, exec::query(&db, &statement, &bounds)).await
-        });
+        let outcome =
+            super::io::block_on(async { tokio::time::timeout(remaining, exec::query(&db, &statement, &bounds)).await });
         let rows = match outcome {
             Ok(result) => result.map_err(|e| e.into_capability(&db.name))?,
             Err(_) => {
@@ -247,8 +244,7 @@ mod tests {
     fn specs() {
         let db: SqlDatabase = "pricing=sqlite://data/p.db".parse().expect("spec");
         assert_eq!((db.name.as_str(), db.url.as_str(), db.read_write), ("pricing", "sqlite://data/p.db", false));
-        let db: SqlDatabase =
-            "crm=postgres://u:p@h/db?options=a,b,read-write,tenant=acme".parse().expect("spec");
+        let db: SqlDatabase = "crm=postgres://u:p@h/db?options=a,b,read-write,tenant=acme".parse().expect("spec");
         assert_eq!(db.url, "postgres://u:p@h/db?options=a,b");
         assert!(db.read_write);
         assert_eq!(db.tenants, ["acme"]);
@@ -270,7 +266,9 @@ mod tests {
         assert_eq!(config.resolve("sqlite://p.db", "t").expect("by listed URL").name, "pricing");
         assert!(matches!(config.resolve("crm", "other"), Err(CapabilityError::Denied(_))));
         assert_eq!(config.resolve("crm", "acme").expect("own tenant").name, "crm");
-        assert!(matches!(config.resolve("postgres://evil/db", "t"), Err(CapabilityError::Denied(m)) if m.contains("by name")));
+        assert!(
+            matches!(config.resolve("postgres://evil/db", "t"), Err(CapabilityError::Denied(m)) if m.contains("by name"))
+        );
         assert!(matches!(config.resolve("", "t"), Err(CapabilityError::Invalid(m)) if m.contains("pricing")));
     }
 
