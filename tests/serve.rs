@@ -56,3 +56,46 @@ async fn serves_both_planes_on_one_address() {
     assert_eq!(status, 201, "{}", registered.text().await.unwrap_or_default());
     assert!(data.path().join("control-plane.db").exists(), "the embedded database lives in the data directory");
 }
+
+/// Langflow's upload endpoint on a real host: files land in the data
+/// directory's `files`, per tenant and agent, under `--files-max-bytes`.
+#[tokio::test]
+async fn stores_uploads_in_the_data_directory() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let agents = [("portfolio", "starter/portfolio-website-code-generator.json")];
+    let host = support::start_host(data.path(), &agents, &["--files-max-bytes", "64"]);
+    let client = reqwest::Client::new();
+    let upload = |content: &'static str| {
+        let body = format!(
+            "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"resume.txt\"\r\n\r\n{content}\r\n--b--\r\n"
+        );
+        client
+            .post(format!("{}/api/v1/files/upload/portfolio", host.base))
+            .header("x-api-key", &host.key)
+            .header("content-type", "multipart/form-data; boundary=b")
+            .body(body)
+            .send()
+    };
+    let response = upload("Ada Lovelace, analyst").await.expect("request");
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    let path = body["file_path"].as_str().expect("file_path");
+    let stored = data.path().join("files/acme/portfolio").join(path);
+    assert_eq!(std::fs::read_to_string(&stored).expect("stored"), "Ada Lovelace, analyst");
+    let response = upload("x".repeat(65).leak()).await.expect("request");
+    assert_eq!(response.status(), 413, "--files-max-bytes");
+}
+
+/// A database spec that is not an allowed kind stops the host at start.
+#[test]
+fn refuses_a_bad_database_spec_at_start() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sandflow"))
+        .args(["serve", "--role", "runtime", "--listen", "127.0.0.1:0", "--sql-database", "crm=http://db.internal/crm"])
+        .env("SANDFLOW_DATA_DIR", data.path())
+        .output()
+        .expect("sandflow runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not a sqlite:, postgres:// or mysql:// URL"), "{stderr}");
+}

@@ -39,6 +39,7 @@ pub mod usage;
 
 pub use bindings::node::exports::sandflow::node::handler::{Descriptor, Field, Invocation, NodeError, Output, Port};
 pub use bindings::node::sandflow::host::types::{Data, Message, ModelSettings, Table, Tool, Value};
+pub use capabilities::files::{FileStore, FilesConfig, FilesError, FilesScope, StoredFile};
 pub use capabilities::http::{HostPattern, HttpConfig, WebSearchProvider};
 pub use capabilities::llm::{Backend, LlmConfig, Provider, TokenCount};
 pub use capabilities::log::LogLine;
@@ -46,6 +47,7 @@ pub use capabilities::memory::limits as memory_limits;
 pub use capabilities::memory::{MemoryError, MemoryStore, Scope as MemoryScope};
 pub use capabilities::persona::Persona;
 pub use capabilities::secrets::{Secret, Secrets};
+pub use capabilities::sql::{SqlConfig, SqlDatabase};
 pub use capabilities::{CapabilityConfig, EventSender, RunContext, RunEvent};
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{LoadError, RunError};

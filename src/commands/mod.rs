@@ -39,6 +39,25 @@ pub struct CapabilityArgs {
     pub memory_url: Option<String>,
     #[command(flatten)]
     pub http: http::HttpArgs,
+    /// Where tenants' files live (uploads and files flows write), one directory per tenant and
+    /// agent. `serve` defaults to `files` in the data directory; `run` keeps none without it.
+    #[arg(long = "files-dir", env = "SANDFLOW_FILES_DIR")]
+    pub files_dir: Option<std::path::PathBuf>,
+    /// Most bytes of one stored file (uploads, writes and reads; default 32 MiB).
+    #[arg(long = "files-max-bytes", env = "SANDFLOW_FILES_MAX_BYTES")]
+    pub files_max_bytes: Option<u64>,
+    /// Most bytes one tenant may store over all its agents (default 1 GiB).
+    #[arg(long = "files-max-tenant-bytes", env = "SANDFLOW_FILES_MAX_TENANT_BYTES")]
+    pub files_max_tenant_bytes: Option<u64>,
+    /// A database flows may query, by NAME: `NAME=URL[,read-write][,tenant=ID]…` with a
+    /// `sqlite:`, `postgres://` or `mysql://` URL; read-only unless `read-write`, open to every
+    /// tenant unless `tenant=` names them (repeatable; `;`-separated in the environment). A
+    /// flow's SQL node puts the NAME in its Database URL field.
+    #[arg(long = "sql-database", env = "SANDFLOW_SQL_DATABASES", value_delimiter = ';')]
+    pub sql_databases: Vec<String>,
+    /// Most rows one SQL statement may return (default 1000).
+    #[arg(long = "sql-max-rows", env = "SANDFLOW_SQL_MAX_ROWS")]
+    pub sql_max_rows: Option<usize>,
 }
 
 impl CapabilityArgs {
@@ -58,15 +77,36 @@ impl CapabilityArgs {
             config.memory = Some(open_memory(url)?);
         }
         config.http = self.http.config()?;
+        if let Some(dir) = &self.files_dir {
+            config.files = Some(self.open_files(dir)?);
+        }
+        for spec in self.sql_databases.iter().filter(|s| !s.trim().is_empty()) {
+            config.sql.databases.push(spec.parse().map_err(anyhow::Error::msg)?);
+        }
+        if let Some(rows) = self.sql_max_rows {
+            config.sql.max_rows = rows;
+        }
         Ok(config)
     }
 
+    fn open_files(&self, dir: &Path) -> anyhow::Result<sandflow_runtime_host::FileStore> {
+        let mut files = sandflow_runtime_host::FilesConfig::new(dir);
+        files.max_file_bytes = self.files_max_bytes.unwrap_or(files.max_file_bytes);
+        files.max_tenant_bytes = self.files_max_tenant_bytes.unwrap_or(files.max_tenant_bytes);
+        sandflow_runtime_host::FileStore::open(files)
+            .with_context(|| format!("cannot open the file storage in {}", dir.display()))
+    }
+
     /// [`CapabilityArgs::config`] for a server: chat history in the data
-    /// directory's `memory.db` unless `--memory-url` says otherwise.
+    /// directory's `memory.db` unless `--memory-url` says otherwise, files
+    /// in its `files` unless `--files-dir` does.
     pub fn serving_config(&self) -> anyhow::Result<sandflow_runtime_host::CapabilityConfig> {
         let mut config = self.config()?;
         if config.memory.is_none() {
             config.memory = Some(open_memory(&sandflow_runtime_host::MemoryStore::sqlite_url_in(&data_dir()))?);
+        }
+        if config.files.is_none() {
+            config.files = Some(self.open_files(&data_dir().join("files"))?);
         }
         Ok(config)
     }

@@ -13,6 +13,8 @@ pub mod calculator;
 pub mod chat_input;
 pub mod chat_output;
 pub mod conditional_router;
+pub mod directory;
+pub mod file;
 pub mod history;
 pub mod keyword_search;
 pub mod language_model;
@@ -23,7 +25,9 @@ pub mod parse_data;
 pub mod parser;
 pub mod prompt;
 pub mod pyfmt;
+pub mod save_to_file;
 pub mod split_text;
+pub mod sql;
 pub mod structured_output;
 pub mod table_text;
 pub mod text_io;
@@ -77,6 +81,10 @@ pub const NODES: &[StdNode] = &[
     StdNode { name: keyword_search::NAME, describe: keyword_search::describe, run: keyword_search::run },
     StdNode { name: structured_output::NAME, describe: structured_output::describe, run: structured_output::run },
     StdNode { name: batch_run::NAME, describe: batch_run::describe, run: batch_run::run },
+    StdNode { name: file::NAME, describe: file::describe, run: file::run },
+    StdNode { name: save_to_file::NAME, describe: save_to_file::describe, run: save_to_file::run },
+    StdNode { name: directory::NAME, describe: directory::describe, run: directory::run },
+    StdNode { name: sql::NAME, describe: sql::describe, run: sql::run },
 ];
 
 /// The library as a node component.

@@ -9,6 +9,13 @@ pub fn langflow_timestamp() -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{micros:06} UTC", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
+/// Now as Langflow prefixes uploaded file names: `2026-11-25_19-42-39` (UTC).
+pub fn file_timestamp() -> String {
+    let (days, secs, _) = now_parts();
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}_{:02}-{:02}-{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_seconds() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())

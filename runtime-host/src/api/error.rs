@@ -42,6 +42,9 @@ pub enum ApiError {
     /// The run failed or hit its limits.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// The host does not offer this (not configured by the operator).
+    #[error("{0}")]
+    Unavailable(String),
     /// A bug on our side.
     #[error("internal error")]
     Internal(String),
@@ -64,6 +67,7 @@ impl ApiError {
             }
             Self::Run(RunError::Node { .. } | RunError::Trap(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "run_failed"),
             Self::Run(RunError::History(_)) => (StatusCode::SERVICE_UNAVAILABLE, "history_not_stored"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -4,6 +4,8 @@
 //! - Langflow-compatible `POST /api/v1/run/{flow}` (same request, response and
 //!   stream shapes, `x-api-key`);
 //! - OpenAI-compatible `POST /v1/chat/completions` (`model` = agent id);
+//! - Langflow's file upload `POST /api/v1/files/upload/{flow}` (into the
+//!   tenant's file storage);
 //! - `GET /health`, `GET /metrics` (Prometheus).
 //!
 //! Every run request passes the same door ([`DataPlane::agent_for`] and
@@ -14,6 +16,7 @@ mod agents;
 mod body;
 pub mod clock;
 mod error;
+mod files;
 pub mod keys;
 mod langflow;
 mod metrics;
@@ -142,7 +145,7 @@ impl DataPlane {
     }
 
     /// Rate limits and quota: the month the run counts in, or a refusal.
-    fn admit(&self, key: &ApiKey) -> Result<u32, ApiError> {
+    pub(crate) fn admit(&self, key: &ApiKey) -> Result<u32, ApiError> {
         let claims = &key.0;
         let quota = self.quotas.get(&claims.tenant);
         self.rate.check(&format!("key:{}", claims.sub), claims.rpm.unwrap_or(self.config.key_rpm)).map_err(|wait| {
@@ -326,6 +329,7 @@ impl FromRequestParts<Arc<DataPlane>> for ApiKey {
 pub fn router(state: Arc<DataPlane>) -> Router {
     Router::new()
         .route("/api/v1/run/{flow}", post(langflow::run))
+        .route("/api/v1/files/upload/{flow}", post(files::upload).layer(DefaultBodyLimit::max(upload_limit(&state))))
         .route("/v1/agents/{agent}/runs", post(native::run))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/health", get(health))
@@ -333,6 +337,12 @@ pub fn router(state: Arc<DataPlane>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// The largest upload body: the per-file cap and the multipart framing.
+fn upload_limit(state: &DataPlane) -> usize {
+    let file = state.runtime.capabilities().files.as_ref().map_or(0, |s| s.config().max_file_bytes);
+    usize::try_from(file).unwrap_or(usize::MAX).saturating_add(files::FRAMING_BYTES)
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves.

@@ -6,6 +6,7 @@
 //! run's usage. Every call is scoped by the run's tenant and agent, never by
 //! an identifier the guest supplies.
 
+pub mod files;
 pub mod http;
 pub mod io;
 pub mod llm;
@@ -13,6 +14,7 @@ pub mod log;
 pub mod memory;
 pub mod persona;
 pub mod secrets;
+pub mod sql;
 mod unconfigured;
 
 use secrets::Secrets;
@@ -33,6 +35,10 @@ pub struct CapabilityConfig {
     /// Outbound HTTP and web search; without it, `http` answers
     /// `not-configured`.
     pub http: Option<http::HttpConfig>,
+    /// Tenant file storage; without one, `files` answers `not-configured`.
+    pub files: Option<files::FileStore>,
+    /// SQL databases flows may query; with none, `sql` answers `not-configured`.
+    pub sql: sql::SqlConfig,
 }
 
 /// Something a run reports while it runs, for streaming clients.
@@ -81,12 +87,18 @@ pub(crate) struct RunCaps {
     pub memory: memory::RunMemory,
     /// Response body bytes the run's `http` calls received.
     pub http_bytes: u64,
+    /// The tenant's files, scoped to the run's tenant and agent.
+    pub files: files::RunFiles,
+    /// The run's tenant, for the SQL allow-list.
+    pub sql: sql::RunSql,
 }
 
 impl RunCaps {
     pub fn new(config: Arc<CapabilityConfig>, context: RunContext, deadline: Duration) -> Self {
         Self {
             memory: memory::RunMemory::prepare(config.memory.as_ref(), &context.tenant, &context.agent),
+            files: files::RunFiles::prepare(config.files.as_ref(), &context.tenant, &context.agent),
+            sql: sql::RunSql::prepare(&context.tenant),
             secrets: context.secrets.or(&config.secrets),
             config,
             events: context.events,

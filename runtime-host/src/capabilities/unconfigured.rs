@@ -2,8 +2,8 @@
 //! `not-configured`, saying which capability is missing, so components that
 //! import them still link and a flow that uses one fails with a clear error.
 
-use crate::bindings::node::sandflow::host::types::{CapabilityError, ModelSettings, Table};
-use crate::bindings::node::sandflow::host::{embeddings, files, retrieval, sql};
+use crate::bindings::node::sandflow::host::types::{CapabilityError, ModelSettings};
+use crate::bindings::node::sandflow::host::{embeddings, retrieval};
 use crate::sandbox::RunState;
 
 fn missing<T>(capability: &str) -> Result<T, CapabilityError> {
@@ -28,25 +28,5 @@ impl retrieval::Host for RunState {
         _: Option<ModelSettings>,
     ) -> Result<u32, CapabilityError> {
         missing("retrieval")
-    }
-}
-
-impl sql::Host for RunState {
-    fn query(&mut self, _: String, _: String) -> Result<Table, CapabilityError> {
-        missing("sql")
-    }
-}
-
-impl files::Host for RunState {
-    fn read(&mut self, _: String) -> Result<files::File, CapabilityError> {
-        missing("files")
-    }
-
-    fn list_names(&mut self, _: String) -> Result<Vec<String>, CapabilityError> {
-        missing("files")
-    }
-
-    fn write(&mut self, _: files::File) -> Result<String, CapabilityError> {
-        missing("files")
     }
 }

@@ -1,0 +1,395 @@
+//! Tenant file storage on a local directory: `<root>/<tenant>/<agent>/<name>`.
+//!
+//! Every path below the root is walked one component at a time with
+//! `openat(…, O_NOFOLLOW)`, so a symbolic link anywhere under the root
+//! (planted by anyone with access to the directory) is refused rather than
+//! followed, and no name can resolve outside its scope's directory: names
+//! are checked first ([`super::names`]), and the walk itself cannot climb.
+//! Tenant and agent ids become directory names that cannot collide or
+//! climb either ([`segment`]).
+
+use super::names::{self, shown};
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Why the store refused or failed a request.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// The name (or prefix) breaks the naming rules.
+    #[error("{0}")]
+    Invalid(String),
+    /// No such file in the scope's storage.
+    #[error("{0}")]
+    NotFound(String),
+    /// A rule of the store refuses it: symbolic links, too many entries.
+    #[error("{0}")]
+    Denied(String),
+    /// The file is over the per-file cap, or the tenant's files would be
+    /// over the per-tenant cap.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The file system failed.
+    #[error("the file store failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How the operator configured file storage.
+#[derive(Debug, Clone)]
+pub struct FilesConfig {
+    /// The directory every tenant's files live under.
+    pub root: PathBuf,
+    /// Most bytes of one file (writes and uploads beyond it are refused,
+    /// reads of larger files too).
+    pub max_file_bytes: u64,
+    /// Most bytes one tenant may store, over all its agents.
+    pub max_tenant_bytes: u64,
+}
+
+impl FilesConfig {
+    /// Default cap per file: 32 MiB.
+    pub const DEFAULT_MAX_FILE_BYTES: u64 = 32 << 20;
+    /// Default cap per tenant: 1 GiB.
+    pub const DEFAULT_MAX_TENANT_BYTES: u64 = 1 << 30;
+
+    /// Storage under `root` with the default caps.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            max_file_bytes: Self::DEFAULT_MAX_FILE_BYTES,
+            max_tenant_bytes: Self::DEFAULT_MAX_TENANT_BYTES,
+        }
+    }
+}
+
+/// Whose files a call reads or writes: the run's (or the API key's) tenant
+/// and agent, never an id a guest supplies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilesScope {
+    /// Tenant (buyer organisation).
+    pub tenant: String,
+    /// Agent.
+    pub agent: String,
+}
+
+/// One stored file.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    /// Its name in the scope's storage.
+    pub name: String,
+    /// MIME type, from the name's extension.
+    pub content_type: String,
+    /// Its bytes.
+    pub content: Vec<u8>,
+}
+
+/// The tenants' file storage: cheap to clone.
+#[derive(Clone)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: FilesConfig,
+    /// Writes are serialised so the tenant cap cannot be raced past.
+    writing: Mutex<()>,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore").field("config", &self.inner.config).finish()
+    }
+}
+
+/// Most entries one listing (or one tenant-size walk) visits.
+const MAX_ENTRIES: usize = 100_000;
+/// Most names one listing returns.
+pub const MAX_LISTED: usize = 10_000;
+
+impl FileStore {
+    /// Storage as `config` says, creating the root directory if needed.
+    pub fn open(config: FilesConfig) -> Result<Self, FilesError> {
+        std::fs::create_dir_all(&config.root)?;
+        Ok(Self { inner: Arc::new(Inner { config, writing: Mutex::new(()) }) })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FilesConfig {
+        &self.inner.config
+    }
+
+    /// Reads file `name` of `scope`.
+    pub fn read(&self, scope: &FilesScope, name: &str) -> Result<StoredFile, FilesError> {
+        let parts = names::components(name)?;
+        let missing = || FilesError::NotFound(format!("there is no file `{}` in this agent's storage", shown(name)));
+        let Some(dir) = self.scope_dir(scope, false)? else { return Err(missing()) };
+        let (leaf, dirs) = parts.split_last().ok_or_else(missing)?;
+        let Some(dir) = walk(dir, dirs, false, name)? else { return Err(missing()) };
+        let fd = match rustix::fs::openat(
+            &dir,
+            *leaf,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Err(missing()),
+            Err(rustix::io::Errno::LOOP) => return Err(symlink(name)),
+            Err(e) => return Err(FilesError::Io(e.into())),
+        };
+        let stat = rustix::fs::fstat(&fd).map_err(std::io::Error::from)?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(FilesError::Invalid(format!("`{}` is not a regular file", shown(name))));
+        }
+        let limit = self.inner.config.max_file_bytes;
+        let mut content = Vec::new();
+        std::fs::File::from(fd).take(limit.saturating_add(1)).read_to_end(&mut content)?;
+        if content.len() as u64 > limit {
+            return Err(FilesError::TooLarge(format!("`{}` is over the {limit}-byte limit per file", shown(name))));
+        }
+        Ok(StoredFile { name: name.to_owned(), content_type: content_type(name).to_owned(), content })
+    }
+
+    /// Names of `scope`'s files that start with `prefix`, sorted.
+    pub fn list(&self, scope: &FilesScope, prefix: &str) -> Result<Vec<String>, FilesError> {
+        names::check_prefix(prefix)?;
+        let Some(dir) = self.scope_dir(scope, false)? else { return Ok(Vec::new()) };
+        let mut found = Vec::new();
+        let mut visited = 0;
+        let mut visit = |name: &str, _size: u64| {
+            if name.starts_with(prefix) && found.len() < MAX_LISTED {
+                found.push(name.to_owned());
+            }
+        };
+        collect(&dir, "", &mut visit, &mut visited, 0)?;
+        found.sort();
+        Ok(found)
+    }
+
+    /// Writes `content` as file `name` of `scope` (replacing one of that
+    /// name) and returns the stored name. Refused over the per-file cap, or
+    /// when the tenant's files would exceed the per-tenant cap.
+    pub fn write(&self, scope: &FilesScope, name: &str, content: &[u8]) -> Result<String, FilesError> {
+        let parts = names::components(name)?;
+        let config = &self.inner.config;
+        if content.len() as u64 > config.max_file_bytes {
+            return Err(FilesError::TooLarge(format!(
+                "the file is {} bytes; files hold at most {} bytes",
+                content.len(),
+                config.max_file_bytes
+            )));
+        }
+        let _writing = self.inner.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let root = open_root(&config.root)?;
+        let tenant_dir = open_dir(&root, &segment(&scope.tenant), true, "")?
+            .ok_or_else(|| FilesError::Io(std::io::Error::other("the tenant directory could not be created")))?;
+        let mut used = 0u64;
+        let mut visited = 0;
+        collect(&tenant_dir, "", &mut |_, size| used = used.saturating_add(size), &mut visited, 0)?;
+        let agent_dir = open_dir(&tenant_dir, &segment(&scope.agent), true, "")?
+            .ok_or_else(|| FilesError::Io(std::io::Error::other("the agent directory could not be created")))?;
+        let (leaf, dirs) = parts.split_last().ok_or_else(|| FilesError::Invalid("the file name is empty".into()))?;
+        let dir = walk(agent_dir, dirs, true, name)?
+            .ok_or_else(|| FilesError::Io(std::io::Error::other("a directory could not be created")))?;
+        let replaced = match rustix::fs::statat(&dir, *leaf, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile => stat.st_size as u64,
+            Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Directory => {
+                return Err(FilesError::Invalid(format!("`{}` is a directory", shown(name))));
+            }
+            _ => 0,
+        };
+        let after = used - replaced.min(used) + content.len() as u64;
+        if after > config.max_tenant_bytes {
+            return Err(FilesError::TooLarge(format!(
+                "the tenant's files would take {after} bytes; the tenant may store at most {} bytes",
+                config.max_tenant_bytes
+            )));
+        }
+        // Write beside the target, then rename over it: a reader sees the
+        // old file or the new one, never half of one.
+        let temporary = format!(".tmp-{}", uuid::Uuid::new_v4());
+        let fd = rustix::fs::openat(
+            &dir,
+            temporary.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(std::io::Error::from)?;
+        let mut file = std::fs::File::from(fd);
+        let written = file.write_all(content).and_then(|()| file.sync_data());
+        let renamed = written
+            .and_then(|()| rustix::fs::renameat(&dir, temporary.as_str(), &dir, *leaf).map_err(std::io::Error::from));
+        if let Err(error) = renamed {
+            let _ = rustix::fs::unlinkat(&dir, temporary.as_str(), AtFlags::empty());
+            return Err(FilesError::Io(error));
+        }
+        Ok(name.to_owned())
+    }
+
+    /// Bytes `tenant` stores now, over all its agents.
+    pub fn tenant_bytes(&self, tenant: &str) -> Result<u64, FilesError> {
+        let root = open_root(&self.inner.config.root)?;
+        let Some(dir) = open_dir(&root, &segment(tenant), false, "")? else { return Ok(0) };
+        let mut used = 0u64;
+        let mut visited = 0;
+        collect(&dir, "", &mut |_, size| used = used.saturating_add(size), &mut visited, 0)?;
+        Ok(used)
+    }
+
+    /// The scope's directory, created when `create` is set; `None` when it
+    /// does not exist (nothing stored yet).
+    fn scope_dir(&self, scope: &FilesScope, create: bool) -> Result<Option<OwnedFd>, FilesError> {
+        let root = open_root(&self.inner.config.root)?;
+        let Some(tenant) = open_dir(&root, &segment(&scope.tenant), create, "")? else { return Ok(None) };
+        open_dir(&tenant, &segment(&scope.agent), create, "")
+    }
+}
+
+/// The operator's root directory (which may itself be a symbolic link:
+/// the operator chose it).
+fn open_root(root: &Path) -> Result<OwnedFd, FilesError> {
+    rustix::fs::openat(rustix::fs::CWD, root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| FilesError::Io(e.into()))
+}
+
+/// Opens (and with `create`, makes) directory `component` of `dir` without
+/// following a symbolic link; `None` when it does not exist.
+fn open_dir(dir: &OwnedFd, component: &str, create: bool, name: &str) -> Result<Option<OwnedFd>, FilesError> {
+    if create {
+        match rustix::fs::mkdirat(dir, component, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(FilesError::Io(e.into())),
+        }
+    }
+    match rustix::fs::openat(
+        dir,
+        component,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        // O_NOFOLLOW on a symbolic link: ELOOP; O_DIRECTORY on a file: ENOTDIR.
+        Err(rustix::io::Errno::LOOP) => Err(symlink(if name.is_empty() { component } else { name })),
+        Err(rustix::io::Errno::NOTDIR) => Err(match rustix::fs::statat(dir, component, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => {
+                symlink(if name.is_empty() { component } else { name })
+            }
+            _ => FilesError::Invalid(format!("`{}` is a file, not a directory", shown(component))),
+        }),
+        Err(e) => Err(FilesError::Io(e.into())),
+    }
+}
+
+/// Walks `dirs` down from `dir`; `None` when one is missing (and not created).
+fn walk(mut dir: OwnedFd, dirs: &[&str], create: bool, name: &str) -> Result<Option<OwnedFd>, FilesError> {
+    for component in dirs {
+        match open_dir(&dir, component, create, name)? {
+            Some(next) => dir = next,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(dir))
+}
+
+fn symlink(name: &str) -> FilesError {
+    FilesError::Denied(format!(
+        "`{}` is (or passes through) a symbolic link, which the file store never follows",
+        shown(name)
+    ))
+}
+
+/// Visits every regular file under `dir` (not following symbolic links,
+/// skipping hidden names), with its name relative to where the walk
+/// started and its size.
+fn collect(
+    dir: &OwnedFd,
+    at: &str,
+    visit: &mut dyn FnMut(&str, u64),
+    visited: &mut usize,
+    depth: usize,
+) -> Result<(), FilesError> {
+    if depth > names::MAX_DEPTH {
+        return Ok(());
+    }
+    for entry in Dir::read_from(dir).map_err(std::io::Error::from)? {
+        let entry = entry.map_err(std::io::Error::from)?;
+        *visited += 1;
+        if *visited > MAX_ENTRIES {
+            return Err(FilesError::Denied(format!("the storage holds more than {MAX_ENTRIES} entries")));
+        }
+        let Ok(component) = entry.file_name().to_str() else { continue };
+        if component.starts_with('.') {
+            continue;
+        }
+        let stat = match rustix::fs::statat(dir, component, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(FilesError::Io(e.into())),
+        };
+        let name = if at.is_empty() { component.to_owned() } else { format!("{at}/{component}") };
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::RegularFile => visit(&name, stat.st_size as u64),
+            FileType::Directory => {
+                if let Some(sub) = open_dir(dir, component, false, &name).ok().flatten() {
+                    collect(&sub, &name, visit, visited, depth + 1)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A tenant or agent id as one directory name: ids of letters, digits,
+/// `_` and `-` (at most 64) stay as they are; anything else becomes `~`
+/// and a hash, so no id can climb, hide or collide with another.
+pub fn segment(id: &str) -> String {
+    let plain =
+        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if plain {
+        return id.to_owned();
+    }
+    use sha2::Digest;
+    format!("~{}", hex::encode(&sha2::Sha256::digest(id.as_bytes())[..16]))
+}
+
+/// The MIME type Langflow gives a file of this name.
+pub fn content_type(name: &str) -> &'static str {
+    let extension = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    match extension.as_str() {
+        "txt" | "log" => "text/plain",
+        "md" | "mdx" => "text/markdown",
+        "csv" => "text/csv",
+        "json" => "application/json",
+        "yaml" | "yml" => "application/yaml",
+        "xml" => "application/xml",
+        "html" | "htm" => "text/html",
+        "py" => "text/x-python",
+        "js" => "text/javascript",
+        "ts" | "tsx" => "application/typescript",
+        "sh" => "application/x-sh",
+        "sql" => "application/sql",
+        "pdf" => "application/pdf",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_never_climb_or_collide() {
+        assert_eq!(segment("acme"), "acme");
+        assert!(segment("..").starts_with('~'));
+        assert!(segment("a/b").starts_with('~'));
+        assert!(segment("").starts_with('~'));
+        assert_ne!(segment("~x"), segment("~y"));
+        assert_eq!(segment("x").len(), 1);
+    }
+}
