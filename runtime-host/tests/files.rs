@@ -297,6 +297,11 @@ fn write_file_then_directory_reads_it_back() {
     let mut source = shared_flow("starter/content-aggregator.json");
     let nodes = source["data"]["nodes"].as_array_mut().expect("nodes");
     nodes.retain(|n| ["ChatInput", "ChatOutput", "SaveToFile"].contains(&n["data"]["type"].as_str().unwrap_or("")));
+    // The export hides Append Mode, and Langflow ignores tweaks to hidden
+    // fields: show it, as a seller who wants it tweakable would.
+    for node in nodes.iter_mut().filter(|n| n["data"]["type"] == "SaveToFile") {
+        node["data"]["node"]["template"]["append_mode"]["show"] = json!(true);
+    }
     source["data"]["edges"] = json!([
         edge("ChatInput", "ChatInput-S2wgk", "message", &["Message"], "ChatOutput-jNfAw", "input_value", ANY, "other"),
         edge("ChatOutput", "ChatOutput-jNfAw", "message", &["Message"], "SaveToFile-VVVVb", "input", ANY, "other"),
