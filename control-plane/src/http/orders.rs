@@ -15,7 +15,7 @@
 //! Members of either organisation and operators see an order; others get
 //! 404. Every move is a guarded update, so a second decision is a 409.
 
-use super::organizations::role_in;
+use super::organizations::{org_exists, role_in};
 use super::parties::Parties;
 use super::{JsonBody, OptionalJsonBody, Path, Query};
 use crate::AppState;
@@ -193,6 +193,7 @@ async fn provision_if_executing(tx: &mut Transaction<'_, Any>, id: &str, to: &st
     request_body = CreateOrder,
     responses(
         (status = 201, description = "The order.", body = OrderOut),
+        (status = 403, description = "An operator who is not a member of the organisation.", body = ErrorBody),
         (status = 404, description = "Not one of the caller's organisations, or no such plan in the catalog.",
          body = ErrorBody),
         (status = 409, description = "The offering is not active or the plan is archived (`invalid_transition`).",
@@ -204,9 +205,13 @@ async fn create(
     user: CurrentUser,
     JsonBody(body): JsonBody<CreateOrder>,
 ) -> Result<(StatusCode, Json<OrderOut>)> {
-    let role = role_in(&state, &user.id, &body.organization_id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("no organisation `{}` among yours", body.organization_id)))?;
+    let Some(role) = role_in(&state, &user.id, &body.organization_id).await? else {
+        // Operators see every organisation (403), others only theirs (404).
+        if user.is_staff && org_exists(&state, &body.organization_id).await? {
+            return Err(Error::Forbidden("only members of the organisation may order for it".into()));
+        }
+        return Err(Error::NotFound(format!("no organisation `{}` among yours", body.organization_id)));
+    };
     let no_plan = || Error::NotFound(format!("no plan `{}` in the catalog", body.plan_id));
     let plan = sqlx::query(
         "SELECT p.archived_at, o.id AS offering_id, o.organization_id AS provider, o.state, o.requires_approval \

@@ -76,8 +76,10 @@ impl Role {
     }
 }
 
-/// The caller's role in `org`: `NotFound` for someone outside it (staff
-/// read as members), `Forbidden` when `need_manage` and the role is too weak.
+/// The caller's role in `org`: `NotFound` for someone outside it, who may
+/// not know it exists; `Forbidden` when `need_manage` and the role is too
+/// weak. Staff operators from outside read as members (so they may read,
+/// and are told 403, not 404, when they may not act).
 pub async fn authorize(state: &AppState, user: &CurrentUser, org: &str, need_manage: bool) -> Result<Role> {
     let role: Option<String> =
         sqlx::query_scalar("SELECT role FROM membership WHERE organization_id = $1 AND user_id = $2")
@@ -87,7 +89,7 @@ pub async fn authorize(state: &AppState, user: &CurrentUser, org: &str, need_man
             .await?;
     let role = match role {
         Some(role) => Role::parse(&role)?,
-        None if user.is_staff && !need_manage && org_exists(state, org).await? => Role::Member,
+        None if user.is_staff && org_exists(state, org).await? => Role::Member,
         None => return Err(Error::NotFound(format!("no organisation `{org}` among yours"))),
     };
     if need_manage && !role.can_manage() {
