@@ -45,7 +45,8 @@ pub struct ResourceOut {
     flow_version_id: String,
     /// `creating`, `ok`, `updating`, `terminating`, `terminated` or `erred`.
     state: String,
-    /// Its customer agent config.
+    /// Its customer agent config (shown to the consumer's members and
+    /// operators only: the provider has no business with it).
     config_id: Option<String>,
     created_at_ms: i64,
     updated_at_ms: i64,
@@ -80,10 +81,13 @@ async fn load(state: &AppState, user: &CurrentUser, id: &str) -> Result<(Resourc
     .fetch_optional(state.db.pool())
     .await?
     .ok_or_else(not_found)?;
-    let resource = resource_out(&row)?;
+    let mut resource = resource_out(&row)?;
     let parties = Parties::of(state, user, &resource.organization_id, &resource.provider_organization_id).await?;
     if !parties.sees() {
         return Err(not_found());
+    }
+    if parties.consumer.is_none() && !parties.staff {
+        resource.config_id = None;
     }
     Ok((resource, parties))
 }
@@ -97,7 +101,9 @@ async fn load(state: &AppState, user: &CurrentUser, id: &str) -> Result<(Resourc
 )]
 async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Vec<ResourceOut>>> {
     let rows = sqlx::query(&format!(
-        "SELECT {RESOURCE_COLUMNS} FROM resource r JOIN offering o ON o.id = r.offering_id \
+        "SELECT {RESOURCE_COLUMNS}, CASE WHEN $1 = 1 OR r.organization_id IN \
+         (SELECT organization_id FROM membership WHERE user_id = $2) THEN 1 ELSE 0 END AS consumer_side \
+         FROM resource r JOIN offering o ON o.id = r.offering_id \
          WHERE $1 = 1 OR r.organization_id IN (SELECT organization_id FROM membership WHERE user_id = $2) \
             OR o.organization_id IN (SELECT organization_id FROM membership WHERE user_id = $2) \
          ORDER BY r.created_at DESC, r.id DESC"
@@ -106,7 +112,14 @@ async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<V
     .bind(&user.id)
     .fetch_all(state.db.pool())
     .await?;
-    rows.iter().map(resource_out).collect::<Result<_>>().map(Json)
+    let resources = rows.iter().map(|row| {
+        let mut resource = resource_out(row)?;
+        if row.try_get::<i64, _>("consumer_side")? == 0 {
+            resource.config_id = None;
+        }
+        Ok(resource)
+    });
+    resources.collect::<Result<_>>().map(Json)
 }
 
 /// One resource (members of either organisation, operators).
