@@ -200,6 +200,33 @@ fn the_document_is_openapi_3_1_and_complete() {
     }
 }
 
+/// An independent reader of OpenAPI 3.1 takes the document, and resolves
+/// every operation's parameters, bodies, responses and their schemas.
+#[test]
+fn an_openapi_3_1_reader_takes_the_document() {
+    let text = serde_json::to_string(&document()).unwrap();
+    let spec = oas3::from_json(&text).unwrap();
+    let version = spec.validate_version().unwrap();
+    assert_eq!((version.major, version.minor), (3, 1));
+    let doc = document();
+    assert_eq!(spec.operations().count(), operations(&doc).len());
+    for (path, method, operation) in spec.operations() {
+        let label = format!("{method} {path}");
+        operation.parameters(&spec).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let mut media = Vec::new();
+        if let Some(body) = operation.request_body(&spec).unwrap_or_else(|e| panic!("{label}: {e}")) {
+            media.extend(body.content.into_iter().map(|(_, m)| m));
+        }
+        let responses = operation.responses(&spec);
+        let documented = doc["paths"][&path][method.as_str().to_lowercase()]["responses"].as_object().unwrap().len();
+        assert_eq!(responses.len(), documented, "{label}: a response did not resolve");
+        media.extend(responses.into_iter().flat_map(|(_, r)| r.content.into_iter().map(|(_, m)| m)));
+        for media in media {
+            media.schema(&spec).unwrap_or_else(|e| panic!("{label}: {e}"));
+        }
+    }
+}
+
 fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
     match value["$ref"].as_str() {
         Some(reference) => doc.pointer(reference.trim_start_matches('#')).unwrap(),
