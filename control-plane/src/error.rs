@@ -5,6 +5,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sandflow_flow_compiler::Diagnostics;
+use serde::Serialize;
 
 /// Why a request was refused or failed. The body is always
 /// `{"detail": "...", "code": "..."}` (plus `diagnostics` for flows).
@@ -59,38 +60,92 @@ impl Error {
     }
 }
 
+/// The body of every refusal, 4xx or 5xx.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong and what to do about it.
+    pub detail: String,
+    /// What kind of refusal it is, for programs to branch on.
+    pub code: ErrorCode,
+    /// For `invalid_flow`: every diagnostic of the Langflow export (code,
+    /// node, field, JSON pointer, what to do).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub diagnostics: Option<serde_json::Value>,
+}
+
+/// The `code` of an [`ErrorBody`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 401: no valid credentials.
+    Unauthorized,
+    /// 403: signed in, but the role is too weak.
+    Forbidden,
+    /// 404: no such resource, or not one the caller may see.
+    NotFound,
+    /// 405: the route does not take that method.
+    MethodNotAllowed,
+    /// 400: the body is not JSON.
+    MalformedBody,
+    /// 422: the body or query has the wrong shape or an invalid value.
+    Invalid,
+    /// 422: the Langflow export has errors (see `diagnostics`).
+    InvalidFlow,
+    /// 409: the resource is not in a state that allows this.
+    InvalidTransition,
+    /// 409: a unique value (name, slug, email) is taken.
+    Conflict,
+    /// 413: the body is over the size limit.
+    TooLarge,
+    /// 415: the body is not `application/json`.
+    UnsupportedMediaType,
+    /// 503: a feature that needs configuration is off.
+    Unavailable,
+    /// 500: a bug or an outage on our side (the cause is only logged).
+    Internal,
+}
+
+impl ErrorBody {
+    /// A body without diagnostics.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self { detail: detail.into(), code, diagnostics: None }
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
+        use ErrorCode as C;
         let (status, code, detail) = match &self {
-            Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m.clone()),
-            Self::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone()),
-            Self::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone()),
-            Self::MalformedBody(m) => (StatusCode::BAD_REQUEST, "malformed_body", m.clone()),
-            Self::Invalid(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", m.clone()),
-            Self::InvalidTransition(m) => (StatusCode::CONFLICT, "invalid_transition", m.clone()),
-            Self::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", m.clone()),
-            Self::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", m.clone()),
-            Self::InvalidFlow(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_flow", self.to_string()),
-            Self::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m.clone()),
+            Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, C::Unauthorized, m.clone()),
+            Self::Forbidden(m) => (StatusCode::FORBIDDEN, C::Forbidden, m.clone()),
+            Self::NotFound(m) => (StatusCode::NOT_FOUND, C::NotFound, m.clone()),
+            Self::MalformedBody(m) => (StatusCode::BAD_REQUEST, C::MalformedBody, m.clone()),
+            Self::Invalid(m) => (StatusCode::UNPROCESSABLE_ENTITY, C::Invalid, m.clone()),
+            Self::InvalidTransition(m) => (StatusCode::CONFLICT, C::InvalidTransition, m.clone()),
+            Self::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, C::TooLarge, m.clone()),
+            Self::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, C::UnsupportedMediaType, m.clone()),
+            Self::InvalidFlow(_) => (StatusCode::UNPROCESSABLE_ENTITY, C::InvalidFlow, self.to_string()),
+            Self::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, C::Unavailable, m.clone()),
             Self::Database(sqlx::Error::RowNotFound) => {
-                (StatusCode::NOT_FOUND, "not_found", "no such resource".to_owned())
+                (StatusCode::NOT_FOUND, C::NotFound, "no such resource".to_owned())
             }
             Self::Database(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                 let field = unique_field(db.as_ref());
-                (StatusCode::CONFLICT, "conflict", format!("`{field}` is already taken: choose another"))
+                (StatusCode::CONFLICT, C::Conflict, format!("`{field}` is already taken: choose another"))
             }
             Self::Database(e) => {
                 tracing::error!(error = %e, "database error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".to_owned())
+                (StatusCode::INTERNAL_SERVER_ERROR, C::Internal, "internal error".to_owned())
             }
             Self::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".to_owned())
+                (StatusCode::INTERNAL_SERVER_ERROR, C::Internal, "internal error".to_owned())
             }
         };
-        let mut body = serde_json::json!({ "detail": detail, "code": code });
+        let mut body = ErrorBody::new(code, detail);
         if let Self::InvalidFlow(diagnostics) = &self {
-            body["diagnostics"] = serde_json::to_value(diagnostics).unwrap_or_default();
+            body.diagnostics = Some(serde_json::to_value(diagnostics).unwrap_or_default());
         }
         (status, Json(body)).into_response()
     }

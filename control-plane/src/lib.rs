@@ -21,6 +21,7 @@
 //! | operators | `GET/PUT /api/quotas/{organization_id}`, `GET/PUT /api/admin/settings` |
 //! | analytics | `GET /api/analytics/usage/?organization=&period=YYYY-MM` |
 //! | runtime | `POST /api/runtime/usage/`, `GET /api/runtime/changes/`, `GET /api/runtime/artifacts/{digest}`, `GET /api/runtime/usage-totals/` (bearer runtime token) |
+//! | docs | `GET /api/openapi.json` (OpenAPI 3.1, generated from the handlers: [`http::openapi`]), `GET /api/docs` |
 //!
 //! Background work (provisioning, deprovisioning) runs as durable [`jobs`];
 //! what the runtime hosts must apply is the ordered [`feed`].

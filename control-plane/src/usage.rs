@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 /// What one run used, as the runtime host reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsageRecord {
     /// The run id: the ledger counts each key once.
@@ -63,7 +63,7 @@ const ROWS_PER_STATEMENT: usize = 500;
 const COLUMNS: usize = 13;
 
 /// What a batch did to the ledger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IngestOutcome {
     /// Records newly counted.
     pub accepted: u64,

@@ -3,32 +3,45 @@
 //! `provider_status` follows in the same transaction.
 
 use super::organizations::{PROVIDER_REQUEST_COLUMNS, ProviderRequestOut, provider_request_out};
-use super::{JsonBody, OptionalJsonBody, required_text};
+use super::{Empty, JsonBody, OptionalJsonBody, required_text};
 use super::{Path, Query};
 use crate::AppState;
 use crate::auth::Operator;
 use crate::db::now_ms;
 use crate::error::{Error, Result};
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/admin/provider-requests", get(list))
-        .route("/api/admin/provider-requests/{id}/approve", post(approve))
-        .route("/api/admin/provider-requests/{id}/reject", post(reject))
+pub fn router() -> OpenApiRouter<AppState> {
+    super::tagged("admin", OpenApiRouter::new().routes(routes!(list)).routes(routes!(approve)).routes(routes!(reject)))
 }
 
-#[derive(Debug, Deserialize)]
+type ErrorBody = crate::error::ErrorBody;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// `pending`, `approved` or `rejected`.
     status: Option<String>,
 }
 
-/// Provider requests, newest first; `?status=pending` for the queue.
+/// Provider requests, newest first; `?status=pending` for the queue
+/// (operators).
+#[utoipa::path(
+    get,
+    path = "/api/admin/provider-requests",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The requests.", body = Vec<ProviderRequestOut>),
+        (status = 403, description = "Not an operator.", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     _operator: Operator,
@@ -49,25 +62,47 @@ async fn list(
     rows.iter().map(provider_request_out).collect::<Result<_>>().map(Json)
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Approve {}
-
+/// `pending → approved`: the organisation becomes a provider (operators).
+#[utoipa::path(
+    post,
+    path = "/api/admin/provider-requests/{id}/approve",
+    params(("id" = String, Path, description = "Provider request id.")),
+    request_body = Option<Empty>,
+    responses(
+        (status = 200, description = "The approved request.", body = ProviderRequestOut),
+        (status = 403, description = "Not an operator.", body = ErrorBody),
+        (status = 409, description = "Already decided (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn approve(
     State(state): State<AppState>,
     Operator(operator): Operator,
     Path(id): Path<String>,
-    OptionalJsonBody(Approve {}): OptionalJsonBody<Approve>,
+    OptionalJsonBody(Empty {}): OptionalJsonBody<Empty>,
 ) -> Result<Json<ProviderRequestOut>> {
     decide(&state, &operator.id, &id, "approved", None).await.map(Json)
 }
 
-#[derive(Debug, Deserialize)]
+/// Why a request or an offering is sent back.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Reject {
-    reason: String,
+pub(crate) struct Reject {
+    /// Shown to the organisation (1 to 4000 characters).
+    pub(crate) reason: String,
 }
 
+/// `pending → rejected` with the reason (operators).
+#[utoipa::path(
+    post,
+    path = "/api/admin/provider-requests/{id}/reject",
+    params(("id" = String, Path, description = "Provider request id.")),
+    request_body = Reject,
+    responses(
+        (status = 200, description = "The rejected request.", body = ProviderRequestOut),
+        (status = 403, description = "Not an operator.", body = ErrorBody),
+        (status = 409, description = "Already decided (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn reject(
     State(state): State<AppState>,
     Operator(operator): Operator,

@@ -12,22 +12,22 @@ use crate::auth::CurrentUser;
 use crate::db::now_ms;
 use crate::error::{Error, Result};
 use crate::feed;
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/customer-agent-configs", get(list))
-        .route("/api/customer-agent-configs/{id}", get(show).patch(update))
+pub fn router() -> OpenApiRouter<AppState> {
+    super::tagged("customer-agent-configs", OpenApiRouter::new().routes(routes!(list)).routes(routes!(show, update)))
 }
 
 /// A customer agent config as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ConfigOut {
     /// Config id.
     pub id: String,
@@ -89,6 +89,12 @@ pub async fn load(state: &AppState, user: &CurrentUser, id: &str, manage: bool) 
     Ok(config)
 }
 
+/// Configs of the caller's organisations, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/customer-agent-configs",
+    responses((status = 200, description = "The configs.", body = Vec<ConfigOut>)),
+)]
 async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Vec<ConfigOut>>> {
     let rows = sqlx::query(&format!(
         "SELECT {CONFIG_COLUMNS} FROM customer_agent_config c JOIN resource r ON r.id = c.resource_id \
@@ -101,13 +107,20 @@ async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<V
     rows.iter().map(config_out).collect::<Result<_>>().map(Json)
 }
 
+/// One config (members of the consumer organisation; operators read any).
+#[utoipa::path(
+    get,
+    path = "/api/customer-agent-configs/{id}",
+    params(("id" = String, Path, description = "Customer agent config id.")),
+    responses((status = 200, description = "The config.", body = ConfigOut)),
+)]
 async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<ConfigOut>> {
     load(&state, &user, &id, false).await.map(Json)
 }
 
 /// Each section given replaces the stored one; `"persona": null` removes
 /// the persona.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateConfig {
     #[serde(default, deserialize_with = "nullable")]
@@ -116,6 +129,20 @@ struct UpdateConfig {
     widget: Option<Widget>,
 }
 
+/// Replaces the sections given (owners and admins of the consumer); while
+/// the subscription is ok the runtime hosts get the change.
+#[utoipa::path(
+    patch,
+    path = "/api/customer-agent-configs/{id}",
+    params(("id" = String, Path, description = "Customer agent config id.")),
+    request_body = UpdateConfig,
+    responses(
+        (status = 200, description = "The config.", body = ConfigOut),
+        (status = 403, description = "Not an owner or admin of the consumer.", body = crate::error::ErrorBody),
+        (status = 409, description = "The subscription is terminating or terminated (`invalid_transition`).",
+         body = crate::error::ErrorBody),
+    ),
+)]
 async fn update(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -14,26 +14,34 @@ use super::runtime::month_bounds_ms;
 use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::error::{Error, Result};
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/analytics/usage", get(usage))
+pub fn router() -> OpenApiRouter<AppState> {
+    super::tagged("analytics", OpenApiRouter::new().routes(routes!(usage)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct UsageQuery {
+    /// The organisation (its members, operators); left out, the platform's
+    /// totals (operators only).
     organization: Option<String>,
+    /// The UTC month, `YYYY-MM`.
     period: String,
 }
 
-#[derive(Debug, Serialize)]
+/// Usage sums.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = UsageSums)]
 struct Totals {
     runs: i64,
     fuel: i64,
@@ -57,7 +65,8 @@ fn totals(row: &AnyRow) -> Result<Totals> {
     })
 }
 
-#[derive(Debug, Serialize)]
+/// A bought subscription's usage.
+#[derive(Debug, Serialize, ToSchema)]
 struct ResourceUsage {
     resource_id: String,
     offering_id: String,
@@ -65,7 +74,8 @@ struct ResourceUsage {
     totals: Totals,
 }
 
-#[derive(Debug, Serialize)]
+/// A sold offering's usage, over every buyer.
+#[derive(Debug, Serialize, ToSchema)]
 struct OfferingUsage {
     offering_id: String,
     name: String,
@@ -73,13 +83,26 @@ struct OfferingUsage {
     totals: Totals,
 }
 
-#[derive(Debug, Serialize)]
+/// An organisation's usage as buyer and seller, or the platform's totals.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = UsageReport)]
 #[serde(untagged)]
 enum Report {
     Organization { organization: String, period: String, as_buyer: Vec<ResourceUsage>, as_seller: Vec<OfferingUsage> },
     Platform { period: String, platform: Totals },
 }
 
+/// Usage of one UTC month from the ledger.
+#[utoipa::path(
+    get,
+    path = "/api/analytics/usage",
+    params(UsageQuery),
+    responses(
+        (status = 200, description = "The report.", body = Report),
+        (status = 404, description = "`organization` is not one of the caller's (`not_found`).",
+         body = crate::error::ErrorBody),
+    ),
+)]
 async fn usage(
     State(state): State<AppState>,
     user: CurrentUser,

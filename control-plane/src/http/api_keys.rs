@@ -16,22 +16,29 @@ use crate::db::{new_id, now_ms};
 use crate::error::{Error, Result};
 use crate::feed;
 use crate::keys::{self, Claims};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/customer-agent-configs/{id}/api_keys", get(list_for_config).post(create))
-        .route("/api/agent-api-keys", get(list))
-        .route("/api/agent-api-keys/{id}", delete(revoke))
-        .route("/api/agent-api-keys/{id}/regenerate", post(regenerate))
+pub fn router() -> OpenApiRouter<AppState> {
+    super::tagged(
+        "agent-api-keys",
+        OpenApiRouter::new()
+            .routes(routes!(list_for_config, create))
+            .routes(routes!(list))
+            .routes(routes!(revoke))
+            .routes(routes!(regenerate)),
+    )
 }
+
+type ErrorBody = crate::error::ErrorBody;
 
 /// Characters of the key text kept to recognise it by.
 pub const PREFIX_CHARS: usize = 12;
@@ -42,7 +49,7 @@ pub const MAX_DAYS: u32 = 3650;
 const DAY_MS: i64 = 86_400_000;
 
 /// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Run the agent from a server.
@@ -52,15 +59,17 @@ pub enum Scope {
 }
 
 /// A key as the API lists it (never its text).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct KeyOut {
     id: String,
     config_id: String,
     resource_id: String,
     organization_id: String,
     name: String,
+    /// The key's first 12 characters.
     prefix: String,
     scopes: Vec<Scope>,
+    /// Which signing secret signed it.
     kid: String,
     created_at_ms: i64,
     expires_at_ms: i64,
@@ -69,10 +78,11 @@ pub struct KeyOut {
 }
 
 /// A key just made: the listing plus its text, shown this once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct NewKey {
     #[serde(flatten)]
     listing: KeyOut,
+    /// The key (a JWT), for `x-api-key` on the runtime. Shown only now.
     key: String,
 }
 
@@ -171,15 +181,30 @@ async fn mint(state: &AppState, tx: &mut Transaction<'_, Any>, user: &CurrentUse
     Ok(NewKey { listing: key_out(&row)?, key: text })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateKey {
     name: String,
+    /// Default `["run"]`.
     scopes: Option<Vec<Scope>>,
+    /// 1 to 3650, default 365.
     expires_in_days: Option<u32>,
 }
 
-/// Makes a key for the config's resource: 201 with its text, shown once.
+/// Makes a key for the config's resource: 201 with its text, shown once
+/// (owners and admins of the consumer).
+#[utoipa::path(
+    post,
+    path = "/api/customer-agent-configs/{id}/api_keys",
+    params(("id" = String, Path, description = "Customer agent config id.")),
+    request_body = CreateKey,
+    responses(
+        (status = 201, description = "The key, with its text.", body = NewKey),
+        (status = 403, description = "Not an owner or admin of the consumer.", body = ErrorBody),
+        (status = 409, description = "The subscription is not ok (`invalid_transition`).", body = ErrorBody),
+        (status = 503, description = "No key signing secret is configured (`unavailable`).", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -212,6 +237,16 @@ async fn create(
     Ok((StatusCode::CREATED, Json(key)))
 }
 
+/// The config's keys, newest first (owners and admins of the consumer).
+#[utoipa::path(
+    get,
+    path = "/api/customer-agent-configs/{id}/api_keys",
+    params(("id" = String, Path, description = "Customer agent config id.")),
+    responses(
+        (status = 200, description = "The keys (never their text).", body = Vec<KeyOut>),
+        (status = 403, description = "Not an owner or admin of the consumer.", body = ErrorBody),
+    ),
+)]
 async fn list_for_config(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -228,6 +263,11 @@ async fn list_for_config(
 }
 
 /// Keys of every organisation the caller owns or administers.
+#[utoipa::path(
+    get,
+    path = "/api/agent-api-keys",
+    responses((status = 200, description = "The keys (never their text).", body = Vec<KeyOut>)),
+)]
 async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Vec<KeyOut>>> {
     let rows = sqlx::query(&format!(
         "SELECT {KEY_COLUMNS} FROM agent_api_key WHERE organization_id IN \
@@ -272,6 +312,18 @@ async fn revoke_in(tx: &mut Transaction<'_, Any>, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Revokes a key; the runtime hosts stop taking it within a poll interval
+/// (owners and admins of the consumer).
+#[utoipa::path(
+    delete,
+    path = "/api/agent-api-keys/{id}",
+    params(("id" = String, Path, description = "Agent API key id.")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 403, description = "Not an owner or admin of the consumer.", body = ErrorBody),
+        (status = 409, description = "Already revoked (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn revoke(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<StatusCode> {
     load(&state, &user, &id).await?;
     let mut tx = state.db.pool().begin().await?;
@@ -282,7 +334,21 @@ async fn revoke(State(state): State<AppState>, user: CurrentUser, Path(id): Path
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Revokes the key and makes a new one like it (name, scopes, lifetime).
+/// Revokes the key and makes a new one like it (name, scopes, lifetime);
+/// owners and admins of the consumer.
+#[utoipa::path(
+    post,
+    path = "/api/agent-api-keys/{id}/regenerate",
+    params(("id" = String, Path, description = "Agent API key id.")),
+    request_body = Option<Empty>,
+    responses(
+        (status = 201, description = "The new key, with its text.", body = NewKey),
+        (status = 403, description = "Not an owner or admin of the consumer.", body = ErrorBody),
+        (status = 409, description = "Already revoked, or the subscription is not ok (`invalid_transition`).",
+         body = ErrorBody),
+        (status = 503, description = "No key signing secret is configured (`unavailable`).", body = ErrorBody),
+    ),
+)]
 async fn regenerate(
     State(state): State<AppState>,
     user: CurrentUser,

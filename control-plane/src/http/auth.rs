@@ -5,20 +5,19 @@ use crate::AppState;
 use crate::auth::{CurrentUser, SESSION_COOKIE, dummy_hash, hash_password, new_token, token_hash, verify_password};
 use crate::db::{new_id, now_ms};
 use crate::error::{Error, Result};
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/register", post(register))
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/logout", post(logout))
+pub fn router() -> OpenApiRouter<AppState> {
+    super::tagged("auth", OpenApiRouter::new().routes(routes!(register)).routes(routes!(login)).routes(routes!(logout)))
 }
 
 /// Shortest password accepted.
@@ -48,7 +47,7 @@ pub fn check_password(password: &str) -> Result<()> {
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Register {
     email: String,
@@ -57,7 +56,7 @@ struct Register {
 }
 
 /// An account as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserOut {
     /// Account id.
     pub id: String,
@@ -73,6 +72,16 @@ pub struct UserOut {
 /// staff operator (so a new install can be administered at all); later ones
 /// are not. Operators can also be made with
 /// [`bootstrap_operator`](crate::bootstrap_operator).
+#[utoipa::path(
+    post,
+    path = "/api/auth/register",
+    security(()),
+    request_body = Register,
+    responses(
+        (status = 201, description = "The account.", body = UserOut),
+        (status = 409, description = "The email is taken (`conflict`).", body = crate::error::ErrorBody),
+    ),
+)]
 async fn register(State(state): State<AppState>, JsonBody(body): JsonBody<Register>) -> Result<Response> {
     let email = normalize_email(&body.email)?;
     let name = required_text("name", &body.name, 200)?;
@@ -103,14 +112,14 @@ async fn register(State(state): State<AppState>, JsonBody(body): JsonBody<Regist
     Ok((StatusCode::CREATED, Json(UserOut { id, email, name, is_staff })).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Login {
     email: String,
     password: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct LoginOut {
     token: String,
     token_type: &'static str,
@@ -120,6 +129,17 @@ struct LoginOut {
 
 /// Signs in: the token is in the body (for `Authorization: Bearer`) and in
 /// an `HttpOnly` session cookie (for the console).
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    security(()),
+    request_body = Login,
+    responses(
+        (status = 200, description = "Signed in; the session cookie is set too.", body = LoginOut,
+         headers(("set-cookie" = String, description = "`sandflow_session=<token>; HttpOnly; SameSite=Lax`"))),
+        (status = 401, description = "Wrong email or password (`unauthorized`).", body = crate::error::ErrorBody),
+    ),
+)]
 async fn login(State(state): State<AppState>, JsonBody(body): JsonBody<Login>) -> Result<Response> {
     let refused = || Error::Unauthorized("wrong email or password".into());
     let email = normalize_email(&body.email).map_err(|_| refused())?;
@@ -174,6 +194,11 @@ async fn login(State(state): State<AppState>, JsonBody(body): JsonBody<Login>) -
 }
 
 /// Ends the session the request was made with and clears the cookie.
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    responses((status = 204, description = "Signed out; the cookie is cleared.")),
+)]
 async fn logout(State(state): State<AppState>, user: CurrentUser) -> Result<Response> {
     sqlx::query("DELETE FROM session_token WHERE token_hash = $1")
         .bind(&user.token_hash)

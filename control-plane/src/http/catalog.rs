@@ -8,25 +8,33 @@ use super::offerings::{OFFERING_COLUMNS, OfferingOut, offering_out};
 use super::plans::{PLAN_COLUMNS, PlanOut, plan_out};
 use crate::AppState;
 use crate::error::{Error, Result};
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/catalog", get(catalog))
+pub fn router() -> OpenApiRouter<AppState> {
+    super::tagged("catalog", OpenApiRouter::new().routes(routes!(catalog)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct CatalogQuery {
+    /// A category's slug or id.
     category: Option<String>,
+    /// Text to look for in names and descriptions (case-insensitive, at most
+    /// 200 characters).
     q: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// An active offering with the plans that can be ordered.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CatalogEntry)]
 struct Entry {
     #[serde(flatten)]
     offering: OfferingOut,
@@ -47,6 +55,14 @@ fn contains_pattern(text: &str) -> String {
     pattern
 }
 
+/// Active offerings with their orderable plans (anyone, even anonymous).
+#[utoipa::path(
+    get,
+    path = "/api/catalog",
+    params(CatalogQuery),
+    security(()),
+    responses((status = 200, description = "The catalog.", body = Vec<Entry>)),
+)]
 async fn catalog(State(state): State<AppState>, Query(query): Query<CatalogQuery>) -> Result<Json<Vec<Entry>>> {
     let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     if q.is_some_and(|q| q.chars().count() > 200) {

@@ -8,22 +8,25 @@ use crate::AppState;
 use crate::auth::Operator;
 use crate::db::{new_id, now_ms};
 use crate::error::{Error, Result};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, patch};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/categories", get(list).post(create))
-        .route("/api/categories/{id}", patch(update).delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    super::tagged("categories", OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(update, remove)))
 }
 
-#[derive(Debug, Serialize)]
+type ErrorBody = crate::error::ErrorBody;
+
+/// A category as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
 struct CategoryOut {
     id: String,
     name: String,
@@ -75,21 +78,41 @@ fn slugify(name: &str) -> String {
     slug.trim_end_matches('-').chars().take(64).collect::<String>().trim_end_matches('-').to_owned()
 }
 
+/// Every category, by name (anyone, even anonymous).
+#[utoipa::path(
+    get,
+    path = "/api/categories",
+    security(()),
+    responses((status = 200, description = "The categories.", body = Vec<CategoryOut>)),
+)]
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<CategoryOut>>> {
     let rows =
         sqlx::query(&format!("SELECT {COLUMNS} FROM category ORDER BY name, id")).fetch_all(state.db.pool()).await?;
     rows.iter().map(category_out).collect::<Result<_>>().map(Json)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateCategory {
     name: String,
+    /// Lower-case letters, digits and single dashes; made from the name
+    /// when left out.
     slug: Option<String>,
     #[serde(default)]
     description: String,
 }
 
+/// Creates a category (operators).
+#[utoipa::path(
+    post,
+    path = "/api/categories",
+    request_body = CreateCategory,
+    responses(
+        (status = 201, description = "The category.", body = CategoryOut),
+        (status = 403, description = "Not an operator.", body = ErrorBody),
+        (status = 409, description = "The name or slug is taken (`conflict`).", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     _operator: Operator,
@@ -112,7 +135,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(category_out(&row)?)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateCategory {
     name: Option<String>,
@@ -120,6 +143,18 @@ struct UpdateCategory {
     description: Option<String>,
 }
 
+/// Changes a category (operators).
+#[utoipa::path(
+    patch,
+    path = "/api/categories/{id}",
+    params(("id" = String, Path, description = "Category id.")),
+    request_body = UpdateCategory,
+    responses(
+        (status = 200, description = "The category.", body = CategoryOut),
+        (status = 403, description = "Not an operator.", body = ErrorBody),
+        (status = 409, description = "The name or slug is taken (`conflict`).", body = ErrorBody),
+    ),
+)]
 async fn update(
     State(state): State<AppState>,
     _operator: Operator,
@@ -144,6 +179,17 @@ async fn update(
     category_out(&row).map(Json)
 }
 
+/// Deletes a category no offering uses (operators).
+#[utoipa::path(
+    delete,
+    path = "/api/categories/{id}",
+    params(("id" = String, Path, description = "Category id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 403, description = "Not an operator.", body = ErrorBody),
+        (status = 409, description = "Offerings use it (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn remove(State(state): State<AppState>, _operator: Operator, Path(id): Path<String>) -> Result<StatusCode> {
     let deleted = sqlx::query(
         "DELETE FROM category WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM offering WHERE category_id = $1)",

@@ -5,6 +5,11 @@
 //! existing clients use the slash. Bodies are JSON only, bounded by
 //! [`Config::max_body_bytes`](crate::config::Config::max_body_bytes), and
 //! unknown fields are refused.
+//!
+//! Every route is registered from its handler's `#[utoipa::path]`
+//! annotation (utoipa-axum's `routes!`), so the OpenAPI document served at
+//! `GET /api/openapi.json` ([`openapi`]) lists exactly the routes the router
+//! answers; [`docs`] renders it at `GET /api/docs`.
 
 pub mod admin;
 pub mod agent_configs;
@@ -13,6 +18,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod catalog;
 pub mod categories;
+pub mod docs;
 pub mod offerings;
 pub mod orders;
 pub mod organizations;
@@ -27,7 +33,7 @@ pub mod usage;
 pub mod users;
 
 use crate::AppState;
-use crate::error::Error;
+use crate::error::{Error, ErrorBody, ErrorCode};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request};
@@ -43,10 +49,28 @@ use std::marker::PhantomData;
 use std::time::Instant;
 use tower::ServiceExt as _;
 use tracing::Instrument;
+use utoipa_axum::router::OpenApiRouter;
 
 /// Every route, with tracing, the body limit and JSON fallbacks.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+    let (api, _) = api().split_for_parts();
+    let api = api
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(trace))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .with_state(state);
+    // Normalise the path before routing (a layer on the router itself
+    // would run after it).
+    Router::new().fallback_service(tower::service_fn(move |request: Request| {
+        let api = api.clone();
+        async move { Ok::<_, Infallible>(api.oneshot(strip_trailing_slash(request)).await.into_response()) }
+    }))
+}
+
+/// Every route with its OpenAPI description: one `router()` per module.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(docs::base())
         .merge(auth::router())
         .merge(users::router())
         .merge(organizations::router())
@@ -65,18 +89,28 @@ pub fn router(state: AppState) -> Router {
         .merge(quotas::router())
         .merge(settings::router())
         .merge(analytics::router())
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(trace))
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .with_state(state);
-    // Normalise the path before routing (a layer on the router itself
-    // would run after it).
-    Router::new().fallback_service(tower::service_fn(move |request: Request| {
-        let api = api.clone();
-        async move { Ok::<_, Infallible>(api.oneshot(strip_trailing_slash(request)).await.into_response()) }
-    }))
+        .merge(docs::router())
+}
+
+/// The OpenAPI 3.1 document of the management API, built from the same
+/// annotations that register the routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    docs::finish(api().into_openapi())
+}
+
+/// Gives every operation of a module's router `tag` and an operation id
+/// `<tag>.<handler>` (handler names repeat across modules).
+fn tagged(tag: &str, mut router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    for item in router.get_openapi_mut().paths.paths.values_mut() {
+        let operations =
+            [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head];
+        for operation in operations.into_iter().flatten() {
+            operation.tags = Some(vec![tag.to_owned()]);
+            let id = operation.operation_id.take().unwrap_or_default();
+            operation.operation_id = Some(format!("{tag}.{id}"));
+        }
+    }
+    router
 }
 
 fn strip_trailing_slash(mut request: Request) -> Request {
@@ -123,10 +157,7 @@ async fn not_found(uri: Uri) -> Error {
 }
 
 async fn method_not_allowed() -> Response {
-    let body = serde_json::json!({
-        "detail": "this route does not take that method",
-        "code": "method_not_allowed",
-    });
+    let body = ErrorBody::new(ErrorCode::MethodNotAllowed, "this route does not take that method");
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
 }
 
@@ -243,7 +274,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
 
 /// A body that must be empty or `{}`: for actions that take no input
 /// (with [`OptionalJsonBody`]), so unknown fields are still refused.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
 

@@ -9,6 +9,7 @@
 //! owners and admins change them; operators see all and review; everyone
 //! else sees only active offerings (404 for the rest).
 
+use super::admin::Reject;
 use super::organizations::{Role, authorize, role_in};
 use super::provider_agents::{check_description, ensure_provider};
 use super::{Empty, JsonBody, OptionalJsonBody, Path, Query, nullable, required_text};
@@ -17,29 +18,36 @@ use crate::auth::{CurrentUser, MaybeUser, Operator};
 use crate::db::{new_id, now_ms};
 use crate::error::{Error, Result};
 use crate::transition::{OFFERING, transition};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/offerings", get(list).post(create))
-        .route("/api/offerings/{id}", get(show).patch(update))
-        .route("/api/offerings/{id}/submit", post(submit))
-        .route("/api/offerings/{id}/approve", post(approve))
-        .route("/api/offerings/{id}/reject", post(reject))
-        .route("/api/offerings/{id}/pause", post(pause))
-        .route("/api/offerings/{id}/resume", post(resume))
-        .route("/api/offerings/{id}/archive", post(archive))
+pub fn router() -> OpenApiRouter<AppState> {
+    super::tagged(
+        "offerings",
+        OpenApiRouter::new()
+            .routes(routes!(list, create))
+            .routes(routes!(show, update))
+            .routes(routes!(submit))
+            .routes(routes!(approve))
+            .routes(routes!(reject))
+            .routes(routes!(pause))
+            .routes(routes!(resume))
+            .routes(routes!(archive)),
+    )
 }
 
+type ErrorBody = crate::error::ErrorBody;
+
 /// An offering as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OfferingOut {
     /// Offering id.
     pub id: String,
@@ -148,15 +156,26 @@ pub fn ensure_editable(offering: &OfferingOut) -> Result<()> {
     )))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Only this provider organisation's offerings.
     organization: Option<String>,
+    /// Only offerings in this state.
     state: Option<String>,
 }
 
 /// Offerings the caller may see: active ones, all of their organisations',
 /// and every one for operators; `?organization=` and `?state=` narrow it.
+/// Anyone, even anonymous.
+#[utoipa::path(
+    get,
+    path = "/api/offerings",
+    params(ListQuery),
+    security((), ("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "The offerings.", body = Vec<OfferingOut>)),
+)]
 async fn list(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
@@ -179,6 +198,15 @@ async fn list(
     rows.iter().map(offering_out).collect::<Result<_>>().map(Json)
 }
 
+/// One offering: an active one for anyone, any state for its provider's
+/// members and operators.
+#[utoipa::path(
+    get,
+    path = "/api/offerings/{id}",
+    params(("id" = String, Path, description = "Offering id.")),
+    security((), ("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "The offering.", body = OfferingOut)),
+)]
 async fn show(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
@@ -224,7 +252,7 @@ async fn check_refs(
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateOffering {
     organization_id: String,
@@ -239,6 +267,16 @@ struct CreateOffering {
 }
 
 /// Creates a draft offering (owner or admin of an approved provider).
+#[utoipa::path(
+    post,
+    path = "/api/offerings",
+    request_body = CreateOffering,
+    responses(
+        (status = 201, description = "The draft offering.", body = OfferingOut),
+        (status = 403, description = "Not an owner or admin, or not an approved provider.", body = ErrorBody),
+        (status = 404, description = "The organisation is not one of the caller's (`not_found`).", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -275,7 +313,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(offering_out(&row)?)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateOffering {
     name: Option<String>,
@@ -287,7 +325,18 @@ struct UpdateOffering {
     requires_approval: Option<bool>,
 }
 
-/// Changes a draft or paused offering.
+/// Changes a draft or paused offering (owners and admins of the provider).
+#[utoipa::path(
+    patch,
+    path = "/api/offerings/{id}",
+    params(("id" = String, Path, description = "Offering id.")),
+    request_body = UpdateOffering,
+    responses(
+        (status = 200, description = "The offering.", body = OfferingOut),
+        (status = 403, description = "Not an owner or admin of the provider.", body = ErrorBody),
+        (status = 409, description = "Not draft or paused (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn update(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -353,7 +402,18 @@ async fn change_state(
     fetch(state, id).await?.ok_or_else(|| Error::NotFound(format!("no offering `{id}`"))).map(Json)
 }
 
-/// `draft → pending_review`: needs a plan and a flow version to sell.
+/// `draft → pending_review`: needs a plan and a flow version to sell
+/// (owners and admins of the provider).
+#[utoipa::path(
+    post,
+    path = "/api/offerings/{id}/submit",
+    params(("id" = String, Path, description = "Offering id.")),
+    responses(
+        (status = 200, description = "The offering, pending review.", body = OfferingOut),
+        (status = 403, description = "Not an owner or admin of the provider.", body = ErrorBody),
+        (status = 409, description = "Not draft, or no plan or flow version (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn submit(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<OfferingOut>> {
     let offering = load_managed(&state, &user, &id).await?;
     let mut tx = state.db.pool().begin().await?;
@@ -382,6 +442,17 @@ async fn submit(State(state): State<AppState>, user: CurrentUser, Path(id): Path
 }
 
 /// `pending_review → active` (operators).
+#[utoipa::path(
+    post,
+    path = "/api/offerings/{id}/approve",
+    params(("id" = String, Path, description = "Offering id.")),
+    request_body = Option<Empty>,
+    responses(
+        (status = 200, description = "The active offering.", body = OfferingOut),
+        (status = 403, description = "Not an operator.", body = ErrorBody),
+        (status = 409, description = "Not pending review (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn approve(
     State(state): State<AppState>,
     _operator: Operator,
@@ -391,13 +462,18 @@ async fn approve(
     change_state(&state, &id, &["pending_review"], "active", Note::Clear).await
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Reject {
-    reason: String,
-}
-
 /// `pending_review → draft` with the reason (operators).
+#[utoipa::path(
+    post,
+    path = "/api/offerings/{id}/reject",
+    params(("id" = String, Path, description = "Offering id.")),
+    request_body = Reject,
+    responses(
+        (status = 200, description = "The offering, back in draft with the note.", body = OfferingOut),
+        (status = 403, description = "Not an operator.", body = ErrorBody),
+        (status = 409, description = "Not pending review (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn reject(
     State(state): State<AppState>,
     _operator: Operator,
@@ -408,19 +484,51 @@ async fn reject(
     change_state(&state, &id, &["pending_review"], "draft", Note::Set(reason)).await
 }
 
-/// `active → paused`: no new orders; existing subscriptions keep running.
+/// `active → paused`: no new orders; existing subscriptions keep running
+/// (owners and admins of the provider).
+#[utoipa::path(
+    post,
+    path = "/api/offerings/{id}/pause",
+    params(("id" = String, Path, description = "Offering id.")),
+    responses(
+        (status = 200, description = "The paused offering.", body = OfferingOut),
+        (status = 403, description = "Not an owner or admin of the provider.", body = ErrorBody),
+        (status = 409, description = "Not active (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn pause(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<OfferingOut>> {
     load_managed(&state, &user, &id).await?;
     change_state(&state, &id, &["active"], "paused", Note::Keep).await
 }
 
-/// `paused → active`.
+/// `paused → active` (owners and admins of the provider).
+#[utoipa::path(
+    post,
+    path = "/api/offerings/{id}/resume",
+    params(("id" = String, Path, description = "Offering id.")),
+    responses(
+        (status = 200, description = "The active offering.", body = OfferingOut),
+        (status = 403, description = "Not an owner or admin of the provider.", body = ErrorBody),
+        (status = 409, description = "Not paused (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn resume(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<OfferingOut>> {
     load_managed(&state, &user, &id).await?;
     change_state(&state, &id, &["paused"], "active", Note::Keep).await
 }
 
-/// `draft | pending_review | paused → archived`, for good.
+/// `draft | pending_review | paused → archived`, for good (owners and
+/// admins of the provider).
+#[utoipa::path(
+    post,
+    path = "/api/offerings/{id}/archive",
+    params(("id" = String, Path, description = "Offering id.")),
+    responses(
+        (status = 200, description = "The archived offering.", body = OfferingOut),
+        (status = 403, description = "Not an owner or admin of the provider.", body = ErrorBody),
+        (status = 409, description = "Active or already archived (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn archive(
     State(state): State<AppState>,
     user: CurrentUser,

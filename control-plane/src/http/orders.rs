@@ -15,7 +15,7 @@
 //! Members of either organisation and operators see an order; others get
 //! 404. Every move is a guarded update, so a second decision is a 409.
 
-use super::organizations::role_in;
+use super::organizations::{org_exists, role_in};
 use super::parties::Parties;
 use super::{JsonBody, OptionalJsonBody, Path, Query};
 use crate::AppState;
@@ -24,30 +24,37 @@ use crate::db::{new_id, now_ms};
 use crate::error::{Error, Result};
 use crate::jobs::{self, PROVISION};
 use crate::transition::{ORDER, transition};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/orders", get(list).post(create))
-        .route("/api/orders/{id}", get(show))
-        .route("/api/orders/{id}/approve_by_consumer", post(approve_by_consumer))
-        .route("/api/orders/{id}/reject_by_consumer", post(reject_by_consumer))
-        .route("/api/orders/{id}/approve_by_provider", post(approve_by_provider))
-        .route("/api/orders/{id}/reject_by_provider", post(reject_by_provider))
-        .route("/api/orders/{id}/cancel", post(cancel))
-        .route("/api/orders/{id}/retry", post(retry))
+pub fn router() -> OpenApiRouter<AppState> {
+    super::tagged(
+        "orders",
+        OpenApiRouter::new()
+            .routes(routes!(list, create))
+            .routes(routes!(show))
+            .routes(routes!(approve_by_consumer))
+            .routes(routes!(reject_by_consumer))
+            .routes(routes!(approve_by_provider))
+            .routes(routes!(reject_by_provider))
+            .routes(routes!(cancel))
+            .routes(routes!(retry)),
+    )
 }
 
+type ErrorBody = crate::error::ErrorBody;
+
 /// An order as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OrderOut {
     id: String,
     plan_id: String,
@@ -55,6 +62,8 @@ pub struct OrderOut {
     /// The consumer (buyer) organisation.
     organization_id: String,
     provider_organization_id: String,
+    /// `pending_consumer`, `pending_provider`, `executing`, `done`,
+    /// `rejected`, `canceled` or `erred`.
     state: String,
     created_by: String,
     /// Why it was rejected or canceled.
@@ -107,14 +116,22 @@ async fn load(state: &AppState, user: &CurrentUser, id: &str) -> Result<(OrderOu
     Ok((order, parties))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Only orders in this state.
     state: Option<String>,
 }
 
 /// Orders the caller's organisations placed or received (every order for
 /// operators), newest first.
+#[utoipa::path(
+    get,
+    path = "/api/orders",
+    params(ListQuery),
+    responses((status = 200, description = "The orders.", body = Vec<OrderOut>)),
+)]
 async fn list(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -135,11 +152,18 @@ async fn list(
     rows.iter().map(order_out).collect::<Result<_>>().map(Json)
 }
 
+/// One order (members of either organisation, operators).
+#[utoipa::path(
+    get,
+    path = "/api/orders/{id}",
+    params(("id" = String, Path, description = "Order id.")),
+    responses((status = 200, description = "The order.", body = OrderOut)),
+)]
 async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<OrderOut>> {
     load(&state, &user, &id).await.map(|(order, _)| Json(order))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateOrder {
     plan_id: String,
@@ -161,15 +185,33 @@ async fn provision_if_executing(tx: &mut Transaction<'_, Any>, id: &str, to: &st
 }
 
 /// Orders a plan of an active offering for one of the caller's
-/// organisations.
+/// organisations (any member; a plain member's order waits for an owner or
+/// admin).
+#[utoipa::path(
+    post,
+    path = "/api/orders",
+    request_body = CreateOrder,
+    responses(
+        (status = 201, description = "The order.", body = OrderOut),
+        (status = 403, description = "An operator who is not a member of the organisation.", body = ErrorBody),
+        (status = 404, description = "Not one of the caller's organisations, or no such plan in the catalog.",
+         body = ErrorBody),
+        (status = 409, description = "The offering is not active or the plan is archived (`invalid_transition`).",
+         body = ErrorBody),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
     JsonBody(body): JsonBody<CreateOrder>,
 ) -> Result<(StatusCode, Json<OrderOut>)> {
-    let role = role_in(&state, &user.id, &body.organization_id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("no organisation `{}` among yours", body.organization_id)))?;
+    let Some(role) = role_in(&state, &user.id, &body.organization_id).await? else {
+        // Operators see every organisation (403), others only theirs (404).
+        if user.is_staff && org_exists(&state, &body.organization_id).await? {
+            return Err(Error::Forbidden("only members of the organisation may order for it".into()));
+        }
+        return Err(Error::NotFound(format!("no organisation `{}` among yours", body.organization_id)));
+    };
     let no_plan = || Error::NotFound(format!("no plan `{}` in the catalog", body.plan_id));
     let plan = sqlx::query(
         "SELECT p.archived_at, o.id AS offering_id, o.organization_id AS provider, o.state, o.requires_approval \
@@ -248,9 +290,11 @@ async fn move_order(
     fetch(state, id).await?.ok_or_else(|| Error::NotFound(format!("no order `{id}`"))).map(Json)
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A decision on an order; the body may be left out.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Decision {
+    /// Why (kept for rejections and cancellations; at most 4000 characters).
     reason: Option<String>,
 }
 
@@ -277,6 +321,19 @@ async fn requires_approval(state: &AppState, offering: &str) -> Result<bool> {
     Ok(flag != 0)
 }
 
+/// `pending_consumer → pending_provider | executing` (owners and admins of
+/// the ordering organisation).
+#[utoipa::path(
+    post,
+    path = "/api/orders/{id}/approve_by_consumer",
+    params(("id" = String, Path, description = "Order id.")),
+    request_body = Option<Decision>,
+    responses(
+        (status = 200, description = "The order, moved on.", body = OrderOut),
+        (status = 403, description = "Not an owner or admin of the ordering organisation.", body = ErrorBody),
+        (status = 409, description = "Not pending_consumer (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn approve_by_consumer(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -289,6 +346,19 @@ async fn approve_by_consumer(
     move_order(&state, &id, &["pending_consumer"], to, None).await
 }
 
+/// `pending_consumer → rejected` (owners and admins of the ordering
+/// organisation).
+#[utoipa::path(
+    post,
+    path = "/api/orders/{id}/reject_by_consumer",
+    params(("id" = String, Path, description = "Order id.")),
+    request_body = Option<Decision>,
+    responses(
+        (status = 200, description = "The rejected order.", body = OrderOut),
+        (status = 403, description = "Not an owner or admin of the ordering organisation.", body = ErrorBody),
+        (status = 409, description = "Not pending_consumer (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn reject_by_consumer(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -300,6 +370,18 @@ async fn reject_by_consumer(
     move_order(&state, &id, &["pending_consumer"], "rejected", decision.reason()?).await
 }
 
+/// `pending_provider → executing` (owners and admins of the provider).
+#[utoipa::path(
+    post,
+    path = "/api/orders/{id}/approve_by_provider",
+    params(("id" = String, Path, description = "Order id.")),
+    request_body = Option<Decision>,
+    responses(
+        (status = 200, description = "The order, executing.", body = OrderOut),
+        (status = 403, description = "Not an owner or admin of the provider.", body = ErrorBody),
+        (status = 409, description = "Not pending_provider (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn approve_by_provider(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -311,6 +393,18 @@ async fn approve_by_provider(
     move_order(&state, &id, &["pending_provider"], "executing", None).await
 }
 
+/// `pending_provider → rejected` (owners and admins of the provider).
+#[utoipa::path(
+    post,
+    path = "/api/orders/{id}/reject_by_provider",
+    params(("id" = String, Path, description = "Order id.")),
+    request_body = Option<Decision>,
+    responses(
+        (status = 200, description = "The rejected order.", body = OrderOut),
+        (status = 403, description = "Not an owner or admin of the provider.", body = ErrorBody),
+        (status = 409, description = "Not pending_provider (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn reject_by_provider(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -324,6 +418,17 @@ async fn reject_by_provider(
 
 /// Withdraws a pending order (its creator, or an owner or admin of the
 /// ordering organisation).
+#[utoipa::path(
+    post,
+    path = "/api/orders/{id}/cancel",
+    params(("id" = String, Path, description = "Order id.")),
+    request_body = Option<Decision>,
+    responses(
+        (status = 200, description = "The canceled order.", body = OrderOut),
+        (status = 403, description = "Not the order's creator or an owner or admin of its organisation.", body = ErrorBody),
+        (status = 409, description = "Not pending (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn cancel(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -341,6 +446,17 @@ async fn cancel(
 
 /// Tries an `erred` order again (owner or admin of the ordering
 /// organisation, or an operator).
+#[utoipa::path(
+    post,
+    path = "/api/orders/{id}/retry",
+    params(("id" = String, Path, description = "Order id.")),
+    request_body = Option<Decision>,
+    responses(
+        (status = 200, description = "The order, executing again.", body = OrderOut),
+        (status = 403, description = "Not an owner or admin of the ordering organisation or an operator.", body = ErrorBody),
+        (status = 409, description = "Not erred (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn retry(
     State(state): State<AppState>,
     user: CurrentUser,

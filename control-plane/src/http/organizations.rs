@@ -13,26 +13,33 @@ use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::db::{new_id, now_ms};
 use crate::error::{Error, Result};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, patch};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/organizations", get(list).post(create))
-        .route("/api/organizations/{id}", get(show))
-        .route("/api/organizations/{id}/members", get(members).post(add_member))
-        .route("/api/organizations/{id}/members/{user_id}", patch(change_role).delete(remove_member))
-        .route("/api/organizations/{id}/provider-request", get(provider_request).post(request_provider))
+pub fn router() -> OpenApiRouter<AppState> {
+    super::tagged(
+        "organizations",
+        OpenApiRouter::new()
+            .routes(routes!(list, create))
+            .routes(routes!(show))
+            .routes(routes!(members, add_member))
+            .routes(routes!(change_role, remove_member))
+            .routes(routes!(provider_request, request_provider)),
+    )
 }
 
+type ErrorBody = crate::error::ErrorBody;
+
 /// A member's role in an organisation, strongest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything, including managing owners.
@@ -69,8 +76,10 @@ impl Role {
     }
 }
 
-/// The caller's role in `org`: `NotFound` for someone outside it (staff
-/// read as members), `Forbidden` when `need_manage` and the role is too weak.
+/// The caller's role in `org`: `NotFound` for someone outside it, who may
+/// not know it exists; `Forbidden` when `need_manage` and the role is too
+/// weak. Staff operators from outside read as members (so they may read,
+/// and are told 403, not 404, when they may not act).
 pub async fn authorize(state: &AppState, user: &CurrentUser, org: &str, need_manage: bool) -> Result<Role> {
     let role: Option<String> =
         sqlx::query_scalar("SELECT role FROM membership WHERE organization_id = $1 AND user_id = $2")
@@ -80,7 +89,7 @@ pub async fn authorize(state: &AppState, user: &CurrentUser, org: &str, need_man
             .await?;
     let role = match role {
         Some(role) => Role::parse(&role)?,
-        None if user.is_staff && !need_manage && org_exists(state, org).await? => Role::Member,
+        None if user.is_staff && org_exists(state, org).await? => Role::Member,
         None => return Err(Error::NotFound(format!("no organisation `{org}` among yours"))),
     };
     if need_manage && !role.can_manage() {
@@ -111,11 +120,13 @@ pub(crate) async fn org_exists(state: &AppState, org: &str) -> Result<bool> {
 }
 
 /// An organisation as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrganizationOut {
     id: String,
     name: String,
+    /// `none`, `pending`, `approved` or `rejected`.
     provider_status: String,
+    /// The caller's role (`member` for an operator from outside).
     role: Option<Role>,
     created_at_ms: i64,
 }
@@ -130,13 +141,19 @@ fn org_out(row: &AnyRow, role: Option<Role>) -> Result<OrganizationOut> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateOrganization {
     name: String,
 }
 
 /// Creates an organisation; its creator is its owner.
+#[utoipa::path(
+    post,
+    path = "/api/organizations",
+    request_body = CreateOrganization,
+    responses((status = 201, description = "The organisation.", body = OrganizationOut)),
+)]
 async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -166,6 +183,11 @@ async fn create(
 }
 
 /// The caller's organisations.
+#[utoipa::path(
+    get,
+    path = "/api/organizations",
+    responses((status = 200, description = "The organisations.", body = Vec<OrganizationOut>)),
+)]
 async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Vec<OrganizationOut>>> {
     let rows = sqlx::query(
         "SELECT o.id, o.name, o.provider_status, o.created_at, m.role FROM organization o \
@@ -179,6 +201,13 @@ async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<V
     orgs.map(Json)
 }
 
+/// One of the caller's organisations (members; operators read any).
+#[utoipa::path(
+    get,
+    path = "/api/organizations/{id}",
+    params(("id" = String, Path, description = "Organisation id.")),
+    responses((status = 200, description = "The organisation.", body = OrganizationOut)),
+)]
 async fn show(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -192,7 +221,8 @@ async fn show(
     org_out(&row, Some(role)).map(Json)
 }
 
-#[derive(Debug, Serialize)]
+/// A member and their role.
+#[derive(Debug, Serialize, ToSchema)]
 struct MemberOut {
     user_id: String,
     email: String,
@@ -200,6 +230,13 @@ struct MemberOut {
     role: Role,
 }
 
+/// The organisation's members (members; operators read any).
+#[utoipa::path(
+    get,
+    path = "/api/organizations/{id}/members",
+    params(("id" = String, Path, description = "Organisation id.")),
+    responses((status = 200, description = "The members.", body = Vec<MemberOut>)),
+)]
 async fn members(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -227,14 +264,26 @@ async fn members(
     Ok(Json(members))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddMember {
     email: String,
     role: Role,
 }
 
-/// Adds an existing account to the organisation.
+/// Adds an existing account to the organisation (owners and admins; only
+/// an owner makes owners).
+#[utoipa::path(
+    post,
+    path = "/api/organizations/{id}/members",
+    params(("id" = String, Path, description = "Organisation id.")),
+    request_body = AddMember,
+    responses(
+        (status = 201, description = "The new member.", body = MemberOut),
+        (status = 403, description = "Not an owner or admin, or an admin making an owner.", body = ErrorBody),
+        (status = 409, description = "Already a member (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn add_member(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -270,18 +319,38 @@ async fn add_member(
     Ok((StatusCode::CREATED, Json(MemberOut { user_id, email, name: row.try_get("name")?, role: body.role })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChangeRole {
     role: Role,
 }
 
+/// A member's new role.
+#[derive(Debug, Serialize, ToSchema)]
+struct MemberRole {
+    user_id: String,
+    role: Role,
+}
+
+/// Changes a member's role (owners and admins; only an owner touches
+/// owners). The organisation keeps an owner.
+#[utoipa::path(
+    patch,
+    path = "/api/organizations/{id}/members/{user_id}",
+    params(("id" = String, Path, description = "Organisation id."), ("user_id" = String, Path, description = "The member's account id.")),
+    request_body = ChangeRole,
+    responses(
+        (status = 200, description = "The new role.", body = MemberRole),
+        (status = 403, description = "Not an owner or admin, or an admin touching an owner.", body = ErrorBody),
+        (status = 409, description = "It would leave no owner (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn change_role(
     State(state): State<AppState>,
     user: CurrentUser,
     Path((id, member)): Path<(String, String)>,
     JsonBody(body): JsonBody<ChangeRole>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<MemberRole>> {
     let mine = authorize(&state, &user, &id, true).await?;
     let mut tx = state.db.pool().begin().await?;
     let current = member_role(&mut tx, &id, &member).await?;
@@ -297,10 +366,20 @@ async fn change_role(
         .await?;
     ensure_an_owner_remains(&mut tx, &id).await?;
     tx.commit().await?;
-    Ok(Json(serde_json::json!({ "user_id": member, "role": body.role })))
+    Ok(Json(MemberRole { user_id: member, role: body.role }))
 }
 
 /// Removes a member (admins and owners), or leaves (anyone, themselves).
+#[utoipa::path(
+    delete,
+    path = "/api/organizations/{id}/members/{user_id}",
+    params(("id" = String, Path, description = "Organisation id."), ("user_id" = String, Path, description = "The member's account id.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 403, description = "Not an owner or admin, or an admin removing an owner.", body = ErrorBody),
+        (status = 409, description = "It would leave no owner (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn remove_member(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -348,7 +427,7 @@ async fn ensure_an_owner_remains(tx: &mut Transaction<'_, Any>, org: &str) -> Re
 }
 
 /// A request for service-provider status as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProviderRequestOut {
     /// Request id.
     pub id: String,
@@ -389,15 +468,28 @@ pub fn provider_request_out(row: &AnyRow) -> Result<ProviderRequestOut> {
     })
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RequestProvider {
+    /// What the organisation sells, for the operators.
     #[serde(default)]
     note: String,
 }
 
 /// Asks the operators to make this organisation a service provider. Allowed
 /// when it is not one and has no open request (after a rejection, again).
+/// Owners and admins; the body may be left out.
+#[utoipa::path(
+    post,
+    path = "/api/organizations/{id}/provider-request",
+    params(("id" = String, Path, description = "Organisation id.")),
+    request_body = Option<RequestProvider>,
+    responses(
+        (status = 201, description = "The pending request.", body = ProviderRequestOut),
+        (status = 403, description = "Not an owner or admin.", body = ErrorBody),
+        (status = 409, description = "Already pending or approved (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn request_provider(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -449,7 +541,14 @@ async fn request_provider(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
-/// The organisation's latest provider request.
+/// The organisation's latest provider request (members; operators read
+/// any).
+#[utoipa::path(
+    get,
+    path = "/api/organizations/{id}/provider-request",
+    params(("id" = String, Path, description = "Organisation id.")),
+    responses((status = 200, description = "The latest request.", body = ProviderRequestOut)),
+)]
 async fn provider_request(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -18,24 +18,28 @@ use crate::auth::{CurrentUser, MaybeUser};
 use crate::db::{new_id, now_ms};
 use crate::error::{Error, Result};
 use crate::feed::{self, Holder};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/offerings/{id}/plans", get(list).post(create))
-        .route("/api/plans/{id}", get(show).patch(update))
-        .route("/api/plans/{id}/archive", post(archive))
+pub fn router() -> OpenApiRouter<AppState> {
+    super::tagged(
+        "plans",
+        OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(show, update)).routes(routes!(archive)),
+    )
 }
 
+type ErrorBody = crate::error::ErrorBody;
+
 /// A plan as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PlanOut {
     /// Plan id.
     pub id: String,
@@ -100,8 +104,10 @@ pub fn plan_out(row: &AnyRow) -> Result<PlanOut> {
 }
 
 /// A plan body: every field for `POST` (`name` required, the rest
-/// defaulted), any subset for `PATCH`.
-#[derive(Debug, Deserialize)]
+/// defaulted: `usd`, prices 0, allowances and rpm null), any subset for
+/// `PATCH`. Prices are integer minor units, at least 0; allowances null
+/// for unlimited.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PlanBody {
     name: Option<String>,
@@ -191,7 +197,15 @@ async fn load_plan(state: &AppState, user: Option<&CurrentUser>, id: &str) -> Re
 }
 
 /// The offering's plans: all of them for its provider and operators, the
-/// ones that can be ordered for everyone else.
+/// ones that can be ordered for everyone else (anyone, even anonymous, for
+/// an active offering).
+#[utoipa::path(
+    get,
+    path = "/api/offerings/{id}/plans",
+    params(("id" = String, Path, description = "Offering id.")),
+    security((), ("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "The plans.", body = Vec<PlanOut>)),
+)]
 async fn list(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
@@ -209,6 +223,15 @@ async fn list(
     rows.iter().map(plan_out).collect::<Result<_>>().map(Json)
 }
 
+/// One plan, as its offering is seen (anyone for a live plan of an active
+/// offering).
+#[utoipa::path(
+    get,
+    path = "/api/plans/{id}",
+    params(("id" = String, Path, description = "Plan id.")),
+    security((), ("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "The plan.", body = PlanOut)),
+)]
 async fn show(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
@@ -217,6 +240,19 @@ async fn show(
     load_plan(&state, user.as_ref(), &id).await.map(|(plan, _)| Json(plan))
 }
 
+/// Adds a plan to a draft or paused offering (owners and admins of the
+/// provider).
+#[utoipa::path(
+    post,
+    path = "/api/offerings/{id}/plans",
+    params(("id" = String, Path, description = "Offering id.")),
+    request_body = PlanBody,
+    responses(
+        (status = 201, description = "The plan.", body = PlanOut),
+        (status = 403, description = "Not an owner or admin of the provider.", body = ErrorBody),
+        (status = 409, description = "The offering is not draft or paused (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -272,6 +308,20 @@ async fn load_editable(state: &AppState, user: &CurrentUser, id: &str) -> Result
     Ok(plan)
 }
 
+/// Changes a live plan of a draft or paused offering (owners and admins of
+/// the provider); running subscriptions get the new rate limit.
+#[utoipa::path(
+    patch,
+    path = "/api/plans/{id}",
+    params(("id" = String, Path, description = "Plan id.")),
+    request_body = PlanBody,
+    responses(
+        (status = 200, description = "The plan.", body = PlanOut),
+        (status = 403, description = "Not an owner or admin of the provider.", body = ErrorBody),
+        (status = 409, description = "Archived, or the offering is not draft or paused (`invalid_transition`).",
+         body = ErrorBody),
+    ),
+)]
 async fn update(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -310,7 +360,19 @@ async fn update(
     plan_out(&row).map(Json)
 }
 
-/// Archives a plan: it can no longer be ordered; subscriptions keep it.
+/// Archives a plan: it can no longer be ordered; subscriptions keep it
+/// (owners and admins of the provider).
+#[utoipa::path(
+    post,
+    path = "/api/plans/{id}/archive",
+    params(("id" = String, Path, description = "Plan id.")),
+    request_body = Option<Empty>,
+    responses(
+        (status = 200, description = "The archived plan.", body = PlanOut),
+        (status = 403, description = "Not an owner or admin of the provider.", body = ErrorBody),
+        (status = 409, description = "Already archived (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn archive(
     State(state): State<AppState>,
     user: CurrentUser,

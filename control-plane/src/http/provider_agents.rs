@@ -15,35 +15,44 @@ use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::db::{new_id, now_ms};
 use crate::error::{Error, Result};
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use sandflow_flow_compiler::{CompileError, CompileOptions, Diagnostics};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/provider-agents", get(list).post(create))
-        .route("/api/provider-agents/validate_flow", post(validate_flow))
-        .route("/api/provider-agents/{id}", get(show).patch(update).delete(remove))
-        .route("/api/provider-agents/{id}/import_flow", post(import_flow))
-        .route("/api/provider-agents/{id}/versions", get(versions))
-        .route("/api/provider-agents/{id}/versions/{version}", get(version))
-        .route("/api/provider-agents/{id}/versions/{version}/artifact", get(artifact))
-        .route("/api/provider-agents/{id}/stats", get(stats))
+pub fn router() -> OpenApiRouter<AppState> {
+    super::tagged(
+        "provider-agents",
+        OpenApiRouter::new()
+            .routes(routes!(list, create))
+            .routes(routes!(validate_flow))
+            .routes(routes!(show, update, remove))
+            .routes(routes!(import_flow))
+            .routes(routes!(versions))
+            .routes(routes!(version))
+            .routes(routes!(artifact))
+            .routes(routes!(stats)),
+    )
 }
 
-#[derive(Debug, Serialize)]
+type ErrorBody = crate::error::ErrorBody;
+
+/// A provider agent as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
 struct AgentOut {
     id: String,
     organization: String,
     name: String,
     description: String,
+    /// The newest flow version's number (null: none imported yet).
     latest_version: Option<i64>,
     created_at_ms: i64,
     updated_at_ms: i64,
@@ -94,13 +103,24 @@ pub(crate) async fn ensure_provider(state: &AppState, org: &str) -> Result<()> {
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Only this organisation's agents (members; operators read any).
     organization: Option<String>,
 }
 
 /// Agents of the caller's organisations (or of one, `?organization=`).
+#[utoipa::path(
+    get,
+    path = "/api/provider-agents",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The agents.", body = Vec<AgentOut>),
+        (status = 404, description = "`organization` is not one of the caller's (`not_found`).", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -127,15 +147,28 @@ async fn list(
     Ok(Json(agents))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateAgent {
+    /// The owning organisation (an approved provider).
     organization: String,
     name: String,
     #[serde(default)]
     description: String,
 }
 
+/// Creates an agent (owners and admins of an approved provider).
+#[utoipa::path(
+    post,
+    path = "/api/provider-agents",
+    request_body = CreateAgent,
+    responses(
+        (status = 201, description = "The agent.", body = AgentOut),
+        (status = 403, description = "Not an owner or admin, or not an approved provider.", body = ErrorBody),
+        (status = 404, description = "The organisation is not one of the caller's (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The name is taken (`conflict`).", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -179,17 +212,36 @@ pub(crate) fn check_description(description: &str) -> Result<String> {
     Ok(description.to_owned())
 }
 
+/// One agent (members of its organisation; operators read any).
+#[utoipa::path(
+    get,
+    path = "/api/provider-agents/{id}",
+    params(("id" = String, Path, description = "Provider agent id.")),
+    responses((status = 200, description = "The agent.", body = AgentOut)),
+)]
 async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<AgentOut>> {
     load(&state, &user, &id, false).await.map(Json)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateAgent {
     name: Option<String>,
     description: Option<String>,
 }
 
+/// Renames or re-describes an agent (owners and admins).
+#[utoipa::path(
+    patch,
+    path = "/api/provider-agents/{id}",
+    params(("id" = String, Path, description = "Provider agent id.")),
+    request_body = UpdateAgent,
+    responses(
+        (status = 200, description = "The agent.", body = AgentOut),
+        (status = 403, description = "Not an owner or admin.", body = ErrorBody),
+        (status = 409, description = "The name is taken (`conflict`).", body = ErrorBody),
+    ),
+)]
 async fn update(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -210,7 +262,17 @@ async fn update(
 }
 
 /// Deletes an agent that has no flow versions yet (versions are immutable
-/// records that usage and, later, orders refer to).
+/// records that usage and, later, orders refer to). Owners and admins.
+#[utoipa::path(
+    delete,
+    path = "/api/provider-agents/{id}",
+    params(("id" = String, Path, description = "Provider agent id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 403, description = "Not an owner or admin.", body = ErrorBody),
+        (status = 409, description = "It has flow versions (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn remove(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<StatusCode> {
     let agent = load(&state, &user, &id, true).await?;
     if agent.latest_version.is_some() {
@@ -232,17 +294,30 @@ async fn remove(State(state): State<AppState>, user: CurrentUser, Path(id): Path
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Serialize)]
+/// A flow that would compile, with its warnings.
+#[derive(Debug, Serialize, ToSchema)]
 struct Validation {
     valid: bool,
     error_count: usize,
     warning_count: usize,
+    /// Every diagnostic: code, node, field, JSON pointer, what to do.
+    #[schema(value_type = Vec<Object>)]
     diagnostics: Diagnostics,
 }
 
 /// Checks a Langflow export (the body) and returns every diagnostic:
 /// 200 when it would compile (warnings allowed), 422 with the same
-/// diagnostics when it would not.
+/// diagnostics when it would not. Anyone signed in.
+#[utoipa::path(
+    post,
+    path = "/api/provider-agents/validate_flow",
+    request_body(content = Object, description = "A Langflow export, as Langflow's Export writes it."),
+    responses(
+        (status = 200, description = "The flow would compile.", body = Validation),
+        (status = 422, description = "The flow has errors (`invalid_flow`, every one in `diagnostics`).",
+         body = ErrorBody),
+    ),
+)]
 async fn validate_flow(_user: CurrentUser, RawJson(source): RawJson) -> Result<Json<Validation>> {
     let diagnostics = tokio::task::spawn_blocking(move || {
         let (_plan, diagnostics) = sandflow_flow_compiler::check(&source, &CompileOptions::default());
@@ -257,12 +332,19 @@ async fn validate_flow(_user: CurrentUser, RawJson(source): RawJson) -> Result<J
     Ok(Json(Validation { valid: true, error_count: 0, warning_count, diagnostics }))
 }
 
-#[derive(Debug, Serialize)]
+/// An immutable flow version.
+#[derive(Debug, Serialize, ToSchema)]
 struct VersionOut {
     provider_agent: String,
+    /// 1, 2, … per agent.
     version: i64,
+    /// `sha256:` digest of the component.
     digest: String,
+    /// The component's manifest (inputs, outputs, capabilities, nodes).
+    #[schema(value_type = Object)]
     manifest: serde_json::Value,
+    /// The compiler's warnings.
+    #[schema(value_type = Vec<Object>)]
     diagnostics: serde_json::Value,
     created_by: String,
     created_at_ms: i64,
@@ -289,7 +371,22 @@ fn version_out(row: &AnyRow) -> Result<VersionOut> {
 /// Compiles the export (the body) and stores it as the agent's next
 /// version: 201 with the version, or 200 with the latest version when it
 /// already holds this very component; 422 with diagnostics when the flow
-/// does not compile (nothing is stored).
+/// does not compile (nothing is stored). Owners and admins of an approved
+/// provider.
+#[utoipa::path(
+    post,
+    path = "/api/provider-agents/{id}/import_flow",
+    params(("id" = String, Path, description = "Provider agent id.")),
+    request_body(content = Object, description = "A Langflow export, as Langflow's Export writes it."),
+    responses(
+        (status = 201, description = "The new version.", body = VersionOut),
+        (status = 200, description = "The latest version already holds this component.", body = VersionOut),
+        (status = 403, description = "Not an owner or admin, or not an approved provider.", body = ErrorBody),
+        (status = 409, description = "Another import took the number (`conflict`).", body = ErrorBody),
+        (status = 422, description = "The flow has errors (`invalid_flow`, every one in `diagnostics`).",
+         body = ErrorBody),
+    ),
+)]
 async fn import_flow(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -360,6 +457,13 @@ async fn import_flow(
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
+/// The agent's versions, oldest first (members; operators read any).
+#[utoipa::path(
+    get,
+    path = "/api/provider-agents/{id}/versions",
+    params(("id" = String, Path, description = "Provider agent id.")),
+    responses((status = 200, description = "The versions.", body = Vec<VersionOut>)),
+)]
 async fn versions(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -375,6 +479,13 @@ async fn versions(
     rows.iter().map(version_out).collect::<Result<_>>().map(Json)
 }
 
+/// One version (members; operators read any).
+#[utoipa::path(
+    get,
+    path = "/api/provider-agents/{id}/versions/{version}",
+    params(("id" = String, Path, description = "Provider agent id."), ("version" = i64, Path, description = "Version number.")),
+    responses((status = 200, description = "The version.", body = VersionOut)),
+)]
 async fn version(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -392,7 +503,17 @@ async fn version(
     version_out(&row).map(Json)
 }
 
-/// The compiled component (`flow.wasm`) of one version.
+/// The compiled component (`flow.wasm`) of one version (members;
+/// operators read any).
+#[utoipa::path(
+    get,
+    path = "/api/provider-agents/{id}/versions/{version}/artifact",
+    params(("id" = String, Path, description = "Provider agent id."), ("version" = i64, Path, description = "Version number.")),
+    responses(
+        (status = 200, description = "The component; `ETag` is its digest.", body = Vec<u8>,
+         content_type = "application/wasm"),
+    ),
+)]
 async fn artifact(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -411,7 +532,9 @@ async fn artifact(
         .into_response())
 }
 
-#[derive(Debug, Default, Serialize)]
+/// Usage sums of a flow version or agent.
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[schema(as = AgentUsage)]
 struct Totals {
     runs: i64,
     completed: i64,
@@ -426,7 +549,9 @@ struct Totals {
     last_run_at_ms: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+/// An agent's usage, in total and per version.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AgentStats)]
 struct Stats {
     provider_agent: String,
     #[serde(flatten)]
@@ -434,7 +559,8 @@ struct Stats {
     by_version: Vec<VersionStats>,
 }
 
-#[derive(Debug, Serialize)]
+/// One version's usage.
+#[derive(Debug, Serialize, ToSchema)]
 struct VersionStats {
     flow_version: String,
     #[serde(flatten)]
@@ -472,7 +598,13 @@ fn totals(row: &AnyRow) -> Result<Totals> {
 
 /// Usage of the agent's flow versions, from the ledger: runs (each counted
 /// once), outcomes, distinct tenants and resources used, in total and per
-/// version digest.
+/// version digest. Members; operators read any.
+#[utoipa::path(
+    get,
+    path = "/api/provider-agents/{id}/stats",
+    params(("id" = String, Path, description = "Provider agent id.")),
+    responses((status = 200, description = "The usage.", body = Stats)),
+)]
 async fn stats(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<Stats>> {
     load(&state, &user, &id, false).await?;
     let rows = sqlx::query(&format!(

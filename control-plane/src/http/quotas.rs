@@ -11,19 +11,20 @@ use crate::auth::Operator;
 use crate::db::now_ms;
 use crate::error::{Error, Result};
 use crate::feed::{self, Holder};
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/quotas/{organization_id}", get(show).put(replace))
+pub fn router() -> OpenApiRouter<AppState> {
+    super::tagged("quotas", OpenApiRouter::new().routes(routes!(show, replace)))
 }
 
 /// A tenant's quota; every field is nullable (null: no limit of ours).
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Quota {
     /// Runs per calendar month (UTC).
@@ -89,6 +90,16 @@ async fn ensure_org(state: &AppState, org: &str) -> Result<()> {
     if org_exists(state, org).await? { Ok(()) } else { Err(Error::NotFound(format!("no organisation `{org}`"))) }
 }
 
+/// The tenant's quota (operators); all null when none was set.
+#[utoipa::path(
+    get,
+    path = "/api/quotas/{organization_id}",
+    params(("organization_id" = String, Path, description = "Organisation id.")),
+    responses(
+        (status = 200, description = "The quota.", body = Quota),
+        (status = 403, description = "Not an operator.", body = crate::error::ErrorBody),
+    ),
+)]
 async fn show(State(state): State<AppState>, _operator: Operator, Path(org): Path<String>) -> Result<Json<Quota>> {
     ensure_org(&state, &org).await?;
     let row = sqlx::query(&format!("SELECT {} FROM quota WHERE organization_id = $1", COLUMNS.join(", ")))
@@ -108,6 +119,18 @@ async fn show(State(state): State<AppState>, _operator: Operator, Path(org): Pat
     }))
 }
 
+/// Replaces the tenant's quota (operators); the runtime hosts get it with
+/// the tenant's agents.
+#[utoipa::path(
+    put,
+    path = "/api/quotas/{organization_id}",
+    params(("organization_id" = String, Path, description = "Organisation id.")),
+    request_body = Quota,
+    responses(
+        (status = 200, description = "The quota.", body = Quota),
+        (status = 403, description = "Not an operator.", body = crate::error::ErrorBody),
+    ),
+)]
 async fn replace(
     State(state): State<AppState>,
     Operator(operator): Operator,

@@ -12,24 +12,28 @@ use crate::auth::CurrentUser;
 use crate::error::{Error, Result};
 use crate::jobs::{self, DEPROVISION};
 use crate::transition::{RESOURCE, transition};
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/resources", get(list))
-        .route("/api/resources/{id}", get(show))
-        .route("/api/resources/{id}/terminate", post(terminate))
+pub fn router() -> OpenApiRouter<AppState> {
+    super::tagged(
+        "resources",
+        OpenApiRouter::new().routes(routes!(list)).routes(routes!(show)).routes(routes!(terminate)),
+    )
 }
 
+type ErrorBody = crate::error::ErrorBody;
+
 /// A resource as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ResourceOut {
     id: String,
     order_id: String,
@@ -39,8 +43,10 @@ pub struct ResourceOut {
     provider_organization_id: String,
     plan_id: String,
     flow_version_id: String,
+    /// `creating`, `ok`, `updating`, `terminating`, `terminated` or `erred`.
     state: String,
-    /// Its customer agent config.
+    /// Its customer agent config (shown to the consumer's members and
+    /// operators only: the provider has no business with it).
     config_id: Option<String>,
     created_at_ms: i64,
     updated_at_ms: i64,
@@ -75,17 +81,29 @@ async fn load(state: &AppState, user: &CurrentUser, id: &str) -> Result<(Resourc
     .fetch_optional(state.db.pool())
     .await?
     .ok_or_else(not_found)?;
-    let resource = resource_out(&row)?;
+    let mut resource = resource_out(&row)?;
     let parties = Parties::of(state, user, &resource.organization_id, &resource.provider_organization_id).await?;
     if !parties.sees() {
         return Err(not_found());
     }
+    if parties.consumer.is_none() && !parties.staff {
+        resource.config_id = None;
+    }
     Ok((resource, parties))
 }
 
+/// Resources the caller's organisations bought or sold (all for
+/// operators), newest first.
+#[utoipa::path(
+    get,
+    path = "/api/resources",
+    responses((status = 200, description = "The resources.", body = Vec<ResourceOut>)),
+)]
 async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Vec<ResourceOut>>> {
     let rows = sqlx::query(&format!(
-        "SELECT {RESOURCE_COLUMNS} FROM resource r JOIN offering o ON o.id = r.offering_id \
+        "SELECT {RESOURCE_COLUMNS}, CASE WHEN $1 = 1 OR r.organization_id IN \
+         (SELECT organization_id FROM membership WHERE user_id = $2) THEN 1 ELSE 0 END AS consumer_side \
+         FROM resource r JOIN offering o ON o.id = r.offering_id \
          WHERE $1 = 1 OR r.organization_id IN (SELECT organization_id FROM membership WHERE user_id = $2) \
             OR o.organization_id IN (SELECT organization_id FROM membership WHERE user_id = $2) \
          ORDER BY r.created_at DESC, r.id DESC"
@@ -94,14 +112,40 @@ async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<V
     .bind(&user.id)
     .fetch_all(state.db.pool())
     .await?;
-    rows.iter().map(resource_out).collect::<Result<_>>().map(Json)
+    let resources = rows.iter().map(|row| {
+        let mut resource = resource_out(row)?;
+        if row.try_get::<i64, _>("consumer_side")? == 0 {
+            resource.config_id = None;
+        }
+        Ok(resource)
+    });
+    resources.collect::<Result<_>>().map(Json)
 }
 
+/// One resource (members of either organisation, operators).
+#[utoipa::path(
+    get,
+    path = "/api/resources/{id}",
+    params(("id" = String, Path, description = "Resource id.")),
+    responses((status = 200, description = "The resource.", body = ResourceOut)),
+)]
 async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<ResourceOut>> {
     load(&state, &user, &id).await.map(|(resource, _)| Json(resource))
 }
 
-/// `ok | erred → terminating`, then the `deprovision` job finishes it.
+/// `ok | erred → terminating`, then the `deprovision` job finishes it
+/// (owners and admins of the consumer, operators).
+#[utoipa::path(
+    post,
+    path = "/api/resources/{id}/terminate",
+    params(("id" = String, Path, description = "Resource id.")),
+    request_body = Option<Empty>,
+    responses(
+        (status = 200, description = "The resource, terminating.", body = ResourceOut),
+        (status = 403, description = "Not an owner or admin of the consumer, nor an operator.", body = ErrorBody),
+        (status = 409, description = "Not ok or erred (`invalid_transition`).", body = ErrorBody),
+    ),
+)]
 async fn terminate(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -14,42 +14,65 @@ use super::{Path, Query};
 use crate::AppState;
 use crate::auth::RuntimeService;
 use crate::error::{Error, Result};
+use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::Row;
 use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/runtime/changes", get(changes))
-        .route("/api/runtime/artifacts/{digest}", get(artifact))
-        .route("/api/runtime/usage-totals", get(usage_totals))
+pub fn router() -> OpenApiRouter<AppState> {
+    super::tagged(
+        "runtime",
+        OpenApiRouter::new().routes(routes!(changes)).routes(routes!(artifact)).routes(routes!(usage_totals)),
+    )
 }
+
+type ErrorBody = crate::error::ErrorBody;
 
 /// Changes returned when `limit` is not given.
 pub const DEFAULT_LIMIT: i64 = 500;
 /// Most changes one request returns.
 pub const MAX_LIMIT: i64 = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ChangesQuery {
+    /// Changes after this `seq` (default 0).
     after: Option<i64>,
+    /// At most this many (default 500; above 1000 gets 1000).
     limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+/// A page of the change feed.
+#[derive(Debug, Serialize, ToSchema)]
 struct Changes {
+    /// `{"seq", "kind", …}`: `agent.provisioned`, `agent.deprovisioned`,
+    /// `key.revoked`, `quota.set`.
+    #[schema(value_type = Vec<Object>)]
     changes: Vec<Value>,
+    /// The highest `seq` returned, or `after` when none.
     last: i64,
 }
 
+/// The runtime change feed, in `seq` order (runtime hosts).
+#[utoipa::path(
+    get,
+    path = "/api/runtime/changes",
+    params(ChangesQuery),
+    security(("runtime_token" = [])),
+    responses(
+        (status = 200, description = "The changes.", body = Changes),
+        (status = 503, description = "No runtime token is configured (`unavailable`).", body = ErrorBody),
+    ),
+)]
 async fn changes(
     State(state): State<AppState>,
     _runtime: RuntimeService,
@@ -84,6 +107,18 @@ async fn changes(
     Ok(Json(Changes { changes, last }))
 }
 
+/// The flow component with this digest (runtime hosts).
+#[utoipa::path(
+    get,
+    path = "/api/runtime/artifacts/{digest}",
+    params(("digest" = String, Path, description = "`sha256:` digest of the component.")),
+    security(("runtime_token" = [])),
+    responses(
+        (status = 200, description = "The component; `ETag` is its digest.", body = Vec<u8>,
+         content_type = "application/wasm"),
+        (status = 503, description = "No runtime token is configured (`unavailable`).", body = ErrorBody),
+    ),
+)]
 async fn artifact(
     State(state): State<AppState>,
     _runtime: RuntimeService,
@@ -98,25 +133,40 @@ async fn artifact(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct TotalsQuery {
+    /// The UTC month, `YYYY-MM`.
     month: String,
 }
 
 /// What one tenant used in a month.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct TenantTotals {
     runs: i64,
     fuel: i64,
     tokens: i64,
 }
 
-#[derive(Debug, Serialize)]
+/// Per tenant, what the ledger holds for a month.
+#[derive(Debug, Serialize, ToSchema)]
 struct UsageTotals {
     tenants: BTreeMap<String, TenantTotals>,
 }
 
+/// Per tenant, the month's runs, fuel and tokens (runtime hosts, to seed
+/// their quota counters).
+#[utoipa::path(
+    get,
+    path = "/api/runtime/usage-totals",
+    params(TotalsQuery),
+    security(("runtime_token" = [])),
+    responses(
+        (status = 200, description = "The totals.", body = UsageTotals),
+        (status = 503, description = "No runtime token is configured (`unavailable`).", body = ErrorBody),
+    ),
+)]
 async fn usage_totals(
     State(state): State<AppState>,
     _runtime: RuntimeService,

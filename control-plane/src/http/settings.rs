@@ -6,24 +6,34 @@ use crate::AppState;
 use crate::auth::Operator;
 use crate::db::now_ms;
 use crate::error::{Error, Result};
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/admin/settings", get(show).put(replace))
+pub fn router() -> OpenApiRouter<AppState> {
+    super::tagged("admin", OpenApiRouter::new().routes(routes!(show, replace)))
 }
 
 /// The platform settings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// The operator's commission on sales, in basis points (100 = 1 %).
     pub commission_bps: i64,
 }
 
+/// The platform settings (operators).
+#[utoipa::path(
+    get,
+    path = "/api/admin/settings",
+    responses(
+        (status = 200, description = "The settings.", body = Settings),
+        (status = 403, description = "Not an operator.", body = crate::error::ErrorBody),
+    ),
+)]
 async fn show(State(state): State<AppState>, _operator: Operator) -> Result<Json<Settings>> {
     let commission_bps: i64 = sqlx::query_scalar("SELECT commission_bps FROM platform_settings WHERE id = 1")
         .fetch_one(state.db.pool())
@@ -31,6 +41,16 @@ async fn show(State(state): State<AppState>, _operator: Operator) -> Result<Json
     Ok(Json(Settings { commission_bps }))
 }
 
+/// Replaces the platform settings (operators).
+#[utoipa::path(
+    put,
+    path = "/api/admin/settings",
+    request_body = Settings,
+    responses(
+        (status = 200, description = "The settings.", body = Settings),
+        (status = 403, description = "Not an operator.", body = crate::error::ErrorBody),
+    ),
+)]
 async fn replace(
     State(state): State<AppState>,
     Operator(operator): Operator,

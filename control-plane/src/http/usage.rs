@@ -5,17 +5,30 @@ use crate::AppState;
 use crate::auth::RuntimeService;
 use crate::error::Result;
 use crate::usage::{IngestOutcome, UsageRecord, ingest};
+use axum::Json;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/runtime/usage", post(ingest_batch))
+pub fn router() -> OpenApiRouter<AppState> {
+    super::tagged("runtime", OpenApiRouter::new().routes(routes!(ingest_batch)))
 }
 
 /// Takes a JSON array of usage records; answers how many were new and how
 /// many were already counted. A batch is stored whole or not at all.
+/// Runtime hosts only.
+#[utoipa::path(
+    post,
+    path = "/api/runtime/usage",
+    security(("runtime_token" = [])),
+    request_body = Vec<UsageRecord>,
+    responses(
+        (status = 200, description = "What the batch did to the ledger.", body = IngestOutcome),
+        (status = 503, description = "No runtime token is configured (`unavailable`).",
+         body = crate::error::ErrorBody),
+    ),
+)]
 async fn ingest_batch(
     State(state): State<AppState>,
     _runtime: RuntimeService,

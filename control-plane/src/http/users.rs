@@ -4,25 +4,29 @@ use super::auth::UserOut;
 use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::error::Result;
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 use sqlx::Row;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/users/me", get(me))
+pub fn router() -> OpenApiRouter<AppState> {
+    super::tagged("users", OpenApiRouter::new().routes(routes!(me)))
 }
 
-#[derive(Debug, Serialize)]
+/// The signed-in user and their organisations.
+#[derive(Debug, Serialize, ToSchema)]
 struct Me {
     #[serde(flatten)]
     user: UserOut,
     organizations: Vec<MyOrganization>,
 }
 
-#[derive(Debug, Serialize)]
+/// An organisation the user belongs to, with their role in it.
+#[derive(Debug, Serialize, ToSchema)]
 struct MyOrganization {
     id: String,
     name: String,
@@ -31,6 +35,7 @@ struct MyOrganization {
 }
 
 /// The signed-in user and the organisations they belong to.
+#[utoipa::path(get, path = "/api/users/me", responses((status = 200, description = "The user.", body = Me)))]
 async fn me(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Me>> {
     let rows = sqlx::query(
         "SELECT o.id, o.name, m.role, o.provider_status FROM membership m \
