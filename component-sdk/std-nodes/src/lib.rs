@@ -12,13 +12,18 @@ pub mod calculator;
 pub mod chat_input;
 pub mod chat_output;
 pub mod history;
+pub mod knowledge;
 pub mod language_model;
+pub mod memory_base;
 pub mod message_history;
 mod model;
+pub mod parser;
 pub mod prompt;
+mod retrieved;
 pub mod table_text;
 pub mod text_io;
 pub mod type_convert;
+pub mod vector_store;
 
 #[cfg(test)]
 mod langflow_parity;
@@ -47,6 +52,10 @@ pub const NODES: &[StdNode] = &[
     StdNode { name: agent::NAME, describe: agent::describe, run: agent::run },
     StdNode { name: message_history::NAME, describe: message_history::describe, run: message_history::run },
     StdNode { name: type_convert::NAME, describe: type_convert::describe, run: type_convert::run },
+    StdNode { name: knowledge::NAME, describe: knowledge::describe, run: knowledge::run },
+    StdNode { name: memory_base::NAME, describe: memory_base::describe, run: memory_base::run },
+    StdNode { name: vector_store::NAME, describe: vector_store::describe, run: vector_store::run },
+    StdNode { name: parser::NAME, describe: parser::describe, run: parser::run },
 ];
 
 /// The library as a node component.

@@ -6,11 +6,13 @@
 //! run's usage. Every call is scoped by the run's tenant and agent, never by
 //! an identifier the guest supplies.
 
+pub mod embeddings;
 pub mod io;
 pub mod llm;
 pub mod log;
 pub mod memory;
 pub mod persona;
+pub mod retrieval;
 pub mod secrets;
 mod unconfigured;
 
@@ -29,6 +31,11 @@ pub struct CapabilityConfig {
     /// Where chat history is kept; without one, `memory` answers
     /// `not-configured`.
     pub memory: Option<memory::MemoryStore>,
+    /// The tenants' document index; without one, `retrieval` answers
+    /// `not-configured`.
+    pub documents: Option<sandflow_doc_index::DocIndex>,
+    /// Embedding models (served by the `llm` providers).
+    pub embeddings: embeddings::EmbeddingsConfig,
 }
 
 /// Something a run reports while it runs, for streaming clients.
@@ -75,12 +82,15 @@ pub(crate) struct RunCaps {
     pub tokens: llm::TokenCount,
     /// The host's chat history, scoped to the run's tenant and agent.
     pub memory: memory::RunMemory,
+    /// The tenant's document index, scoped to the run's tenant and agent.
+    pub retrieval: retrieval::RunRetrieval,
 }
 
 impl RunCaps {
     pub fn new(config: Arc<CapabilityConfig>, context: RunContext, deadline: Duration) -> Self {
         Self {
             memory: memory::RunMemory::prepare(config.memory.as_ref(), &context.tenant, &context.agent),
+            retrieval: retrieval::RunRetrieval::prepare(config.documents.as_ref(), &context.tenant, &context.agent),
             secrets: context.secrets.or(&config.secrets),
             config,
             events: context.events,
