@@ -23,6 +23,7 @@ pub mod quotas;
 pub mod resources;
 pub mod runtime;
 pub mod settings;
+pub mod training_documents;
 pub mod usage;
 pub mod users;
 
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(quotas::router())
         .merge(settings::router())
         .merge(analytics::router())
+        .merge(training_documents::router())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
