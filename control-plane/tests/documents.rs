@@ -77,7 +77,9 @@ const BOUNDARY: &str = "sandflow-test-boundary-7f3a";
 async fn upload(app: &TestApp, token: &str, parts: Vec<Part<'_>>) -> common::Answer {
     let mut body = Vec::new();
     for part in parts {
-        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{}\"", part.name).as_bytes());
+        body.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{}\"", part.name).as_bytes(),
+        );
         if let Some(filename) = part.filename {
             body.extend_from_slice(format!("; filename=\"{filename}\"").as_bytes());
         }
@@ -164,7 +166,10 @@ async fn every_format_is_processed_into_the_buyers_scope(app: TestApp) {
     assert!(search(&app, &scope, "hidden nope").await.is_empty(), "scripts are not text");
     let pump = search(&app, &scope, "pump").await;
     assert_eq!(pump.len(), 1);
-    assert!(pump[0].contains("The pump needs a 12 V supply.") && pump[0].contains("Clean the filter monthly."), "{pump:?}");
+    assert!(
+        pump[0].contains("The pump needs a 12 V supply.") && pump[0].contains("Clean the filter monthly."),
+        "{pump:?}"
+    );
     assert_eq!(search(&app, &scope, "opening hours").await.len(), 1);
     // Chunks carry their source and offsets.
     let index = app.state.documents.as_ref().expect("index");
@@ -188,7 +193,11 @@ async fn reprocessing_replaces_and_deleting_removes(app: TestApp) {
     let document = upload(
         &app,
         &market.buyer,
-        vec![field("config_id", &config_id), field("collection", "policies"), file("long.txt", "text/plain", long.into_bytes())],
+        vec![
+            field("config_id", &config_id),
+            field("collection", "policies"),
+            file("long.txt", "text/plain", long.into_bytes()),
+        ],
     )
     .await
     .expect(201);
@@ -234,9 +243,13 @@ async fn bad_uploads_are_refused(app: TestApp) {
             .await
             .refused(415, "unsupported_media_type");
     assert!(detail.contains("PDF") && detail.contains("Markdown"), "{detail}");
-    upload(&app, &market.buyer, vec![field("config_id", &config_id), file("x.zip", "application/octet-stream", vec![1])])
-        .await
-        .refused(415, "unsupported_media_type");
+    upload(
+        &app,
+        &market.buyer,
+        vec![field("config_id", &config_id), file("x.zip", "application/octet-stream", vec![1])],
+    )
+    .await
+    .refused(415, "unsupported_media_type");
     let json = app.post("/api/training-documents/", &market.buyer, serde_json::json!({"file": "x"})).await;
     json.refused(415, "unsupported_media_type");
     upload(&app, &market.buyer, vec![file("a.txt", "text/plain", b"hello".to_vec())]).await.refused(422, "invalid");

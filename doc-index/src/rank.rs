@@ -74,10 +74,11 @@ pub(crate) fn fuse(lists: &[Vec<Hit>], limit: usize) -> Vec<Hit> {
     for list in lists {
         for (rank, hit) in list.iter().enumerate() {
             let add = 1.0 / (RRF_K + rank as f64 + 1.0);
-            fused
-                .entry(hit.id)
-                .and_modify(|h| h.score += add)
-                .or_insert_with(|| Hit { score: add, ranking: crate::Ranking::Hybrid, ..hit.clone() });
+            fused.entry(hit.id).and_modify(|h| h.score += add).or_insert_with(|| Hit {
+                score: add,
+                ranking: crate::Ranking::Hybrid,
+                ..hit.clone()
+            });
         }
     }
     let mut hits: Vec<Hit> = fused.into_values().collect();

@@ -452,11 +452,12 @@ fn check_chunks(chunks: &[NewChunk]) -> Result<(), IndexError> {
 }
 
 async fn check_room(tx: &mut Transaction<'_, Any>, scope: &Scope, adding: usize) -> Result<(), IndexError> {
-    let held: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM doc_chunk WHERE tenant = $1 AND agent = $2")
-        .bind(&scope.tenant)
-        .bind(&scope.agent)
-        .fetch_one(&mut **tx)
-        .await?;
+    let held: i64 =
+        sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM doc_chunk WHERE tenant = $1 AND agent = $2")
+            .bind(&scope.tenant)
+            .bind(&scope.agent)
+            .fetch_one(&mut **tx)
+            .await?;
     if held + adding as i64 > MAX_CHUNKS_PER_SCOPE {
         return Err(IndexError::Full(format!(
             "the agent's document index holds {held} chunks; adding {adding} would pass its limit of \

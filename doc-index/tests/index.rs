@@ -14,9 +14,9 @@ use std::future::Future;
 
 async fn admin(url: &str) -> sqlx::AnyConnection {
     sqlx::any::install_default_drivers();
-    sqlx::AnyConnection::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL is needed for these tests at {url} (set SANDFLOW_TEST_POSTGRES_URL): {e}"))
+    sqlx::AnyConnection::connect(url).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL is needed for these tests at {url} (set SANDFLOW_TEST_POSTGRES_URL): {e}")
+    })
 }
 
 /// Runs `scenario` on a fresh index: SQLite, or PostgreSQL when `postgres`.
@@ -285,8 +285,11 @@ async fn chunks_written_without_vectors_are_embedded_later(index: DocIndex) {
     index.replace_document(&other, "kb", "d", &chunks(&["delta"]), None).await.expect("write");
     let pending = index.unembedded(&scope, "", "m", 2).await.expect("pending");
     assert_eq!(pending.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(), ["alpha", "beta"]);
-    let vectors: Vec<(i64, Vec<f32>)> =
-        pending.iter().enumerate().map(|(i, (id, _))| (*id, if i == 0 { vec![1.0, 0.0] } else { vec![0.0, 1.0] })).collect();
+    let vectors: Vec<(i64, Vec<f32>)> = pending
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (*id, if i == 0 { vec![1.0, 0.0] } else { vec![0.0, 1.0] }))
+        .collect();
     assert_eq!(index.set_embeddings(&scope, "m", &vectors).await.expect("stored"), 2);
     // Another scope's ids are not this scope's to embed.
     let foreign = index.unembedded(&other, "", "m", 10).await.expect("pending");

@@ -39,15 +39,14 @@ pub mod usage;
 
 pub use bindings::node::exports::sandflow::node::handler::{Descriptor, Field, Invocation, NodeError, Output, Port};
 pub use bindings::node::sandflow::host::types::{Data, Message, ModelSettings, Table, Tool, Value};
-pub use capabilities::llm::{Backend, LlmConfig, Provider, TokenCount};
 pub use capabilities::embeddings::EmbeddingsConfig;
+pub use capabilities::llm::{Backend, LlmConfig, Provider, TokenCount};
 pub use capabilities::log::LogLine;
 pub use capabilities::memory::limits as memory_limits;
 pub use capabilities::memory::{MemoryError, MemoryStore, Scope as MemoryScope};
 pub use capabilities::persona::Persona;
 pub use capabilities::retrieval::{open as open_documents, open_blocking as open_documents_blocking};
 pub use capabilities::secrets::{Secret, Secrets};
-pub use sandflow_doc_index as doc_index;
 pub use capabilities::{CapabilityConfig, EventSender, RunContext, RunEvent};
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{LoadError, RunError};
@@ -55,3 +54,4 @@ pub use flow::{FlowComponent, FlowOutput, InputType, NodeEvent, RunOutcome, RunR
 pub use limits::Limits;
 pub use node::NodeComponent;
 pub use sandbox::Sandbox;
+pub use sandflow_doc_index as doc_index;

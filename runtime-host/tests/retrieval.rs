@@ -65,8 +65,13 @@ impl World {
                 .then(|| sandflow_runtime_host::open_documents_blocking(&self.url).expect("index opens")),
             ..CapabilityConfig::default()
         };
-        Runtime::new(&RuntimeConfig { max_instances: 32, cache_dir: Some(cache), capabilities, ..RuntimeConfig::default() })
-            .expect("runtime starts")
+        Runtime::new(&RuntimeConfig {
+            max_instances: 32,
+            cache_dir: Some(cache),
+            capabilities,
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime starts")
     }
 
     fn seed(&self, scope: &Scope, collection: &str, document: &str, texts: &[&str]) {
@@ -96,9 +101,9 @@ impl Drop for World {
 
 async fn admin_sql(url: &str, sql: &str) {
     sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL is needed for these tests at {url} (set SANDFLOW_TEST_POSTGRES_URL): {e}"));
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL is needed for these tests at {url} (set SANDFLOW_TEST_POSTGRES_URL): {e}")
+    });
     conn.execute(sql).await.expect(sql);
     conn.close().await.ok();
 }
@@ -178,7 +183,9 @@ fn answers_from_the_tenants_documents(postgres: bool, flow_path: &str) {
         tweaks: serde_json::from_value(json!({"Knowledge": {"knowledge_base": "tenant-b"}})).expect("tweaks"),
         ..RunRequest::default()
     };
-    if let Ok(outcome) = runtime.sandbox_for(Limits::default(), context("tenant-a", "agent-1")).run_flow(&flow, &request) {
+    if let Ok(outcome) =
+        runtime.sandbox_for(Limits::default(), context("tenant-a", "agent-1")).run_flow(&flow, &request)
+    {
         assert!(!answer(&outcome).contains("4242"));
     }
 }
@@ -218,13 +225,23 @@ fn queries_are_embedded_and_counted(postgres: bool) {
     // were never embedded for this one.
     run(&runtime, &flow, "shipping time", context("tenant-a", "agent-1")).expect("runs");
     assert_eq!(world.requests("/v1/embeddings").len(), 3);
-    let pending = world.io.block_on(world.index.unembedded(&Scope::new("tenant-b", "agent-1"), "", "OpenAI/text-embedding-3-small", 10));
+    let pending = world.io.block_on(world.index.unembedded(
+        &Scope::new("tenant-b", "agent-1"),
+        "",
+        "OpenAI/text-embedding-3-small",
+        10,
+    ));
     assert_eq!(pending.expect("pending").len(), 1);
     assert!(answer(&outcome).contains(REFUNDS));
 }
 
 /// Runs one node of the standard library in a sandbox for `context`.
-fn run_node(runtime: &Runtime, context: RunContext, component: &str, fields: Vec<(&str, Value)>) -> Vec<(String, Value)> {
+fn run_node(
+    runtime: &Runtime,
+    context: RunContext,
+    component: &str,
+    fields: Vec<(&str, Value)>,
+) -> Vec<(String, Value)> {
     let library = runtime.load_node(sandflow_guest_artifacts::STD_NODES_WASM).expect("library loads");
     let invocation = Invocation {
         component: component.into(),
@@ -267,7 +284,9 @@ fn vector_store_ingests_into_the_runs_scope(postgres: bool) {
     assert!(world.search(&Scope::new("tenant-b", "agent-1"), "pump filter").is_empty());
     assert!(world.search(&Scope::new("tenant-a", "agent-2"), "pump filter").is_empty());
     let embedded: Vec<Json> = world.requests("/v1/embeddings");
-    assert!(embedded.iter().any(|r| r["input"] == json!(["The pump needs a 12 V supply.", "Clean the filter monthly."])));
+    assert!(
+        embedded.iter().any(|r| r["input"] == json!(["The pump needs a 12 V supply.", "Clean the filter monthly."]))
+    );
     // Searching (hybrid) answers Langflow's Data rows, best first.
     let search = vec![
         ("collection_name", Value::Text("manuals".into())),

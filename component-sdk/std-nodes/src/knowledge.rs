@@ -65,10 +65,9 @@ fn retrieve(inv: &Invocation) -> Result<Value, NodeError> {
 /// `vectorize`, else `text`.
 pub fn text_columns(config: Option<&Value>) -> Vec<String> {
     let rows: Vec<Json> = match config {
-        Some(Value::Json(text)) => serde_json::from_str::<Json>(text)
-            .ok()
-            .and_then(|j| j.as_array().cloned())
-            .unwrap_or_default(),
+        Some(Value::Json(text)) => {
+            serde_json::from_str::<Json>(text).ok().and_then(|j| j.as_array().cloned()).unwrap_or_default()
+        }
         Some(Value::Table(table)) => table.rows.iter().filter_map(|r| serde_json::from_str(r).ok()).collect(),
         _ => Vec::new(),
     };

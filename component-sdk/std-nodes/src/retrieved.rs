@@ -45,7 +45,12 @@ pub fn count(inv: &Invocation, name: &str, default: u32) -> u32 {
 }
 
 /// Searches the run's index.
-pub fn search(collection: &str, query: &str, limit: u32, embedding: Option<ModelSettings>) -> Result<Vec<Hit>, NodeError> {
+pub fn search(
+    collection: &str,
+    query: &str,
+    limit: u32,
+    embedding: Option<ModelSettings>,
+) -> Result<Vec<Hit>, NodeError> {
     let request = SearchRequest { collection: collection.trim().to_owned(), query: query.to_owned(), limit, embedding };
     retrieval::search(&request).map_err(failed)
 }
@@ -209,7 +214,8 @@ mod tests {
     #[test]
     fn records_become_chunks() {
         let table = Value::Table(Table { rows: vec![r#"{"text":"a","page":1}"#.into(), r#"{"text":"  "}"#.into()] });
-        let data = Value::Data(Data { text_key: "body".into(), data: r#"{"body":"b"}"#.into(), default_value: String::new() });
+        let data =
+            Value::Data(Data { text_key: "body".into(), data: r#"{"body":"b"}"#.into(), default_value: String::new() });
         let list = Value::Json(r#"[{"text":"c"}, 3]"#.into());
         let rows = records(&[&table, &data, &list]);
         assert_eq!(rows.len(), 4);

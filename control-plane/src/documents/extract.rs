@@ -102,7 +102,10 @@ pub fn extract(kind: Kind, bytes: &[u8]) -> Result<String, ExtractError> {
 fn utf8(bytes: &[u8]) -> Result<&str, ExtractError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     std::str::from_utf8(bytes).map_err(|e| {
-        ExtractError(format!("the document is not UTF-8 text (invalid byte at offset {}): save it as UTF-8", e.valid_up_to()))
+        ExtractError(format!(
+            "the document is not UTF-8 text (invalid byte at offset {}): save it as UTF-8",
+            e.valid_up_to()
+        ))
     })
 }
 
@@ -110,8 +113,8 @@ fn pdf(bytes: &[u8]) -> Result<String, ExtractError> {
     if !bytes.starts_with(b"%PDF-") && !bytes.get(..1024).is_some_and(|head| head.windows(5).any(|w| w == b"%PDF-")) {
         return Err(ExtractError("the file is not a PDF (no %PDF- header)".into()));
     }
-    let document = lopdf::Document::load_mem(bytes)
-        .map_err(|e| ExtractError(format!("the PDF could not be read: {e}")))?;
+    let document =
+        lopdf::Document::load_mem(bytes).map_err(|e| ExtractError(format!("the PDF could not be read: {e}")))?;
     if document.is_encrypted() {
         return Err(ExtractError("the PDF is encrypted: upload it without a password".into()));
     }

@@ -93,7 +93,8 @@ impl RunState {
         }
         let name = provider.name.clone();
         let exchange = async {
-            let response = request.send().await.map_err(|e| failed(format!("could not reach provider `{name}`: {e}")))?;
+            let response =
+                request.send().await.map_err(|e| failed(format!("could not reach provider `{name}`: {e}")))?;
             let status = response.status();
             let limit = if status.is_success() { MAX_RESPONSE_BYTES } else { 64 << 10 };
             let text = super::llm::stream::read_limited(response, limit)
@@ -102,7 +103,9 @@ impl RunState {
             if !status.is_success() {
                 let detail = serde_json::from_str::<Value>(&text)
                     .ok()
-                    .and_then(|j| j.pointer("/error/message").and_then(Value::as_str).map(|m| m.chars().take(500).collect()))
+                    .and_then(|j| {
+                        j.pointer("/error/message").and_then(Value::as_str).map(|m| m.chars().take(500).collect())
+                    })
                     .unwrap_or_else(|| "no details".to_owned());
                 return Err(failed(format!("provider `{name}` answered {status} to an embeddings request: {detail}")));
             }

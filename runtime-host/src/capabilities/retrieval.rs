@@ -92,7 +92,9 @@ impl RunState {
                 tracing::error!(%error, "document index call failed");
                 Err(CapabilityError::Failed("the document index is unavailable; try again later".into()))
             }
-            Err(_) => Err(CapabilityError::Denied("the document index did not answer before the run's deadline".into())),
+            Err(_) => {
+                Err(CapabilityError::Denied("the document index did not answer before the run's deadline".into()))
+            }
         }
     }
 
@@ -164,7 +166,12 @@ impl Host for RunState {
                 metadata.entry("collection").or_insert_with(|| json!(hit.collection));
                 metadata.entry("ordinal").or_insert_with(|| json!(hit.ordinal));
                 metadata.entry("ranking").or_insert_with(|| json!(hit.ranking));
-                Hit { document: hit.document, text: hit.text, score: hit.score, metadata: Value::Object(metadata).to_string() }
+                Hit {
+                    document: hit.document,
+                    text: hit.text,
+                    score: hit.score,
+                    metadata: Value::Object(metadata).to_string(),
+                }
             })
             .collect())
     }
@@ -189,7 +196,11 @@ impl Host for RunState {
         let mut new_chunks = Vec::with_capacity(chunks.len());
         let mut documents = Vec::with_capacity(chunks.len());
         for (i, chunk) in chunks.into_iter().enumerate() {
-            let metadata: Value = match serde_json::from_str(if chunk.metadata.trim().is_empty() { "{}" } else { chunk.metadata.as_str() }) {
+            let metadata: Value = match serde_json::from_str(if chunk.metadata.trim().is_empty() {
+                "{}"
+            } else {
+                chunk.metadata.as_str()
+            }) {
                 Ok(value @ Value::Object(_)) => value,
                 _ => return Err(CapabilityError::Invalid(format!("chunk {i}'s metadata is not a JSON object"))),
             };
@@ -246,7 +257,8 @@ impl RunState {
         };
         let vectors: Vec<(i64, Vec<f32>)> = pending.into_iter().map(|(id, _)| id).zip(embedded.vectors).collect();
         let model = model.to_owned();
-        let stored = self.index_call(|index, scope| async move { index.set_embeddings(&scope, &model, &vectors).await });
+        let stored =
+            self.index_call(|index, scope| async move { index.set_embeddings(&scope, &model, &vectors).await });
         match stored {
             Ok(n) => tracing::debug!(chunks = n, "embedded chunks for hybrid search"),
             Err(error) => tracing::warn!(?error, "cannot store the chunks' vectors"),
@@ -266,7 +278,8 @@ impl RunState {
             let mut start = 0;
             while start < chunks.len() {
                 let end = (start..chunks.len()).find(|&i| documents[i] != documents[start]).unwrap_or(chunks.len());
-                added += index.ingest(&scope, &collection, &documents[start], &chunks[start..end], model.as_deref()).await?;
+                added +=
+                    index.ingest(&scope, &collection, &documents[start], &chunks[start..end], model.as_deref()).await?;
                 start = end;
             }
             Ok::<_, IndexError>(added)
