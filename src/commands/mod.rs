@@ -36,6 +36,14 @@ pub struct CapabilityArgs {
     /// history without it.
     #[arg(long = "memory-url", env = "SANDFLOW_MEMORY_URL")]
     pub memory_url: Option<String>,
+    /// The document index (training documents, flows' knowledge bases): `sqlite://PATH` or
+    /// `postgres://…` (a database of its own). `serve` defaults to `documents.db` in the data
+    /// directory, which both halves of `--role all` share; split roles pass the same URL to both.
+    #[arg(long = "documents-url", env = "SANDFLOW_DOCUMENTS_URL")]
+    pub documents_url: Option<String>,
+    /// The embedding model used when a node names none (served by the `--llm-provider`s).
+    #[arg(long = "embedding-model", env = "SANDFLOW_EMBEDDING_MODEL")]
+    pub embedding_model: Option<String>,
 }
 
 impl CapabilityArgs {
@@ -54,6 +62,10 @@ impl CapabilityArgs {
         if let Some(url) = self.memory_url.as_deref().filter(|u| !u.trim().is_empty()) {
             config.memory = Some(open_memory(url)?);
         }
+        if let Some(url) = self.documents_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            config.documents = Some(open_documents(url)?);
+        }
+        config.embeddings.default_model = self.embedding_model.clone().filter(|m| !m.trim().is_empty());
         Ok(config)
     }
 
@@ -64,8 +76,25 @@ impl CapabilityArgs {
         if config.memory.is_none() {
             config.memory = Some(open_memory(&sandflow_runtime_host::MemoryStore::sqlite_url_in(&data_dir()))?);
         }
+        if config.documents.is_none() {
+            config.documents = Some(open_documents(&self.documents_url_or_default())?);
+        }
         Ok(config)
     }
+
+    /// `--documents-url`, else `documents.db` in the data directory.
+    pub fn documents_url_or_default(&self) -> String {
+        self.documents_url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| sandflow_runtime_host::doc_index::DocIndex::sqlite_url_in(&data_dir()))
+    }
+}
+
+fn open_documents(url: &str) -> anyhow::Result<sandflow_runtime_host::doc_index::DocIndex> {
+    let index = sandflow_runtime_host::open_documents_blocking(url).context("cannot open the document index")?;
+    tracing::info!(index = ?index, "document index opened");
+    Ok(index)
 }
 
 fn open_memory(url: &str) -> anyhow::Result<sandflow_runtime_host::MemoryStore> {
