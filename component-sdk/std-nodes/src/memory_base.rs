@@ -40,7 +40,7 @@ pub fn visible_in_session(metadata: &serde_json::Map<String, Json>, session: &st
     match metadata.get("session_id") {
         Some(Json::String(s)) => s == session,
         Some(Json::Null) | None => true,
-        Some(other) => other.to_string() == session,
+        Some(other) => session.parse::<Json>().ok().as_ref() == Some(other),
     }
 }
 

@@ -114,10 +114,10 @@ pub fn records(values: &[&Value]) -> Vec<Map<String, Json>> {
             Value::Data(data) => {
                 if let Some(mut row) = serde_json::from_str::<Json>(&data.data).ok().and_then(object) {
                     // The text lives under the Data's text key.
-                    if data.text_key != "text" {
-                        if let Some(text) = row.get(&data.text_key).cloned() {
-                            row.entry("text").or_insert(text);
-                        }
+                    if data.text_key != "text"
+                        && let Some(text) = row.get(&data.text_key).cloned()
+                    {
+                        row.entry("text").or_insert(text);
                     }
                     out.push(row);
                 }
