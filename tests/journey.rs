@@ -3,7 +3,10 @@
 //! orders, configures a persona, gets a key and calls the agent through the
 //! runtime; the usage reaches both sides' analytics, a revoked key stops
 //! working within a second and a terminated subscription takes the agent
-//! away. Once on the embedded SQLite and once on PostgreSQL.
+//! away. The buyer's training document is processed into the document
+//! index under the buyer's organisation and agent. Once on the embedded
+//! SQLite and once on PostgreSQL (the control plane's database and the
+//! document index each a database of their own).
 
 #[path = "support/api.rs"]
 mod api;
@@ -13,22 +16,27 @@ mod postgres;
 mod support;
 
 use api::{Api, User, eventually, id};
+use sandflow_runtime_host::doc_index::{DocIndex, Scope, SearchRequest};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn marketplace_journey_on_sqlite() {
-    journey(&[]).await;
+    journey(&[], None).await;
 }
 
 #[tokio::test]
 async fn marketplace_journey_on_postgres() {
     let database = postgres::Database::create().await;
-    journey(&["--database-url", database.url()]).await;
+    let documents = postgres::Database::create().await;
+    journey(&["--database-url", database.url(), "--documents-url", documents.url()], Some(documents.url())).await;
     database.drop().await;
+    documents.drop().await;
 }
 
-async fn journey(extra: &[&str]) {
+/// `documents_url`: the index the server was told to use (else its data
+/// directory's `documents.db`).
+async fn journey(extra: &[&str], documents_url: Option<&str>) {
     let data = tempfile::tempdir().expect("tempdir");
     let host = support::start(data.path(), "all", &[], extra);
     let api = Api::new(&host.base);
@@ -69,6 +77,25 @@ async fn journey(extra: &[&str]) {
     })
     .await;
     assert_eq!(answer["outputs"][0]["outputs"][0]["results"]["message"]["text"], "You said: hello from the buyer");
+
+    // A training document is processed into the index, under the buyer's
+    // organisation and agent: the scope the runtime runs the agent in.
+    let document = upload(&host.base, &buyer, &config, "refunds.md", "Refunds are granted within 30 days.").await;
+    let ready = eventually(Duration::from_secs(10), || async {
+        let document = api.get(&format!("/api/training-documents/{document}"), &buyer).await;
+        (document["status"] != "uploaded" && document["status"] != "processing").then_some(document)
+    })
+    .await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["chunk_count"], 1);
+    assert_eq!((ready["organization_id"].as_str(), ready["resource_id"].as_str()), (Some(&*buyer_org), Some(&*agent)));
+    let url = documents_url.map_or_else(|| DocIndex::sqlite_url_in(data.path()), str::to_owned);
+    let index = DocIndex::open(&url).await.expect("the server's document index opens");
+    let hits =
+        index.search(&Scope::new(&buyer_org, &agent), &SearchRequest::lexical("", "refund", 5)).await.expect("search");
+    assert_eq!(hits.iter().map(|h| h.text.as_str()).collect::<Vec<_>>(), ["Refunds are granted within 30 days."]);
+    assert_eq!(index.count(&Scope::new(&buyer_org, "another-agent"), None).await.expect("count"), 0);
+    index.close().await;
 
     // Usage reaches the buyer's and the seller's analytics.
     let (period, _) = sandflow_runtime_host::api::clock::month();
@@ -156,4 +183,26 @@ async fn run(base: &str, agent: &str, key: &str, text: &str) -> (u16, Value) {
         .expect("the runtime answers");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Uploads `text` as the Markdown document `filename` for `config`; the
+/// document's id.
+async fn upload(base: &str, user: &User, config: &str, filename: &str, text: &str) -> String {
+    let boundary = "journey-boundary-91c2";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"config_id\"\r\n\r\n{config}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\
+         Content-Type: text/markdown\r\n\r\n{text}\r\n--{boundary}--\r\n"
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/training-documents/"))
+        .bearer_auth(&user.0)
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body)
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(response.status().as_u16(), 201, "the upload is accepted");
+    let document: Value = response.json().await.expect("JSON");
+    id(&document)
 }

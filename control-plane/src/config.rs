@@ -54,6 +54,17 @@ pub struct Config {
     /// with each further attempt.
     #[arg(long = "job-backoff-ms", env = "SANDFLOW_JOB_BACKOFF_MS", default_value_t = 2_000)]
     pub job_backoff_ms: u64,
+
+    /// The document index training documents are written into:
+    /// `sqlite://PATH` or `postgres://…` (a database of its own). Without
+    /// it, `documents.db` in the data directory, which a runtime on the
+    /// same machine reads; a runtime elsewhere needs the same URL.
+    #[arg(long = "documents-url", env = "SANDFLOW_DOCUMENTS_URL")]
+    pub documents_url: Option<Secret>,
+
+    /// Largest training document accepted, in bytes (413 above it).
+    #[arg(long = "max-document-bytes", env = "SANDFLOW_MAX_DOCUMENT_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_document_bytes: usize,
 }
 
 impl Config {
@@ -90,6 +101,8 @@ impl fmt::Debug for Config {
             .field("key_secrets", &kids)
             .field("job_max_attempts", &self.job_max_attempts)
             .field("job_backoff_ms", &self.job_backoff_ms)
+            .field("documents_url", &self.documents_url)
+            .field("max_document_bytes", &self.max_document_bytes)
             .finish()
     }
 }
@@ -106,6 +119,8 @@ impl Default for Config {
             key_secrets: Vec::new(),
             job_max_attempts: 5,
             job_backoff_ms: 2_000,
+            documents_url: None,
+            max_document_bytes: 10 * 1024 * 1024,
         }
     }
 }

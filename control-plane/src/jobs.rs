@@ -124,6 +124,7 @@ async fn handle(state: &AppState, job: &Claimed) -> Result<()> {
     match job.kind.as_str() {
         PROVISION => provisioning::provision(state, payload_text(&job.payload, "order_id")?).await,
         DEPROVISION => provisioning::deprovision(state, payload_text(&job.payload, "resource_id")?).await,
+        crate::documents::PROCESS => crate::documents::process(state, payload_text(&job.payload, "document_id")?).await,
         other => Err(Error::internal(format!("unknown job kind `{other}`"))),
     }
 }

@@ -18,6 +18,7 @@
 //! | catalog | `/api/categories/` (+ `{id}`), `/api/offerings/` (+ `{id}`, `submit`, `approve`, `reject`, `pause`, `resume`, `archive`), `/api/offerings/{id}/plans/`, `/api/plans/{id}` (+ `archive`), `GET /api/catalog/` |
 //! | buying | `/api/orders/` (+ `{id}`, `approve_by_consumer`, `reject_by_consumer`, `approve_by_provider`, `reject_by_provider`, `cancel`, `retry`), `/api/resources/` (+ `{id}`, `terminate`) |
 //! | buyer's agents | `/api/customer-agent-configs/` (+ `{id}`, `{id}/api_keys`), `/api/agent-api-keys/` (+ `{id}` DELETE, `regenerate`) |
+//! | training documents | `/api/training-documents/` (+ `{id}`, `{id}/process`): multipart upload, processed into the [`documents`] index |
 //! | operators | `GET/PUT /api/quotas/{organization_id}`, `GET/PUT /api/admin/settings` |
 //! | analytics | `GET /api/analytics/usage/?organization=&period=YYYY-MM` |
 //! | runtime | `POST /api/runtime/usage/`, `GET /api/runtime/changes/`, `GET /api/runtime/artifacts/{digest}`, `GET /api/runtime/usage-totals/` (bearer runtime token) |
@@ -48,6 +49,7 @@ pub mod agent_config;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod documents;
 pub mod error;
 pub mod feed;
 pub mod http;
@@ -76,12 +78,22 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Notified when a job is queued ([`jobs::wake`]).
     pub jobs: Arc<tokio::sync::Notify>,
+    /// The document index training documents are written into; without
+    /// one, uploads answer 503.
+    pub documents: Option<sandflow_doc_index::DocIndex>,
 }
 
 impl AppState {
     /// State over an opened database.
     pub fn new(db: db::Db, config: Config) -> Self {
-        Self { db, config: Arc::new(config), jobs: Arc::new(tokio::sync::Notify::new()) }
+        Self { db, config: Arc::new(config), jobs: Arc::new(tokio::sync::Notify::new()), documents: None }
+    }
+
+    /// The same state, writing training documents into `index`.
+    #[must_use]
+    pub fn with_documents(mut self, index: sandflow_doc_index::DocIndex) -> Self {
+        self.documents = Some(index);
+        self
     }
 }
 
@@ -96,6 +108,9 @@ pub enum ServeError {
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Open(#[from] db::OpenError),
+    /// The document index could not be opened or migrated.
+    #[error(transparent)]
+    Documents(#[from] sandflow_doc_index::IndexError),
     /// The listener failed.
     #[error("the HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
@@ -135,9 +150,11 @@ pub async fn serve(
         address = %listener.local_addr()?,
         "control plane listening"
     );
-    let (router, worker) = start(AppState::new(db.clone(), config)).await;
+    let documents = documents::open_index(&config).await?;
+    let (router, worker) = start(AppState::new(db.clone(), config).with_documents(documents.clone())).await;
     let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
     worker.abort();
+    documents.close().await;
     db.close().await;
     served?;
     Ok(())

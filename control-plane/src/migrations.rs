@@ -11,6 +11,7 @@ pub const SQLITE: &[Embedded] = embedded!("../migrations/sqlite":
     (4, "0004_catalog"),
     (5, "0005_orders"),
     (6, "0006_api_keys"),
+    (7, "0007_training_documents"),
 );
 
 /// PostgreSQL's migrations, in order.
@@ -21,6 +22,7 @@ pub const POSTGRES: &[Embedded] = embedded!("../migrations/postgres":
     (4, "0004_catalog"),
     (5, "0005_orders"),
     (6, "0006_api_keys"),
+    (7, "0007_training_documents"),
 );
 
 #[cfg(test)]

@@ -169,6 +169,7 @@ pub async fn job_failed(
                 other => Err(other),
             })?;
         }
+        crate::documents::PROCESS => crate::documents::job_failed(tx, payload, error, last).await?,
         _ => {}
     }
     Ok(())

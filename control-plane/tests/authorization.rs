@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 use std::collections::BTreeMap;
 
-on_both_stores!(every_operation_refuses_whom_it_must);
+on_both_stores_with_documents!(every_operation_refuses_whom_it_must);
 
 /// A role in an organisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,6 +226,8 @@ enum Body {
     Json(fn(&World) -> Value),
     /// The seller's Langflow export.
     Flow,
+    /// A training document for the buyer's agent config, as a multipart form.
+    Document,
 }
 
 /// One operation: its rule and a request that passes every check but the
@@ -249,7 +251,7 @@ fn with_query(mut case: Case, query: fn(&World) -> String) -> Case {
 
 /// The rule table: one entry per operation of the document.
 fn cases() -> Vec<Case> {
-    use Body::{Flow, Json, None};
+    use Body::{Document, Flow, Json, None};
     vec![
         // meta
         case("get", "/api/openapi.json", Rule::Public, None),
@@ -370,6 +372,11 @@ fn cases() -> Vec<Case> {
         case("post", "/api/customer-agent-configs/{id}/api_keys", BUYER_MANAGE, Json(|_| json!({ "name": "ci" }))),
         case("get", "/api/agent-api-keys", Rule::SignedIn, None),
         case("delete", "/api/agent-api-keys/{id}", BUYER_MANAGE, None),
+        case("get", "/api/training-documents", Rule::SignedIn, None),
+        case("post", "/api/training-documents", BUYER_MANAGE, Document),
+        case("get", "/api/training-documents/{id}", BUYER_READ, None),
+        case("delete", "/api/training-documents/{id}", BUYER_MANAGE, None),
+        case("post", "/api/training-documents/{id}/process", BUYER_MANAGE, Json(|_| json!({}))),
         case("post", "/api/agent-api-keys/{id}/regenerate", BUYER_MANAGE, Json(|_| json!({}))),
         // analytics and the runtime
         with_query(case("get", "/api/analytics/usage", SELLER_READ, None), |w| {
@@ -397,6 +404,7 @@ struct World {
     resource: String,
     config: String,
     key: String,
+    document: String,
     /// Email of each user caller, to sign in again after a logout.
     emails: Vec<(Caller, String)>,
     tokens: Vec<(Caller, String)>,
@@ -435,6 +443,12 @@ impl World {
             .post(&format!("/api/customer-agent-configs/{config}/api_keys"), &m.buyer, json!({ "name": "prod" }))
             .await
             .expect(201);
+        let document = app.send(document_upload(&config, Some(&m.buyer))).await.expect(201);
+        // A copy of the document's row, to put back after an allowed delete.
+        sqlx::query("CREATE TABLE training_document_seed AS SELECT * FROM training_document")
+            .execute(app.db.pool())
+            .await
+            .unwrap();
         let request =
             app.get(&format!("/api/organizations/{}/provider-request", m.provider), &m.seller).await.expect(200);
         let version = app.get(&format!("/api/provider-agents/{}/versions/1", m.agent), &m.seller).await.expect(200);
@@ -453,6 +467,7 @@ impl World {
             resource,
             config,
             key: key["id"].as_str().unwrap().to_owned(),
+            document: document["id"].as_str().unwrap().to_owned(),
             emails,
             tokens: Vec::new(),
         };
@@ -495,6 +510,8 @@ impl World {
             &self.config
         } else if path.starts_with("/api/agent-api-keys/") {
             &self.key
+        } else if path.starts_with("/api/training-documents/") {
+            &self.document
         } else {
             ""
         };
@@ -508,7 +525,7 @@ impl World {
     /// Ids a caller must never find in an answer: other organisations'
     /// orders, subscriptions, configs, keys and provider requests.
     fn secrets(&self, caller: Caller) -> Vec<&str> {
-        let buyer_side = [self.config.as_str(), self.key.as_str()];
+        let buyer_side = [self.config.as_str(), self.key.as_str(), self.document.as_str()];
         let parties = [self.order.as_str(), self.resource.as_str(), self.buyer_org.as_str()];
         match caller {
             Caller::Anonymous | Caller::Foreign(_) => {
@@ -530,8 +547,16 @@ impl World {
             ("UPDATE plan SET archived_at = NULL WHERE id = $1", &self.plan),
             ("UPDATE resource SET state = 'ok' WHERE id = $1", &self.resource),
             ("UPDATE agent_api_key SET revoked_at = NULL WHERE id = $1", &self.key),
+            (
+                "INSERT INTO training_document SELECT * FROM training_document_seed \
+                 WHERE id = $1 AND id NOT IN (SELECT id FROM training_document)",
+                &self.document,
+            ),
+            ("DELETE FROM training_document WHERE id NOT IN (SELECT id FROM training_document_seed)", &String::new()),
         ] {
-            sqlx::query(sql).bind(id).execute(pool).await.unwrap();
+            let query = sqlx::query(sql);
+            let query = if sql.contains("$1") { query.bind(id) } else { query };
+            query.execute(pool).await.unwrap();
         }
     }
 }
@@ -584,6 +609,7 @@ async fn send(app: &TestApp, world: &World, case: &Case, caller: Caller) -> Answ
     match &case.body {
         Body::None => app.call(method, &url, token, None).await,
         Body::Json(body) => app.call(method, &url, token, Some(body(world))).await,
+        Body::Document => app.send(document_upload(&world.config, token)).await,
         Body::Flow => {
             let request = axum::http::Request::builder().method(method).uri(&url);
             let request = match token {
@@ -690,4 +716,21 @@ fn who(rule: Rule) -> &'static str {
         Rule::Runtime => "runtime hosts",
         Rule::Object { who, .. } => who,
     }
+}
+
+/// A small Markdown training document for `config`, as a multipart upload.
+fn document_upload(config: &str, token: Option<&str>) -> axum::http::Request<axum::body::Body> {
+    const BOUNDARY: &str = "sandflow-authorization-boundary";
+    let body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"config_id\"\r\n\r\n{config}\r\n\
+         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"faq.md\"\r\n\
+         Content-Type: text/markdown\r\n\r\n# FAQ\n\nWe open at nine.\r\n--{BOUNDARY}--\r\n"
+    );
+    let request = axum::http::Request::post("/api/training-documents/")
+        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"));
+    let request = match token {
+        Some(token) => request.header("authorization", format!("Bearer {token}")),
+        None => request,
+    };
+    request.body(axum::body::Body::from(body)).unwrap()
 }

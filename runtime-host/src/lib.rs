@@ -39,6 +39,7 @@ pub mod usage;
 
 pub use bindings::node::exports::sandflow::node::handler::{Descriptor, Field, Invocation, NodeError, Output, Port};
 pub use bindings::node::sandflow::host::types::{Data, Message, ModelSettings, Table, Tool, Value};
+pub use capabilities::embeddings::EmbeddingsConfig;
 pub use capabilities::files::{FileStore, FilesConfig, FilesError, FilesScope, StoredFile};
 pub use capabilities::http::{HostPattern, HttpConfig, WebSearchProvider};
 pub use capabilities::llm::{Backend, LlmConfig, Provider, TokenCount};
@@ -46,6 +47,7 @@ pub use capabilities::log::LogLine;
 pub use capabilities::memory::limits as memory_limits;
 pub use capabilities::memory::{MemoryError, MemoryStore, Scope as MemoryScope};
 pub use capabilities::persona::Persona;
+pub use capabilities::retrieval::{open as open_documents, open_blocking as open_documents_blocking};
 pub use capabilities::secrets::{Secret, Secrets};
 pub use capabilities::sql::{SqlConfig, SqlDatabase};
 pub use capabilities::{CapabilityConfig, EventSender, RunContext, RunEvent};
@@ -55,3 +57,4 @@ pub use flow::{FlowComponent, FlowOutput, InputType, NodeEvent, RunOutcome, RunR
 pub use limits::Limits;
 pub use node::NodeComponent;
 pub use sandbox::Sandbox;
+pub use sandflow_doc_index as doc_index;

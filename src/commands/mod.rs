@@ -58,6 +58,14 @@ pub struct CapabilityArgs {
     /// Most rows one SQL statement may return (default 1000).
     #[arg(long = "sql-max-rows", env = "SANDFLOW_SQL_MAX_ROWS")]
     pub sql_max_rows: Option<usize>,
+    /// The document index (training documents, flows' knowledge bases): `sqlite://PATH` or
+    /// `postgres://…` (a database of its own). `serve` defaults to `documents.db` in the data
+    /// directory, which both halves of `--role all` share; split roles pass the same URL to both.
+    #[arg(long = "documents-url", env = "SANDFLOW_DOCUMENTS_URL")]
+    pub documents_url: Option<String>,
+    /// The embedding model used when a node names none (served by the `--llm-provider`s).
+    #[arg(long = "embedding-model", env = "SANDFLOW_EMBEDDING_MODEL")]
+    pub embedding_model: Option<String>,
 }
 
 impl CapabilityArgs {
@@ -86,6 +94,10 @@ impl CapabilityArgs {
         if let Some(rows) = self.sql_max_rows {
             config.sql.max_rows = rows;
         }
+        if let Some(url) = self.documents_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            config.documents = Some(open_documents(url)?);
+        }
+        config.embeddings.default_model = self.embedding_model.clone().filter(|m| !m.trim().is_empty());
         Ok(config)
     }
 
@@ -99,7 +111,8 @@ impl CapabilityArgs {
 
     /// [`CapabilityArgs::config`] for a server: chat history in the data
     /// directory's `memory.db` unless `--memory-url` says otherwise, files
-    /// in its `files` unless `--files-dir` does.
+    /// in its `files` unless `--files-dir` does, the document index in its
+    /// `documents.db` unless `--documents-url` does.
     pub fn serving_config(&self) -> anyhow::Result<sandflow_runtime_host::CapabilityConfig> {
         let mut config = self.config()?;
         if config.memory.is_none() {
@@ -108,8 +121,25 @@ impl CapabilityArgs {
         if config.files.is_none() {
             config.files = Some(self.open_files(&data_dir().join("files"))?);
         }
+        if config.documents.is_none() {
+            config.documents = Some(open_documents(&self.documents_url_or_default())?);
+        }
         Ok(config)
     }
+
+    /// `--documents-url`, else `documents.db` in the data directory.
+    pub fn documents_url_or_default(&self) -> String {
+        self.documents_url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| sandflow_runtime_host::doc_index::DocIndex::sqlite_url_in(&data_dir()))
+    }
+}
+
+fn open_documents(url: &str) -> anyhow::Result<sandflow_runtime_host::doc_index::DocIndex> {
+    let index = sandflow_runtime_host::open_documents_blocking(url).context("cannot open the document index")?;
+    tracing::info!(index = ?index, "document index opened");
+    Ok(index)
 }
 
 fn open_memory(url: &str) -> anyhow::Result<sandflow_runtime_host::MemoryStore> {

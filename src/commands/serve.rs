@@ -220,6 +220,8 @@ async fn control_plane(
         data_dir: super::data_dir(),
         runtime_token: Some(Secret::new(token.clone())),
         key_secrets: secrets.iter().map(|(kid, secret)| format!("{kid}={secret}")).collect(),
+        // The runtime half reads the same index (see `CapabilityArgs::serving_config`).
+        documents_url: Some(Secret::new(options.capabilities.documents_url_or_default())),
         ..sandflow_control_plane::Config::default()
     };
     let db = match &config.database_url {
@@ -227,8 +229,11 @@ async fn control_plane(
         None => sandflow_control_plane::db::Db::open_in_data_dir(&config.data_dir).await,
     }
     .context("cannot open the control plane's database")?;
-    // The job worker (provisioning, deprovisioning) runs until the process ends.
-    let (router, _worker) = sandflow_control_plane::start(sandflow_control_plane::AppState::new(db, config)).await;
+    let documents =
+        sandflow_control_plane::documents::open_index(&config).await.context("cannot open the document index")?;
+    // The job worker (provisioning, deprovisioning, documents) runs until the process ends.
+    let state = sandflow_control_plane::AppState::new(db, config).with_documents(documents);
+    let (router, _worker) = sandflow_control_plane::start(state).await;
     Ok((router, Some(token)))
 }
 

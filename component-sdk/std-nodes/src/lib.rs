@@ -17,7 +17,9 @@ pub mod directory;
 pub mod file;
 pub mod history;
 pub mod keyword_search;
+pub mod knowledge;
 pub mod language_model;
+pub mod memory_base;
 pub mod message_history;
 pub mod message_to_data;
 mod model;
@@ -36,7 +38,9 @@ pub mod type_convert;
 pub mod api_request;
 pub mod arxiv;
 mod markup;
+mod retrieved;
 pub mod url;
+pub mod vector_store;
 mod web;
 pub mod web_search;
 
@@ -85,6 +89,9 @@ pub const NODES: &[StdNode] = &[
     StdNode { name: save_to_file::NAME, describe: save_to_file::describe, run: save_to_file::run },
     StdNode { name: directory::NAME, describe: directory::describe, run: directory::run },
     StdNode { name: sql::NAME, describe: sql::describe, run: sql::run },
+    StdNode { name: knowledge::NAME, describe: knowledge::describe, run: knowledge::run },
+    StdNode { name: memory_base::NAME, describe: memory_base::describe, run: memory_base::run },
+    StdNode { name: vector_store::NAME, describe: vector_store::describe, run: vector_store::run },
 ];
 
 /// The library as a node component.

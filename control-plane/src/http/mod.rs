@@ -29,6 +29,7 @@ pub mod quotas;
 pub mod resources;
 pub mod runtime;
 pub mod settings;
+pub mod training_documents;
 pub mod usage;
 pub mod users;
 
@@ -89,6 +90,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(quotas::router())
         .merge(settings::router())
         .merge(analytics::router())
+        .merge(training_documents::router())
         .merge(docs::router())
 }
 

@@ -14,6 +14,7 @@ use http_body_util::BodyExt as _;
 use sandflow_control_plane::config::Secret;
 use sandflow_control_plane::db::Db;
 use sandflow_control_plane::{AppState, Config, app};
+use sandflow_doc_index::DocIndex;
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor};
 use std::future::Future;
@@ -22,6 +23,8 @@ use tower::ServiceExt as _;
 pub const PASSWORD: &str = "correct horse battery";
 pub const RUNTIME_TOKEN: &str = "runtime-secret-for-tests";
 pub const MAX_BODY: usize = 1024 * 1024;
+/// Largest training document the test apps accept.
+pub const MAX_DOCUMENT: usize = 256 * 1024;
 pub const KID: &str = "k1";
 pub const KEY_SECRET: &str = "key-signing-secret-for-tests";
 /// Jobs are tried this often before they fail (with no backoff, so
@@ -42,6 +45,25 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    run_with(backend, false, scenario).await;
+}
+
+/// [`run`], with a document index of its own (SQLite beside the
+/// database, or another fresh PostgreSQL database) for training documents.
+pub async fn run_with_documents<F, Fut>(backend: Backend, scenario: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    run_with(backend, true, scenario).await;
+}
+
+async fn run_with<F, Fut>(backend: Backend, documents: bool, scenario: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut documents_db = None;
     let (url, cleanup) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
@@ -58,9 +80,33 @@ where
         }
     };
     let db = Db::open(&url).await.expect("open and migrate");
-    let state = AppState::new(db.clone(), test_config());
-    let app = TestApp { router: app(state.clone()), db: db.clone(), state };
+    let mut state = AppState::new(db.clone(), test_config());
+    if documents {
+        let index_url = match (&backend, &cleanup) {
+            (Backend::Sqlite, Cleanup::Dir(dir)) => DocIndex::sqlite_url_in(dir.path()),
+            _ => {
+                let admin = postgres_admin_url();
+                let name = format!("docs_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = admin_connection(&admin).await;
+                conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create database");
+                conn.close().await.ok();
+                documents_db = Some(name.clone());
+                replace_database(&admin, &name)
+            }
+        };
+        state = state.with_documents(DocIndex::open(&index_url).await.expect("open the document index"));
+    }
+    let app = TestApp { router: app(state.clone()), db: db.clone(), state: state.clone() };
     let outcome = tokio::spawn(scenario(app)).await;
+    if let Some(index) = &state.documents {
+        index.close().await;
+    }
+    if let Some(name) = documents_db {
+        let admin = postgres_admin_url();
+        let mut conn = admin_connection(&admin).await;
+        conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await.expect("drop database");
+        conn.close().await.ok();
+    }
     db.close().await;
     if let Cleanup::Database { admin, name } = &cleanup {
         let mut conn = admin_connection(admin).await;
@@ -82,6 +128,7 @@ pub fn test_config() -> Config {
         key_secrets: vec![format!("{KID}={KEY_SECRET}")],
         job_max_attempts: JOB_ATTEMPTS,
         job_backoff_ms: 0,
+        max_document_bytes: MAX_DOCUMENT,
         ..Config::default()
     }
 }
@@ -123,6 +170,24 @@ macro_rules! on_both_stores {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 $crate::common::run($crate::common::Backend::Postgres, super::$scenario).await;
+            }
+        }
+    )*};
+}
+
+/// Generates one test per store for a scenario `async fn(TestApp)` that
+/// needs the document index ([`run_with_documents`]).
+#[macro_export]
+macro_rules! on_both_stores_with_documents {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $crate::common::run_with_documents($crate::common::Backend::Sqlite, super::$scenario).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $crate::common::run_with_documents($crate::common::Backend::Postgres, super::$scenario).await;
             }
         }
     )*};

@@ -6,6 +6,7 @@
 //! run's usage. Every call is scoped by the run's tenant and agent, never by
 //! an identifier the guest supplies.
 
+pub mod embeddings;
 pub mod files;
 pub mod http;
 pub mod io;
@@ -13,9 +14,9 @@ pub mod llm;
 pub mod log;
 pub mod memory;
 pub mod persona;
+pub mod retrieval;
 pub mod secrets;
 pub mod sql;
-mod unconfigured;
 
 use secrets::Secrets;
 use std::sync::Arc;
@@ -39,6 +40,11 @@ pub struct CapabilityConfig {
     pub files: Option<files::FileStore>,
     /// SQL databases flows may query; with none, `sql` answers `not-configured`.
     pub sql: sql::SqlConfig,
+    /// The tenants' document index; without one, `retrieval` answers
+    /// `not-configured`.
+    pub documents: Option<sandflow_doc_index::DocIndex>,
+    /// Embedding models (served by the `llm` providers).
+    pub embeddings: embeddings::EmbeddingsConfig,
 }
 
 /// Something a run reports while it runs, for streaming clients.
@@ -91,6 +97,8 @@ pub(crate) struct RunCaps {
     pub files: files::RunFiles,
     /// The run's tenant, for the SQL allow-list.
     pub sql: sql::RunSql,
+    /// The tenant's document index, scoped to the run's tenant and agent.
+    pub retrieval: retrieval::RunRetrieval,
 }
 
 impl RunCaps {
@@ -99,6 +107,7 @@ impl RunCaps {
             memory: memory::RunMemory::prepare(config.memory.as_ref(), &context.tenant, &context.agent),
             files: files::RunFiles::prepare(config.files.as_ref(), &context.tenant, &context.agent),
             sql: sql::RunSql::prepare(&context.tenant),
+            retrieval: retrieval::RunRetrieval::prepare(config.documents.as_ref(), &context.tenant, &context.agent),
             secrets: context.secrets.or(&config.secrets),
             config,
             events: context.events,

@@ -15,7 +15,7 @@
 
 mod anthropic;
 mod openai;
-mod stream;
+pub(crate) mod stream;
 
 use super::io;
 use super::secrets::Secret;
@@ -98,7 +98,7 @@ impl FromStr for Provider {
 impl LlmConfig {
     /// The provider `settings` select: by name, or the first one when the
     /// node names none.
-    fn resolve(&self, settings: &ModelSettings) -> Result<&Provider, CapabilityError> {
+    pub(crate) fn resolve(&self, settings: &ModelSettings) -> Result<&Provider, CapabilityError> {
         let wanted = settings.provider.trim();
         let found = if wanted.is_empty() {
             self.providers.first()
@@ -153,7 +153,7 @@ impl RunState {
     /// The credential for a call: the secret the node's settings name; else
     /// the node's `api_key` field (a global variable it names, or a key
     /// written into the flow); else the provider's `<NAME>_API_KEY` secret.
-    fn api_key(&self, settings: &ModelSettings, provider: &Provider) -> Option<Secret> {
+    pub(crate) fn api_key(&self, settings: &ModelSettings, provider: &Provider) -> Option<Secret> {
         use sandflow_flow_compiler::ir::ParamValue;
         let secrets = &self.caps.secrets;
         if let Some(name) = settings.api_key_secret.as_deref().filter(|n| !n.is_empty()) {
