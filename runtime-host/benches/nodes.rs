@@ -145,7 +145,7 @@ fn nodes(c: &mut Criterion) {
                 _ => 0,
             })
             .sum();
-        println!("fuel {name}: {} (output {produced} bytes)", sandbox.fuel_consumed());
+        eprintln!("fuel {name}: {} (output {produced} bytes)", sandbox.fuel_consumed());
         group.bench_function(name, |b| {
             b.iter(|| runtime.sandbox(Limits::default()).run_node(&library, &inv).expect("no trap").expect("ok"))
         });

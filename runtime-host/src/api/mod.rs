@@ -232,10 +232,10 @@ impl DataPlane {
         recorded.map_err(|e| ApiError::Internal(format!("usage not recorded: {e}")))?;
         // The run's chat-history messages are stored before it is answered,
         // waited for here rather than on the run's thread.
-        if used.result.is_ok() {
-            if let Err(error) = settle(used.history_writes).await {
-                used.result = Err(error);
-            }
+        if used.result.is_ok()
+            && let Err(error) = settle(used.history_writes).await
+        {
+            used.result = Err(error);
         }
         // A failed run used fuel too: it counts against the quota all the same.
         self.quotas.record(&claims.tenant, month, used.fuel, used.tokens.input + used.tokens.output);
