@@ -50,7 +50,9 @@ fn start(data: &std::path::Path) -> Demo {
 }
 
 async fn call(demo: &Demo) -> serde_json::Value {
-    let response = reqwest::Client::new()
+    let response = sandflow_runtime_host::http_client_builder()
+        .build()
+        .expect("an HTTP client")
         .post(&demo.url)
         .header("x-api-key", &demo.key)
         .json(&serde_json::json!({"input_value": "hello"}))

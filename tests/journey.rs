@@ -174,7 +174,9 @@ async fn seller_lists_an_agent(api: &Api, operator: &User) -> (String, String) {
 
 /// Calls the agent through the Langflow-compatible API.
 async fn run(base: &str, agent: &str, key: &str, text: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
+    let response = sandflow_runtime_host::http_client_builder()
+        .build()
+        .expect("an HTTP client")
         .post(format!("{base}/api/v1/run/{agent}"))
         .header("x-api-key", key)
         .json(&json!({"input_value": text}))
@@ -194,7 +196,9 @@ async fn upload(base: &str, user: &User, config: &str, filename: &str, text: &st
          --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\
          Content-Type: text/markdown\r\n\r\n{text}\r\n--{boundary}--\r\n"
     );
-    let response = reqwest::Client::new()
+    let response = sandflow_runtime_host::http_client_builder()
+        .build()
+        .expect("an HTTP client")
         .post(format!("{base}/api/training-documents/"))
         .bearer_auth(&user.0)
         .header("content-type", format!("multipart/form-data; boundary={boundary}"))

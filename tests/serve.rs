@@ -7,7 +7,7 @@ mod support;
 async fn serves_langflow_clients_over_http() {
     let data = tempfile::tempdir().expect("tempdir");
     let host = support::start_host(data.path(), &[("echo", "echo.json"), ("prompt", "prompt-echo.json")], &[]);
-    let client = reqwest::Client::new();
+    let client = sandflow_runtime_host::http_client_builder().build().expect("an HTTP client");
     let response = client
         .post(format!("{}/api/v1/run/prompt-echo", host.base))
         .header("x-api-key", &host.key)
@@ -37,7 +37,7 @@ async fn serves_langflow_clients_over_http() {
 async fn serves_both_planes_on_one_address() {
     let data = tempfile::tempdir().expect("tempdir");
     let host = support::start(data.path(), "all", &[("echo", "echo.json")], &[]);
-    let client = reqwest::Client::new();
+    let client = sandflow_runtime_host::http_client_builder().build().expect("an HTTP client");
     let run = client
         .post(format!("{}/api/v1/run/echo", host.base))
         .header("x-api-key", &host.key)
@@ -64,7 +64,7 @@ async fn stores_uploads_in_the_data_directory() {
     let data = tempfile::tempdir().expect("tempdir");
     let agents = [("portfolio", "starter/portfolio-website-code-generator.json")];
     let host = support::start_host(data.path(), &agents, &["--files-max-bytes", "64"]);
-    let client = reqwest::Client::new();
+    let client = sandflow_runtime_host::http_client_builder().build().expect("an HTTP client");
     let upload = |content: &'static str| {
         let body = format!(
             "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"resume.txt\"\r\n\r\n{content}\r\n--b--\r\n"

@@ -38,7 +38,7 @@ async fn usage_answered_for_is_delivered_after_a_kill() {
     let data = tempfile::tempdir().expect("tempdir");
     let start = |data: &Path| support::start_host(data, &[("echo", "echo.json")], &["--usage-sink", &sink_url]);
     let mut host = start(data.path());
-    let client = reqwest::Client::new();
+    let client = sandflow_runtime_host::http_client_builder().build().expect("an HTTP client");
     let mut answered = HashSet::new();
     for n in 0..5 {
         let response = client

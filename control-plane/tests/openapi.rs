@@ -182,7 +182,8 @@ fn the_document_is_openapi_3_1_and_complete() {
             // JSON everywhere but uploads (training documents), which are multipart forms.
             let content = &op["requestBody"]["content"];
             assert!(
-                content["application/json"]["schema"].is_object() || content["multipart/form-data"]["schema"].is_object(),
+                content["application/json"]["schema"].is_object()
+                    || content["multipart/form-data"]["schema"].is_object(),
                 "{label}: a body that is neither JSON nor a multipart form"
             );
         }

@@ -42,6 +42,7 @@ pub use bindings::node::sandflow::host::types::{Data, Message, ModelSettings, Ta
 pub use capabilities::embeddings::EmbeddingsConfig;
 pub use capabilities::files::{FileStore, FilesConfig, FilesError, FilesScope, StoredFile};
 pub use capabilities::http::{HostPattern, HttpConfig, WebSearchProvider};
+pub use capabilities::io::client_builder as http_client_builder;
 pub use capabilities::llm::{Backend, LlmConfig, Provider, TokenCount};
 pub use capabilities::log::LogLine;
 pub use capabilities::memory::limits as memory_limits;

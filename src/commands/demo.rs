@@ -91,7 +91,10 @@ struct Client {
 
 impl Client {
     fn new(address: SocketAddr) -> Self {
-        Self { base: format!("http://{address}"), http: reqwest::Client::new() }
+        Self {
+            base: format!("http://{address}"),
+            http: sandflow_runtime_host::http_client_builder().build().expect("an HTTP client"),
+        }
     }
 
     async fn seed(&self, export: Value) -> anyhow::Result<Seeded> {

@@ -16,7 +16,10 @@ pub struct User(pub String);
 impl Api {
     /// A client for the server at `base` (`http://127.0.0.1:PORT`).
     pub fn new(base: &str) -> Self {
-        Self { base: base.to_owned(), http: reqwest::Client::new() }
+        Self {
+            base: base.to_owned(),
+            http: sandflow_runtime_host::http_client_builder().build().expect("an HTTP client"),
+        }
     }
 
     /// Sends `method path` with `body`, as `user` when given; the status and

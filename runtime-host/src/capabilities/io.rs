@@ -41,14 +41,53 @@ fn runtime() -> &'static tokio::runtime::Handle {
         .handle()
 }
 
+/// A client builder with TLS ready: rustls with the *ring* crypto provider
+/// (installed for the process on first use) and the platform's root
+/// certificates, so model providers, web pages and a remote control plane
+/// are reachable over `https`. Every HTTP client of the host starts here.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        // Another part of the process may have installed one first: fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+}
+
 /// The HTTP client every capability shares (one connection pool).
 pub fn client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
+        client_builder()
             // Capabilities follow no redirects: a redirect could leave the allow-list.
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `https` is spoken: a plain-text server fails the TLS handshake (a
+    /// connect error), where a client without TLS would refuse the scheme.
+    #[test]
+    fn https_goes_through_a_tls_handshake() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let server = std::thread::spawn(move || {
+            use std::io::{Read as _, Write as _};
+            let (mut socket, _) = listener.accept().expect("accept");
+            let mut hello = [0u8; 5];
+            let _ = socket.read(&mut hello);
+            let _ = socket.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+            hello
+        });
+        let client = client_builder().build().expect("a TLS client builds");
+        let error = block_on(client.get(format!("https://{address}/")).send()).expect_err("not TLS");
+        assert!(error.is_connect(), "{error:?}");
+        let hello = server.join().expect("server");
+        assert_eq!(hello[0], 0x16, "the client opened with a TLS handshake record");
+    }
 }

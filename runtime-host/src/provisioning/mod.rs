@@ -66,7 +66,8 @@ impl Provisioner {
     /// A provisioner for `plane` reading the control plane at `base_url`
     /// (e.g. `http://127.0.0.1:7860`) with the runtime `token`.
     pub fn new(plane: Arc<DataPlane>, base_url: impl Into<String>, token: Option<String>) -> Self {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
+        let client =
+            crate::capabilities::io::client_builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
         let base_url = base_url.into().trim_end_matches('/').to_owned();
         Self { plane, client, base_url, token, cursor: 0, flows: HashMap::new() }
     }

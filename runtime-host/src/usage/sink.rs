@@ -25,7 +25,8 @@ pub struct HttpSink {
 impl HttpSink {
     /// A sink posting to `url`, with `token` as a bearer credential if given.
     pub fn new(url: impl Into<String>, token: Option<String>) -> Self {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
+        let client =
+            crate::capabilities::io::client_builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
         Self { client, url: url.into(), token }
     }
 }

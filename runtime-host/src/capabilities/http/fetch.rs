@@ -178,7 +178,7 @@ fn is_redirect(status: StatusCode) -> bool {
 /// answers the target's name with them and nothing else, no proxy is
 /// consulted, and it follows no redirects of its own.
 fn pinned_client(target: &Target) -> Result<reqwest::Client, CapabilityError> {
-    let mut builder = reqwest::Client::builder()
+    let mut builder = crate::capabilities::io::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .pool_max_idle_per_host(0)
