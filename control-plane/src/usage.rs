@@ -174,10 +174,11 @@ pub async fn ingest(db: &Db, records: &[UsageRecord]) -> Result<IngestOutcome> {
 }
 
 /// Moves each named key's `last_used_at` forward to its latest run in the
-/// batch (never back: batches arrive in any order, and again). Keys are
-/// updated in id order, so concurrent batches lock their rows in the same
-/// order; a key id the ledger does not know (a key of another control
-/// plane, or deleted since) matches no row.
+/// batch (never back: batches arrive in any order, and again), in one
+/// `UPDATE … FROM (VALUES …)` per [`KEYS_PER_STATEMENT`] keys, however many
+/// keys a batch names. Keys go in id order, so concurrent batches lock
+/// their rows in the same order; a key id the ledger does not know (a key
+/// of another control plane, or deleted since) matches no row.
 async fn stamp_keys_used(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     dialect: Dialect,
@@ -190,19 +191,45 @@ async fn stamp_keys_used(
             *at = (*at).max(record.started_at_ms);
         }
     }
-    let sql = match dialect {
-        Dialect::Postgres => {
-            "UPDATE agent_api_key SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)"
+    let latest: Vec<(&str, u64)> = latest.into_iter().collect();
+    for chunk in latest.chunks(KEYS_PER_STATEMENT) {
+        let sql = stamp_sql(dialect, chunk.len());
+        let mut query = sqlx::query(&sql);
+        for (key, at) in chunk {
+            query = query.bind(*key).bind(i64::try_from(*at).unwrap_or(i64::MAX));
         }
-        Dialect::Sqlite => {
-            "UPDATE agent_api_key SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)"
-        }
-    };
-    for (key, at) in latest {
-        let at = i64::try_from(at).unwrap_or(i64::MAX);
-        sqlx::query(sql).bind(at).bind(key).execute(&mut **tx).await?;
+        query.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// Keys one `last_used_at` statement moves (two parameters each).
+const KEYS_PER_STATEMENT: usize = 500;
+
+/// `UPDATE agent_api_key … FROM (VALUES (id, at), …)` for `keys` keys.
+fn stamp_sql(dialect: Dialect, keys: usize) -> String {
+    let mut sql = String::from("UPDATE agent_api_key SET last_used_at = used.at FROM (");
+    match dialect {
+        Dialect::Postgres => sql.push_str("VALUES "),
+        // SQLite names a VALUES list's columns column1, column2.
+        Dialect::Sqlite => sql.push_str("SELECT column1 AS id, column2 AS at FROM (VALUES "),
+    }
+    for key in 0..keys {
+        let sep = if key == 0 { "" } else { ", " };
+        let _ = match dialect {
+            Dialect::Postgres => write!(sql, "{sep}(CAST(${} AS TEXT), CAST(${} AS BIGINT))", 2 * key + 1, 2 * key + 2),
+            Dialect::Sqlite => write!(sql, "{sep}(?, ?)"),
+        };
+    }
+    sql.push_str(match dialect {
+        Dialect::Postgres => ") AS used (id, at)",
+        Dialect::Sqlite => ")) AS used",
+    });
+    sql.push_str(
+        " WHERE agent_api_key.id = used.id \
+         AND (agent_api_key.last_used_at IS NULL OR agent_api_key.last_used_at < used.at)",
+    );
+    sql
 }
 
 /// The multi-row insert for `rows` rows. PostgreSQL gets numbered
@@ -248,6 +275,17 @@ mod tests {
         assert!(!sql.contains('$'));
         assert!(sql.contains("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), (?,"));
         assert!(sql.ends_with("?) ON CONFLICT (idempotency_key) DO NOTHING"));
+    }
+
+    #[test]
+    fn key_stamps_are_one_statement_per_chunk_of_keys() {
+        let sql = stamp_sql(Dialect::Postgres, 2);
+        assert!(sql.contains("FROM (VALUES (CAST($1 AS TEXT), CAST($2 AS BIGINT)), (CAST($3 AS TEXT), CAST($4 AS BIGINT))) AS used (id, at)"), "{sql}");
+        let sql = stamp_sql(Dialect::Sqlite, 2);
+        assert!(
+            sql.contains("FROM (SELECT column1 AS id, column2 AS at FROM (VALUES (?, ?), (?, ?))) AS used"),
+            "{sql}"
+        );
     }
 
     #[test]
