@@ -7,17 +7,27 @@ use crate::rank::{self, decode, encode, fuse};
 use crate::{
     Hit, MAX_CHUNK_BYTES, MAX_CHUNKS_PER_SCOPE, MAX_LIMIT, MAX_VECTOR_SCAN, NewChunk, Ranking, Scope, SearchRequest,
 };
+use sandflow_sql_migrations::store::{Dialect, OpenError, StoreUrl};
 use sandflow_sql_migrations::{Embedded, embedded};
 use sha2::{Digest, Sha256};
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyPool, Row, Transaction};
 use std::collections::HashSet;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const SQLITE_MIGRATIONS: &[Embedded] = embedded!("../migrations/sqlite": (1, "0001_doc_chunk"));
 const POSTGRES_MIGRATIONS: &[Embedded] = embedded!("../migrations/postgres": (1, "0001_doc_chunk"));
+
+impl From<OpenError> for IndexError {
+    fn from(error: OpenError) -> Self {
+        match error {
+            OpenError::UnsupportedUrl(url) => Self::UnsupportedUrl(url),
+            OpenError::Directory { path, source } => Self::Directory { path, source },
+            OpenError::Database(error) => Self::Database(error),
+        }
+    }
+}
 
 /// Why the index refused or failed a request.
 #[derive(Debug, thiserror::Error)]
@@ -47,12 +57,6 @@ pub enum IndexError {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
 /// The document index: cheap to clone (one connection pool).
 #[derive(Clone)]
 pub struct DocIndex {
@@ -75,53 +79,12 @@ impl DocIndex {
     /// migrates the index at `url`: `sqlite://PATH`, `sqlite::memory:` or
     /// `postgres://…`. Its connections belong to the calling runtime.
     pub async fn open(url: &str) -> Result<Self, IndexError> {
-        sqlx::any::install_default_drivers();
-        let shown = redact_url(url);
-        let dialect = if url.starts_with("sqlite:") {
-            Dialect::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Dialect::Postgres
-        } else {
-            return Err(IndexError::UnsupportedUrl(shown));
-        };
-        let in_memory = dialect == Dialect::Sqlite && (url.contains(":memory:") || url.contains("mode=memory"));
-        let url = if dialect == Dialect::Sqlite && !in_memory {
-            create_parent_dir(url)?;
-            if url.contains("mode=") {
-                url.to_owned()
-            } else {
-                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
-            }
-        } else {
-            url.to_owned()
-        };
-        let options = AnyConnectOptions::from_str(&url)?;
-        let mut pool = AnyPoolOptions::new().max_connections(match dialect {
-            // An in-memory database lives as long as its one connection.
-            Dialect::Sqlite if in_memory => 1,
-            Dialect::Sqlite => 4,
-            Dialect::Postgres => 10,
-        });
-        if in_memory {
-            pool = pool.min_connections(1).idle_timeout(None).max_lifetime(None);
-        }
-        let pool = pool
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        // WAL lets searches run beside a writer (the control
-                        // plane and the runtime share the file); writers wait
-                        // for each other.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
+        let url = StoreUrl::parse(url)?;
+        // WAL lets searches run beside a writer (the control plane and the
+        // runtime share the file); writers wait for each other.
+        let pool =
+            url.connect("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;").await?;
+        let (dialect, shown) = (url.dialect, url.shown);
         match dialect {
             Dialect::Sqlite => sandflow_sql_migrations::migrator(SQLITE_MIGRATIONS).await?.run(&pool).await?,
             Dialect::Postgres => sandflow_sql_migrations::migrator(POSTGRES_MIGRATIONS).await?.run(&pool).await?,
@@ -516,29 +479,8 @@ fn text_hash(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-fn create_parent_dir(url: &str) -> Result<(), IndexError> {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-    let path = path.split('?').next().unwrap_or_default();
-    match Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(dir) => std::fs::create_dir_all(dir)
-            .map_err(|source| IndexError::Directory { path: dir.display().to_string(), source }),
-        None => Ok(()),
-    }
-}
-
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// `url` with any password replaced, safe to log or show.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
-            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-            None => url.to_owned(),
-        },
-        _ => url.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -555,6 +497,6 @@ mod tests {
 
     #[test]
     fn passwords_never_show() {
-        assert_eq!(redact_url("postgres://u:secret@h/d"), "postgres://u:***@h/d");
+        assert_eq!(sandflow_sql_migrations::store::redact_url("postgres://u:secret@h/d"), "postgres://u:***@h/d");
     }
 }

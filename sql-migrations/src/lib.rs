@@ -15,6 +15,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod store;
+
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{MigrateError, Migration, MigrationSource, MigrationType, Migrator};
 use std::borrow::Cow;

@@ -15,16 +15,25 @@
 use super::limits::{MAX_HISTORY, check_message, check_session};
 use crate::Message;
 use crate::capabilities::io;
+use sandflow_sql_migrations::store::{Dialect, OpenError, StoreUrl};
 use sandflow_sql_migrations::{Embedded, embedded};
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyPool, Row};
 use std::path::Path;
-use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
 const SQLITE_MIGRATIONS: &[Embedded] = embedded!("../../../migrations/memory/sqlite": (1, "0001_memory_message"));
 const POSTGRES_MIGRATIONS: &[Embedded] = embedded!("../../../migrations/memory/postgres": (1, "0001_memory_message"));
+
+impl From<OpenError> for MemoryError {
+    fn from(error: OpenError) -> Self {
+        match error {
+            OpenError::UnsupportedUrl(url) => Self::UnsupportedUrl(url),
+            OpenError::Directory { path, source } => Self::Directory { path, source },
+            OpenError::Database(error) => Self::Database(error),
+        }
+    }
+}
 
 /// Why the memory store refused or failed a request.
 #[derive(Debug, thiserror::Error)]
@@ -61,12 +70,6 @@ pub struct Scope {
     pub tenant: String,
     /// Agent.
     pub agent: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dialect {
-    Sqlite,
-    Postgres,
 }
 
 /// Chat history per (tenant, agent, session), persisted by the host:
@@ -136,55 +139,17 @@ impl MemoryStore {
     }
 
     async fn connect(url: &str) -> Result<Self, MemoryError> {
-        sqlx::any::install_default_drivers();
-        let shown = redact_url(url);
-        let dialect = if url.starts_with("sqlite:") {
-            Dialect::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Dialect::Postgres
-        } else {
-            return Err(MemoryError::UnsupportedUrl(shown));
-        };
-        let in_memory = dialect == Dialect::Sqlite && (url.contains(":memory:") || url.contains("mode=memory"));
-        let url = if dialect == Dialect::Sqlite && !in_memory {
-            create_parent_dir(url)?;
-            if url.contains("mode=") {
-                url.to_owned()
-            } else {
-                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
-            }
-        } else {
-            url.to_owned()
-        };
-        let options = AnyConnectOptions::from_str(&url)?;
-        let mut pool = AnyPoolOptions::new().max_connections(match dialect {
-            // An in-memory database lives as long as its one connection.
-            Dialect::Sqlite if in_memory => 1,
-            // One writer at a time anyway; a few readers beside it.
-            Dialect::Sqlite => 4,
-            Dialect::Postgres => 10,
-        });
-        if in_memory {
-            pool = pool.min_connections(1).idle_timeout(None).max_lifetime(None);
-        }
-        let pool = pool
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        // WAL lets readers run beside the writer; NORMAL sync
-                        // survives process crashes; writers wait for each other;
-                        // no commit checkpoints (`checkpoint_wal` does).
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
-                             PRAGMA wal_autocheckpoint = 0;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
+        let url = StoreUrl::parse(url)?;
+        // WAL lets readers run beside the writer; NORMAL sync survives
+        // process crashes; writers wait for each other; no commit
+        // checkpoints (`checkpoint_wal` does).
+        let pool = url
+            .connect(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
+                 PRAGMA wal_autocheckpoint = 0;",
+            )
             .await?;
+        let (dialect, in_memory, shown) = (url.dialect, url.in_memory, url.shown);
         match dialect {
             Dialect::Sqlite => sandflow_sql_migrations::migrator(SQLITE_MIGRATIONS).await?.run(&pool).await?,
             Dialect::Postgres => sandflow_sql_migrations::migrator(POSTGRES_MIGRATIONS).await?.run(&pool).await?,
@@ -390,16 +355,6 @@ fn normalized_properties(properties: &str) -> String {
     serde_json::Value::Object(object).to_string()
 }
 
-fn create_parent_dir(url: &str) -> Result<(), MemoryError> {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-    let path = path.split('?').next().unwrap_or_default();
-    match Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(dir) => std::fs::create_dir_all(dir)
-            .map_err(|source| MemoryError::Directory { path: dir.display().to_string(), source }),
-        None => Ok(()),
-    }
-}
-
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
@@ -420,17 +375,6 @@ pub(crate) fn langflow_timestamp(ms: i64) -> String {
     let year = yoe + era * 400 + i64::from(month <= 2);
     let (h, m, s, milli) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1_000 % 60, in_day % 1_000);
     format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02}.{:06} UTC", milli * 1_000)
-}
-
-/// `url` with any password replaced, safe to log or show.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
-            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-            None => url.to_owned(),
-        },
-        _ => url.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -475,8 +419,8 @@ mod tests {
 
     #[test]
     fn passwords_never_show() {
-        assert_eq!(redact_url("postgres://u:secret@h/d"), "postgres://u:***@h/d");
-        assert_eq!(redact_url("sqlite:///tmp/m.db"), "sqlite:///tmp/m.db");
+        assert_eq!(sandflow_sql_migrations::store::redact_url("postgres://u:secret@h/d"), "postgres://u:***@h/d");
+        assert_eq!(sandflow_sql_migrations::store::redact_url("sqlite:///tmp/m.db"), "sqlite:///tmp/m.db");
     }
 
     #[test]
