@@ -43,6 +43,10 @@ pub struct UsageRecord {
     pub bytes_in: u64,
     /// Response bytes.
     pub bytes_out: u64,
+    /// Bytes the run's `http` capability received. Runtime hosts leave it
+    /// out when zero (and older ones always do).
+    #[serde(default)]
+    pub http_bytes: u64,
     /// `completed`, or the kind of failure (`node_error`, `out_of_fuel`, …).
     pub outcome: String,
     /// When the run started, milliseconds since the Unix epoch.
@@ -57,10 +61,10 @@ pub struct UsageRecord {
 pub const MAX_BATCH: usize = 10_000;
 /// Longest text field accepted, in bytes.
 pub const MAX_TEXT: usize = 256;
-/// Rows per `INSERT` statement: at most 15 parameters each, far under
+/// Rows per `INSERT` statement: at most 16 parameters each, far under
 /// SQLite's 32,766 and PostgreSQL's 65,535 parameter limits.
 const ROWS_PER_STATEMENT: usize = 500;
-const COLUMNS: usize = 13;
+const COLUMNS: usize = 14;
 
 /// What a batch did to the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -100,6 +104,7 @@ impl UsageRecord {
             ("wall_micros", self.wall_micros),
             ("bytes_in", self.bytes_in),
             ("bytes_out", self.bytes_out),
+            ("http_bytes", self.http_bytes),
             ("started_at_ms", self.started_at_ms),
         ];
         for (field, value) in numbers {
@@ -159,6 +164,7 @@ pub async fn ingest(db: &Db, records: &[UsageRecord]) -> Result<IngestOutcome> {
                 .bind(n(r.wall_micros))
                 .bind(n(r.bytes_in))
                 .bind(n(r.bytes_out))
+                .bind(n(r.http_bytes))
                 .bind(&r.outcome)
                 .bind(n(r.started_at_ms));
             if dialect == Dialect::Sqlite {
@@ -240,7 +246,8 @@ fn insert_sql(dialect: Dialect, rows: usize) -> String {
     let mut sql = String::with_capacity(250 + rows * 100);
     sql.push_str(
         "INSERT INTO usage_record (idempotency_key, tenant, agent, subscription, flow_version, fuel, \
-         tokens_in, tokens_out, wall_micros, bytes_in, bytes_out, outcome, started_at_ms, created_at, updated_at) VALUES ",
+         tokens_in, tokens_out, wall_micros, bytes_in, bytes_out, http_bytes, outcome, started_at_ms, created_at, \
+         updated_at) VALUES ",
     );
     for row in 0..rows {
         if row > 0 {

@@ -28,7 +28,7 @@ const RUNTIME_BATCH: &str = r#"[
    "bytes_in":27,"bytes_out":14,"outcome":"completed","started_at_ms":1764115200000},
   {"idempotency_key":"run-2","tenant":"tenant-a","agent":"agent-1","subscription":null,
    "flow_version":"sha256:0f1e","fuel":999,"tokens_in":10,"tokens_out":20,"wall_micros":5000,
-   "bytes_in":3,"bytes_out":0,"outcome":"out_of_fuel","started_at_ms":1764115200001}
+   "bytes_in":3,"bytes_out":0,"http_bytes":18432,"outcome":"out_of_fuel","started_at_ms":1764115200001}
 ]"#;
 
 async fn runtime_batches_are_counted_once(app: TestApp) {
@@ -52,6 +52,15 @@ async fn runtime_batches_are_counted_once(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(fuel, 123_456);
+    // `http_bytes` is stored when sent and zero when left out (as runtime
+    // hosts do for runs that made no requests).
+    let http: Vec<i64> = sqlx::query_scalar(
+        "SELECT http_bytes FROM usage_record WHERE idempotency_key IN ('run-1', 'run-2') ORDER BY idempotency_key",
+    )
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(http, [0, 18_432]);
     // An empty batch is fine and does nothing.
     assert_eq!(app.post("/api/runtime/usage/", RUNTIME_TOKEN, json!([])).await.expect(200)["accepted"], 0);
 }

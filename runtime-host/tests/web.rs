@@ -601,3 +601,72 @@ fn web_search_reads_rss_and_arxiv_is_refused_off_the_list() {
         "{error}"
     );
 }
+
+/// What the `http` capability received is billed: the run's usage record,
+/// written to the outbox before the answer leaves, carries `http_bytes`,
+/// and a run that made no request leaves the field out (so a control plane
+/// that predates it still takes the record).
+#[test]
+fn the_usage_record_counts_the_bytes_a_run_fetched() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use sandflow_runtime_host::api::keys::{Claims, issue};
+    use sandflow_runtime_host::api::{Agent, DataPlane, DataPlaneConfig, router};
+    use sandflow_runtime_host::{Secrets, usage::Outbox};
+    use tower::ServiceExt as _;
+
+    let (web, model) = (WebFixture::start(), model());
+    let runtime = runtime(Some(&model), Some(egress(&web)));
+    let flow = load(&runtime, &shared_flow("starter/simple-agent.json"));
+    let outbox_dir = tempfile::tempdir().expect("temp dir");
+    let outbox = std::sync::Arc::new(Outbox::open(outbox_dir.path()).expect("outbox"));
+    let plane = std::sync::Arc::new(DataPlane::new(runtime, DataPlaneConfig::default()).with_usage(outbox));
+    plane.keys.add_secret("k1", b"web-test-secret");
+    plane.agents.provision(Agent {
+        id: "researcher".into(),
+        tenant: "acme".into(),
+        flow_id: "researcher-flow".into(),
+        endpoint_name: None,
+        flow,
+        limits: Limits::default(),
+        secrets: Secrets::default(),
+        persona: None,
+    });
+    let claims = Claims {
+        sub: "key-acme".into(),
+        tenant: "acme".into(),
+        agents: vec![],
+        scopes: vec!["run".into()],
+        subscription: None,
+        rpm: None,
+        exp: 4_000_000_000,
+    };
+    let key = issue(&claims, "k1", b"web-test-secret").expect("signs");
+    let io = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    for input in [format!(r#"use fetch_content {{"urls": ["{}/docs"]}}"#, web.url()), "just answer".to_owned()] {
+        let request = Request::post("/api/v1/run/researcher-flow")
+            .header("content-type", "application/json")
+            .header("x-api-key", &key)
+            .body(Body::from(json!({"input_value": input}).to_string()))
+            .expect("request");
+        let status = io.block_on(router(plane.clone()).oneshot(request)).expect("infallible").status();
+        assert_eq!(status, StatusCode::OK);
+    }
+    let segment = std::fs::read_dir(outbox_dir.path())
+        .expect("outbox dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .expect("a segment");
+    let records: Vec<Json> = std::fs::read_to_string(segment)
+        .expect("read")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON line"))
+        .collect();
+    assert_eq!(records.len(), 2);
+    let fetched = records[0]["http_bytes"].as_u64().expect("http_bytes on the fetching run");
+    let page = web.seen().iter().filter(|s| s.uri == "/docs").count();
+    assert_eq!(page, 1, "one page fetched");
+    assert!(fetched > DOCS_FACT.len() as u64, "at least the page's text: {fetched}");
+    assert!(fetched < 64 << 10, "the page, not more: {fetched}");
+    assert!(records[1].get("http_bytes").is_none(), "no request, no field: {}", records[1]);
+}

@@ -546,6 +546,7 @@ struct Totals {
     wall_micros: i64,
     bytes_in: i64,
     bytes_out: i64,
+    http_bytes: i64,
     last_run_at_ms: Option<i64>,
 }
 
@@ -576,6 +577,7 @@ const TOTALS: &str = "COUNT(*) AS runs, \
      CAST(COALESCE(SUM(wall_micros), 0) AS BIGINT) AS wall_micros, \
      CAST(COALESCE(SUM(bytes_in), 0) AS BIGINT) AS bytes_in, \
      CAST(COALESCE(SUM(bytes_out), 0) AS BIGINT) AS bytes_out, \
+     CAST(COALESCE(SUM(http_bytes), 0) AS BIGINT) AS http_bytes, \
      MAX(started_at_ms) AS last_run_at_ms";
 
 fn totals(row: &AnyRow) -> Result<Totals> {
@@ -592,6 +594,7 @@ fn totals(row: &AnyRow) -> Result<Totals> {
         wall_micros: row.try_get("wall_micros")?,
         bytes_in: row.try_get("bytes_in")?,
         bytes_out: row.try_get("bytes_out")?,
+        http_bytes: row.try_get("http_bytes")?,
         last_run_at_ms: row.try_get("last_run_at_ms")?,
     })
 }

@@ -202,6 +202,7 @@ impl DataPlane {
             wall_micros: 0,
             bytes_in: bytes_in as u64,
             bytes_out: 0,
+            http_bytes: 0,
             outcome: String::new(),
             started_at_ms: clock::unix_millis(),
             key_id: Some(claims.sub.clone()),
@@ -211,7 +212,7 @@ impl DataPlane {
             span.in_scope(|| {
                 let used = run(&runtime, &flow, limits, context, &request);
                 record.fuel = used.fuel;
-                // The usage record has no field for it (the ledger's record type is strict).
+                record.http_bytes = used.http_bytes;
                 tracing::Span::current().record("http_bytes", used.http_bytes);
                 record.tokens_in = used.tokens.input;
                 record.tokens_out = used.tokens.output;

@@ -17,6 +17,10 @@ pub use sink::{HttpSink, Sink, SinkError};
 
 use serde::{Deserialize, Serialize};
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// What one run used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageRecord {
@@ -42,6 +46,12 @@ pub struct UsageRecord {
     pub bytes_in: u64,
     /// Response bytes (the answers' text).
     pub bytes_out: u64,
+    /// Bytes the run's `http` capability received (pages, API answers,
+    /// search results), headers and bodies. Left out of the JSON when zero,
+    /// so a control plane that predates the field still takes the records
+    /// of runs that made no requests.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub http_bytes: u64,
     /// `completed`, or the kind of failure (`node_error`, `out_of_fuel`, …).
     pub outcome: String,
     /// When the run started, milliseconds since the Unix epoch.
