@@ -30,6 +30,7 @@ mod capabilities;
 mod engine;
 mod error;
 mod flow;
+pub mod lanes;
 mod library;
 mod limits;
 mod node;

@@ -155,6 +155,27 @@ pub struct Sandbox {
     pub(crate) defer_history_writes: bool,
 }
 
+/// Epoch ticks a run computes on its lane before it gives the lane up.
+const SLICE_TICKS: u64 = 2;
+
+/// Interrupts the guest every [`SLICE_TICKS`] epoch ticks at first: the
+/// first interruption gives the run's lane up (see [`crate::lanes`]) and
+/// lets it go on until `deadline`, where it traps.
+fn slice_until_deadline(store: &mut Store<RunState>, deadline: Duration, tick: Duration) {
+    let ticks =
+        move |d: Duration| u64::try_from(d.as_nanos().div_ceil(tick.as_nanos().max(1))).unwrap_or(u64::MAX).max(1);
+    let deadline_at = std::time::Instant::now() + deadline;
+    store.set_epoch_deadline(ticks(deadline).min(SLICE_TICKS));
+    store.epoch_deadline_callback(move |_| {
+        crate::lanes::release();
+        let left = deadline_at.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(wasmtime::Trap::Interrupt.into());
+        }
+        Ok(wasmtime::UpdateDeadline::Continue(ticks(left)))
+    });
+}
+
 impl Sandbox {
     pub(crate) fn new(runtime: &Runtime, limits: Limits, epoch_tick: Duration, context: RunContext) -> Self {
         Self::with_library(runtime, limits, epoch_tick, runtime.std_library().clone(), context)
@@ -189,8 +210,7 @@ impl Sandbox {
         store.limiter(|s| &mut s.budget);
         if runtime.metering() {
             store.set_fuel(limits.fuel).expect("fuel is enabled on the engine");
-            let ticks = limits.deadline.as_nanos().div_ceil(epoch_tick.as_nanos().max(1));
-            store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
+            slice_until_deadline(&mut store, limits.deadline, epoch_tick);
         }
         Self { store, runtime: runtime.clone(), limits, defer_history_writes: false }
     }

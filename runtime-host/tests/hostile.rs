@@ -117,3 +117,29 @@ fn a_panic_is_a_trap_of_that_run_only() {
     assert!(matches!(err, RunError::Trap(_)), "{err}");
     still_serving(&runtime);
 }
+
+/// Guests that loop until their deadline, more of them than there are run
+/// lanes, do not hold the lanes: each gives its lane up after its first
+/// time slice, so an honest run queued behind them is answered while they
+/// are all still looping.
+#[test]
+fn looping_guests_do_not_hold_the_run_lanes() {
+    use sandflow_runtime_host::lanes::RunLanes;
+    let (runtime, node) = setup();
+    let lanes = RunLanes::new(1);
+    let io = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let looping = Limits { fuel: u64::MAX / 2, deadline: Duration::from_secs(5), ..limits() };
+    let spins: Vec<_> = (0..3)
+        .map(|_| {
+            let (runtime, node) = (runtime.clone(), node.clone());
+            io.spawn(lanes.run(move || runtime.sandbox(looping).run_node(&node, &attack("Spin")).map(|_| ())))
+        })
+        .collect();
+    let honest = runtime.clone();
+    io.block_on(lanes.run(move || still_serving(&honest))).expect("the honest run is answered");
+    assert!(spins.iter().all(|spin| !spin.is_finished()), "answered while every loop still runs");
+    for spin in spins {
+        let ended = io.block_on(spin).expect("task").expect("no panic");
+        assert!(matches!(ended, Err(RunError::Deadline(_))), "{ended:?}");
+    }
+}

@@ -32,6 +32,7 @@ pub use keys::{Claims, KeyVerifier};
 pub use quotas::{Quota, Quotas};
 
 use crate::capabilities::memory::{self, PendingWrites};
+use crate::lanes::RunLanes;
 use crate::usage::{Outbox, UsageRecord};
 use crate::{Limits, RunContext, RunOutcome, RunRequest, Runtime};
 use axum::Router;
@@ -77,6 +78,7 @@ pub struct DataPlane {
     rate: RateLimiter,
     metrics: Metrics,
     usage: Option<Arc<Outbox>>,
+    lanes: RunLanes,
 }
 
 impl DataPlane {
@@ -91,6 +93,7 @@ impl DataPlane {
             rate: RateLimiter::new(),
             metrics: Metrics::default(),
             usage: None,
+            lanes: RunLanes::per_core(),
         }
     }
 
@@ -120,7 +123,7 @@ impl DataPlane {
     }
 
     /// Admits the request past rate limits and quota, then runs the agent's
-    /// flow in a fresh sandbox on a blocking thread.
+    /// flow in a fresh sandbox on a run lane (see [`crate::lanes`]).
     pub async fn execute(&self, key: &ApiKey, agent: &Arc<Agent>, request: RunRequest) -> Result<Execution, ApiError> {
         let month = self.admit(key)?;
         self.run_admitted(key, agent, request, None, month, uuid::Uuid::new_v4().to_string()).await
@@ -208,27 +211,30 @@ impl DataPlane {
             key_id: Some(claims.sub.clone()),
         };
         let outbox = self.usage.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            span.in_scope(|| {
-                let used = run(&runtime, &flow, limits, context, &request);
-                record.fuel = used.fuel;
-                record.http_bytes = used.http_bytes;
-                tracing::Span::current().record("http_bytes", used.http_bytes);
-                record.tokens_in = used.tokens.input;
-                record.tokens_out = used.tokens.output;
-                record.wall_micros = u64::try_from(used.elapsed.as_micros()).unwrap_or(u64::MAX);
-                record.outcome = used.result.as_ref().map_or_else(|e| e.kind().to_owned(), |_| "completed".to_owned());
-                record.bytes_out = used
-                    .result
-                    .as_ref()
-                    .map_or(0, |o| o.outputs.iter().map(|out| native::text(&out.value).len() as u64).sum());
-                // The record is in the outbox before anyone hears of the run.
-                let recorded = outbox.map_or(Ok(()), |outbox| outbox.append(&record));
-                (used, recorded)
+        let result = self
+            .lanes
+            .run(move || {
+                span.in_scope(|| {
+                    let used = run(&runtime, &flow, limits, context, &request);
+                    record.fuel = used.fuel;
+                    record.http_bytes = used.http_bytes;
+                    tracing::Span::current().record("http_bytes", used.http_bytes);
+                    record.tokens_in = used.tokens.input;
+                    record.tokens_out = used.tokens.output;
+                    record.wall_micros = u64::try_from(used.elapsed.as_micros()).unwrap_or(u64::MAX);
+                    record.outcome =
+                        used.result.as_ref().map_or_else(|e| e.kind().to_owned(), |_| "completed".to_owned());
+                    record.bytes_out = used
+                        .result
+                        .as_ref()
+                        .map_or(0, |o| o.outputs.iter().map(|out| native::text(&out.value).len() as u64).sum());
+                    // The record is in the outbox before anyone hears of the run.
+                    let recorded = outbox.map_or(Ok(()), |outbox| outbox.append(&record));
+                    (used, recorded)
+                })
             })
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("run task failed: {e}")))?;
+            .await
+            .map_err(|panic| ApiError::Internal(format!("run failed: {panic}")))?;
         let (mut used, recorded) = result;
         recorded.map_err(|e| ApiError::Internal(format!("usage not recorded: {e}")))?;
         // The run's chat-history messages are stored before it is answered,

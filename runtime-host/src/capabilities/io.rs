@@ -9,7 +9,11 @@ use std::sync::OnceLock;
 
 /// Runs `future` to completion from a blocking (non-async) thread: never
 /// call it from an async task.
+///
+/// A run that waits here gives its lane up first (see [`crate::lanes`]):
+/// the runs queued behind it go on while it waits.
 pub fn block_on<F: Future>(future: F) -> F::Output {
+    crate::lanes::release();
     runtime().block_on(future)
 }
 

@@ -1,0 +1,315 @@
+//! Run lanes: a few threads (one per core) that run sandboxes back to
+//! back, first come first served, so a loaded host neither hands every
+//! run to a thread of its own nor lets the OS time-slice dozens of them.
+//!
+//! A run keeps its lane only while it is short and busy. A run that waits
+//! for a capability (a model, a web page, a database: every wait goes
+//! through [`crate::capabilities::io::block_on`]) or computes past its
+//! time slice (the sandbox's epoch callback) gives its lane up with
+//! [`release`] and goes on on its own thread; another thread takes the
+//! lane, so the queue behind a slow or hostile run keeps moving. Once the
+//! run ends, its thread takes a free lane back, or waits as a spare for a
+//! while (the next release wakes a spare instead of starting a thread),
+//! or ends.
+//!
+//! The data plane runs every sandbox through [`RunLanes::run`]; threads
+//! outside the lanes (the CLI, tests) hold no lane and [`release`] does
+//! nothing there.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long a thread that lost its lane waits as a spare before it ends.
+const SPARE_FOR: Duration = Duration::from_secs(30);
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The lanes of one data plane. Cheap to clone; the lanes' threads end
+/// once the last clone is dropped and the queue is empty.
+#[derive(Clone)]
+pub struct RunLanes {
+    shared: Arc<Shared>,
+    _owner: Arc<Owner>,
+}
+
+/// Closes the lanes when the last [`RunLanes`] goes.
+struct Owner(Arc<Shared>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.work.notify_all();
+        self.0.spare.notify_all();
+    }
+}
+
+struct Shared {
+    lanes: usize,
+    state: Mutex<State>,
+    /// Lane holders waiting for a job.
+    work: Condvar,
+    /// Spares waiting for a lane.
+    spare: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    jobs: VecDeque<Job>,
+    /// Threads holding a lane, busy or waiting for a job.
+    holding: usize,
+    /// Lane holders waiting for a job.
+    idle: usize,
+    /// Spares waiting for a lane, and lanes handed to them not yet taken.
+    spares: usize,
+    handed: usize,
+    /// No more jobs will come.
+    closed: bool,
+}
+
+thread_local! {
+    /// The lanes whose lane this thread holds, if any.
+    static HELD: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
+}
+
+/// Gives up the current thread's lane, if it holds one, and makes sure
+/// another thread takes it. The run on this thread goes on; call it
+/// before a wait, or when a run has had its slice.
+pub fn release() {
+    if let Some(shared) = HELD.with(|held| held.borrow_mut().take()) {
+        let mut state = shared.lock();
+        state.holding -= 1;
+        shared.fill(state);
+    }
+}
+
+impl RunLanes {
+    /// `lanes` threads that run jobs in turn (at least one).
+    pub fn new(lanes: usize) -> Self {
+        let shared = Arc::new(Shared {
+            lanes: lanes.max(1),
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            spare: Condvar::new(),
+        });
+        let state = shared.lock();
+        shared.fill(state);
+        Self { _owner: Arc::new(Owner(shared.clone())), shared }
+    }
+
+    /// One lane per core the process may use.
+    pub fn per_core() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(2, usize::from))
+    }
+
+    /// Queues `job` at once, behind the jobs queued before it; the future
+    /// says how it went: `Err` with the panic's message if it panicked.
+    pub fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> impl Future<Output = Result<T, String>> + Send + 'static {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(catch_unwind(AssertUnwindSafe(job)).map_err(|panic| panic_message(&*panic)));
+        });
+        {
+            let mut state = self.shared.lock();
+            state.jobs.push_back(job);
+            if state.idle > 0 {
+                self.shared.work.notify_one();
+            }
+        }
+        async move { result.await.unwrap_or_else(|_| Err("the run's lane thread ended".into())) }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Brings the lane holders back up to `lanes`: spares first, new
+    /// threads when there are none.
+    fn fill(self: &Arc<Self>, mut state: MutexGuard<'_, State>) {
+        while state.holding < self.lanes {
+            state.holding += 1;
+            if state.spares > state.handed {
+                state.handed += 1;
+                self.spare.notify_one();
+            } else {
+                let shared = self.clone();
+                let spawned = std::thread::Builder::new().name("sandflow-run".into()).spawn(move || shared.serve());
+                if let Err(error) = spawned {
+                    // The lanes we have go on; the next release tries again.
+                    state.holding -= 1;
+                    tracing::error!(%error, "cannot start a run lane thread");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// A thread's life: hold a lane and run jobs; after a run that gave
+    /// its lane up, take one back or wait as a spare, or end.
+    fn serve(self: Arc<Self>) {
+        HELD.with(|held| *held.borrow_mut() = Some(self.clone()));
+        loop {
+            let job = {
+                let mut state = self.lock();
+                loop {
+                    if let Some(job) = state.jobs.pop_front() {
+                        break job;
+                    }
+                    if state.closed {
+                        state.holding -= 1;
+                        return;
+                    }
+                    state.idle += 1;
+                    state = self.work.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+                    state.idle -= 1;
+                }
+            };
+            job();
+            if HELD.with(|held| held.borrow().is_none()) && !self.take_lane_back() {
+                return;
+            }
+        }
+    }
+
+    /// After a run that released its lane: a free lane at once, or one
+    /// handed over while waiting as a spare. `false`: none came, end.
+    fn take_lane_back(self: &Arc<Self>) -> bool {
+        let mut state = self.lock();
+        if state.holding < self.lanes {
+            state.holding += 1;
+        } else {
+            state.spares += 1;
+            let (mut waited, _) = self
+                .spare
+                .wait_timeout_while(state, SPARE_FOR, |s| s.handed == 0 && !s.closed)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            waited.spares -= 1;
+            if waited.handed == 0 {
+                // Timed out, or closed.
+                return false;
+            }
+            // `fill` already counted this thread as holding.
+            waited.handed -= 1;
+        }
+        HELD.with(|held| *held.borrow_mut() = Some(self.clone()));
+        true
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "the run panicked".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+    }
+
+    #[test]
+    fn jobs_run_in_order_on_one_lane() {
+        let lanes = RunLanes::new(1);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        runtime().block_on(async {
+            let runs: Vec<_> = (0..50)
+                .map(|n| {
+                    let seen = seen.clone();
+                    // Queued in order: `run` enqueues when called.
+                    let run = lanes.run(move || seen.lock().expect("lock").push(n));
+                    tokio::spawn(run)
+                })
+                .collect();
+            for run in runs {
+                run.await.expect("task").expect("job");
+            }
+        });
+        assert_eq!(*seen.lock().expect("lock"), (0..50).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_released_lane_lets_the_queue_move_past_a_blocked_run() {
+        let lanes = RunLanes::new(1);
+        let (unblock, blocked) = mpsc::channel::<()>();
+        runtime().block_on(async {
+            let slow = tokio::spawn(lanes.run(move || {
+                release();
+                blocked.recv().expect("unblocked");
+                "slow"
+            }));
+            // With the only lane released, a later job runs meanwhile.
+            let quick = lanes.run(|| "quick").await.expect("runs");
+            assert_eq!(quick, "quick");
+            assert!(!slow.is_finished());
+            unblock.send(()).expect("send");
+            assert_eq!(slow.await.expect("task").expect("job"), "slow");
+        });
+        // The thread that released went back to waiting as a spare or holder:
+        // never more than one holder.
+        let state = lanes.shared.lock();
+        assert!(state.holding <= 1, "{} holders", state.holding);
+    }
+
+    #[test]
+    fn a_held_lane_keeps_later_jobs_waiting() {
+        let lanes = RunLanes::new(1);
+        let (unblock, blocked) = mpsc::channel::<()>();
+        let started = Arc::new(AtomicUsize::new(0));
+        runtime().block_on(async {
+            let slow = tokio::spawn(lanes.run(move || blocked.recv().expect("unblocked")));
+            let later = started.clone();
+            let quick = tokio::spawn(lanes.run(move || later.fetch_add(1, Ordering::SeqCst)));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(started.load(Ordering::SeqCst), 0, "the one lane is held");
+            unblock.send(()).expect("send");
+            slow.await.expect("task").expect("job");
+            quick.await.expect("task").expect("job");
+        });
+        assert_eq!(started.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_panicking_job_is_an_error_and_the_lane_goes_on() {
+        let lanes = RunLanes::new(1);
+        runtime().block_on(async {
+            let failed = lanes.run(|| panic!("guest bug")).await;
+            assert_eq!(failed.map(|()| ()), Err("guest bug".into()));
+            assert_eq!(lanes.run(|| 7).await, Ok(7));
+        });
+    }
+
+    #[test]
+    fn the_threads_end_with_the_last_handle() {
+        let lanes = RunLanes::new(2);
+        let shared = lanes.shared.clone();
+        runtime().block_on(async { assert_eq!(lanes.clone().run(|| 1).await, Ok(1)) });
+        drop(lanes);
+        for _ in 0..200 {
+            if shared.lock().holding == 0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("{} lane threads still hold a lane", shared.lock().holding);
+    }
+
+    #[test]
+    fn release_outside_a_lane_does_nothing() {
+        release();
+        assert!(HELD.with(|held| held.borrow().is_none()));
+    }
+}
