@@ -66,6 +66,12 @@ impl StoreUrl {
         Ok(Self { dialect, in_memory, connect, shown })
     }
 
+    /// The file of a SQLite store on disk (`None` for PostgreSQL and for
+    /// an in-memory database), for a connection opened outside sqlx.
+    pub fn sqlite_file(&self) -> Option<&str> {
+        (self.dialect == Dialect::Sqlite && !self.in_memory).then(|| sqlite_path(&self.connect))
+    }
+
     /// Connects a pool (creating a SQLite file's directory first); each
     /// SQLite connection runs `sqlite_pragmas` when it opens.
     pub async fn connect(&self, sqlite_pragmas: &'static str) -> Result<AnyPool, OpenError> {
@@ -99,9 +105,14 @@ impl StoreUrl {
     }
 }
 
-fn create_parent_dir(url: &str) -> Result<(), OpenError> {
+/// The path part of a SQLite URL.
+fn sqlite_path(url: &str) -> &str {
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-    let path = path.split('?').next().unwrap_or_default();
+    path.split('?').next().unwrap_or_default()
+}
+
+fn create_parent_dir(url: &str) -> Result<(), OpenError> {
+    let path = sqlite_path(url);
     match Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(dir) => std::fs::create_dir_all(dir)
             .map_err(|source| OpenError::Directory { path: dir.display().to_string(), source }),
@@ -131,9 +142,12 @@ mod tests {
             (file.dialect, file.in_memory, file.connect.as_str()),
             (Dialect::Sqlite, false, "sqlite:///tmp/x/memory.db?mode=rwc")
         );
+        assert_eq!(file.sqlite_file(), Some("/tmp/x/memory.db"));
         assert!(StoreUrl::parse("sqlite::memory:").unwrap().in_memory);
+        assert_eq!(StoreUrl::parse("sqlite::memory:").unwrap().sqlite_file(), None);
         let pg = StoreUrl::parse("postgres://app:secret@db/x").unwrap();
         assert_eq!((pg.dialect, pg.shown.as_str()), (Dialect::Postgres, "postgres://app:***@db/x"));
+        assert_eq!(pg.sqlite_file(), None);
         assert!(
             matches!(StoreUrl::parse("mysql://app:secret@db/x"), Err(OpenError::UnsupportedUrl(u)) if u == "mysql://app:***@db/x")
         );

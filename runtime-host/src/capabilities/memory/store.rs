@@ -97,6 +97,10 @@ const WRITE_BATCH: usize = 64;
 /// Columns of one message row.
 const COLUMNS: usize = 11;
 
+/// The columns of `memory_message` a message fills, in [`Queued`] order.
+const INSERT_COLUMNS: &str =
+    "message_id, tenant, agent, session_id, sender, sender_name, text, files, properties, created_at, updated_at";
+
 /// A message waiting for the writer, and who waits for it.
 struct Queued {
     values: [String; COLUMNS - 2],
@@ -149,17 +153,27 @@ impl MemoryStore {
                  PRAGMA wal_autocheckpoint = 0;",
             )
             .await?;
-        let (dialect, in_memory, shown) = (url.dialect, url.in_memory, url.shown);
-        match dialect {
+        match url.dialect {
             Dialect::Sqlite => sandflow_sql_migrations::migrator(SQLITE_MIGRATIONS).await?.run(&pool).await?,
             Dialect::Postgres => sandflow_sql_migrations::migrator(POSTGRES_MIGRATIONS).await?.run(&pool).await?,
         }
         let (writer, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write_queued(pool.clone(), queue));
-        if dialect == Dialect::Sqlite && !in_memory {
-            tokio::spawn(checkpoint_wal(pool.clone()));
+        match url.sqlite_file() {
+            // A file: a thread of its own writes with its own connection,
+            // no async hand-offs on the way (see `sqlite_writer`).
+            Some(file) => {
+                let connection = sqlite_writer::open(file).map_err(|e| MemoryError::Write(e.to_string()))?;
+                std::thread::Builder::new()
+                    .name("sandflow-memory-writer".into())
+                    .spawn(move || sqlite_writer::write_queued(connection, queue))
+                    .map_err(|e| MemoryError::Write(format!("cannot start the writer thread: {e}")))?;
+                tokio::spawn(checkpoint_wal(pool.clone()));
+            }
+            None => {
+                tokio::spawn(write_queued(pool.clone(), queue));
+            }
         }
-        Ok(Self { pool, writer, url: shown })
+        Ok(Self { pool, writer, url: url.shown })
     }
 
     /// Appends `message` to its session in `scope`, once it is stored.
@@ -307,10 +321,7 @@ async fn write_queued(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Queued>)
 
 async fn insert(pool: &AnyPool, batch: &[Queued]) -> Result<(), sqlx::Error> {
     use std::fmt::Write as _;
-    let mut sql = String::from(
-        "INSERT INTO memory_message (message_id, tenant, agent, session_id, sender, sender_name, text, files, \
-         properties, created_at, updated_at) VALUES ",
-    );
+    let mut sql = format!("INSERT INTO memory_message ({INSERT_COLUMNS}) VALUES ");
     for row in 0..batch.len() {
         sql.push_str(if row == 0 { "(" } else { ", (" });
         for column in 0..COLUMNS {
@@ -327,6 +338,61 @@ async fn insert(pool: &AnyPool, batch: &[Queued]) -> Result<(), sqlx::Error> {
     }
     query.execute(pool).await?;
     Ok(())
+}
+
+/// The writer of a SQLite file: a plain thread with its own connection
+/// and one prepared insert, taking what has queued up (at most
+/// [`WRITE_BATCH`]) into one transaction. sqlx would add two hand-offs per
+/// batch (the I/O runtime, then its connection thread) and re-read every
+/// parameter's name on each bind.
+mod sqlite_writer {
+    use super::{COLUMNS, INSERT_COLUMNS, Queued, WRITE_BATCH};
+    use rusqlite::{Connection, ToSql, params_from_iter};
+    use tokio::sync::mpsc;
+
+    /// Opens the writer's connection to the (migrated) file at `path`,
+    /// with the pool's pragmas.
+    pub(super) fn open(path: &str) -> rusqlite::Result<Connection> {
+        let connection = Connection::open(path)?;
+        connection.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
+             PRAGMA wal_autocheckpoint = 0;",
+        )?;
+        Ok(connection)
+    }
+
+    /// Writes until every sender is gone.
+    pub(super) fn write_queued(mut connection: Connection, mut queue: mpsc::UnboundedReceiver<Queued>) {
+        let mut batch = Vec::with_capacity(WRITE_BATCH);
+        while let Some(first) = queue.blocking_recv() {
+            batch.push(first);
+            while batch.len() < WRITE_BATCH {
+                match queue.try_recv() {
+                    Ok(queued) => batch.push(queued),
+                    Err(_) => break,
+                }
+            }
+            let written = insert(&mut connection, &batch).map_err(|e| e.to_string());
+            for queued in batch.drain(..) {
+                let _ = queued.done.send(written.clone());
+            }
+        }
+    }
+
+    fn insert(connection: &mut Connection, batch: &[Queued]) -> rusqlite::Result<()> {
+        let placeholders = vec!["?"; COLUMNS].join(", ");
+        let transaction = connection.transaction()?;
+        {
+            let mut insert = transaction
+                .prepare_cached(&format!("INSERT INTO memory_message ({INSERT_COLUMNS}) VALUES ({placeholders})"))?;
+            for queued in batch {
+                let texts = queued.values.iter().map(|v| v as &dyn ToSql);
+                let times = [&queued.at as &dyn ToSql, &queued.at];
+                insert.execute(params_from_iter(texts.chain(times)))?;
+            }
+        }
+        transaction.commit()
+    }
 }
 
 fn row_message(row: &sqlx::any::AnyRow) -> Result<Message, sqlx::Error> {
