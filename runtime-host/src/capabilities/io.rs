@@ -1,5 +1,5 @@
-//! Host-side I/O for capabilities. Guests run on blocking threads (a
-//! `spawn_blocking` task of the server, or the CLI's own thread); a
+//! Host-side I/O for capabilities. Guests run on plain threads (a run
+//! lane of the server, see [`crate::lanes`], or the CLI's own thread); a
 //! capability that talks to the network drives its future to completion
 //! there, with connections owned by one small I/O runtime of the process,
 //! so pooled connections outlive whichever runtime started the run.

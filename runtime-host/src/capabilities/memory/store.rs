@@ -75,9 +75,11 @@ pub struct Scope {
 /// Chat history per (tenant, agent, session), persisted by the host:
 /// cheap to clone (one connection pool and one writer).
 ///
-/// Appends go through one writer task that inserts whatever has queued up
-/// in a single statement (group commit): under load, many runs' messages
-/// share one round trip and one commit instead of one each.
+/// Appends go through one writer that stores whatever has queued up in
+/// one transaction (group commit): under load, many runs' messages share
+/// one commit instead of one each. A SQLite file has a writer thread with
+/// its own connection (`sqlite_writer`); PostgreSQL and in-memory SQLite a
+/// writer task that inserts the batch as one statement.
 /// [`MemoryStore::enqueue`] hands a message to the writer and returns a
 /// [`PendingWrite`] at once, so a run goes on while its message is
 /// written; whoever answers the run waits for its writes before the answer
