@@ -393,7 +393,8 @@ async fn a_transcript_that_never_completes_stops_at_the_runs_deadline() {
     let took = started.elapsed();
     assert_ne!(status, StatusCode::OK, "{body}");
     assert!(detail(&body).contains("deadline"), "{body}");
-    assert!(took < Duration::from_secs(10), "the 4 s deadline held the 300 s poll timeout: {took:?}");
+    // Not a timing test: 300 s of polling would be the alternative.
+    assert!(took < Duration::from_secs(60), "the 4 s deadline cut the 300 s poll timeout short: {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
