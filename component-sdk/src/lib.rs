@@ -162,6 +162,15 @@ pub fn capability_message(error: &CapabilityError) -> String {
     }
 }
 
+/// A header value the host fills in with the key field `field` of the
+/// running node holds: the global variable the flow names there (which
+/// never enters the sandbox) or a key written into the flow. For a
+/// service's `api_key` field: `("authorization", secret_field("api_key"))`;
+/// `format!("Bearer {}", secret_field("api_key"))` works too.
+pub fn secret_field(field: &str) -> String {
+    format!("{{{{secret:{field}}}}}")
+}
+
 /// Field `name` as a boolean (`true`, `"true"`, non-zero), or `default`.
 pub fn flag(invocation: &Invocation, name: &str, default: bool) -> bool {
     match value(invocation, name) {

@@ -42,7 +42,7 @@ pub use bindings::node::exports::sandflow::node::handler::{Descriptor, Field, In
 pub use bindings::node::sandflow::host::types::{Data, Message, ModelSettings, Table, Tool, Value};
 pub use capabilities::embeddings::EmbeddingsConfig;
 pub use capabilities::files::{FileStore, FilesConfig, FilesError, FilesScope, StoredFile};
-pub use capabilities::http::{HostPattern, HttpConfig, WebSearchProvider};
+pub use capabilities::http::{HostPattern, HttpConfig, Route as HttpRoute, WebSearchProvider};
 pub use capabilities::io::client_builder as http_client_builder;
 pub use capabilities::llm::{Backend, LlmConfig, Provider, TokenCount};
 pub use capabilities::log::LogLine;

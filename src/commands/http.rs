@@ -16,6 +16,13 @@ pub struct HttpArgs {
     /// Most bytes of one response body a flow may fetch (default 4 MiB).
     #[arg(long = "http-max-bytes", env = "SANDFLOW_HTTP_MAX_BYTES", value_name = "BYTES")]
     pub max_bytes: Option<usize>,
+    /// Send a well-known origin to another base URL: `ORIGIN=BASE_URL`, e.g.
+    /// `https://api.assemblyai.com=http://10.0.0.5:8080` (repeatable; `,`-separated in the
+    /// environment). Path and query are kept; for mirrors, proxies, on-premises services and
+    /// tests. The base URL's host must be on --http-allow: the policy applies to where requests
+    /// really go. Flows neither set nor see routes.
+    #[arg(long = "http-route", env = "SANDFLOW_HTTP_ROUTE", value_delimiter = ',', value_name = "ORIGIN=URL")]
+    pub routes: Vec<String>,
     /// A SearXNG-compatible search endpoint (`GET URL?q=…&format=json`) for the Web Search
     /// node; it is the operator's own and need not be on the allow-list.
     #[arg(long = "web-search-url", env = "SANDFLOW_WEB_SEARCH_URL", value_name = "URL")]
@@ -28,20 +35,30 @@ impl HttpArgs {
     pub fn config(&self) -> anyhow::Result<Option<sandflow_runtime_host::HttpConfig>> {
         let allow: Vec<&String> = self.allow.iter().filter(|s| !s.trim().is_empty()).collect();
         let search = self.web_search_url.as_deref().filter(|u| !u.trim().is_empty());
-        if allow.is_empty() && search.is_none() && !self.allow_private && self.max_bytes.is_none() {
+        let routes: Vec<&String> = self.routes.iter().filter(|s| !s.trim().is_empty()).collect();
+        if allow.is_empty() && search.is_none() && routes.is_empty() && !self.allow_private && self.max_bytes.is_none()
+        {
             return Ok(None);
         }
         let mut config = sandflow_runtime_host::HttpConfig {
             allow: allow.iter().map(|s| s.parse()).collect::<Result<_, String>>().map_err(anyhow::Error::msg)?,
             allow_private: self.allow_private,
             web_search: search.map(str::parse).transpose().map_err(anyhow::Error::msg)?,
+            routes: routes.iter().map(|s| s.parse()).collect::<Result<_, String>>().map_err(anyhow::Error::msg)?,
             ..sandflow_runtime_host::HttpConfig::default()
         };
+        config.check_routes().map_err(anyhow::Error::msg)?;
         if let Some(max) = self.max_bytes {
             anyhow::ensure!(max > 0, "--http-max-bytes must be more than 0");
             config.max_response_bytes = max;
         }
-        tracing::info!(allow = ?config.allow, private = config.allow_private, search = ?config.web_search, "http egress configured");
+        tracing::info!(
+            allow = ?config.allow,
+            private = config.allow_private,
+            search = ?config.web_search,
+            routes = ?config.routes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "http egress configured"
+        );
         Ok(Some(config))
     }
 }
@@ -81,6 +98,21 @@ mod tests {
         assert_eq!(http.max_response_bytes, 1024);
         assert!(!http.allow_private && http.web_search.is_some());
         assert!(config(&["--http-allow-private"]).expect("valid").is_some_and(|h| h.allow_private));
+        let routed = config(&[
+            "--http-route",
+            "http://export.arxiv.org=http://127.0.0.1:8080",
+            "--http-route",
+            "https://api.assemblyai.com=http://127.0.0.1:8080/aai",
+            "--http-allow",
+            "127.0.0.1:8080",
+        ])
+        .expect("valid")
+        .expect("configured");
+        let routes: Vec<String> = routed.routes.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            routes,
+            ["http://export.arxiv.org=http://127.0.0.1:8080", "https://api.assemblyai.com=http://127.0.0.1:8080/aai"]
+        );
     }
 
     #[test]
@@ -89,5 +121,11 @@ mod tests {
         assert!(error.contains("give the host, not a URL"), "{error}");
         assert!(config(&["--web-search-url", "file:///etc"]).is_err());
         assert!(config(&["--http-max-bytes", "0"]).is_err());
+        let error = config(&["--http-route", "http://export.arxiv.org"]).expect_err("no target").to_string();
+        assert!(error.contains("ORIGIN=BASE_URL"), "{error}");
+        let error = config(&["--http-route", "http://export.arxiv.org=http://127.0.0.1:8080"])
+            .expect_err("the target is not allowed")
+            .to_string();
+        assert!(error.contains("leads nowhere") && error.contains("--http-allow 127.0.0.1:8080"), "{error}");
     }
 }

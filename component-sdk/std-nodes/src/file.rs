@@ -281,7 +281,8 @@ pub fn load(name: &str, encoding: &str) -> Result<Loaded, NodeError> {
     Ok(Loaded { name: name.to_owned(), text, encoding, raw })
 }
 
-fn read_error(name: &str, error: &CapabilityError) -> NodeError {
+/// A failed read as Langflow words it (a missing file) or with the host's reason.
+pub(crate) fn read_error(name: &str, error: &CapabilityError) -> NodeError {
     match error {
         CapabilityError::Invalid(m) if m.starts_with("there is no file") => {
             NodeError::InvalidInput(format!("File not found: '{name}'. Please upload the file again."))

@@ -37,6 +37,7 @@ pub mod type_convert;
 // The outside world, through the `http` capability.
 pub mod api_request;
 pub mod arxiv;
+pub mod assemblyai;
 mod markup;
 mod retrieved;
 pub mod url;
@@ -77,6 +78,7 @@ pub const NODES: &[StdNode] = &[
     StdNode { name: web_search::NAME, describe: web_search::describe, run: web_search::run },
     StdNode { name: arxiv::NAME, describe: arxiv::describe, run: arxiv::run },
     StdNode { name: api_request::NAME, describe: api_request::describe, run: api_request::run },
+    StdNode { name: assemblyai::NAME, describe: assemblyai::describe, run: assemblyai::run },
     StdNode { name: parser::NAME, describe: parser::describe, run: parser::run },
     StdNode { name: split_text::NAME, describe: split_text::describe, run: split_text::run },
     StdNode { name: message_to_data::NAME, describe: message_to_data::describe, run: message_to_data::run },

@@ -82,7 +82,10 @@ pub struct RunContext {
 /// The capability state of one run, in its store.
 pub(crate) struct RunCaps {
     pub config: Arc<CapabilityConfig>,
+    /// The agent's secrets over the operator's (model providers' keys).
     pub secrets: Secrets,
+    /// The agent's own secrets: what `http` may send (see `http::credentials`).
+    pub agent_secrets: Secrets,
     pub events: Option<EventSender>,
     pub persona: Option<Arc<persona::Persona>>,
     /// The node running now, which the tokens it streams are credited to.
@@ -108,6 +111,7 @@ impl RunCaps {
             files: files::RunFiles::prepare(config.files.as_ref(), &context.tenant, &context.agent),
             sql: sql::RunSql::prepare(&context.tenant),
             retrieval: retrieval::RunRetrieval::prepare(config.documents.as_ref(), &context.tenant, &context.agent),
+            agent_secrets: context.secrets.clone(),
             secrets: context.secrets.or(&config.secrets),
             config,
             events: context.events,

@@ -20,14 +20,19 @@
 //! - `/search?q=…&format=json`: SearXNG's JSON; `lisbon` finds the Lisbon
 //!   page, anything else the docs page; both lists end with a result on
 //!   `blocked.invalid`, a host no test allows.
-//! - `/arxiv/api/query`: an Atom feed of two papers; `/rss`: two items.
+//! - `/arxiv/api/query`: an Atom feed of three papers (route
+//!   `http://export.arxiv.org` to `{url}/arxiv`); `/rss`: two items.
+//! - `/assemblyai/v2/…`: an AssemblyAI-compatible transcription API (see
+//!   [`assemblyai`]).
+
+pub mod assemblyai;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -58,6 +63,7 @@ pub struct Seen {
 struct Shared {
     base: String,
     seen: Arc<Mutex<Vec<Seen>>>,
+    transcription: assemblyai::Shared,
 }
 
 /// A running fixture on its own tokio runtime; it stops when dropped.
@@ -77,7 +83,7 @@ impl WebFixture {
             .block_on(tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))))
             .expect("a free port on 127.0.0.1");
         let addr = listener.local_addr().expect("bound");
-        let shared = Shared { base: format!("http://{addr}"), seen: Arc::default() };
+        let shared = Shared { base: format!("http://{addr}"), seen: Arc::default(), transcription: Arc::default() };
         let app = router(shared.clone());
         runtime.spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -129,6 +135,14 @@ fn router(shared: Shared) -> Router {
         .route("/search", get(search))
         .route("/arxiv/api/query", get(|| async { ([(header::CONTENT_TYPE, "application/atom+xml")], ATOM) }))
         .route("/rss", get(|| async { ([(header::CONTENT_TYPE, "application/rss+xml")], RSS) }))
+        .nest(
+            "/assemblyai/v2",
+            Router::new()
+                .route("/upload", post(assemblyai::upload))
+                .route("/transcript", post(assemblyai::create))
+                .route("/transcript/{id}", get(assemblyai::poll))
+                .with_state(shared.transcription.clone()),
+        )
         .layer(axum::middleware::from_fn_with_state(shared.clone(), record))
         .with_state(shared)
 }
@@ -268,6 +282,17 @@ const ATOM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
     <link href="http://arxiv.org/abs/2401.00002v1" rel="alternate" type="text/html"/>
     <arxiv:primary_category term="cs.PL" scheme="http://arxiv.org/schemas/atom"/>
     <category term="cs.PL" scheme="http://arxiv.org/schemas/atom"/>
+  </entry>
+  <entry>
+    <id>http://arxiv.org/abs/2401.00003v1</id>
+    <updated>2024-01-04T00:00:00Z</updated>
+    <published>2024-01-04T00:00:00Z</published>
+    <title>Deadlines for Untrusted Code</title>
+    <summary>Epochs interrupt guests that run too long.</summary>
+    <author><name>Barbara Liskov</name></author>
+    <link href="http://arxiv.org/abs/2401.00003v1" rel="alternate" type="text/html"/>
+    <arxiv:primary_category term="cs.OS" scheme="http://arxiv.org/schemas/atom"/>
+    <category term="cs.OS" scheme="http://arxiv.org/schemas/atom"/>
   </entry>
 </feed>
 "#;

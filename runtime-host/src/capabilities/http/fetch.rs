@@ -1,8 +1,10 @@
-//! One request under the egress policy: headers cleaned, each hop checked
-//! and pinned to its checked addresses, redirects followed by hand, the
-//! body read up to the cap, all of it within one timeout.
+//! One request under the egress policy: headers cleaned, each hop routed
+//! (the operator's routes), checked and pinned to its checked addresses,
+//! redirects followed by hand, the body read up to the cap, all of it
+//! within one timeout.
 
 use super::policy::{Admission, Policy, Target, redacted};
+use super::route::{self, Route};
 use crate::bindings::node::sandflow::host::http::{Request, Response};
 use crate::bindings::node::sandflow::host::types::CapabilityError;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -24,6 +26,8 @@ pub(crate) struct Exchange {
 /// How one request is sent: the policy and limits in force.
 pub(crate) struct Rules<'a> {
     pub policy: Policy<'a>,
+    /// The operator's routes (none for the operator's own endpoints).
+    pub routes: &'a [Route],
     /// The operator's own endpoint (the search provider): no allow-list.
     pub trusted: bool,
     pub max_bytes: usize,
@@ -112,22 +116,33 @@ async fn exchange(
     bytes: &mut u64,
 ) -> Result<Response, CapabilityError> {
     for hop in 0..=MAX_REDIRECTS {
+        // `url` is what the guest asked for (redirects resolve against it,
+        // so a relative redirect of a routed service stays routed); `real`
+        // is where it goes, which is what the policy checks.
+        super::policy::check_shape(&url).map_err(|e| on_hop(e, hop))?;
+        let (real, routed) = route::resolve(rules.routes, &url);
+        let shown = url.host_str().unwrap_or_default().to_owned();
         let target = if rules.trusted {
-            super::policy::check_shape(&url)?;
-            rules.policy.resolve(&url, Admission::Explicit).await?
+            rules.policy.resolve(&real, Admission::Explicit).await?
         } else {
-            let admission = rules.policy.admit(&url).map_err(|e| on_hop(e, hop))?;
-            rules.policy.resolve(&url, admission).await.map_err(|e| on_hop(e, hop))?
+            let checked = match rules.policy.admit(&real) {
+                Ok(admission) => rules.policy.resolve(&real, admission).await,
+                Err(error) => Err(error),
+            };
+            checked.map_err(|e| if routed { refused_route(&shown, e) } else { e }).map_err(|e| on_hop(e, hop))?
         };
+        if routed {
+            tracing::debug!(from = %redacted(&url), to = %redacted(&real), "routed by the operator");
+        }
         let client = pinned_client(&target)?;
-        let mut send = client.request(method.clone(), url.clone()).headers(headers.clone());
+        let mut send = client.request(method.clone(), real.clone()).headers(headers.clone());
         if !body.is_empty() {
             send = send.body(body.clone());
         }
         let response = send
             .send()
             .await
-            .map_err(|e| CapabilityError::Failed(format!("could not reach `{}`: {}", target.host, describe(e))))?;
+            .map_err(|e| CapabilityError::Failed(format!("could not reach `{shown}`: {}", describe(e))))?;
         let status = response.status();
         let location = response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok()).map(str::to_owned);
         match location {
@@ -139,7 +154,7 @@ async fn exchange(
                     )));
                 }
                 let next = url.join(&location).map_err(|e| {
-                    CapabilityError::Failed(format!("`{}` redirected to an invalid location: {e}", target.host))
+                    CapabilityError::Failed(format!("`{shown}` redirected to an invalid location: {e}"))
                 })?;
                 if status == StatusCode::SEE_OTHER && method != Method::HEAD
                     || matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND) && method == Method::POST
@@ -148,7 +163,8 @@ async fn exchange(
                     body.clear();
                     headers.remove(header::CONTENT_TYPE);
                 }
-                if next.origin() != url.origin() {
+                // Credentials follow only where the request really goes.
+                if route::resolve(rules.routes, &next).0.origin() != real.origin() {
                     for sensitive in [header::AUTHORIZATION, header::COOKIE, header::PROXY_AUTHORIZATION] {
                         headers.remove(sensitive);
                     }
@@ -156,10 +172,20 @@ async fn exchange(
                 tracing::debug!(from = %redacted(&url), to = %redacted(&next), %status, "following a redirect");
                 url = next;
             }
-            _ => return read(response, rules.max_bytes, &target, bytes).await,
+            _ => return read(response, rules.max_bytes, &shown, bytes).await,
         }
     }
     Err(CapabilityError::Denied(format!("more than {MAX_REDIRECTS} redirects")))
+}
+
+/// A routed request the policy refused: the guest learns that its origin
+/// is routed and refused, not where to (the route is the operator's).
+fn refused_route(shown: &str, error: CapabilityError) -> CapabilityError {
+    tracing::warn!(?error, origin = shown, "the destination of an operator route is refused by the egress policy");
+    CapabilityError::Denied(format!(
+        "`{shown}` is routed by this host's operator to a destination its egress policy refuses; the operator \
+         checks --http-route against --http-allow"
+    ))
 }
 
 /// A refusal on a redirect says it was the redirect that was refused.
@@ -204,13 +230,12 @@ impl reqwest::dns::Resolve for NoLookup {
 async fn read(
     mut response: reqwest::Response,
     max: usize,
-    target: &Target,
+    shown: &str,
     bytes: &mut u64,
 ) -> Result<Response, CapabilityError> {
     let too_large = || {
         CapabilityError::Denied(format!(
-            "the response of `{}` is larger than this host's limit of {max} bytes (--http-max-bytes)",
-            target.host
+            "the response of `{shown}` is larger than this host's limit of {max} bytes (--http-max-bytes)"
         ))
     };
     if response.content_length().is_some_and(|declared| declared > max as u64) {
@@ -226,7 +251,7 @@ async fn read(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| CapabilityError::Failed(format!("reading the response of `{}`: {}", target.host, describe(e))))?
+        .map_err(|e| CapabilityError::Failed(format!("reading the response of `{shown}`: {}", describe(e))))?
     {
         *bytes += chunk.len() as u64;
         if body.len() + chunk.len() > max {

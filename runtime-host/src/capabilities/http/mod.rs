@@ -4,27 +4,35 @@
 //! Configure (operator): [`HttpConfig`], the allow-list of host patterns
 //! (`--http-allow`), whether private networks may be reached
 //! (`--http-allow-private`), the response body cap (`--http-max-bytes`,
-//! 4 MiB by default) and the web search provider (`--web-search-url`).
-//! Without one, both functions answer `not-configured`. Prepare (per run):
+//! 4 MiB by default), the web search provider (`--web-search-url`) and
+//! the [`route`]s that send a well-known origin elsewhere
+//! (`--http-route`).
+//! Without one, every function answers `not-configured`. Prepare (per run):
 //! nothing but a byte counter in the run's capabilities. Host: `fetch`
-//! checks the URL against the [`policy`], connects only to the addresses
+//! routes the URL ([`route`]), checks where it really goes against the
+//! [`policy`], connects only to the addresses
 //! it checked, follows redirects itself (at most
 //! [`fetch::MAX_REDIRECTS`], each hop checked again), reads at most the
 //! cap, and waits at most the request's timeout capped by the run's
 //! remaining deadline (host calls are out of reach of the epoch
 //! interruption, so a slow server must not hold a run past its deadline).
 //! `web-search` asks the operator's provider, which is trusted (it need
-//! not be on the allow-list and may be on a private address).
+//! not be on the allow-list and may be on a private address). A header
+//! may carry a key the host fills in ([`credentials`]); `wait` pauses a
+//! node that polls a service, within the run's deadline.
 //!
 //! Refusals answer `denied` with a message that names the host and says
 //! which flag allows it; the guest never learns more about the host's
 //! network than that.
 
+mod credentials;
 mod fetch;
 mod policy;
+mod route;
 mod search;
 
 pub use policy::HostPattern;
+pub use route::Route;
 pub use search::WebSearchProvider;
 
 use super::io;
@@ -33,6 +41,9 @@ use crate::bindings::node::sandflow::host::types::CapabilityError;
 use crate::sandbox::RunState;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Longest one `wait` (the run's deadline caps it too).
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// Default cap on one response body.
 pub const DEFAULT_MAX_BYTES: usize = 4 << 20;
@@ -51,17 +62,42 @@ pub struct HttpConfig {
     pub max_response_bytes: usize,
     /// Where `web-search` goes; without one it answers `not-configured`.
     pub web_search: Option<WebSearchProvider>,
+    /// Origins the operator sends elsewhere (mirrors, proxies, on-premises
+    /// services, tests); the policy applies to where requests really go.
+    pub routes: Vec<Route>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { allow: Vec::new(), allow_private: false, max_response_bytes: DEFAULT_MAX_BYTES, web_search: None }
+        Self {
+            allow: Vec::new(),
+            allow_private: false,
+            max_response_bytes: DEFAULT_MAX_BYTES,
+            web_search: None,
+            routes: Vec::new(),
+        }
     }
 }
 
 impl HttpConfig {
     fn policy(&self) -> policy::Policy<'_> {
         policy::Policy { allow: &self.allow, allow_private: self.allow_private }
+    }
+
+    /// Checks that every route leads to a host on the allow-list (its
+    /// addresses are checked per request), so a route that could never be
+    /// used is found when the host starts rather than by a flow.
+    pub fn check_routes(&self) -> Result<(), String> {
+        for route in &self.routes {
+            if let Err(refused) = self.policy().admit(route.target()) {
+                let (CapabilityError::NotConfigured(why)
+                | CapabilityError::Denied(why)
+                | CapabilityError::Invalid(why)
+                | CapabilityError::Failed(why)) = refused;
+                return Err(format!("--http-route {route} leads nowhere this host may go: {why}"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -86,8 +122,15 @@ impl RunState {
 }
 
 impl Host for RunState {
-    fn fetch(&mut self, request: Request) -> Result<Response, CapabilityError> {
+    fn fetch(&mut self, mut request: Request) -> Result<Response, CapabilityError> {
         let (config, remaining) = self.http_config()?;
+        let node = self.caps.node_id.as_str();
+        let flow = self.flow.as_ref();
+        credentials::fill(
+            &mut request.headers,
+            |field| flow.and_then(|f| f.param(node, field)),
+            &self.caps.agent_secrets,
+        )?;
         let http = config.http.as_ref().ok_or_else(not_configured)?;
         let asked = request.timeout_ms.map_or(fetch::DEFAULT_TIMEOUT, |ms| Duration::from_millis(u64::from(ms)));
         let timeout = asked.min(remaining);
@@ -102,6 +145,7 @@ impl Host for RunState {
         let _entered = span.enter();
         let rules = fetch::Rules {
             policy: http.policy(),
+            routes: &http.routes,
             trusted: false,
             max_bytes: http.max_response_bytes,
             follow_redirects: true,
@@ -116,6 +160,17 @@ impl Host for RunState {
             Err(error) => tracing::warn!(?error, "http fetch refused or failed"),
         }
         exchange.result
+    }
+
+    fn wait(&mut self, milliseconds: u32) -> Result<(), CapabilityError> {
+        let (_, remaining) = self.http_config()?;
+        let asked = Duration::from_millis(u64::from(milliseconds)).min(MAX_WAIT);
+        let _span = tracing::debug_span!("runtime_host.http", operation = "wait", ms = milliseconds).entered();
+        std::thread::sleep(asked.min(remaining));
+        if asked > remaining {
+            return Err(CapabilityError::Denied("the run's deadline passed while waiting".into()));
+        }
+        Ok(())
     }
 
     fn web_search(&mut self, query: String, max_results: u32) -> Result<Vec<SearchResult>, CapabilityError> {
@@ -146,6 +201,7 @@ impl Host for RunState {
         };
         let rules = fetch::Rules {
             policy: http.policy(),
+            routes: &[],
             trusted: true,
             max_bytes: http.max_response_bytes,
             follow_redirects: false,

@@ -1,0 +1,107 @@
+//! Secrets in request headers, filled in on the host.
+//!
+//! A node whose credential is a global variable never sees it (the field
+//! is left out of its invocation); it writes `{{secret:FIELD}}` into a
+//! header value instead (`sandflow_sdk::secret_field`), and the host
+//! replaces it with the key field `FIELD` of the running node holds: the
+//! global variable the flow names there, or a key written into the flow.
+//!
+//! What it defends against: a node naming a credential of its choosing.
+//! The guest names only a field of its own node; which variable that is
+//! comes from the flow's plan. Variables resolve among the agent's own
+//! secrets (the buyer's and seller's), never the operator's: those are
+//! for the model providers the operator configures, and `http` reaches any
+//! host on the allow-list.
+
+use super::super::secrets::{Secret, Secrets};
+use crate::bindings::node::sandflow::host::types::CapabilityError;
+use sandflow_flow_compiler::ir::ParamValue;
+
+const OPEN: &str = "{{secret:";
+const CLOSE: &str = "}}";
+
+/// Replaces every `{{secret:FIELD}}` in `headers` with the key `lookup`
+/// gives for `FIELD` (the plan's value of that field of the running node).
+pub(crate) fn fill<'a>(
+    headers: &mut [(String, String)],
+    lookup: impl Fn(&str) -> Option<&'a ParamValue>,
+    secrets: &Secrets,
+) -> Result<(), CapabilityError> {
+    for (_, value) in headers.iter_mut() {
+        // Scanning on after each key, so a key is never read as a reference.
+        let mut from = 0;
+        while let Some(found) = value[from..].find(OPEN) {
+            let start = from + found;
+            let rest = &value[start + OPEN.len()..];
+            let end = rest.find(CLOSE).ok_or_else(|| {
+                CapabilityError::Invalid("a `{{secret:FIELD}}` reference in a header is not closed".into())
+            })?;
+            let field = rest[..end].trim().to_owned();
+            let key = resolve(&field, lookup(&field), secrets)?;
+            value.replace_range(start..start + OPEN.len() + end + CLOSE.len(), key.expose());
+            from = start + key.expose().len();
+        }
+    }
+    Ok(())
+}
+
+fn resolve(field: &str, param: Option<&ParamValue>, secrets: &Secrets) -> Result<Secret, CapabilityError> {
+    match param {
+        Some(ParamValue::Secret(name)) => secrets.get(name).cloned().ok_or_else(|| {
+            CapabilityError::NotConfigured(format!(
+                "field `{field}` names the global variable `{name}`, which is not set for this agent; set it among \
+                 the agent's secrets"
+            ))
+        }),
+        Some(ParamValue::Value(serde_json::Value::String(key))) if !key.trim().is_empty() => {
+            Ok(Secret::new(key.trim()))
+        }
+        _ => Err(CapabilityError::Invalid(format!(
+            "field `{field}` of this node holds no key and names no global variable; set it in the flow or with a \
+             tweak"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> Vec<(String, String)> {
+        vec![("authorization".into(), value.into())]
+    }
+
+    #[test]
+    fn fills_the_fields_secret_or_written_key() {
+        let secrets: Secrets = [("AAI_KEY", "k-agent")].into_iter().collect();
+        let variable = ParamValue::Secret("AAI_KEY".into());
+        let mut sent = headers("Bearer {{secret:api_key}}");
+        fill(&mut sent, |f| (f == "api_key").then_some(&variable), &secrets).expect("fills");
+        assert_eq!(sent[0].1, "Bearer k-agent");
+        let written = ParamValue::Value(serde_json::json!(" k-flow "));
+        let mut sent = headers("{{secret:api_key}}");
+        fill(&mut sent, |_| Some(&written), &secrets).expect("fills");
+        assert_eq!(sent[0].1, "k-flow");
+        let mut plain = headers("no reference");
+        fill(&mut plain, |_| None, &secrets).expect("nothing to fill");
+        assert_eq!(plain[0].1, "no reference");
+    }
+
+    #[test]
+    fn refuses_unset_variables_empty_fields_and_broken_references() {
+        let secrets = Secrets::default();
+        let variable = ParamValue::Secret("OPENAI_API_KEY".into());
+        let Err(CapabilityError::NotConfigured(message)) =
+            fill(&mut headers("{{secret:api_key}}"), |_| Some(&variable), &secrets)
+        else {
+            panic!("an unset variable is not configured")
+        };
+        assert!(message.contains("`OPENAI_API_KEY`") && message.contains("not set for this agent"), "{message}");
+        let empty = ParamValue::Value(serde_json::json!(""));
+        assert!(matches!(
+            fill(&mut headers("{{secret:api_key}}"), |_| Some(&empty), &secrets),
+            Err(CapabilityError::Invalid(m)) if m.contains("holds no key")
+        ));
+        assert!(matches!(fill(&mut headers("{{secret:api_key"), |_| None, &secrets), Err(CapabilityError::Invalid(_))));
+    }
+}

@@ -1,0 +1,173 @@
+//! Operator routes: a well-known origin sent to another base URL
+//! (`--http-route https://api.assemblyai.com=http://10.0.0.5:8080/aai`).
+//!
+//! What they are for: mirrors, proxies, on-premises deployments of a
+//! public API and tests, without changing the nodes that call the public
+//! address. A request whose origin (scheme, host, port) is a route's goes
+//! to the route's base URL with its path and query kept (the base's path
+//! is put in front). The guest neither sets nor sees routes: it asks for
+//! the public address and reads the answer.
+//!
+//! What they do not do: open anything. The egress policy (allow-list,
+//! private addresses, pinned addresses) is applied to where the request
+//! really goes, every redirect is routed and checked again, and a route
+//! matches only its exact origin (`http://` is not `https://`, another
+//! port or a subdomain is another origin).
+
+use reqwest::Url;
+use std::fmt;
+use std::str::FromStr;
+
+/// One route: requests to `from` (an origin) go to `to` (a base URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    from: Origin,
+    to: Url,
+}
+
+/// Scheme, host (lower case, no trailing dot) and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    fn of(url: &Url) -> Option<Self> {
+        let host = url.host_str()?.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.');
+        let host = host.to_ascii_lowercase();
+        Some(Self { scheme: url.scheme().to_owned(), host, port: url.port_or_known_default()? })
+    }
+}
+
+impl FromStr for Route {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let usage = "a route is ORIGIN=BASE_URL, e.g. https://api.assemblyai.com=http://10.0.0.5:8080/assemblyai";
+        let (from, to) = spec.trim().split_once('=').ok_or_else(|| format!("`{spec}`: {usage}"))?;
+        let parse = |text: &str, what: &str| -> Result<Url, String> {
+            let url = Url::parse(text.trim()).map_err(|e| format!("`{text}` ({what}) is not a URL: {e}; {usage}"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+                return Err(format!("`{text}` ({what}) must be http:// or https:// with a host; {usage}"));
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(format!("`{text}` ({what}) carries user information; {usage}"));
+            }
+            if url.query().is_some() || url.fragment().is_some() {
+                return Err(format!("`{text}` ({what}) has a query or fragment; {usage}"));
+            }
+            Ok(url)
+        };
+        let from_url = parse(from, "the origin routed")?;
+        if from_url.path() != "/" {
+            return Err(format!("`{from}` has a path: the left side is an origin (scheme, host, port); {usage}"));
+        }
+        let mut to = parse(to, "where it goes")?;
+        let base = to.path().trim_end_matches('/').to_owned();
+        to.set_path(&base);
+        let from = Origin::of(&from_url).ok_or_else(|| format!("`{from}`: {usage}"))?;
+        Ok(Self { from, to })
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Origin { scheme, host, port } = &self.from;
+        let default = if scheme == "https" { 443 } else { 80 };
+        let host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+        let port = if *port == default { String::new() } else { format!(":{port}") };
+        write!(f, "{scheme}://{host}{port}={}", self.to.as_str().trim_end_matches('/'))
+    }
+}
+
+impl Route {
+    /// The base URL requests are sent to.
+    pub(crate) fn target(&self) -> &Url {
+        &self.to
+    }
+
+    /// The URL `url` is really sent to under this route, if the route is
+    /// for `url`'s origin.
+    fn apply(&self, url: &Url) -> Option<Url> {
+        if Origin::of(url)? != self.from {
+            return None;
+        }
+        let mut routed = self.to.clone();
+        // The parser has removed `.` and `..` segments from the guest's
+        // path, so it stays under the base's path.
+        routed.set_path(&format!("{}{}", self.to.path().trim_end_matches('/'), url.path()));
+        routed.set_query(url.query());
+        Some(routed)
+    }
+}
+
+/// Where `url` really goes: the first route for its origin, else itself;
+/// and whether it was routed.
+pub(crate) fn resolve(routes: &[Route], url: &Url) -> (Url, bool) {
+    routes.iter().find_map(|r| r.apply(url)).map_or_else(|| (url.clone(), false), |routed| (routed, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> Url {
+        Url::parse(text).expect("a URL")
+    }
+
+    fn routes(specs: &[&str]) -> Vec<Route> {
+        specs.iter().map(|s| s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))).collect()
+    }
+
+    #[test]
+    fn parses_and_shows_routes() {
+        for (spec, shown) in [
+            ("http://export.arxiv.org=http://127.0.0.1:8080", "http://export.arxiv.org=http://127.0.0.1:8080"),
+            ("https://API.AssemblyAI.com/=http://10.0.0.5/aai/", "https://api.assemblyai.com=http://10.0.0.5/aai"),
+            ("https://a.example:8443=https://mirror.example", "https://a.example:8443=https://mirror.example"),
+            ("http://[::1]:81=http://[::1]:82", "http://[::1]:81=http://[::1]:82"),
+        ] {
+            assert_eq!(spec.parse::<Route>().unwrap_or_else(|e| panic!("{spec}: {e}")).to_string(), shown);
+        }
+        for (bad, says) in [
+            ("export.arxiv.org", "ORIGIN=BASE_URL"),
+            ("export.arxiv.org=http://127.0.0.1", "is not a URL"),
+            ("https://a.example/v2=http://127.0.0.1", "has a path"),
+            ("https://a.example=file:///etc", "must be http:// or https://"),
+            ("https://a.example=http://u:p@mirror", "user information"),
+            ("https://a.example=http://mirror/?key=1", "query or fragment"),
+            ("ftp://a.example=http://mirror", "must be http:// or https://"),
+        ] {
+            let error = bad.parse::<Route>().expect_err(bad);
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn routes_only_their_exact_origin_keeping_path_and_query() {
+        let all =
+            routes(&["http://export.arxiv.org=http://127.0.0.1:9000", "https://api.example.com=http://10.0.0.5/x"]);
+        let routed = |u: &str| resolve(&all, &url(u));
+        assert_eq!(
+            routed("http://export.arxiv.org/api/query?search_query=a%20b&max_results=3"),
+            (url("http://127.0.0.1:9000/api/query?search_query=a%20b&max_results=3"), true)
+        );
+        assert_eq!(routed("HTTP://Export.ArXiv.org.:80/a").0, url("http://127.0.0.1:9000/a"));
+        assert_eq!(routed("https://api.example.com/v2/upload").0, url("http://10.0.0.5/x/v2/upload"));
+        // Climbing out of the base's path is undone by the parser first.
+        assert_eq!(routed("https://api.example.com/v2/../../../admin").0, url("http://10.0.0.5/x/admin"));
+        assert_eq!(routed("https://api.example.com/%2e%2e/admin").0, url("http://10.0.0.5/x/admin"));
+        for other in [
+            "https://export.arxiv.org/api/query",
+            "http://export.arxiv.org:8080/api/query",
+            "http://www.export.arxiv.org/",
+            "http://export.arxiv.org.evil.test/",
+            "http://api.example.com/v2",
+            "http://127.0.0.1:9000/api/query",
+        ] {
+            assert_eq!(routed(other), (url(other), false), "{other} is another origin");
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Operator routes (`--http-route ORIGIN=BASE_URL`) against
+//! `tests/web-fixture`, straight through the `http` capability (the
+//! hostile guest's `HttpProbe`, past any node's own checks): a routed
+//! origin reaches the base URL with its path and query; a route opens no
+//! other origin and no destination off the allow-list, and the guest is
+//! not told where a route leads; redirects from a routed service are
+//! routed and checked again, credentials following only to the same real
+//! origin; a guest cannot name a secret for its headers.
+
+use sandflow_runtime_host::{CapabilityConfig, Field, HttpConfig, Invocation, Limits, Runtime, RuntimeConfig, Value};
+use sandflow_web_fixture::{DOCS_FACT, WebFixture};
+use serde_json::Value as Json;
+use std::path::Path;
+
+fn runtime(http: HttpConfig) -> Runtime {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandflow-cache");
+    let capabilities = CapabilityConfig { http: Some(http), ..CapabilityConfig::default() };
+    Runtime::new(&RuntimeConfig { max_instances: 32, cache_dir: Some(cache), capabilities, ..RuntimeConfig::default() })
+        .expect("runtime starts")
+}
+
+/// Routes `http://svc.example` (a name that resolves nowhere) and
+/// `https://api.svc.example` (to the fixture's `/arxiv`), allowing `allow`.
+fn routed(web: &WebFixture, allow: &[String]) -> HttpConfig {
+    HttpConfig {
+        allow: allow.iter().map(|a| a.parse().expect("pattern")).collect(),
+        routes: vec![
+            format!("http://svc.example={}", web.url()).parse().expect("route"),
+            format!("https://api.svc.example={}/arxiv", web.url()).parse().expect("route"),
+        ],
+        ..HttpConfig::default()
+    }
+}
+
+/// What the hostile guest's `HttpProbe` got for `url` with `headers`.
+fn probe(runtime: &Runtime, url: &str, headers: &[&str]) -> String {
+    let bytes = std::fs::read(sandflow_guest_artifacts::HOSTILE_NODE).expect("built");
+    let node = runtime.load_node(&bytes).expect("loads");
+    let mut fields = vec![Field { name: "url".into(), value: Value::Text(url.into()) }];
+    fields.extend(headers.iter().map(|h| Field { name: "header".into(), value: Value::Text((*h).into()) }));
+    let invocation = Invocation {
+        component: "HttpProbe".into(),
+        node_id: "probe".into(),
+        display_name: "probe".into(),
+        session_id: "s".into(),
+        fields,
+        wanted: vec!["out".into()],
+    };
+    let mut outputs = runtime.sandbox(Limits::default()).run_node(&node, &invocation).expect("no trap").expect("ok");
+    match outputs.remove(0).value {
+        Value::Text(t) => t,
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+/// The JSON body of a probe's answer (the fixture's `/echo`).
+fn echoed(said: &str) -> Json {
+    let body = said.split_once(" body=").map(|(_, b)| b).unwrap_or_else(|| panic!("no body: {said}"));
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {said}"))
+}
+
+#[test]
+fn a_routed_origin_reaches_the_base_url_with_its_path_and_query() {
+    let web = WebFixture::start();
+    let runtime = runtime(routed(&web, &[web.host_port()]));
+    let said = probe(&runtime, "http://svc.example/echo?a=1&b=two%20words", &[]);
+    let echo = echoed(&said);
+    assert_eq!((echo["path"].as_str(), echo["query"].as_str()), (Some("/echo"), Some("a=1&b=two%20words")));
+    assert_eq!(echo["headers"]["host"], web.host_port(), "the request really went to the base URL");
+    // A base URL's path goes in front; the Atom feed is at `/arxiv/api/query`.
+    let said = probe(&runtime, "https://api.svc.example/api/query?search_query=all", &[]);
+    assert!(said.starts_with("status=200") && said.contains("Sandboxed Agents at Scale"), "{said}");
+    let uris: Vec<String> = web.seen().into_iter().map(|s| s.uri).collect();
+    assert_eq!(uris, ["/echo?a=1&b=two%20words", "/arxiv/api/query?search_query=all"]);
+}
+
+#[test]
+fn a_route_opens_no_other_origin_and_no_destination_off_the_list() {
+    let web = WebFixture::start();
+    // The route's destination is not allowed: the route does not allow it.
+    let runtime = runtime(routed(&web, &["example.org".to_owned()]));
+    let said = probe(&runtime, "http://svc.example/echo", &[]);
+    assert!(
+        said.starts_with(
+            "refused: denied: `svc.example` is routed by this host's operator to a destination its \
+             egress policy refuses"
+        ),
+        "{said}"
+    );
+    assert!(
+        !said.contains("127.0.0.1") && !said.contains(&web.addr().port().to_string()),
+        "where to is not told: {said}"
+    );
+    assert!(web.seen().is_empty(), "nothing reached the destination");
+
+    // Only the exact origin is routed; the rest meets the allow-list.
+    let runtime = self::runtime(routed(&web, &[web.host_port()]));
+    for other in [
+        "https://svc.example/echo",
+        "http://svc.example:8080/echo",
+        "http://www.svc.example/echo",
+        "http://svc.example.evil.test/echo",
+        "http://api.svc.example/api/query",
+    ] {
+        let said = probe(&runtime, other, &[]);
+        assert!(
+            said.starts_with("refused: denied: `") && said.contains("is not on this host's egress allow-list"),
+            "{other}: {said}"
+        );
+    }
+    // A route cannot be smuggled past the URL checks either.
+    let said = probe(&runtime, "http://user:pw@svc.example/echo", &[]);
+    assert!(said.contains("user information") && !said.contains("pw"), "{said}");
+    assert!(web.seen().is_empty(), "{:?}", web.seen());
+}
+
+#[test]
+fn redirects_from_a_routed_service_are_routed_and_checked_again() {
+    let web = WebFixture::start();
+    let other = WebFixture::start();
+    let runtime = runtime(routed(&web, &[web.host_port(), other.host_port(), "localhost".to_owned()]));
+    let port = web.addr().port();
+    // Relative redirects stay on the routed origin, through the route.
+    let said = probe(&runtime, "http://svc.example/redirect/2", &[]);
+    assert!(said.starts_with("status=200") && said.contains(DOCS_FACT), "{said}");
+    // Redirects away are checked where they lead.
+    for (to, says) in [
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            "redirect refused: `169.254.169.254` is not on this host's egress allow-list",
+        ),
+        (
+            &format!("http://localhost:{port}/docs"),
+            "redirect refused: `localhost` resolves to 127.0.0.1, a loopback address",
+        ),
+        ("http://blocked.invalid/", "redirect refused: `blocked.invalid` is not on this host's egress allow-list"),
+    ] {
+        let said = probe(&runtime, &format!("http://svc.example/away?to={to}"), &[]);
+        assert!(said.contains(says), "{to}: {said}");
+    }
+    // Credentials follow to the same real origin, never to another.
+    let same = format!("http://svc.example/away?to={}/echo", web.url());
+    let echo = echoed(&probe(&runtime, &same, &["authorization: Bearer t0k"]));
+    assert_eq!(echo["headers"]["authorization"], "Bearer t0k", "the route's own origin keeps them");
+    let away = format!("http://svc.example/away?to={}/echo", other.url());
+    let echo = echoed(&probe(&runtime, &away, &["authorization: Bearer t0k"]));
+    assert_eq!(echo["path"], "/echo");
+    assert!(echo["headers"].get("authorization").is_none(), "dropped across origins: {echo}");
+}
+
+#[test]
+fn a_guest_cannot_name_a_secret_for_its_headers() {
+    let web = WebFixture::start();
+    let runtime = runtime(routed(&web, &[web.host_port()]));
+    let said = probe(&runtime, "http://svc.example/echo", &["authorization: {{secret:api_key}}"]);
+    assert!(said.starts_with("refused: invalid request: field `api_key` of this node holds no key"), "{said}");
+    assert!(web.seen().is_empty());
+}
