@@ -30,6 +30,7 @@ mod capabilities;
 mod engine;
 mod error;
 mod flow;
+mod guest_clock;
 pub mod lanes;
 mod library;
 mod limits;

@@ -17,7 +17,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 /// capability contexts of this run.
 pub struct RunState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
     budget: Budget,
     pub(crate) log: RunLog,
     /// The capabilities' state for this run.
@@ -39,6 +39,10 @@ impl WasiView for RunState {
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<RunState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    // Timers that end with the run, in place of wasmtime-wasi's.
+    linker.allow_shadowing(true);
+    crate::guest_clock::add_to_linker(&mut linker)?;
+    linker.allow_shadowing(false);
     wit::sandflow::host::types::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
     {
         use wit::sandflow::host::{embeddings, files, http, llm, log, memory, retrieval, sql};

@@ -66,6 +66,20 @@ fn an_infinite_loop_with_fuel_to_spare_hits_the_deadline() {
     still_serving(&runtime);
 }
 
+/// `std::thread::sleep` is a WASI timer and a blocking host call, out of
+/// the epoch deadline's reach: the sandbox's timers end at the run's
+/// deadline, so a guest that sleeps for ever is stopped there.
+#[test]
+fn a_guest_that_sleeps_for_ever_is_stopped_at_its_deadline() {
+    let (runtime, node) = setup();
+    let short = Limits { deadline: Duration::from_millis(300), ..limits() };
+    let started = std::time::Instant::now();
+    let err = runtime.sandbox(short).run_node(&node, &attack("Sleep")).expect_err("never wakes by itself");
+    assert!(matches!(err, RunError::Deadline(_)), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(60), "stopped near its deadline: {:?}", started.elapsed());
+    still_serving(&runtime);
+}
+
 #[test]
 fn a_memory_bomb_hits_the_memory_cap() {
     let (runtime, node) = setup();

@@ -25,7 +25,7 @@ use sandflow_sdk::{Descriptor, Invocation, Level, Node, NodeError, Output, Value
 struct Hostile;
 
 const TYPES: &[&str] =
-    &["Spin", "Bomb", "Recurse", "Flood", "Huge", "Panic", "Crunch", "ToolProbe", "LlmProbe", "HttpProbe"];
+    &["Spin", "Bomb", "Recurse", "Flood", "Huge", "Panic", "Sleep", "Crunch", "ToolProbe", "LlmProbe", "HttpProbe"];
 
 impl Node for Hostile {
     fn describe() -> Vec<Descriptor> {
@@ -49,6 +49,10 @@ impl Node for Hostile {
             "Flood" => flood(),
             "Huge" => "x".repeat(10 << 20),
             "Panic" => panic!("the hostile node panics on purpose"),
+            "Sleep" => loop {
+                // An hour at a time, for ever: WASI timers, outside fuel's reach.
+                std::thread::sleep(std::time::Duration::from_secs(3_600));
+            },
             "Crunch" => crunch(sandflow_sdk::text_or(&invocation, "rounds", "1000").parse().unwrap_or(1000)),
             "ToolProbe" => tool_probe(&sandflow_sdk::text_or(&invocation, "target", "ChatInput-1")),
             "LlmProbe" => llm_probe(),
