@@ -12,6 +12,7 @@ pub const SQLITE: &[Embedded] = embedded!("../migrations/sqlite":
     (5, "0005_orders"),
     (6, "0006_api_keys"),
     (7, "0007_training_documents"),
+    (8, "0008_docx_documents"),
 );
 
 /// PostgreSQL's migrations, in order.
@@ -23,6 +24,7 @@ pub const POSTGRES: &[Embedded] = embedded!("../migrations/postgres":
     (5, "0005_orders"),
     (6, "0006_api_keys"),
     (7, "0007_training_documents"),
+    (8, "0008_docx_documents"),
 );
 
 #[cfg(test)]
