@@ -206,9 +206,9 @@ async fn every_format_is_processed_into_the_buyers_scope(app: TestApp) {
     assert_eq!((hits[0].metadata["start"].as_i64(), hits[0].metadata["end"].as_i64()), (Some(0), Some(35)));
     // Listed newest first; filtered by config and status.
     let listed = app.get(&format!("/api/training-documents/?config_id={config_id}"), &market.buyer).await.expect(200);
-    assert_eq!(listed.as_array().map(Vec::len), Some(5));
+    assert_eq!(listed.as_array().map(Vec::len), Some(6));
     let ready = app.get("/api/training-documents/?status=ready", &market.buyer).await.expect(200);
-    assert_eq!(ready.as_array().map(Vec::len), Some(5));
+    assert_eq!(ready.as_array().map(Vec::len), Some(6));
     let failed = app.get("/api/training-documents/?status=failed", &market.buyer).await.expect(200);
     assert_eq!(failed.as_array().map(Vec::len), Some(0));
 }
