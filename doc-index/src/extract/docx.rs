@@ -32,7 +32,9 @@ pub(super) fn text(bytes: &[u8], budget: &mut Budget<'_>) -> Result<String, Extr
     }
     let limit = budget.limits.max_expanded_bytes;
     let part = archive.by_name(DOCUMENT_PART).map_err(|_| {
-        ExtractError(format!("the file is not a DOCX document: it has no {DOCUMENT_PART} (is it another Office format?)"))
+        ExtractError(format!(
+            "the file is not a DOCX document: it has no {DOCUMENT_PART} (is it another Office format?)"
+        ))
     })?;
     // The declared size can lie: the read is capped whatever it says.
     if part.size() > limit as u64 {

@@ -27,10 +27,10 @@ pub mod store;
 pub use store::{FileStore, FilesConfig, FilesError, FilesScope, StoredFile};
 
 use super::io;
-use sandflow_doc_index::extract::{self, Kind};
 use crate::bindings::node::sandflow::host::files::{File, Host};
 use crate::bindings::node::sandflow::host::types::CapabilityError;
 use crate::sandbox::RunState;
+use sandflow_doc_index::extract::{self, Kind};
 
 /// The files of one run: the host's store, scoped to the run's tenant and agent.
 #[derive(Debug, Clone, Default)]
@@ -106,7 +106,8 @@ impl Host for RunState {
         );
         let _entered = span.enter();
         let max_time = self.caps.remaining().unwrap_or_default();
-        let limits = extract::Limits { max_time: max_time.min(extract::Limits::default().max_time), ..Default::default() };
+        let limits =
+            extract::Limits { max_time: max_time.min(extract::Limits::default().max_time), ..Default::default() };
         let span_inner = span.clone();
         self.files_call(move |store, scope| {
             let file = store.read(&scope, &name)?;
