@@ -13,6 +13,7 @@ pub const SQLITE: &[Embedded] = embedded!("../migrations/sqlite":
     (6, "0006_api_keys"),
     (7, "0007_training_documents"),
     (8, "0008_usage_http_bytes"),
+    (9, "0009_docx_documents"),
 );
 
 /// PostgreSQL's migrations, in order.
@@ -25,6 +26,7 @@ pub const POSTGRES: &[Embedded] = embedded!("../migrations/postgres":
     (6, "0006_api_keys"),
     (7, "0007_training_documents"),
     (8, "0008_usage_http_bytes"),
+    (9, "0009_docx_documents"),
 );
 
 #[cfg(test)]

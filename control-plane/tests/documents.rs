@@ -1,5 +1,5 @@
 //! Training documents on SQLite and PostgreSQL (each with a document index
-//! of its own): uploads of every format (a PDF made by the test), their
+//! of its own): uploads of every format (a PDF and a DOCX made by the test), their
 //! processing job into the index under the buyer's organisation and
 //! resource (the runtime's tenant and agent), re-processing that replaces
 //! chunks, deletion, and the refusals: too large, wrong type, not
@@ -21,6 +21,23 @@ on_both_stores_with_documents!(
     a_corrupt_pdf_fails_with_its_reason,
     only_the_buyers_organisation_sees_its_documents,
 );
+
+/// A DOCX package whose body holds `paragraphs` (XML-escaped already).
+pub fn docx(paragraphs: &[&str]) -> Vec<u8> {
+    use std::io::Write;
+    let body: String = paragraphs.iter().map(|p| format!("<w:p><w:r><w:t>{p}</w:t></w:r></w:p>")).collect();
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><w:document \
+         xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"><w:body>{body}</w:body></w:document>"
+    );
+    let mut out = Vec::new();
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(&mut out));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("word/document.xml", options).expect("entry");
+    zip.write_all(xml.as_bytes()).expect("write");
+    zip.finish().expect("zip");
+    out
+}
 
 /// A one-page PDF whose page shows `lines`, built with correct offsets.
 pub fn pdf(lines: &[&str]) -> Vec<u8> {
@@ -137,6 +154,11 @@ async fn every_format_is_processed_into_the_buyers_scope(app: TestApp) {
                 .to_vec(),
         ),
         file("manual.pdf", "application/pdf", pdf(&["The pump needs a 12 V supply.", "Clean the filter monthly."])),
+        file(
+            "descaling.docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            docx(&["Descale the machine every 200 cups.", "Use citric acid &amp; warm water."]),
+        ),
         // A generic type is read by the file's extension.
         file("faq.md", "application/octet-stream", b"Opening hours: nine to five.".to_vec()),
     ];
@@ -151,7 +173,7 @@ async fn every_format_is_processed_into_the_buyers_scope(app: TestApp) {
         ids.push(text(&document, "id"));
     }
     let ran = app.run_jobs().await;
-    assert_eq!(ran.len(), 5, "{ran:?}");
+    assert_eq!(ran.len(), 6, "{ran:?}");
     for id in &ids {
         let document = app.get(&format!("/api/training-documents/{id}"), &market.buyer).await.expect(200);
         assert_eq!(document["status"], "ready", "{document}");
@@ -171,6 +193,11 @@ async fn every_format_is_processed_into_the_buyers_scope(app: TestApp) {
         "{pump:?}"
     );
     assert_eq!(search(&app, &scope, "opening hours").await.len(), 1);
+    // DOCX: the body's paragraphs, a blank line apart.
+    assert_eq!(
+        search(&app, &scope, "descale").await,
+        ["Descale the machine every 200 cups.\n\nUse citric acid & warm water."]
+    );
     // Chunks carry their source and offsets.
     let index = app.state.documents.as_ref().expect("index");
     let hits = index.search(&scope, &SearchRequest::lexical("", "shipping", 1)).await.expect("search");
@@ -179,9 +206,9 @@ async fn every_format_is_processed_into_the_buyers_scope(app: TestApp) {
     assert_eq!((hits[0].metadata["start"].as_i64(), hits[0].metadata["end"].as_i64()), (Some(0), Some(35)));
     // Listed newest first; filtered by config and status.
     let listed = app.get(&format!("/api/training-documents/?config_id={config_id}"), &market.buyer).await.expect(200);
-    assert_eq!(listed.as_array().map(Vec::len), Some(5));
+    assert_eq!(listed.as_array().map(Vec::len), Some(6));
     let ready = app.get("/api/training-documents/?status=ready", &market.buyer).await.expect(200);
-    assert_eq!(ready.as_array().map(Vec::len), Some(5));
+    assert_eq!(ready.as_array().map(Vec::len), Some(6));
     let failed = app.get("/api/training-documents/?status=failed", &market.buyer).await.expect(200);
     assert_eq!(failed.as_array().map(Vec::len), Some(0));
 }
@@ -242,7 +269,7 @@ async fn bad_uploads_are_refused(app: TestApp) {
         upload(&app, &market.buyer, vec![field("config_id", &config_id), file("x.png", "image/png", vec![0x89, b'P'])])
             .await
             .refused(415, "unsupported_media_type");
-    assert!(detail.contains("PDF") && detail.contains("Markdown"), "{detail}");
+    assert!(detail.contains("PDF") && detail.contains("DOCX") && detail.contains("Markdown"), "{detail}");
     upload(
         &app,
         &market.buyer,

@@ -8,6 +8,9 @@
 //! default), `sqlite::memory:` in tests, or PostgreSQL; migrations are
 //! embedded per dialect and run on open.
 //!
+//! [`extract`] turns uploaded documents (PDF, DOCX, HTML, Markdown, text)
+//! into text within bounds, for both of them.
+//!
 //! Every chunk belongs to a [`Scope`] (tenant and agent), a collection and
 //! a document. Every call takes the scope from its caller (the run's tenant
 //! and agent, the buyer's organisation and agent), never from what a guest
@@ -35,6 +38,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod extract;
 mod rank;
 mod store;
 

@@ -7,8 +7,8 @@
 //! The folder is a prefix of the agent's storage (`""` or `.` for all of
 //! it), never a host directory: an absolute path or `..` is refused as
 //! Langflow refuses one that escapes its allowed root. Hidden files are
-//! never stored, so `load_hidden` changes nothing; PDF and DOCX files fail
-//! (or, with `silent_errors`, are skipped) as the File node explains.
+//! never stored, so `load_hidden` changes nothing; PDF and DOCX files are
+//! read as the File node reads them (their text extracted by the host).
 
 use crate::file::{LANGFLOW_TEXT_TYPES, load};
 use sandflow_sdk::host::files;

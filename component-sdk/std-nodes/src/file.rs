@@ -3,7 +3,11 @@
 //! capability from the tenant's storage, as Langflow 1.13's File component
 //! reads text formats (`parse_text_file_to_data`): `txt`, `md`, `mdx`,
 //! `csv`, `json`, `yaml`, `yml`, `xml`, `html`, `htm`, `py`, `js`, `ts`,
-//! `tsx`, `sh`, `sql`.
+//! `tsx`, `sh`, `sql`; and PDF and DOCX, whose text the host extracts
+//! (`files.read-text`, bounded there): PDF pages and DOCX body paragraphs
+//! joined by a blank line, as Langflow joins pypdf's pages and
+//! python-docx's paragraphs, in a record of `file_path` and `text` only
+//! (no `encoding`, as Langflow's).
 //!
 //! Outputs: `message` (Raw Content: every file's text joined by
 //! `separator`), `dataframe` (one file: a CSV's rows, otherwise the file's
@@ -12,10 +16,12 @@
 //! read). Names are storage names (`<flow_id>/<file>` for uploads), never
 //! host paths.
 //!
-//! Departures: PDF and DOCX files, the Docling formats and archives are
-//! refused with an error that says so (Langflow extracts them with
-//! pypdf, python-docx and Docling, which do not run in the sandbox); so are
-//! `advanced_mode` and its two outputs. Encodings are UTF-8 (a BOM is
+//! Departures: the Docling formats and archives are refused with an error
+//! that says so (Langflow reads them with Docling, which does not run in
+//! the sandbox); so are `advanced_mode` and its two outputs. PDF text is
+//! lopdf's, which lays out words and lines like pypdf's but not always
+//! with the same spaces; `.PDF` and `.DOCX` are read as documents too
+//! (Langflow's test of the extension is case-sensitive). Encodings are UTF-8 (a BOM is
 //! dropped) with a Latin-1 fallback instead of chardet's guess; JSON is
 //! re-serialised compactly like orjson but without NFKD normalisation;
 //! YAML and XML are kept as their text (Langflow re-serialises them).
@@ -31,9 +37,12 @@ use serde_json::{Map, Value as Json};
 pub const NAME: &str = "file";
 
 /// Extensions read as text (Langflow's `TEXT_FILE_TYPES` without `pdf`
-/// and `docx`).
+/// and `docx`, which are [`DOCUMENT_TYPES`]).
 pub const TEXT_TYPES: &[&str] =
     &["csv", "json", "txt", "md", "mdx", "yaml", "yml", "xml", "html", "htm", "py", "sh", "sql", "js", "ts", "tsx"];
+
+/// Extensions whose text the host extracts (`files.read-text`).
+pub const DOCUMENT_TYPES: &[&str] = &["pdf", "docx"];
 
 /// Langflow's `TEXT_FILE_TYPES`, which the Directory node validates against.
 pub const LANGFLOW_TEXT_TYPES: &[&str] = &[
@@ -84,8 +93,8 @@ pub struct Loaded {
     pub name: String,
     /// The text, after Langflow's structured-text step.
     pub text: String,
-    /// The encoding the bytes were read with.
-    pub encoding: &'static str,
+    /// The encoding the bytes were read with (none for PDF and DOCX).
+    pub encoding: Option<&'static str>,
     /// The raw text, before that step (for CSV rows).
     pub raw: String,
 }
@@ -96,7 +105,9 @@ impl Loaded {
         let mut record = Map::new();
         record.insert("file_path".into(), Json::String(self.name.clone()));
         record.insert("text".into(), Json::String(self.text.clone()));
-        record.insert("encoding".into(), Json::String(self.encoding.into()));
+        if let Some(encoding) = self.encoding {
+            record.insert("encoding".into(), Json::String(encoding.into()));
+        }
         record
     }
 }
@@ -250,15 +261,8 @@ fn extension(name: &str) -> String {
 fn check_extension(name: &str) -> Result<(), Unsupported> {
     let ext = extension(name);
     let file = name.rsplit('/').next().unwrap_or(name);
-    if TEXT_TYPES.contains(&ext.as_str()) {
+    if TEXT_TYPES.contains(&ext.as_str()) || DOCUMENT_TYPES.contains(&ext.as_str()) {
         return Ok(());
-    }
-    if ext == "pdf" || ext == "docx" {
-        return Err(Unsupported::Refuse(format!(
-            "'{file}' is a .{ext} file: Sandflow's File node reads text formats only ({}); extracting text from \
-             .{ext} files is not supported yet",
-            TEXT_TYPES.join(", ")
-        )));
     }
     if DOCLING_ONLY.contains(&ext.as_str()) {
         return Err(Unsupported::Refuse(format!(
@@ -273,12 +277,16 @@ fn check_extension(name: &str) -> Result<(), Unsupported> {
 
 /// Reads and parses one file through the `files` capability.
 pub fn load(name: &str, encoding: &str) -> Result<Loaded, NodeError> {
+    if DOCUMENT_TYPES.contains(&extension(name).as_str()) {
+        let text = files::read_text(name).map_err(|e| read_error(name, &e))?;
+        return Ok(Loaded { name: name.to_owned(), raw: text.clone(), text, encoding: None });
+    }
     let file = files::read(name).map_err(|e| read_error(name, &e))?;
     let (raw, encoding) = decode(&file.content, encoding)
         .map_err(|why| NodeError::InvalidInput(format!("Error loading file {name}: {why}")))?;
     let text = structured_text(name, &raw)
         .map_err(|why| NodeError::InvalidInput(format!("Error loading file {name}: {why}")))?;
-    Ok(Loaded { name: name.to_owned(), text, encoding, raw })
+    Ok(Loaded { name: name.to_owned(), text, encoding: Some(encoding), raw })
 }
 
 /// A failed read as Langflow words it (a missing file) or with the host's reason.
@@ -287,6 +295,9 @@ pub(crate) fn read_error(name: &str, error: &CapabilityError) -> NodeError {
         CapabilityError::Invalid(m) if m.starts_with("there is no file") => {
             NodeError::InvalidInput(format!("File not found: '{name}'. Please upload the file again."))
         }
+        // A document the host could not extract: its message names the
+        // file and says what is wrong with it.
+        CapabilityError::Invalid(m) if m.starts_with("cannot read '") => NodeError::InvalidInput(m.clone()),
         other => NodeError::Failed(format!("cannot read '{name}': {}", capability_message(other))),
     }
 }
@@ -456,7 +467,7 @@ mod tests {
 
     #[test]
     fn unsupported_formats_say_so() {
-        assert!(matches!(check_extension("f/cv.pdf"), Err(Unsupported::Refuse(m)) if m.contains("not supported")));
+        assert!(check_extension("f/cv.pdf").is_ok() && check_extension("f/memo.DOCX").is_ok());
         assert!(matches!(check_extension("f/x.png"), Err(Unsupported::Refuse(_))));
         assert!(matches!(check_extension("f/x.exe"), Err(Unsupported::Skip(_))));
         assert!(check_extension("f/x.TXT").is_ok());

@@ -14,7 +14,7 @@
 //! document shows `failed` after the last attempt.
 
 pub mod chunk;
-pub mod extract;
+pub use sandflow_doc_index::extract;
 
 use crate::AppState;
 use crate::config::Config;

@@ -3,8 +3,8 @@
 //! and read them; owners and admins upload, re-process and delete.
 //! Everyone else gets a 404, as for any resource that is not theirs.
 //!
-//! Upload: `multipart/form-data` with `file` (PDF, Markdown, plain text or
-//! HTML, by its content type or, for a generic one, its extension),
+//! Upload: `multipart/form-data` with `file` (PDF, DOCX, Markdown, plain
+//! text or HTML, by its content type or, for a generic one, its extension),
 //! `config_id` (the customer agent config it belongs to) and optionally
 //! `collection` (the knowledge base name flows search; empty: the agent's
 //! default, which a flow's empty knowledge base searches). Over
@@ -17,7 +17,7 @@ use super::{OptionalJsonBody, Path, Query};
 use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::db::{new_id, now_ms};
-use crate::documents::extract::Kind;
+use crate::documents::extract::{self, Kind};
 use crate::documents::{self, PROCESS};
 use crate::error::{Error, Result};
 use crate::jobs;
@@ -70,7 +70,7 @@ pub struct DocumentOut {
     pub collection: String,
     /// File name as uploaded.
     pub filename: String,
-    /// `pdf`, `markdown`, `text` or `html`.
+    /// `pdf`, `docx`, `markdown`, `text` or `html`.
     pub kind: String,
     /// Content type.
     pub content_type: String,
@@ -215,7 +215,7 @@ fn form_text(name: &str, bytes: Vec<u8>) -> Result<String> {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 struct UploadForm {
-    /// The document: PDF, Markdown, plain text or HTML.
+    /// The document: PDF, DOCX, Markdown, plain text or HTML.
     #[schema(format = Binary, value_type = String)]
     file: Vec<u8>,
     /// The customer agent config it belongs to.
@@ -258,10 +258,11 @@ async fn upload(
                 let content_type = field.content_type().map(str::to_owned);
                 let Some(kind) = Kind::detect(content_type.as_deref(), &filename) else {
                     return Err(Error::UnsupportedMediaType(format!(
-                        "`{}` ({}) is not a supported document: upload PDF (application/pdf), Markdown \
-                         (text/markdown), plain text (text/plain) or HTML (text/html)",
+                        "`{}` ({}) is not a supported document: upload PDF (application/pdf), DOCX \
+                         ({}), Markdown (text/markdown), plain text (text/plain) or HTML (text/html)",
                         filename,
-                        content_type.as_deref().unwrap_or("no content type")
+                        content_type.as_deref().unwrap_or("no content type"),
+                        extract::DOCX_CONTENT_TYPE,
                     )));
                 };
                 let bytes = read_field(field, limit, || {
@@ -304,7 +305,7 @@ async fn upload(
         .filter(|c| !c.is_control())
         .take(MAX_FILENAME_CHARS)
         .collect::<String>();
-    if kind != Kind::Pdf && std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes)).is_err() {
+    if !kind.is_binary() && std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes)).is_err() {
         return Err(Error::Invalid(format!("`{filename}` is not UTF-8 text: save it as UTF-8 and upload it again")));
     }
     let config = agent_configs::load(&state, &user, &config_id, true).await?;
