@@ -276,11 +276,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sqlite_insert_has_fifteen_plain_parameters_per_row() {
+    fn sqlite_insert_has_sixteen_plain_parameters_per_row() {
         let sql = insert_sql(Dialect::Sqlite, 2);
-        assert_eq!(sql.matches('?').count(), 30);
+        assert_eq!(sql.matches('?').count(), 32);
         assert!(!sql.contains('$'));
-        assert!(sql.contains("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), (?,"));
+        assert!(sql.contains("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), (?,"));
         assert!(sql.ends_with("?) ON CONFLICT (idempotency_key) DO NOTHING"));
     }
 
@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn postgres_insert_numbers_parameters_after_the_timestamp() {
         let sql = insert_sql(Dialect::Postgres, 2);
-        assert!(sql.contains("($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $1, $1), ($15,"));
-        assert!(sql.ends_with("$27, $1, $1) ON CONFLICT (idempotency_key) DO NOTHING"));
+        assert!(sql.contains("($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $1, $1), ($16,"));
+        assert!(sql.ends_with("$29, $1, $1) ON CONFLICT (idempotency_key) DO NOTHING"));
     }
 }

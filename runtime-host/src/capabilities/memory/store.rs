@@ -19,6 +19,8 @@ use sandflow_sql_migrations::store::{Dialect, OpenError, StoreUrl};
 use sandflow_sql_migrations::{Embedded, embedded};
 use sqlx::{AnyPool, Row};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
@@ -90,6 +92,9 @@ pub struct Scope {
 pub struct MemoryStore {
     pool: AnyPool,
     writer: mpsc::UnboundedSender<Queued>,
+    /// Set by [`MemoryStore::close`]: the SQLite writer thread, which has
+    /// a connection of its own, stores nothing more.
+    closed: Arc<AtomicBool>,
     /// Where it is, password hidden (for logs).
     url: String,
 }
@@ -160,6 +165,7 @@ impl MemoryStore {
             Dialect::Postgres => sandflow_sql_migrations::migrator(POSTGRES_MIGRATIONS).await?.run(&pool).await?,
         }
         let (writer, queue) = mpsc::unbounded_channel();
+        let closed = Arc::new(AtomicBool::new(false));
         match url.sqlite_file() {
             // A file: a thread of its own writes with its own connection,
             // no async hand-offs on the way (see `sqlite_writer`).
@@ -167,7 +173,10 @@ impl MemoryStore {
                 let connection = sqlite_writer::open(file).map_err(|e| MemoryError::Write(e.to_string()))?;
                 std::thread::Builder::new()
                     .name("sandflow-memory-writer".into())
-                    .spawn(move || sqlite_writer::write_queued(connection, queue))
+                    .spawn({
+                        let closed = closed.clone();
+                        move || sqlite_writer::write_queued(connection, queue, &closed)
+                    })
                     .map_err(|e| MemoryError::Write(format!("cannot start the writer thread: {e}")))?;
                 tokio::spawn(checkpoint_wal(pool.clone()));
             }
@@ -175,7 +184,7 @@ impl MemoryStore {
                 tokio::spawn(write_queued(pool.clone(), queue));
             }
         }
-        Ok(Self { pool, writer, url: url.shown })
+        Ok(Self { pool, writer, closed, url: url.shown })
     }
 
     /// Appends `message` to its session in `scope`, once it is stored.
@@ -233,6 +242,7 @@ impl MemoryStore {
 
     /// Closes every connection (waits for those in use).
     pub async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
         let pool = self.pool.clone();
         io::run_on_io(async move { pool.close().await }).await;
     }
@@ -348,7 +358,7 @@ async fn insert(pool: &AnyPool, batch: &[Queued]) -> Result<(), sqlx::Error> {
 /// batch (the I/O runtime, then its connection thread) and re-read every
 /// parameter's name on each bind.
 mod sqlite_writer {
-    use super::{COLUMNS, INSERT_COLUMNS, Queued, WRITE_BATCH};
+    use super::{AtomicBool, COLUMNS, INSERT_COLUMNS, Ordering, Queued, WRITE_BATCH};
     use rusqlite::{Connection, ToSql, params_from_iter};
     use tokio::sync::mpsc;
 
@@ -363,8 +373,12 @@ mod sqlite_writer {
         Ok(connection)
     }
 
-    /// Writes until every sender is gone.
-    pub(super) fn write_queued(mut connection: Connection, mut queue: mpsc::UnboundedReceiver<Queued>) {
+    /// Writes until every sender is gone; refuses once `closed`.
+    pub(super) fn write_queued(
+        mut connection: Connection,
+        mut queue: mpsc::UnboundedReceiver<Queued>,
+        closed: &AtomicBool,
+    ) {
         let mut batch = Vec::with_capacity(WRITE_BATCH);
         while let Some(first) = queue.blocking_recv() {
             batch.push(first);
@@ -374,7 +388,11 @@ mod sqlite_writer {
                     Err(_) => break,
                 }
             }
-            let written = insert(&mut connection, &batch).map_err(|e| e.to_string());
+            let written = if closed.load(Ordering::SeqCst) {
+                Err("the memory store is closed".to_owned())
+            } else {
+                insert(&mut connection, &batch).map_err(|e| e.to_string())
+            };
             for queued in batch.drain(..) {
                 let _ = queued.done.send(written.clone());
             }
