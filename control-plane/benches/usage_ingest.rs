@@ -80,7 +80,7 @@ fn records(prefix: &str, count: usize) -> (Vec<UsageRecord>, usize) {
                 wall_micros: 800 + (i % 1000) as u64,
                 bytes_in: 27,
                 bytes_out: 140,
-                http_bytes: if i % 4 == 0 { 18_000 } else { 0 },
+                http_bytes: if i.is_multiple_of(4) { 18_000 } else { 0 },
                 outcome: if i % 50 == 0 { "out_of_fuel".into() } else { "completed".into() },
                 started_at_ms: 1_764_115_200_000 + i as u64,
                 key_id: Some(format!("key-{}", i % 8)),

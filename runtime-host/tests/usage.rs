@@ -52,7 +52,7 @@ fn record(n: usize) -> UsageRecord {
         wall_micros: 42,
         bytes_in: 5,
         bytes_out: 5,
-        http_bytes: if n % 2 == 0 { 0 } else { 4_096 },
+        http_bytes: if n.is_multiple_of(2) { 0 } else { 4_096 },
         outcome: "completed".into(),
         started_at_ms: 1_700_000_000_000,
         key_id: Some(format!("key-{}", n % 3)),

@@ -400,7 +400,7 @@ mod sqlite_writer {
     }
 
     fn insert(connection: &mut Connection, batch: &[Queued]) -> rusqlite::Result<()> {
-        let placeholders = vec!["?"; COLUMNS].join(", ");
+        let placeholders = ["?"; COLUMNS].join(", ");
         let transaction = connection.transaction()?;
         {
             let mut insert = transaction
