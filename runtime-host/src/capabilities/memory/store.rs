@@ -379,6 +379,8 @@ mod sqlite_writer {
         mut queue: mpsc::UnboundedReceiver<Queued>,
         closed: &AtomicBool,
     ) {
+        let placeholders = ["?"; COLUMNS].join(", ");
+        let sql = format!("INSERT INTO memory_message ({INSERT_COLUMNS}) VALUES ({placeholders})");
         let mut batch = Vec::with_capacity(WRITE_BATCH);
         while let Some(first) = queue.blocking_recv() {
             batch.push(first);
@@ -391,7 +393,7 @@ mod sqlite_writer {
             let written = if closed.load(Ordering::SeqCst) {
                 Err("the memory store is closed".to_owned())
             } else {
-                insert(&mut connection, &batch).map_err(|e| e.to_string())
+                insert(&mut connection, &sql, &batch).map_err(|e| e.to_string())
             };
             for queued in batch.drain(..) {
                 let _ = queued.done.send(written.clone());
@@ -399,12 +401,11 @@ mod sqlite_writer {
         }
     }
 
-    fn insert(connection: &mut Connection, batch: &[Queued]) -> rusqlite::Result<()> {
-        let placeholders = ["?"; COLUMNS].join(", ");
+    /// Inserts `batch` with `sql`, the one-row insert, in one transaction.
+    fn insert(connection: &mut Connection, sql: &str, batch: &[Queued]) -> rusqlite::Result<()> {
         let transaction = connection.transaction()?;
         {
-            let mut insert = transaction
-                .prepare_cached(&format!("INSERT INTO memory_message ({INSERT_COLUMNS}) VALUES ({placeholders})"))?;
+            let mut insert = transaction.prepare_cached(sql)?;
             for queued in batch {
                 let texts = queued.values.iter().map(|v| v as &dyn ToSql);
                 let times = [&queued.at as &dyn ToSql, &queued.at];
