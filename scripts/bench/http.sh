@@ -17,7 +17,8 @@ work=$(mktemp -d)
 # Langflow's workers outlive their parent: stop them by name too.
 trap 'kill $(jobs -p) 2>/dev/null || true; pkill -f "langflow run --host 127.0.0.1 --port 7871" || true; rm -rf "$work"' EXIT
 
-cargo build --release --locked --bin sandflow
+# --workspace: the same feature set as `cargo bench --workspace`, so the two share one build.
+cargo build --release --locked --workspace --bin sandflow
 SANDFLOW_DATA_DIR="$work/data" target/release/sandflow serve --role runtime --listen 127.0.0.1:7870 --dev-keys --tenant-rpm 100000000 \
   --agent "echo=$flows/echo.json@bench" > "$work/serve.log" &
 for _ in $(seq 100); do grep -q "serving" "$work/serve.log" 2>/dev/null && break; sleep 0.1; done

@@ -200,7 +200,9 @@ impl MemoryStore {
         check_message(message)?;
         let files = serde_json::to_string(&message.files).unwrap_or_else(|_| "[]".into());
         let values = [
-            uuid::Uuid::new_v4().to_string(),
+            // Time-ordered, so the unique index on `message_id` grows at its
+            // end: a commit dirties a few pages, not one per message.
+            uuid::Uuid::now_v7().to_string(),
             scope.tenant.clone(),
             scope.agent.clone(),
             message.session_id.clone(),
@@ -368,7 +370,7 @@ mod sqlite_writer {
         let connection = Connection::open(path)?;
         connection.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
-             PRAGMA wal_autocheckpoint = 0;",
+             PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -32768;",
         )?;
         Ok(connection)
     }
