@@ -53,7 +53,9 @@ pub use bindings::sandflow::host::types::{CapabilityError, Data, Message, ModelS
 /// Host capabilities a node may import. Using one adds its import to the
 /// node's component; the host refuses what the tenant has not configured.
 pub mod host {
-    pub use crate::bindings::sandflow::host::{embeddings, files, http, llm, log, memory, retrieval, sql, tools};
+    pub use crate::bindings::sandflow::host::{
+        calendar, embeddings, files, http, llm, log, memory, retrieval, sql, tools,
+    };
 }
 
 /// Exports `$ty` (which implements [`Node`]) as this component's node.

@@ -28,6 +28,8 @@ pub enum Capability {
     Sql,
     /// Run attachments and tenant storage.
     Files,
+    /// The date and time in a time zone.
+    Calendar,
 }
 
 /// What part a node plays in the schedule.
@@ -127,7 +129,7 @@ pub static COMPONENTS: &[Component] = &[
         &["Agent"],
         "agent",
         &[("response", MESSAGE), ("structured_response", DATA), ("component_as_tool", TOOL)],
-        &[Llm, Memory],
+        &[Llm, Memory, Calendar],
     ),
     step(
         &["StructuredOutput"],
@@ -137,6 +139,7 @@ pub static COMPONENTS: &[Component] = &[
     ),
     step(&["BatchRunComponent"], "batch-run", &[("batch_results", TABLE)], &[Llm]),
     step(&["CalculatorComponent"], "calculator", &[("result", DATA), ("component_as_tool", TOOL)], &[]),
+    step(&["CurrentDate"], "current-date", &[("current_date", MESSAGE), ("component_as_tool", TOOL)], &[Calendar]),
     // Memory and knowledge
     step(
         &["Memory"],

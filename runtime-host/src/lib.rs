@@ -41,6 +41,7 @@ pub mod usage;
 
 pub use bindings::node::exports::sandflow::node::handler::{Descriptor, Field, Invocation, NodeError, Output, Port};
 pub use bindings::node::sandflow::host::types::{Data, Message, ModelSettings, Table, Tool, Value};
+pub use capabilities::calendar::Calendar;
 pub use capabilities::embeddings::EmbeddingsConfig;
 pub use capabilities::files::{FileStore, FilesConfig, FilesError, FilesScope, StoredFile};
 pub use capabilities::http::{HostPattern, HttpConfig, Route as HttpRoute, WebSearchProvider};

@@ -45,7 +45,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<RunState>> {
     linker.allow_shadowing(false);
     wit::sandflow::host::types::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
     {
-        use wit::sandflow::host::{embeddings, files, http, llm, log, memory, retrieval, sql};
+        use wit::sandflow::host::{calendar, embeddings, files, http, llm, log, memory, retrieval, sql};
         log::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
         llm::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
         embeddings::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
@@ -54,6 +54,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<RunState>> {
         http::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
         sql::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
         files::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+        calendar::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
     }
     // `tools` calls back into node instances, so it needs the store itself.
     crate::flow::tools::add_to_linker(&mut linker)?;

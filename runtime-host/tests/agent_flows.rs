@@ -50,6 +50,11 @@ struct World {
 
 impl World {
     fn new() -> Self {
+        Self::with_http(|_, _| {})
+    }
+
+    /// A world whose egress policy `adjust` changes (routes, allow-list).
+    fn with_http(adjust: impl FnOnce(&mut HttpConfig, &WebFixture)) -> Self {
         let io = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let dir = tempfile::tempdir().expect("temp dir");
         let model = io.block_on(ModelServer::start(Options::default())).expect("model server starts");
@@ -69,10 +74,14 @@ impl World {
         let capabilities = CapabilityConfig {
             llm: LlmConfig { providers: providers.iter().map(|p| p.parse().expect("provider")).collect() },
             memory: Some(MemoryStore::open_blocking("sqlite::memory:").expect("memory opens")),
-            http: Some(HttpConfig {
-                allow: vec![web.host_port().parse().expect("pattern")],
-                web_search: Some(format!("{}/search", web.url()).parse().expect("search URL")),
-                ..HttpConfig::default()
+            http: Some({
+                let mut http = HttpConfig {
+                    allow: vec![web.host_port().parse().expect("pattern")],
+                    web_search: Some(format!("{}/search", web.url()).parse().expect("search URL")),
+                    ..HttpConfig::default()
+                };
+                adjust(&mut http, &web);
+                http
             }),
             files: Some(files.clone()),
             documents: Some(sandflow_runtime_host::open_documents_blocking(&index_url).expect("index opens")),
@@ -247,6 +256,27 @@ fn content_aggregator_saves_the_digest_of_the_feed_into_the_tenants_files() {
             && digest.contains("--http-allow news.google.com"),
         "{digest}"
     );
+}
+
+#[test]
+fn content_aggregator_searches_google_news_as_exported_through_an_operator_route() {
+    // The operator sends Google News to a mirror (the fixture): the flow
+    // runs as exported, News mode and all.
+    let world = World::with_http(|http, web| {
+        http.routes.push(format!("https://news.google.com={}/news", web.url()).parse().expect("route"));
+    });
+    world.provision("content-aggregator");
+    let digest = answer(&world.run("content-aggregator", "artificial intelligence", json!({})));
+    assert!(
+        world.web.seen().iter().any(|s| s.uri == "/news/rss/search?q=artificial+intelligence&hl=en-US&gl=US&ceid=US:en"),
+        "Web Search asked Google News for the user's query: {:?}",
+        world.web.seen().iter().map(|s| &s.uri).collect::<Vec<_>>()
+    );
+    // Both items went through Batch Run, Parser and the Agent.
+    let sent = world.requests("/v1/chat/completions");
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(digest.starts_with("You said: ## First & foremost\nYou said: <p>One <b>bold</b> story</p>"), "{digest}");
+    assert!(digest.contains("## Second\nYou said: Two\n"), "{digest}");
 }
 
 // --------------------------------------------------------------- Market Research

@@ -290,9 +290,14 @@ fn peak_rss() -> u64 {
 
 // ------------------------------------------------------------- scenarios
 
-const REPORT_PAGE_1: &[&str] =
-    &["Northwind Traders Annual Report 2025", "Revenue: USD 12.4 million", "Gross Profit: USD 5.1 million"];
-const REPORT_PAGE_2: &[&str] = &["EBITDA: USD 2.9 million", "Net Income: USD 1.7 million", "Net Margin: 13.7%"];
+const REPORT_PAGE_1: &[&str] = &[
+    "Northwind Traders Annual Report 2025",
+    "Company: Northwind Traders",
+    "Revenue: USD 12.4 million",
+    "Gross Profit: USD 5.1 million",
+];
+const REPORT_PAGE_2: &[&str] =
+    &["EBITDA: USD 2.9 million", "EBIT: USD 2.2 million", "Net Income: USD 1.7 million", "Net Margin: 13.7%"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn financial_report_parser_reads_an_uploaded_pdf() {
@@ -311,12 +316,26 @@ async fn financial_report_parser_reads_an_uploaded_pdf() {
     }
     let (first, second) = (text.find("Gross Profit").expect("page 1"), text.find("EBITDA").expect("page 2"));
     assert!(first < second && text[first..second].contains("\n\n"), "pages joined by a blank line: {text:?}");
-    assert!(sent[0]["messages"][0]["content"].as_str().unwrap_or("").contains("financial report parser"));
-    // The flow's answer goes through the Agent's `structured_response`
-    // output, which Sandflow's Agent does not produce yet: the model's
-    // reply to the report is its echo, and nothing reaches Chat Output.
-    assert_eq!(sent.len(), 1);
-    assert!(body["outputs"][0]["outputs"].as_array().is_some_and(Vec::is_empty), "{body}");
+    // The Agent's `structured_response`, with no tools: one model call, the
+    // system prompt and the report, the output schema's seven fields
+    // enforced in Langflow's `objects` envelope.
+    let messages = sent[0]["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 2, "no history on the structured path: {messages:?}");
+    assert!(messages[0]["content"].as_str().unwrap_or("").contains("financial report parser"));
+    let schema = &sent[0]["response_format"]["json_schema"]["schema"];
+    let record = &schema["properties"]["objects"]["items"];
+    let mut fields: Vec<&str> = record["required"].as_array().expect("required").iter().filter_map(|f| f.as_str()).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["COMPANY", "EBIT", "EBITDA", "GROSS_PROFIT", "NET_INCOME", "NET_MARGIN", "REVENUE"]);
+    // The model picked each metric out of the report; the Parser's template
+    // makes the table the flow answers.
+    assert_eq!(
+        body["outputs"][0]["outputs"][0]["results"]["message"]["text"],
+        "## 📊 Northwind Traders\n\n| Metric | Value |\n|--------|-------|\n\
+         | Revenue | USD 12.4 million |\n| Gross Profit | USD 5.1 million |\n| EBITDA | USD 2.9 million |\n\
+         | Operating Income (EBIT) | USD 2.2 million |\n| Net Income | USD 1.7 million |\n| Net Margin | 13.7% |",
+        "{body}"
+    );
 }
 
 const MANUAL: &[&str] = &[

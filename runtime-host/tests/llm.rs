@@ -6,7 +6,7 @@
 use sandflow_flow_compiler::{CompileOptions, compile};
 use sandflow_model_server::{ModelServer, Options};
 use sandflow_runtime_host::{
-    CapabilityConfig, FlowComponent, Limits, LlmConfig, Persona, RunContext, RunError, RunOutcome, RunRequest, Runtime,
+    Calendar, CapabilityConfig, FlowComponent, Limits, LlmConfig, Persona, RunContext, RunError, RunOutcome, RunRequest, Runtime,
     RuntimeConfig, Secret, Secrets, Value,
 };
 use serde_json::Value as Json;
@@ -215,6 +215,37 @@ fn the_built_in_calculator_is_a_tool_when_switched_on() {
     let tool_turn = sent[1]["messages"].as_array().and_then(|m| m.last()).cloned().expect("a turn");
     assert_eq!(tool_turn["role"], "tool");
     assert_eq!(tool_turn["content"], r#"{"result":"16"}"#);
+}
+
+#[test]
+fn the_current_date_tool_reads_the_hosts_calendar() {
+    let model = model(Options::default());
+    let mut capabilities = CapabilityConfig {
+        llm: LlmConfig { providers: vec![openai(&model).parse().expect("provider spec")] },
+        ..CapabilityConfig::default()
+    };
+    capabilities.calendar = Calendar::fixed("2026-11-26T14:02:21Z").expect("instant");
+    let runtime = Runtime::new(&RuntimeConfig { capabilities, ..RuntimeConfig::default() }).expect("runtime starts");
+    // Simple Agent turns Langflow's `add_current_date_tool` on.
+    let flow = load(&runtime, &shared_flow("starter/simple-agent.json"));
+    let input = r#"use get_current_date {"timezone": "Europe/Paris"}"#;
+    let outcome = run(&runtime, &flow, input, RunContext::default()).expect("runs");
+    assert_eq!(answer(&outcome), "get_current_date returned: Current date and time in Europe/Paris: 2026-11-26 15:02:21 CET");
+    let sent = chat_requests(&model);
+    let offered: Vec<&str> = sent[0]["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
+    assert_eq!(offered.last(), Some(&"get_current_date"), "after the wired tools, as Langflow offers it: {offered:?}");
+
+    // A zone that is not one, or a path in disguise, is an answer the model reads.
+    for zone in ["Nowhere/None", "../../../etc/passwd"] {
+        let input = format!(r#"use get_current_date {{"timezone": "{zone}"}}"#);
+        let outcome = run(&runtime, &flow, &input, RunContext::default()).expect("runs");
+        assert_eq!(answer(&outcome), format!("get_current_date returned: Error: 'No time zone found with key {zone}'"));
+    }
 }
 
 /// Travel Planning Agents without its web nodes: the last agent's tool is

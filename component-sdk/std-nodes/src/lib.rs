@@ -13,6 +13,7 @@ pub mod calculator;
 pub mod chat_input;
 pub mod chat_output;
 pub mod conditional_router;
+pub mod current_date;
 pub mod directory;
 pub mod file;
 pub mod history;
@@ -70,6 +71,7 @@ pub const NODES: &[StdNode] = &[
     StdNode { name: text_io::INPUT, describe: text_io::describe_input, run: text_io::run },
     StdNode { name: text_io::OUTPUT, describe: text_io::describe_output, run: text_io::run },
     StdNode { name: calculator::NAME, describe: calculator::describe, run: calculator::run },
+    StdNode { name: current_date::NAME, describe: current_date::describe, run: current_date::run },
     StdNode { name: language_model::NAME, describe: language_model::describe, run: language_model::run },
     StdNode { name: agent::NAME, describe: agent::describe, run: agent::run },
     StdNode { name: message_history::NAME, describe: message_history::describe, run: message_history::run },

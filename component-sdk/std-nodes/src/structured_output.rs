@@ -47,50 +47,144 @@ pub fn describe() -> Descriptor {
     }
 }
 
-/// The JSON Schema of one row of the `output_schema` table
-/// (`build_model_from_schema`): `str`, `int`, `float`, `bool`, `dict`
-/// (anything else is a string), a list of them when `multiple` is on.
-pub fn schema(table: &[Json], name: &str) -> Result<Json, String> {
-    if table.is_empty() {
-        return Err("Output schema cannot be empty".into());
+/// One row of an `output_schema` table, normalised as Langflow's
+/// `preprocess_schema` does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    /// Field name (`field` when the row has none).
+    pub name: String,
+    /// `str`, `int`, `float`, `bool` or `dict`; anything else is a string.
+    pub kind: String,
+    /// What the model is told the field holds.
+    pub description: String,
+    /// A list of values rather than one.
+    pub multiple: bool,
+}
+
+/// The rows of an `output_schema` table (a JSON array of objects).
+pub fn fields(table: &[Json]) -> Vec<Field> {
+    table
+        .iter()
+        .map(|row| {
+            let text = |key: &str, default: &str| match row.get(key) {
+                Some(Json::String(s)) => s.clone(),
+                Some(Json::Null) | None => default.to_owned(),
+                Some(other) => other.to_string(),
+            };
+            let multiple = match row.get("multiple") {
+                Some(Json::Bool(b)) => *b,
+                Some(Json::String(s)) => matches!(s.trim().to_lowercase().as_str(), "true" | "1" | "t" | "y" | "yes"),
+                Some(Json::Number(n)) => n.as_f64().is_some_and(|n| n != 0.0),
+                _ => false,
+            };
+            Field { name: text("name", "field"), kind: text("type", "str"), description: text("description", ""), multiple }
+        })
+        .collect()
+}
+
+/// The `output_schema` table of `inv`, as fields.
+pub fn table_fields(inv: &Invocation) -> Vec<Field> {
+    match value(inv, "output_schema") {
+        Some(Value::Json(j)) => serde_json::from_str::<Json>(j)
+            .ok()
+            .and_then(|v| v.as_array().map(|rows| fields(rows)))
+            .unwrap_or_default(),
+        _ => Vec::new(),
     }
+}
+
+/// The JSON Schema of one record (`build_model_from_schema`): every field
+/// required, typed, a list of that type when `multiple` is on.
+pub fn record_schema(fields: &[Field]) -> Json {
     let mut properties = Map::new();
-    let mut required = Vec::new();
-    for field in table {
-        let field_name = field.get("name").and_then(Json::as_str).unwrap_or("field");
-        let description = field.get("description").and_then(Json::as_str).unwrap_or_default();
-        let kind = match field.get("type").and_then(Json::as_str).unwrap_or("str") {
+    for field in fields {
+        let kind = match field.kind.as_str() {
             "int" => json!({"type": "integer"}),
             "float" => json!({"type": "number"}),
             "bool" | "boolean" => json!({"type": "boolean"}),
             "dict" => json!({"type": "object"}),
             _ => json!({"type": "string"}),
         };
-        let multiple = match field.get("multiple") {
-            Some(Json::Bool(b)) => *b,
-            Some(Json::String(s)) => s.eq_ignore_ascii_case("true"),
-            _ => false,
-        };
-        let mut property = if multiple { json!({"type": "array", "items": kind}) } else { kind };
+        let mut property = if field.multiple { json!({"type": "array", "items": kind}) } else { kind };
         if let Json::Object(p) = &mut property {
-            p.insert("description".into(), Json::String(description.to_owned()));
+            p.insert("description".into(), Json::String(field.description.clone()));
         }
-        properties.insert(field_name.to_owned(), property);
-        required.push(Json::String(field_name.to_owned()));
+        properties.insert(field.name.clone(), property);
     }
-    Ok(json!({
+    let required: Vec<Json> = fields.iter().map(|f| Json::String(f.name.clone())).collect();
+    json!({"type": "object", "properties": properties, "required": required})
+}
+
+/// The envelope the records come in: `{key: [record, …]}`, at least one.
+pub fn envelope(record: Json, key: &str, description: &str, list_description: &str) -> Json {
+    json!({
         "type": "object",
-        "description": format!("A list of {name}."),
+        "description": description,
         "properties": {
-            "objects": {
-                "type": "array",
-                "description": format!("A list of {name}."),
-                "minItems": 1,
-                "items": {"type": "object", "properties": properties, "required": required},
-            }
+            key: {"type": "array", "description": list_description, "minItems": 1, "items": record}
         },
-        "required": ["objects"],
-    }))
+        "required": [key],
+    })
+}
+
+/// The JSON Schema of the `output_schema` table, wrapped as Structured
+/// Output wraps it: `{"objects": [<name>, …]}`.
+pub fn schema(table: &[Json], name: &str) -> Result<Json, String> {
+    if table.is_empty() {
+        return Err("Output schema cannot be empty".into());
+    }
+    let description = format!("A list of {name}.");
+    Ok(envelope(record_schema(&fields(table)), "objects", &description, &description))
+}
+
+/// `item` checked against the record's fields, as pydantic's
+/// `model_validate(item).model_dump()`: every field present and of its
+/// type (numbers and booleans also from their text), fields outside the
+/// schema dropped. Failing, it names the first field that does not fit.
+pub fn validate(item: &Json, fields: &[Field]) -> Result<Map<String, Json>, String> {
+    let Json::Object(object) = item else {
+        return Err(format!("the record is not an object: {item}"));
+    };
+    let mut record = Map::new();
+    for field in fields {
+        let value = object.get(&field.name).ok_or_else(|| format!("{}: Field required", field.name))?;
+        let checked = if field.multiple {
+            match value {
+                Json::Array(items) => items
+                    .iter()
+                    .map(|v| coerce(v, &field.kind))
+                    .collect::<Option<Vec<_>>>()
+                    .map(Json::Array),
+                _ => None,
+            }
+        } else {
+            coerce(value, &field.kind)
+        };
+        let checked = checked.ok_or_else(|| format!("{}: expected {}, got {value}", field.name, field.kind))?;
+        record.insert(field.name.clone(), checked);
+    }
+    Ok(record)
+}
+
+/// `value` as a value of `kind`, as pydantic's lax mode takes it.
+fn coerce(value: &Json, kind: &str) -> Option<Json> {
+    match (kind, value) {
+        ("int", Json::Number(n)) if n.is_i64() || n.is_u64() => Some(value.clone()),
+        ("int", Json::Number(n)) => n.as_f64().filter(|f| f.fract() == 0.0).map(|f| json!(f as i64)),
+        ("int", Json::String(s)) => s.trim().parse::<i64>().ok().map(Json::from),
+        ("float", Json::Number(_)) => Some(value.clone()),
+        ("float", Json::String(s)) => s.trim().parse::<f64>().ok().map(Json::from),
+        ("bool" | "boolean", Json::Bool(_)) => Some(value.clone()),
+        ("bool" | "boolean", Json::String(s)) => match s.trim().to_lowercase().as_str() {
+            "true" | "1" | "yes" | "y" | "on" | "t" => Some(Json::Bool(true)),
+            "false" | "0" | "no" | "n" | "off" | "f" => Some(Json::Bool(false)),
+            _ => None,
+        },
+        ("dict", Json::Object(_)) => Some(value.clone()),
+        ("int" | "float" | "bool" | "boolean" | "dict", _) => None,
+        (_, Json::String(_)) => Some(value.clone()),
+        _ => None,
+    }
 }
 
 /// The objects in the model's answer: `objects` of the JSON it returned.
@@ -117,19 +211,32 @@ pub fn objects(answer: &str) -> Result<Vec<Json>, String> {
     Ok(list)
 }
 
+/// The first JSON object or array in `text` (the whole text, or from the
+/// first `{` or `[` where one parses), as Langflow's
+/// `extract_json_from_text` finds it in a model's free-text answer.
+pub fn extract_json(text: &str) -> Option<Json> {
+    let structured = |v: Json| matches!(v, Json::Object(_) | Json::Array(_)).then_some(v);
+    if let Some(whole) = serde_json::from_str::<Json>(text).ok().and_then(structured) {
+        return Some(whole);
+    }
+    text.match_indices(['{', '[']).find_map(|(at, _)| {
+        let mut values = serde_json::Deserializer::from_str(&text[at..]).into_iter::<Json>();
+        values.next()?.ok().and_then(structured)
+    })
+}
+
 /// Runs the node.
 pub fn run(inv: &Invocation) -> Result<Vec<Output>, NodeError> {
     let name = match text_field(inv, "schema_name", "") {
         n if n.is_empty() => "OutputModel".to_owned(),
         n => n,
     };
-    let table: Vec<Json> = match value(inv, "output_schema") {
-        Some(Value::Json(j)) => {
-            serde_json::from_str::<Json>(j).ok().and_then(|v| v.as_array().cloned()).unwrap_or_default()
-        }
-        _ => Vec::new(),
-    };
-    let schema = schema(&table, &name).map_err(NodeError::InvalidInput)?;
+    let fields = table_fields(inv);
+    if fields.is_empty() {
+        return Err(NodeError::InvalidInput("Output schema cannot be empty".into()));
+    }
+    let description = format!("A list of {name}.");
+    let schema = envelope(record_schema(&fields), "objects", &description, &description);
     let system = text_field(inv, "system_prompt", DEFAULT_SYSTEM_PROMPT);
     let mut messages = Vec::new();
     if !system.is_empty() {
@@ -179,6 +286,31 @@ mod tests {
         assert_eq!(s["properties"]["objects"]["items"]["properties"]["tags"]["type"], "array");
         assert_eq!(s["properties"]["objects"]["minItems"], 1);
         assert!(schema(&[], "x").is_err());
+    }
+
+    #[test]
+    fn records_are_validated_as_pydantic_would() {
+        let table = [
+            json!({"name": "name", "type": "str"}),
+            json!({"name": "age", "type": "int"}),
+            json!({"name": "tags", "type": "str", "multiple": "yes"}),
+        ];
+        let f = fields(&table);
+        let ok = validate(&json!({"tags": ["a"], "age": "42", "name": "Ada", "extra": 1}), &f).unwrap();
+        assert_eq!(Json::Object(ok), json!({"name": "Ada", "age": 42, "tags": ["a"]}));
+        assert_eq!(validate(&json!({"name": "Ada", "tags": []}), &f).unwrap_err(), "age: Field required");
+        assert!(validate(&json!({"name": 7, "age": 1, "tags": []}), &f).unwrap_err().starts_with("name: expected str"));
+        assert!(validate(&json!({"name": "x", "age": 1.5, "tags": []}), &f).is_err());
+        assert!(validate(&json!([1]), &f).is_err());
+    }
+
+    #[test]
+    fn json_is_found_inside_free_text() {
+        assert_eq!(extract_json(r#"{"a":1}"#), Some(json!({"a": 1})));
+        assert_eq!(extract_json("Sure! Here it is: [1, 2] and more {x"), Some(json!([1, 2])));
+        assert_eq!(extract_json("```json\n{\"objects\": [{\"a\": 1}]}\n```"), Some(json!({"objects": [{"a": 1}]})));
+        assert_eq!(extract_json("no {json here"), None);
+        assert_eq!(extract_json("42"), None);
     }
 
     #[test]

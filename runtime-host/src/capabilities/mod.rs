@@ -6,6 +6,7 @@
 //! run's usage. Every call is scoped by the run's tenant and agent, never by
 //! an identifier the guest supplies.
 
+pub mod calendar;
 pub mod embeddings;
 pub mod files;
 pub mod http;
@@ -45,6 +46,8 @@ pub struct CapabilityConfig {
     pub documents: Option<sandflow_doc_index::DocIndex>,
     /// Embedding models (served by the `llm` providers).
     pub embeddings: embeddings::EmbeddingsConfig,
+    /// Where the date and time come from (the system clock unless fixed).
+    pub calendar: calendar::Calendar,
 }
 
 /// Something a run reports while it runs, for streaming clients.

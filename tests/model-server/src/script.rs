@@ -10,7 +10,10 @@
 //! 3. Tools have answered since the last user message: the model reports
 //!    each result as `<tool> returned: <content>`, one per line.
 //! 4. A response schema is set: the model answers a JSON document of that
-//!    schema, strings filled with the last user message.
+//!    schema. A string property named like the label of a `Label: value`
+//!    line of the last user message (case and `_` for space aside) gets that
+//!    value, as a model picks fields out of a report; other strings are the
+//!    whole message.
 //! 5. Otherwise: `You said: <last user message>`.
 //!
 //! Token counts are whitespace-separated words.
@@ -137,13 +140,32 @@ fn default_arguments(parameters: &Value, text: &str) -> Value {
     Value::Object(arguments)
 }
 
+/// The value of the `Label: value` line of `text` labelled `name`, case
+/// and `_` for space aside.
+fn labelled<'t>(text: &'t str, name: &str) -> Option<&'t str> {
+    let wanted = name.replace('_', " ").to_lowercase();
+    text.lines().find_map(|line| {
+        let (label, value) = line.split_once(':')?;
+        (label.trim().to_lowercase() == wanted).then(|| value.trim())
+    })
+}
+
 /// A JSON value of `schema`, strings filled with `text`.
 fn instance(schema: &Value, text: &str) -> Value {
     match schema.get("type").and_then(Value::as_str) {
         Some("object") => {
             let properties = schema.get("properties").and_then(Value::as_object);
-            let object: Map<String, Value> =
-                properties.into_iter().flatten().map(|(k, v)| (k.clone(), instance(v, text))).collect();
+            let object: Map<String, Value> = properties
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| {
+                    let is_string = v.get("type").and_then(Value::as_str) == Some("string");
+                    match labelled(text, k) {
+                        Some(found) if is_string => (k.clone(), json!(found)),
+                        _ => (k.clone(), instance(v, text)),
+                    }
+                })
+                .collect();
             Value::Object(object)
         }
         Some("array") => json!([instance(schema.get("items").unwrap_or(&Value::Null), text)]),
@@ -199,6 +221,16 @@ mod tests {
             Turn { role: "tool".into(), content: "42".into(), tool_call_id: Some("c1".into()), ..Turn::default() },
         ];
         assert_eq!(reply(&turns, &[calculator()], None), Reply::Text("evaluate_expression returned: 42".into()));
+    }
+
+    #[test]
+    fn string_fields_are_picked_from_labelled_lines() {
+        let schema = json!({"type": "object", "properties": {
+            "NET_INCOME": {"type": "string"}, "n": {"type": "integer"}, "other": {"type": "string"}}});
+        let text = "Report\nNet Income: USD 1.7 million\nn: 5";
+        let Reply::Text(answer) = reply(&[user(text)], &[], Some(&schema)) else { panic!("text") };
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(answer, json!({"NET_INCOME": "USD 1.7 million", "n": 1, "other": text}));
     }
 
     #[test]

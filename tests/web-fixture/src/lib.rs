@@ -21,7 +21,8 @@
 //!   page, anything else the docs page; both lists end with a result on
 //!   `blocked.invalid`, a host no test allows.
 //! - `/arxiv/api/query`: an Atom feed of three papers (route
-//!   `http://export.arxiv.org` to `{url}/arxiv`); `/rss`: two items.
+//!   `http://export.arxiv.org` to `{url}/arxiv`); `/rss`: two items, also
+//!   as Google News's search (route `https://news.google.com` to `{url}/news`).
 //! - `/assemblyai/v2/…`: an AssemblyAI-compatible transcription API (see
 //!   [`assemblyai`]).
 
@@ -135,6 +136,7 @@ fn router(shared: Shared) -> Router {
         .route("/search", get(search))
         .route("/arxiv/api/query", get(|| async { ([(header::CONTENT_TYPE, "application/atom+xml")], ATOM) }))
         .route("/rss", get(|| async { ([(header::CONTENT_TYPE, "application/rss+xml")], RSS) }))
+        .route("/news/rss/search", get(|| async { ([(header::CONTENT_TYPE, "application/rss+xml")], RSS) }))
         .nest(
             "/assemblyai/v2",
             Router::new()
