@@ -18,6 +18,7 @@ on_both_stores!(
     an_invalid_record_stores_nothing,
     large_batches_span_several_statements,
     concurrent_overlapping_batches_are_counted_once,
+    awkward_text_is_stored_as_sent,
 );
 
 /// A batch exactly as `sandflow_runtime_host::usage::HttpSink` posts it:
@@ -63,6 +64,32 @@ async fn runtime_batches_are_counted_once(app: TestApp) {
     assert_eq!(http, [0, 18_432]);
     // An empty batch is fine and does nothing.
     assert_eq!(app.post("/api/runtime/usage/", RUNTIME_TOKEN, json!([])).await.expect(200)["accepted"], 0);
+}
+
+/// Text the PostgreSQL path sends inside array literals comes back exactly:
+/// quotes, backslashes, braces, commas, spaces, the word NULL, non-ASCII.
+async fn awkward_text_is_stored_as_sent(app: TestApp) {
+    let awkward = [r#"quo"te"#, r"back\slash", "{a,b}", " spaced ", "NULL", "ünïcødé ✓", r#"\"},{""#];
+    let mut batch: Vec<Value> = Vec::new();
+    for (i, text) in awkward.iter().enumerate() {
+        let mut record: Value = serde_json::from_str::<Vec<Value>>(RUNTIME_BATCH).unwrap()[0].clone();
+        record["idempotency_key"] = json!(format!("{text}#{i}"));
+        record["tenant"] = json!(text);
+        record["subscription"] = if i % 2 == 0 { json!(text) } else { Value::Null };
+        batch.push(record);
+    }
+    let answer = app.post("/api/runtime/usage/", RUNTIME_TOKEN, Value::Array(batch)).await.expect(200);
+    assert_eq!(answer, json!({"accepted": awkward.len(), "duplicates": 0}));
+    for (i, text) in awkward.iter().enumerate() {
+        let (tenant, subscription): (String, Option<String>) =
+            sqlx::query_as("SELECT tenant, subscription FROM usage_record WHERE idempotency_key = $1")
+                .bind(format!("{text}#{i}"))
+                .fetch_one(app.db.pool())
+                .await
+                .unwrap();
+        assert_eq!(tenant, *text);
+        assert_eq!(subscription.as_deref(), (i % 2 == 0).then_some(*text));
+    }
 }
 
 async fn only_the_runtime_may_post_usage(app: TestApp) {

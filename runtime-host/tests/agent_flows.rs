@@ -275,7 +275,8 @@ fn content_aggregator_searches_google_news_as_exported_through_an_operator_route
     // Both items went through Batch Run, Parser and the Agent.
     let sent = world.requests("/v1/chat/completions");
     assert_eq!(sent.len(), 3, "{sent:?}");
-    assert!(digest.starts_with("You said: ## First & foremost\nYou said: <p>One <b>bold</b> story</p>"), "{digest}");
+    // News mode gives each item's summary as text, its HTML taken out.
+    assert!(digest.starts_with("You said: ## First & foremost\nYou said: One bold story\n"), "{digest}");
     assert!(digest.contains("## Second\nYou said: Two\n"), "{digest}");
 }
 
@@ -290,9 +291,8 @@ fn market_research_searches_then_structures_the_agents_findings() {
 
     let sent = world.requests("/v1/chat/completions");
     assert_eq!(sent.len(), 3, "the agent's tool call, its answer, Structured Output: {sent:?}");
-    // The export also switches the built-in calculator on (and the current
-    // date, which Sandflow does not offer: guests have no clock).
-    assert_eq!(openai_tools(&sent[..2]), ["evaluate_expression", "perform_search"]);
+    // The export also switches the built-in calculator and current date on.
+    assert_eq!(openai_tools(&sent[..2]), ["evaluate_expression", "get_current_date", "perform_search"]);
     let search = sent[0]["tools"]
         .as_array()
         .and_then(|tools| tools.iter().find(|t| t["function"]["name"] == "perform_search").cloned())
@@ -397,12 +397,13 @@ fn langflow_assistant_searches_the_tenants_components_and_fetches_the_docs() {
             "Call_Agent_message_response",
             "component_code_search",
             "evaluate_expression",
-            "fetch_content"
+            "fetch_content",
+            "get_current_date"
         ],
-        "the sub-agent's two outputs, the keyword search, URL and the built-in calculator"
+        "the sub-agent's two outputs, the keyword search, URL and the built-in calculator and date"
     );
     // The sub-agent runs with its own prompt and tools (the built-in
-    // calculator), the session's history (the user's question, stored by
+    // calculator and date), the session's history (the user's question, stored by
     // Chat Input; as in Langflow, only the agent's own input message is
     // left out of its history) and the main agent's argument as its input:
     // two user turns, which Anthropic's API takes as one message.
@@ -416,7 +417,7 @@ fn langflow_assistant_searches_the_tenants_components_and_fetches_the_docs() {
         ]}]),
         "{sub}"
     );
-    assert_eq!(anthropic_tools(&sent[1..2]), ["evaluate_expression"]);
+    assert_eq!(anthropic_tools(&sent[1..2]), ["evaluate_expression", "get_current_date"]);
 
     let results = anthropic_tool_results(&sent);
     assert_eq!(results.len(), 3, "{results:?}");

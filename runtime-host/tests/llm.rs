@@ -238,7 +238,8 @@ fn the_current_date_tool_reads_the_hosts_calendar() {
         .iter()
         .filter_map(|t| t["function"]["name"].as_str())
         .collect();
-    assert_eq!(offered.last(), Some(&"get_current_date"), "after the wired tools, as Langflow offers it: {offered:?}");
+    // Langflow's order: the wired tools, then the date, then the calculator.
+    assert_eq!(offered, ["fetch_content", "perform_search", "get_current_date", "evaluate_expression"]);
 
     // A zone that is not one, or a path in disguise, is an answer the model reads.
     for zone in ["Nowhere/None", "../../../etc/passwd"] {
@@ -285,9 +286,12 @@ fn agents_call_nodes_of_the_flow_as_tools() {
         outcome.events
     );
     let sent = chat_requests(&model);
-    let offered = sent.iter().find_map(|r| r["tools"].as_array().cloned()).expect("tools offered");
-    assert_eq!(offered[0]["function"]["name"], "evaluate_expression");
-    assert_eq!(offered[0]["function"]["parameters"]["required"][0], "expression");
+    let calculator = sent
+        .iter()
+        .flat_map(|r| r["tools"].as_array().cloned().unwrap_or_default())
+        .find(|t| t["function"]["name"] == "evaluate_expression")
+        .expect("the Calculator node offered as a tool");
+    assert_eq!(calculator["function"]["parameters"]["required"][0], "expression");
 }
 
 #[test]

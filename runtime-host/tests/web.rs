@@ -133,8 +133,8 @@ fn simple_agent_fetches_a_page_with_its_url_tool() {
     let page = row["text"].as_str().expect("text");
     assert!(page.contains(DOCS_FACT) && page.contains("Sandflow & sandboxes"), "{page}");
     assert!(!page.contains("never in the text") && !page.contains("color: blue") && !page.contains("comment"));
-    // The export also switches the agent's built-in calculator on.
-    assert_eq!(offered_tools(&model), ["evaluate_expression", "fetch_content", "perform_search"]);
+    // The export also switches the agent's built-in calculator and current date on.
+    assert_eq!(offered_tools(&model), ["evaluate_expression", "fetch_content", "get_current_date", "perform_search"]);
     let schema = chat_requests(&model)[0]["tools"]
         .as_array()
         .and_then(|tools| tools.iter().find(|t| t["function"]["name"] == "fetch_content").cloned())
@@ -231,7 +231,7 @@ fn travel_planning_chains_search_page_and_calculator_agents() {
     let results = tool_results(&model);
     assert_eq!(results.len(), 2, "{results:?}");
     assert!(results[0].contains("Seven hills") && results[1].contains(LISBON_FACT));
-    assert_eq!(offered_tools(&model), ["evaluate_expression", "fetch_content", "perform_search"]);
+    assert_eq!(offered_tools(&model), ["evaluate_expression", "fetch_content", "get_current_date", "perform_search"]);
 }
 
 #[test]
