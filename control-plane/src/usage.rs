@@ -4,8 +4,7 @@
 //! array posted to `/api/runtime/usage/`). [`ingest`] stores a batch in one
 //! transaction with `INSERT … ON CONFLICT (idempotency_key) DO NOTHING`, so
 //! a batch sent again, or a record repeated inside a batch, is counted once,
-//! on SQLite and PostgreSQL alike: on SQLite as multi-row `VALUES` of up to
-//! 500 rows, on PostgreSQL as one statement of column arrays (`UNNEST`).
+//! on SQLite and PostgreSQL alike, as multi-row `VALUES` of up to 500 rows.
 //!
 //! The record type mirrors `sandflow_runtime_host::usage::UsageRecord`
 //! field for field; the control plane does not depend on the runtime host
@@ -62,8 +61,8 @@ pub struct UsageRecord {
 pub const MAX_BATCH: usize = 10_000;
 /// Longest text field accepted, in bytes.
 pub const MAX_TEXT: usize = 256;
-/// Rows per SQLite `INSERT` statement: 16 parameters each, far under
-/// SQLite's 32,766 parameter limit.
+/// Rows per `INSERT` statement: at most 16 parameters each, far under
+/// SQLite's 32,766 and PostgreSQL's 65,535 parameter limits.
 const ROWS_PER_STATEMENT: usize = 500;
 const COLUMNS: usize = 14;
 
@@ -136,137 +135,48 @@ pub async fn ingest(db: &Db, records: &[UsageRecord]) -> Result<IngestOutcome> {
     sorted.dedup_by(|a, b| a.idempotency_key == b.idempotency_key);
     let now = now_ms();
     let dialect = db.dialect();
-    let mut tx = db.pool().begin().await?;
-    let accepted = match dialect {
-        Dialect::Postgres => insert_unnested(&mut tx, &sorted, now).await?,
-        Dialect::Sqlite => insert_rows(&mut tx, &sorted, now).await?,
-    };
-    stamp_keys_used(&mut tx, dialect, records).await?;
-    tx.commit().await?;
-    let total = records.len() as u64;
-    Ok(IngestOutcome { accepted, duplicates: total.saturating_sub(accepted) })
-}
-
-/// SQLite: multi-row `VALUES` of up to [`ROWS_PER_STATEMENT`] rows.
-async fn insert_rows(tx: &mut sqlx::Transaction<'_, sqlx::Any>, sorted: &[&UsageRecord], now: i64) -> Result<u64> {
     let mut accepted = 0;
+    let mut tx = db.pool().begin().await?;
     for chunk in sorted.chunks(ROWS_PER_STATEMENT) {
         let sql = if chunk.len() == ROWS_PER_STATEMENT {
-            static FULL: OnceLock<String> = OnceLock::new();
-            Cow::Borrowed(FULL.get_or_init(|| insert_sql(ROWS_PER_STATEMENT)).as_str())
+            static FULL: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
+            let slot = &FULL[usize::from(dialect == Dialect::Postgres)];
+            Cow::Borrowed(slot.get_or_init(|| insert_sql(dialect, ROWS_PER_STATEMENT)).as_str())
         } else {
-            Cow::Owned(insert_sql(chunk.len()))
+            Cow::Owned(insert_sql(dialect, chunk.len()))
         };
         let mut query = sqlx::query(&sql);
+        if dialect == Dialect::Postgres {
+            query = query.bind(now);
+        }
         for r in chunk {
+            // `check` bounded every number, so these are exact.
+            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
             query = query
                 .bind(&r.idempotency_key)
                 .bind(&r.tenant)
                 .bind(&r.agent)
                 .bind(&r.subscription)
                 .bind(&r.flow_version)
-                .bind(exact(r.fuel))
-                .bind(exact(r.tokens_in))
-                .bind(exact(r.tokens_out))
-                .bind(exact(r.wall_micros))
-                .bind(exact(r.bytes_in))
-                .bind(exact(r.bytes_out))
-                .bind(exact(r.http_bytes))
+                .bind(n(r.fuel))
+                .bind(n(r.tokens_in))
+                .bind(n(r.tokens_out))
+                .bind(n(r.wall_micros))
+                .bind(n(r.bytes_in))
+                .bind(n(r.bytes_out))
+                .bind(n(r.http_bytes))
                 .bind(&r.outcome)
-                .bind(exact(r.started_at_ms))
-                .bind(now)
-                .bind(now);
-        }
-        accepted += query.execute(&mut **tx).await?.rows_affected();
-    }
-    Ok(accepted)
-}
-
-/// PostgreSQL: the whole batch in one statement, each column one array
-/// parameter (`UNNEST` makes the rows). The statement is the same for
-/// every batch, so it is prepared and planned once per connection, where
-/// multi-row `VALUES` made PostgreSQL plan thousands of parameters per
-/// batch. sqlx's `Any` driver binds no arrays, so each array goes as
-/// PostgreSQL's array text, cast on the server.
-async fn insert_unnested(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    sorted: &[&UsageRecord],
-    now: i64,
-) -> Result<u64> {
-    let text = |field: fn(&UsageRecord) -> Option<&str>| text_array(sorted.iter().map(|r| field(r)));
-    let number = |field: fn(&UsageRecord) -> u64| number_array(sorted.iter().map(|r| exact(field(r))));
-    let query = sqlx::query(UNNESTED_INSERT)
-        .bind(now)
-        .bind(text(|r| Some(&r.idempotency_key)))
-        .bind(text(|r| Some(&r.tenant)))
-        .bind(text(|r| Some(&r.agent)))
-        .bind(text(|r| r.subscription.as_deref()))
-        .bind(text(|r| Some(&r.flow_version)))
-        .bind(number(|r| r.fuel))
-        .bind(number(|r| r.tokens_in))
-        .bind(number(|r| r.tokens_out))
-        .bind(number(|r| r.wall_micros))
-        .bind(number(|r| r.bytes_in))
-        .bind(number(|r| r.bytes_out))
-        .bind(number(|r| r.http_bytes))
-        .bind(text(|r| Some(&r.outcome)))
-        .bind(number(|r| r.started_at_ms));
-    Ok(query.execute(&mut **tx).await?.rows_affected())
-}
-
-/// `check` bounded every number, so this is exact.
-fn exact(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-/// The insert of [`insert_unnested`]: `$1` the timestamp, `$2`…`$15` the
-/// columns as arrays.
-const UNNESTED_INSERT: &str = "INSERT INTO usage_record (idempotency_key, tenant, agent, subscription, \
-     flow_version, fuel, tokens_in, tokens_out, wall_micros, bytes_in, bytes_out, http_bytes, outcome, \
-     started_at_ms, created_at, updated_at) \
-     SELECT r.*, $1, $1 FROM UNNEST(CAST($2 AS TEXT[]), CAST($3 AS TEXT[]), CAST($4 AS TEXT[]), \
-     CAST($5 AS TEXT[]), CAST($6 AS TEXT[]), CAST($7 AS BIGINT[]), CAST($8 AS BIGINT[]), CAST($9 AS BIGINT[]), \
-     CAST($10 AS BIGINT[]), CAST($11 AS BIGINT[]), CAST($12 AS BIGINT[]), CAST($13 AS BIGINT[]), \
-     CAST($14 AS TEXT[]), CAST($15 AS BIGINT[])) AS r \
-     ON CONFLICT (idempotency_key) DO NOTHING";
-
-/// PostgreSQL's text form of a `TEXT[]`: every element quoted, `"` and
-/// `\` escaped, `None` an unquoted `NULL`.
-fn text_array<'a>(values: impl Iterator<Item = Option<&'a str>>) -> String {
-    let mut out = String::from("{");
-    for (i, value) in values.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        match value {
-            None => out.push_str("NULL"),
-            Some(text) => {
-                out.push('"');
-                for c in text.chars() {
-                    if matches!(c, '"' | '\\') {
-                        out.push('\\');
-                    }
-                    out.push(c);
-                }
-                out.push('"');
+                .bind(n(r.started_at_ms));
+            if dialect == Dialect::Sqlite {
+                query = query.bind(now).bind(now);
             }
         }
+        accepted += query.execute(&mut *tx).await?.rows_affected();
     }
-    out.push('}');
-    out
-}
-
-/// PostgreSQL's text form of a `BIGINT[]`.
-fn number_array(values: impl Iterator<Item = i64>) -> String {
-    let mut out = String::from("{");
-    for (i, value) in values.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(out, "{value}");
-    }
-    out.push('}');
-    out
+    stamp_keys_used(&mut tx, dialect, records).await?;
+    tx.commit().await?;
+    let total = records.len() as u64;
+    Ok(IngestOutcome { accepted, duplicates: total.saturating_sub(accepted) })
 }
 
 /// Moves each named key's `last_used_at` forward to its latest run in the
@@ -328,22 +238,34 @@ fn stamp_sql(dialect: Dialect, keys: usize) -> String {
     sql
 }
 
-/// SQLite's multi-row insert for `rows` rows, with plain `?` parameters
-/// and the timestamp twice per row: SQLite finds a numbered parameter's
-/// name by a linear scan, which makes binding thousands of `$n` quadratic.
-fn insert_sql(rows: usize) -> String {
-    let mut sql = String::with_capacity(250 + rows * 50);
+/// The multi-row insert for `rows` rows. PostgreSQL gets numbered
+/// parameters with the shared timestamp as `$1`. SQLite gets plain `?` and
+/// the timestamp twice per row: SQLite finds a numbered parameter's name by
+/// a linear scan, which makes binding thousands of `$n` quadratic.
+fn insert_sql(dialect: Dialect, rows: usize) -> String {
+    let mut sql = String::with_capacity(250 + rows * 100);
     sql.push_str(
         "INSERT INTO usage_record (idempotency_key, tenant, agent, subscription, flow_version, fuel, \
          tokens_in, tokens_out, wall_micros, bytes_in, bytes_out, http_bytes, outcome, started_at_ms, created_at, \
          updated_at) VALUES ",
     );
-    let row = format!("({})", ["?"; COLUMNS + 2].join(", "));
-    for i in 0..rows {
-        if i > 0 {
+    for row in 0..rows {
+        if row > 0 {
             sql.push_str(", ");
         }
-        sql.push_str(&row);
+        sql.push('(');
+        for col in 0..COLUMNS {
+            match dialect {
+                Dialect::Postgres => {
+                    let _ = write!(sql, "${}, ", 2 + row * COLUMNS + col);
+                }
+                Dialect::Sqlite => sql.push_str("?, "),
+            }
+        }
+        sql.push_str(match dialect {
+            Dialect::Postgres => "$1, $1)",
+            Dialect::Sqlite => "?, ?)",
+        });
     }
     sql.push_str(" ON CONFLICT (idempotency_key) DO NOTHING");
     sql
@@ -355,22 +277,11 @@ mod tests {
 
     #[test]
     fn sqlite_insert_has_sixteen_plain_parameters_per_row() {
-        let sql = insert_sql(2);
+        let sql = insert_sql(Dialect::Sqlite, 2);
         assert_eq!(sql.matches('?').count(), 32);
         assert!(!sql.contains('$'));
         assert!(sql.contains("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), (?,"));
         assert!(sql.ends_with("?) ON CONFLICT (idempotency_key) DO NOTHING"));
-    }
-
-    #[test]
-    fn postgres_arrays_quote_and_escape_every_element() {
-        let texts = [Some("plain"), None, Some(r#"quo"te"#), Some(r"back\slash"), Some("{a,b} NULL"), Some("")];
-        assert_eq!(
-            text_array(texts.into_iter()),
-            r#"{"plain",NULL,"quo\"te","back\\slash","{a,b} NULL",""}"#
-        );
-        assert_eq!(text_array(std::iter::empty()), "{}");
-        assert_eq!(number_array([0, -1, i64::MAX].into_iter()), "{0,-1,9223372036854775807}");
     }
 
     #[test]
@@ -382,5 +293,12 @@ mod tests {
             sql.contains("FROM (SELECT column1 AS id, column2 AS at FROM (VALUES (?, ?), (?, ?))) AS used"),
             "{sql}"
         );
+    }
+
+    #[test]
+    fn postgres_insert_numbers_parameters_after_the_timestamp() {
+        let sql = insert_sql(Dialect::Postgres, 2);
+        assert!(sql.contains("($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $1, $1), ($16,"));
+        assert!(sql.ends_with("$29, $1, $1) ON CONFLICT (idempotency_key) DO NOTHING"));
     }
 }

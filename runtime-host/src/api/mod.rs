@@ -81,6 +81,13 @@ pub struct DataPlane {
     lanes: RunLanes,
 }
 
+/// A new run id, which is also the run's usage idempotency key: time-ordered
+/// (UUID v7), so the outbox and the ledger's key index grow at their end
+/// instead of taking each key at a random place.
+fn new_run_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 impl DataPlane {
     /// A data plane over `runtime` with no agents and no signing keys yet.
     pub fn new(runtime: Runtime, config: DataPlaneConfig) -> Self {
@@ -126,7 +133,7 @@ impl DataPlane {
     /// flow in a fresh sandbox on a run lane (see [`crate::lanes`]).
     pub async fn execute(&self, key: &ApiKey, agent: &Arc<Agent>, request: RunRequest) -> Result<Execution, ApiError> {
         let month = self.admit(key)?;
-        self.run_admitted(key, agent, request, None, month, uuid::Uuid::new_v4().to_string()).await
+        self.run_admitted(key, agent, request, None, month, new_run_id()).await
     }
 
     /// Like [`DataPlane::execute`], but answers at once with the run's
@@ -141,7 +148,7 @@ impl DataPlane {
         let month = self.admit(&key)?;
         let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
         let plane = self.clone();
-        let run_id = uuid::Uuid::new_v4().to_string();
+        let run_id = new_run_id();
         let id = run_id.clone();
         let run = tokio::spawn(async move { plane.run_admitted(&key, &agent, request, Some(events), month, id).await });
         Ok(progress::Progress::new(run_id, receiver, run))
