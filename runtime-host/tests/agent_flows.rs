@@ -268,7 +268,11 @@ fn content_aggregator_searches_google_news_as_exported_through_an_operator_route
     world.provision("content-aggregator");
     let digest = answer(&world.run("content-aggregator", "artificial intelligence", json!({})));
     assert!(
-        world.web.seen().iter().any(|s| s.uri == "/news/rss/search?q=artificial+intelligence&hl=en-US&gl=US&ceid=US:en"),
+        world
+            .web
+            .seen()
+            .iter()
+            .any(|s| s.uri == "/news/rss/search?q=artificial+intelligence&hl=en-US&gl=US&ceid=US:en"),
         "Web Search asked Google News for the user's query: {:?}",
         world.web.seen().iter().map(|s| &s.uri).collect::<Vec<_>>()
     );

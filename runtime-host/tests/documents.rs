@@ -324,7 +324,8 @@ async fn financial_report_parser_reads_an_uploaded_pdf() {
     assert!(messages[0]["content"].as_str().unwrap_or("").contains("financial report parser"));
     let schema = &sent[0]["response_format"]["json_schema"]["schema"];
     let record = &schema["properties"]["objects"]["items"];
-    let mut fields: Vec<&str> = record["required"].as_array().expect("required").iter().filter_map(|f| f.as_str()).collect();
+    let mut fields: Vec<&str> =
+        record["required"].as_array().expect("required").iter().filter_map(|f| f.as_str()).collect();
     fields.sort_unstable();
     assert_eq!(fields, ["COMPANY", "EBIT", "EBITDA", "GROSS_PROFIT", "NET_INCOME", "NET_MARGIN", "REVENUE"]);
     // The model picked each metric out of the report; the Parser's template

@@ -6,8 +6,8 @@
 use sandflow_flow_compiler::{CompileOptions, compile};
 use sandflow_model_server::{ModelServer, Options};
 use sandflow_runtime_host::{
-    Calendar, CapabilityConfig, FlowComponent, Limits, LlmConfig, Persona, RunContext, RunError, RunOutcome, RunRequest, Runtime,
-    RuntimeConfig, Secret, Secrets, Value,
+    Calendar, CapabilityConfig, FlowComponent, Limits, LlmConfig, Persona, RunContext, RunError, RunOutcome,
+    RunRequest, Runtime, RuntimeConfig, Secret, Secrets, Value,
 };
 use serde_json::Value as Json;
 use std::path::Path;
@@ -230,14 +230,13 @@ fn the_current_date_tool_reads_the_hosts_calendar() {
     let flow = load(&runtime, &shared_flow("starter/simple-agent.json"));
     let input = r#"use get_current_date {"timezone": "Europe/Paris"}"#;
     let outcome = run(&runtime, &flow, input, RunContext::default()).expect("runs");
-    assert_eq!(answer(&outcome), "get_current_date returned: Current date and time in Europe/Paris: 2026-11-26 15:02:21 CET");
+    assert_eq!(
+        answer(&outcome),
+        "get_current_date returned: Current date and time in Europe/Paris: 2026-11-26 15:02:21 CET"
+    );
     let sent = chat_requests(&model);
-    let offered: Vec<&str> = sent[0]["tools"]
-        .as_array()
-        .expect("tools")
-        .iter()
-        .filter_map(|t| t["function"]["name"].as_str())
-        .collect();
+    let offered: Vec<&str> =
+        sent[0]["tools"].as_array().expect("tools").iter().filter_map(|t| t["function"]["name"].as_str()).collect();
     // Langflow's order: the wired tools, then the date, then the calculator.
     assert_eq!(offered, ["fetch_content", "perform_search", "get_current_date", "evaluate_expression"]);
 

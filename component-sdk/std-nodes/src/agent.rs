@@ -387,7 +387,10 @@ mod tests {
     #[test]
     fn the_fallback_prompt_carries_the_instructions_and_the_schema() {
         let prompt = augmented_prompt("Be exact.", "One object.", &json!({"type": "object"}));
-        assert!(prompt.starts_with("Be exact.\n\nFormat instructions: One object.\n\nYou must respond ONLY"), "{prompt}");
+        assert!(
+            prompt.starts_with("Be exact.\n\nFormat instructions: One object.\n\nYou must respond ONLY"),
+            "{prompt}"
+        );
         assert!(prompt.ends_with("Schema:\n{\n  \"type\": \"object\"\n}"), "{prompt}");
         assert!(augmented_prompt("", "", &json!({})).starts_with("You must respond ONLY"));
     }

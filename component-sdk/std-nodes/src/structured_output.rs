@@ -77,7 +77,12 @@ pub fn fields(table: &[Json]) -> Vec<Field> {
                 Some(Json::Number(n)) => n.as_f64().is_some_and(|n| n != 0.0),
                 _ => false,
             };
-            Field { name: text("name", "field"), kind: text("type", "str"), description: text("description", ""), multiple }
+            Field {
+                name: text("name", "field"),
+                kind: text("type", "str"),
+                description: text("description", ""),
+                multiple,
+            }
         })
         .collect()
 }
@@ -85,10 +90,9 @@ pub fn fields(table: &[Json]) -> Vec<Field> {
 /// The `output_schema` table of `inv`, as fields.
 pub fn table_fields(inv: &Invocation) -> Vec<Field> {
     match value(inv, "output_schema") {
-        Some(Value::Json(j)) => serde_json::from_str::<Json>(j)
-            .ok()
-            .and_then(|v| v.as_array().map(|rows| fields(rows)))
-            .unwrap_or_default(),
+        Some(Value::Json(j)) => {
+            serde_json::from_str::<Json>(j).ok().and_then(|v| v.as_array().map(|rows| fields(rows))).unwrap_or_default()
+        }
         _ => Vec::new(),
     }
 }
@@ -150,11 +154,9 @@ pub fn validate(item: &Json, fields: &[Field]) -> Result<Map<String, Json>, Stri
         let value = object.get(&field.name).ok_or_else(|| format!("{}: Field required", field.name))?;
         let checked = if field.multiple {
             match value {
-                Json::Array(items) => items
-                    .iter()
-                    .map(|v| coerce(v, &field.kind))
-                    .collect::<Option<Vec<_>>>()
-                    .map(Json::Array),
+                Json::Array(items) => {
+                    items.iter().map(|v| coerce(v, &field.kind)).collect::<Option<Vec<_>>>().map(Json::Array)
+                }
                 _ => None,
             }
         } else {

@@ -189,7 +189,10 @@ mod tests {
             show("Net"),
             // Same line, further right: a space, no break.
             op("Td", vec![40.into(), 0.into()]),
-            op("TJ", vec![Object::Array(vec![Object::string_literal("income"), (-250).into(), Object::string_literal("2")])]),
+            op(
+                "TJ",
+                vec![Object::Array(vec![Object::string_literal("income"), (-250).into(), Object::string_literal("2")])],
+            ),
             op("Tm", vec![1.into(), 0.into(), 0.into(), 1.into(), 72.into(), 600.into()]),
             show("Margin"),
             op("T*", vec![]),
