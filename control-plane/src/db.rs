@@ -134,6 +134,19 @@ impl Db {
         &self.pool
     }
 
+    /// Begins a transaction that writes. On SQLite it takes the write lock
+    /// at once (`BEGIN IMMEDIATE`), waiting up to `busy_timeout` for it: a
+    /// deferred transaction that reads and then writes fails at once with
+    /// `SQLITE_BUSY`, whatever `busy_timeout` says, when another connection
+    /// (a background job) committed in between, which answered a request
+    /// with a 500.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Which database this is.
     pub fn dialect(&self) -> Dialect {
         self.dialect

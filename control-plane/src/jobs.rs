@@ -156,7 +156,7 @@ async fn record_failure(state: &AppState, job: &Claimed, error: &Error) -> Resul
     let exponent = u32::try_from(job.attempts.saturating_sub(1)).unwrap_or(u32::MAX).min(32);
     let delay = state.config.job_backoff_ms.saturating_mul(1u64 << exponent).min(MAX_BACKOFF_MS);
     let run_after = now_ms().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     sqlx::query(
         "UPDATE job SET state = $1, run_after = $2, last_error = $3, updated_at = $4 WHERE id = $5 AND state = 'running'",
     )

@@ -19,7 +19,7 @@ use sqlx::{Any, Row, Transaction};
 /// `done`. Does nothing for an order that is not `executing`.
 pub async fn provision(state: &AppState, order_id: &str) -> Result<()> {
     let now = now_ms();
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     let order = sqlx::query(
         "UPDATE customer_order SET updated_at = $1 WHERE id = $2 AND state = 'executing' \
          RETURNING organization_id, offering_id, plan_id",
@@ -104,7 +104,7 @@ pub async fn provision(state: &AppState, order_id: &str) -> Result<()> {
 /// `terminated`. Does nothing for a resource that is not `terminating`.
 pub async fn deprovision(state: &AppState, resource_id: &str) -> Result<()> {
     let now = now_ms();
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     let guarded = sqlx::query("UPDATE resource SET updated_at = $1 WHERE id = $2 AND state = 'terminating'")
         .bind(now)
         .bind(resource_id)

@@ -136,7 +136,7 @@ pub async fn ingest(db: &Db, records: &[UsageRecord]) -> Result<IngestOutcome> {
     let now = now_ms();
     let dialect = db.dialect();
     let mut accepted = 0;
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     for chunk in sorted.chunks(ROWS_PER_STATEMENT) {
         let sql = if chunk.len() == ROWS_PER_STATEMENT {
             static FULL: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];

@@ -21,6 +21,7 @@ on_both_stores!(
     organisation_roles,
     foreign_organisation_is_refused,
     last_owner_stays,
+    a_write_transaction_outlasts_a_commit_between_its_read_and_its_write,
 );
 
 async fn register_login_logout(app: TestApp) {
@@ -224,4 +225,29 @@ async fn last_owner_stays(app: TestApp) {
     assert_eq!(members[0]["role"], "owner");
     let dup = app.post("/api/organizations/", &owner, json!({"name": "Acme"})).await.refused(409, "conflict");
     assert!(dup.contains("name"), "{dup}");
+}
+
+/// What made `last_owner_stays` flaky on SQLite: a handler's transaction
+/// reads, another connection (a background job) commits, then the handler
+/// writes. A deferred SQLite transaction fails there with `SQLITE_BUSY`
+/// at once (a 500); `Db::begin` takes the write lock first, so the other
+/// writer waits instead.
+async fn a_write_transaction_outlasts_a_commit_between_its_read_and_its_write(app: TestApp) {
+    let insert = |id: &str| {
+        format!(
+            "INSERT INTO category (id, name, slug, description, created_at, updated_at) VALUES ('{id}', '{id}', '{id}', '', 0, 0)"
+        )
+    };
+    let mut tx = app.db.begin().await.unwrap();
+    let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM category").fetch_one(&mut *tx).await.unwrap();
+    let pool = app.db.pool().clone();
+    let other = insert("other");
+    let other = tokio::spawn(async move { sqlx::query(&other).execute(&pool).await });
+    // Time for the other connection to commit, were it let through.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    sqlx::query(&insert("mine")).execute(&mut *tx).await.expect("the transaction's own write goes through");
+    tx.commit().await.unwrap();
+    other.await.unwrap().expect("the other writer waited for the lock, then wrote");
+    let after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM category").fetch_one(app.db.pool()).await.unwrap();
+    assert_eq!(after, before + 2);
 }

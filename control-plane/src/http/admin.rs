@@ -121,7 +121,7 @@ async fn decide(
     reason: Option<String>,
 ) -> Result<ProviderRequestOut> {
     let now = now_ms();
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     let moved = sqlx::query(&format!(
         "UPDATE provider_request SET status = $1, reason = $2, decided_by = $3, updated_at = $4 \
          WHERE id = $5 AND status = 'pending' RETURNING {PROVIDER_REQUEST_COLUMNS}"

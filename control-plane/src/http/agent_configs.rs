@@ -153,7 +153,7 @@ async fn update(
     let persona = body.persona.unwrap_or(current.persona).map(Persona::checked).transpose()?;
     let branding = body.branding.unwrap_or(current.branding).checked()?;
     let widget = body.widget.unwrap_or(current.widget).checked()?;
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     sqlx::query(
         "UPDATE customer_agent_config SET persona = $1, branding = $2, widget = $3, updated_at = $4 WHERE id = $5",
     )

@@ -231,7 +231,7 @@ async fn create(
         scopes: &scopes,
         lifetime_ms: i64::from(days) * DAY_MS,
     };
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     let key = mint(&state, &mut tx, &user, &spec).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(key)))
@@ -326,7 +326,7 @@ async fn revoke_in(tx: &mut Transaction<'_, Any>, id: &str) -> Result<()> {
 )]
 async fn revoke(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<StatusCode> {
     load(&state, &user, &id).await?;
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     revoke_in(&mut tx, &id).await?;
     feed::key_revoked(&mut tx, &id).await?;
     tx.commit().await?;
@@ -364,7 +364,7 @@ async fn regenerate(
         scopes: &old.scopes,
         lifetime_ms: (old.expires_at_ms - old.created_at_ms).max(DAY_MS),
     };
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     // The resource's row before the key's, the order deprovisioning takes
     // them in, so the two cannot deadlock.
     let key = mint(&state, &mut tx, &user, &spec).await?;

@@ -387,7 +387,7 @@ async fn change_state(
     to: &'static str,
     note: Note,
 ) -> Result<Json<OfferingOut>> {
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     transition(&mut tx, OFFERING, id, from, to).await?;
     let note = match note {
         Note::Keep => None,
@@ -416,7 +416,7 @@ async fn change_state(
 )]
 async fn submit(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<OfferingOut>> {
     let offering = load_managed(&state, &user, &id).await?;
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     transition(&mut tx, OFFERING, &id, &["draft"], "pending_review").await?;
     let plans: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plan WHERE offering_id = $1 AND archived_at IS NULL")
         .bind(&id)

@@ -242,7 +242,7 @@ async fn create(
         "pending_consumer"
     };
     let id = new_id();
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     sqlx::query(
         "INSERT INTO customer_order (id, plan_id, offering_id, organization_id, provider_organization_id, state, \
          created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
@@ -274,7 +274,7 @@ async fn move_order(
     to: &'static str,
     reason: Option<String>,
 ) -> Result<Json<OrderOut>> {
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     transition(&mut tx, ORDER, id, from, to).await?;
     if let Some(reason) = reason {
         sqlx::query("UPDATE customer_order SET reason = $1 WHERE id = $2")

@@ -162,7 +162,7 @@ async fn create(
     let name = required_text("name", &body.name, 200)?;
     let id = new_id();
     let now = now_ms();
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     sqlx::query("INSERT INTO organization (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3)")
         .bind(&id)
         .bind(&name)
@@ -352,7 +352,7 @@ async fn change_role(
     JsonBody(body): JsonBody<ChangeRole>,
 ) -> Result<Json<MemberRole>> {
     let mine = authorize(&state, &user, &id, true).await?;
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     let current = member_role(&mut tx, &id, &member).await?;
     if mine != Role::Owner && (current == Role::Owner || body.role == Role::Owner) {
         return Err(Error::Forbidden("only an owner may change an owner's role or make someone an owner".into()));
@@ -387,7 +387,7 @@ async fn remove_member(
 ) -> Result<StatusCode> {
     let leaving = member == user.id;
     let mine = authorize(&state, &user, &id, !leaving).await?;
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     let current = member_role(&mut tx, &id, &member).await?;
     if !leaving && current == Role::Owner && mine != Role::Owner {
         return Err(Error::Forbidden("only an owner may remove an owner".into()));
@@ -502,7 +502,7 @@ async fn request_provider(
         return Err(Error::Invalid("`note` must be at most 4000 characters".into()));
     }
     let now = now_ms();
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     // The guarded update is the state check: it fails if another request
     // changed the status first.
     let moved = sqlx::query(

@@ -332,7 +332,7 @@ async fn update(
     let plan = Plan::from_out(&current).apply(body)?;
     let [fixed_monthly, per_run, per_1k_tokens, per_million_fuel] = plan.prices;
     let [runs, tokens, fuel] = plan.allowances;
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     let row = sqlx::query(&format!(
         "UPDATE plan SET name = $1, currency = $2, fixed_monthly = $3, per_run = $4, per_1k_tokens = $5, \
          per_million_fuel = $6, runs_per_month = $7, tokens_per_month = $8, fuel_per_month = $9, \

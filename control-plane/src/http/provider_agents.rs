@@ -411,7 +411,7 @@ async fn import_flow(
     let diagnostics = serde_json::to_string(&diagnostics).map_err(Error::internal)?;
     let digest = artifact.manifest.digest.clone();
 
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     let latest = sqlx::query(&format!(
         "SELECT {VERSION_COLUMNS} FROM flow_version WHERE provider_agent_id = $1 ORDER BY version DESC LIMIT 1"
     ))

@@ -151,7 +151,7 @@ async fn replace(
     for value in quota.values() {
         query = query.bind(value);
     }
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     query.execute(&mut *tx).await?;
     let agents = feed::lock_ok_resources(&mut tx, Holder::Tenant(&org)).await?;
     feed::quota_set(&mut tx, &org).await?;

@@ -157,7 +157,7 @@ async fn terminate(
         parties.consumer_manager() || parties.staff,
         "an owner or admin of its organisation or an operator",
     )?;
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     transition(&mut tx, RESOURCE, &id, &["ok", "erred"], "terminating").await?;
     jobs::enqueue(&mut tx, DEPROVISION, &json!({ "resource_id": id })).await?;
     tx.commit().await?;

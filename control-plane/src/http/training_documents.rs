@@ -318,7 +318,7 @@ async fn upload(
     documents_available(&state)?;
     let id = new_id();
     let now = now_ms();
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     sqlx::query(
         "INSERT INTO training_document (id, organization_id, config_id, resource_id, collection, filename, kind, \
          content_type, size_bytes, sha256, content, status, chunk_count, created_by, created_at, updated_at) \
@@ -375,7 +375,7 @@ async fn reprocess(
 ) -> Result<(StatusCode, Json<DocumentOut>)> {
     load(&state, &user, &id, true).await?;
     documents_available(&state)?;
-    let mut tx = state.db.pool().begin().await?;
+    let mut tx = state.db.begin().await?;
     sqlx::query("UPDATE training_document SET status = 'uploaded', error = NULL, updated_at = $1 WHERE id = $2")
         .bind(now_ms())
         .bind(&id)
