@@ -17,21 +17,17 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use sandflow_flow_compiler::{CompileOptions, compile};
 use sandflow_model_server::{ModelServer, Options};
-use sandflow_runtime_host::api::keys::{Claims, issue};
-use sandflow_runtime_host::api::{Agent, DataPlane, DataPlaneConfig, router};
+use sandflow_runtime_host::api::DataPlane;
 use sandflow_runtime_host::doc_index::{DocIndex, NewChunk, Scope};
 use sandflow_runtime_host::{
-    CapabilityConfig, FileStore, FilesConfig, FilesScope, HttpConfig, Limits, LlmConfig, MemoryStore, Runtime,
-    RuntimeConfig, Secrets,
+    CapabilityConfig, FileStore, FilesConfig, FilesScope, HttpConfig, Limits, LlmConfig, MemoryStore, Secrets,
 };
 use sandflow_web_fixture::{BLOCKED_HOST, DOCS_FACT, WebFixture};
 use serde_json::{Value as Json, json};
-use std::path::Path;
 use std::sync::Arc;
-use tower::ServiceExt;
+
+mod support;
 
 const SECRET: &[u8] = b"agent-flows-secret";
 const TENANT: &str = "acme";
@@ -87,62 +83,26 @@ impl World {
             documents: Some(sandflow_runtime_host::open_documents_blocking(&index_url).expect("index opens")),
             ..CapabilityConfig::default()
         };
-        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandflow-cache");
-        let runtime = Runtime::new(&RuntimeConfig {
-            max_instances: 32,
-            cache_dir: Some(cache),
-            capabilities,
-            ..RuntimeConfig::default()
-        })
-        .expect("runtime starts");
-        let plane = DataPlane::new(runtime, DataPlaneConfig::default());
-        plane.keys.add_secret("k1", SECRET);
+        let plane = support::data_plane(capabilities, SECRET);
         Self { plane: Arc::new(plane), model, web, files, index, io, _dir: dir }
     }
 
     /// Provisions the shared starter flow `name` as agent `name` of the tenant.
     fn provision(&self, name: &str) {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/flows/starter").join(format!("{name}.json"));
-        let source = std::fs::read(path).expect("shared flow");
-        let (artifact, _) = compile(&source, &CompileOptions::default()).expect("compiles");
-        let flow = self.plane.runtime.load_flow(&artifact.component).expect("links");
-        self.plane.agents.provision(Agent {
-            id: name.into(),
-            tenant: TENANT.into(),
-            flow_id: format!("{name}-flow"),
-            endpoint_name: None,
-            flow,
-            limits: Limits::default(),
-            secrets: Secrets::default(),
-            persona: None,
-        });
+        let flow = support::shared_flow(&format!("starter/{name}.json"));
+        support::provision(&self.plane, TENANT, name, &flow, Limits::default(), Secrets::default());
     }
 
     /// `POST /api/v1/run/{agent}` as Langflow's API is called.
     fn run(&self, agent: &str, input: &str, tweaks: Json) -> Json {
-        let claims = Claims {
-            sub: "key-1".into(),
-            tenant: TENANT.into(),
-            agents: vec![],
-            scopes: vec!["run".into()],
-            subscription: None,
-            rpm: None,
-            exp: 4_000_000_000,
-        };
-        let key = issue(&claims, "k1", SECRET).expect("signs");
+        let key = support::run_key(TENANT, SECRET);
         let body = json!({"input_value": input, "input_type": "chat", "output_type": "chat", "tweaks": tweaks, "session_id": "s1"});
         let request = Request::post(format!("/api/v1/run/{agent}"))
             .header("content-type", "application/json")
             .header("x-api-key", key)
             .body(Body::from(body.to_string()))
             .expect("request");
-        let (status, body) = self.io.block_on(async {
-            let response = router(self.plane.clone()).oneshot(request).await.expect("infallible");
-            let status = response.status();
-            let bytes = response.into_body().collect().await.expect("body").to_bytes();
-            (status, serde_json::from_slice::<Json>(&bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes))))
-        });
+        let (status, body) = self.io.block_on(support::send(&self.plane, request));
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }

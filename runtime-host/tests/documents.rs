@@ -12,22 +12,18 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use lopdf::content::{Content, Operation};
 use lopdf::{Document, Object, Stream, dictionary};
-use sandflow_flow_compiler::{CompileOptions, compile};
 use sandflow_model_server::{ModelServer, Options};
-use sandflow_runtime_host::api::keys::{Claims, issue};
-use sandflow_runtime_host::api::{Agent, DataPlane, DataPlaneConfig, router};
+use sandflow_runtime_host::api::DataPlane;
 use sandflow_runtime_host::doc_index::{DocIndex, Scope, SearchRequest};
-use sandflow_runtime_host::{
-    CapabilityConfig, FileStore, FilesConfig, Limits, LlmConfig, Runtime, RuntimeConfig, Secrets,
-};
+use sandflow_runtime_host::{CapabilityConfig, FileStore, FilesConfig, Limits, LlmConfig, Secrets};
 use serde_json::{Value as Json, json};
 use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
-use tower::ServiceExt;
+
+mod support;
+use support::send;
 
 const SECRET: &[u8] = b"documents-test-secret";
 
@@ -67,53 +63,15 @@ async fn plane() -> Plane {
         documents: Some(documents),
         ..CapabilityConfig::default()
     };
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandflow-cache");
-    let runtime = Runtime::new(&RuntimeConfig {
-        max_instances: 32,
-        cache_dir: Some(cache),
-        capabilities,
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime starts");
-    let plane = DataPlane::new(runtime, DataPlaneConfig::default());
-    plane.keys.add_secret("k1", SECRET);
+    let plane = support::data_plane(capabilities, SECRET);
     for (id, path) in [("report", "starter/financial-report-parser.json"), ("rag", "starter/hybrid-search-rag.json")] {
-        let source = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/flows").join(path))
-            .expect("shared flow");
-        let (artifact, _) = compile(&source, &CompileOptions::default()).expect("compiles");
-        let flow = plane.runtime.load_flow(&artifact.component).expect("loads");
-        plane.agents.provision(Agent {
-            id: id.into(),
-            tenant: "acme".into(),
-            flow_id: format!("{id}-flow"),
-            endpoint_name: None,
-            flow,
-            limits: Limits::default(),
-            secrets: Secrets::default(),
-            persona: None,
-        });
+        support::provision(&plane, "acme", id, &support::shared_flow(path), Limits::default(), Secrets::default());
     }
     Plane { plane: Arc::new(plane), model, index, _dir: dir }
 }
 
 fn key() -> String {
-    let claims = Claims {
-        sub: "key-acme".into(),
-        tenant: "acme".into(),
-        agents: vec![],
-        scopes: vec!["run".into()],
-        subscription: None,
-        rpm: None,
-        exp: 4_000_000_000,
-    };
-    issue(&claims, "k1", SECRET).expect("signs")
-}
-
-async fn send(plane: &Arc<DataPlane>, request: Request<Body>) -> (StatusCode, Json) {
-    let response = router(plane.clone()).oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let bytes = response.into_body().collect().await.expect("body").to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes))))
+    support::run_key("acme", SECRET)
 }
 
 /// Uploads `content` as `filename` for `agent`; returns its `file_path`.

@@ -13,23 +13,20 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use sandflow_flow_compiler::{CompileOptions, compile};
 use sandflow_model_server::{ModelServer, Options};
-use sandflow_runtime_host::api::keys::{Claims, issue};
-use sandflow_runtime_host::api::{Agent, DataPlane, DataPlaneConfig, router};
+use sandflow_runtime_host::api::DataPlane;
 use sandflow_runtime_host::doc_index::{DocIndex, NewChunk, Scope};
 use sandflow_runtime_host::{
-    CapabilityConfig, FileStore, FilesConfig, HttpConfig, Limits, LlmConfig, MemoryScope, MemoryStore, Runtime,
-    RuntimeConfig, Secrets,
+    CapabilityConfig, FileStore, FilesConfig, HttpConfig, Limits, LlmConfig, MemoryScope, MemoryStore, Secrets,
 };
 use sandflow_web_fixture::WebFixture;
 use sandflow_web_fixture::assemblyai::{API_KEY, ERROR_TEXT, URL_TRANSCRIPT};
 use serde_json::{Value as Json, json};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tower::ServiceExt;
+
+mod support;
+use support::{send, shared_flow};
 
 const SECRET: &[u8] = b"services-test-secret";
 const TENANT: &str = "acme";
@@ -47,11 +44,6 @@ struct World {
     index: DocIndex,
     memory: MemoryStore,
     _dir: tempfile::TempDir,
-}
-
-fn shared_flow(path: &str) -> Json {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/flows").join(path);
-    serde_json::from_slice(&std::fs::read(path).expect("shared flow")).expect("JSON")
 }
 
 /// Meeting Summary with its transcriber's key in global variable `name`
@@ -101,16 +93,7 @@ async fn world() -> World {
         secrets: [("ASSEMBLYAI_API_KEY", API_KEY)].into_iter().collect(),
         ..CapabilityConfig::default()
     };
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandflow-cache");
-    let runtime = Runtime::new(&RuntimeConfig {
-        max_instances: 32,
-        cache_dir: Some(cache),
-        capabilities,
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime starts");
-    let plane = DataPlane::new(runtime, DataPlaneConfig::default());
-    plane.keys.add_secret("k1", SECRET);
+    let plane = support::data_plane(capabilities, SECRET);
     let short = Limits { deadline: Duration::from_secs(4), ..Limits::default() };
     let agent_key: Secrets = [("ASSEMBLYAI_API_KEY", API_KEY)].into_iter().collect();
     for (id, flow, limits, secrets) in [
@@ -120,39 +103,13 @@ async fn world() -> World {
         ("meeting-variable", meeting_with_variable("ASSEMBLYAI_API_KEY"), Limits::default(), agent_key),
         ("meeting-unset", meeting_with_variable("ASSEMBLYAI_API_KEY"), Limits::default(), Secrets::default()),
     ] {
-        let (artifact, _) = compile(flow.to_string().as_bytes(), &CompileOptions::default()).expect("compiles");
-        plane.agents.provision(Agent {
-            id: id.into(),
-            tenant: TENANT.into(),
-            flow_id: format!("{id}-flow"),
-            endpoint_name: None,
-            flow: plane.runtime.load_flow(&artifact.component).expect("loads"),
-            limits,
-            secrets,
-            persona: None,
-        });
+        support::provision(&plane, TENANT, id, &flow, limits, secrets);
     }
     World { plane: Arc::new(plane), model, web, index, memory, _dir: dir }
 }
 
 fn key() -> String {
-    let claims = Claims {
-        sub: "key-acme".into(),
-        tenant: TENANT.into(),
-        agents: vec![],
-        scopes: vec!["run".into()],
-        subscription: None,
-        rpm: None,
-        exp: 4_000_000_000,
-    };
-    issue(&claims, "k1", SECRET).expect("signs")
-}
-
-async fn send(plane: &Arc<DataPlane>, request: Request<Body>) -> (StatusCode, Json) {
-    let response = router(plane.clone()).oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let bytes = response.into_body().collect().await.expect("body").to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes))))
+    support::run_key(TENANT, SECRET)
 }
 
 async fn run(world: &World, agent: &str, input: &str, session: &str, tweaks: Json) -> (StatusCode, Json) {

@@ -4,16 +4,15 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use sandflow_flow_compiler::{CompileOptions, compile};
 use sandflow_model_server::{ModelServer, Options};
-use sandflow_runtime_host::api::keys::{Claims, issue};
-use sandflow_runtime_host::api::{Agent, DataPlane, DataPlaneConfig, router};
-use sandflow_runtime_host::{CapabilityConfig, Limits, LlmConfig, Runtime, RuntimeConfig, Secrets};
+use sandflow_runtime_host::api::{DataPlane, router};
+use sandflow_runtime_host::{CapabilityConfig, Limits, LlmConfig, Secrets};
 use serde_json::{Value, json};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
+
+mod support;
 
 const SECRET: &[u8] = b"streaming-test-secret";
 
@@ -27,39 +26,10 @@ async fn plane() -> (Arc<DataPlane>, ModelServer, String) {
         },
         ..CapabilityConfig::default()
     };
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandflow-cache");
-    let runtime = Runtime::new(&RuntimeConfig {
-        max_instances: 32,
-        cache_dir: Some(cache),
-        capabilities,
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime");
-    let plane = DataPlane::new(runtime, DataPlaneConfig::default());
-    plane.keys.add_secret("k1", SECRET);
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/flows/starter/basic-prompting.json");
-    let (artifact, _) = compile(&std::fs::read(path).expect("flow"), &CompileOptions::default()).expect("compiles");
-    let flow = plane.runtime.load_flow(&artifact.component).expect("loads");
-    plane.agents.provision(Agent {
-        id: "prompting".into(),
-        tenant: "acme".into(),
-        flow_id: "prompting-flow".into(),
-        endpoint_name: None,
-        flow,
-        limits: Limits::default(),
-        secrets: Secrets::default(),
-        persona: None,
-    });
-    let claims = Claims {
-        sub: "key-acme".into(),
-        tenant: "acme".into(),
-        agents: vec![],
-        scopes: vec!["run".into()],
-        subscription: None,
-        rpm: None,
-        exp: 4_000_000_000,
-    };
-    let key = issue(&claims, "k1", SECRET).expect("signs");
+    let plane = support::data_plane(capabilities, SECRET);
+    let flow = support::shared_flow("starter/basic-prompting.json");
+    support::provision(&plane, "acme", "prompting", &flow, Limits::default(), Secrets::default());
+    let key = support::run_key("acme", SECRET);
     (Arc::new(plane), server, key)
 }
 

@@ -11,12 +11,14 @@ use sandflow_flow_compiler::{CompileOptions, compile};
 use sandflow_model_server::{ModelServer, Options};
 use sandflow_runtime_host::{
     CapabilityConfig, Field, FlowComponent, HttpConfig, Invocation, Limits, LlmConfig, NodeComponent, RunContext,
-    RunError, RunOutcome, RunRequest, Runtime, RuntimeConfig, Value,
+    RunError, RunOutcome, RunRequest, Runtime, Value,
 };
 use sandflow_web_fixture::{BLOCKED_HOST, DOCS_FACT, HUGE_BYTES, LISBON_FACT, WebFixture};
 use serde_json::{Value as Json, json};
-use std::path::Path;
 use std::time::{Duration, Instant};
+
+mod support;
+use support::shared_flow;
 
 struct Model {
     server: ModelServer,
@@ -40,19 +42,12 @@ fn egress(web: &WebFixture) -> HttpConfig {
 }
 
 fn runtime(model: Option<&Model>, http: Option<HttpConfig>) -> Runtime {
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandflow-cache");
     let providers = model
         .map(|m| format!("OpenAI=openai,{}/v1,gpt-test", m.server.url()).parse().expect("provider"))
         .into_iter()
         .collect();
     let capabilities = CapabilityConfig { llm: LlmConfig { providers }, http, ..CapabilityConfig::default() };
-    Runtime::new(&RuntimeConfig { max_instances: 32, cache_dir: Some(cache), capabilities, ..RuntimeConfig::default() })
-        .expect("runtime starts")
-}
-
-fn shared_flow(path: &str) -> Json {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/flows").join(path);
-    serde_json::from_slice(&std::fs::read(path).expect("shared flow")).expect("JSON")
+    support::runtime(capabilities)
 }
 
 fn load(runtime: &Runtime, flow: &Json) -> FlowComponent {
@@ -610,7 +605,6 @@ fn web_search_reads_rss_and_arxiv_is_refused_off_the_list() {
 fn the_usage_record_counts_the_bytes_a_run_fetched() {
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
-    use sandflow_runtime_host::api::keys::{Claims, issue};
     use sandflow_runtime_host::api::{Agent, DataPlane, DataPlaneConfig, router};
     use sandflow_runtime_host::{Secrets, usage::Outbox};
     use tower::ServiceExt as _;
@@ -621,7 +615,7 @@ fn the_usage_record_counts_the_bytes_a_run_fetched() {
     let outbox_dir = tempfile::tempdir().expect("temp dir");
     let outbox = std::sync::Arc::new(Outbox::open(outbox_dir.path()).expect("outbox"));
     let plane = std::sync::Arc::new(DataPlane::new(runtime, DataPlaneConfig::default()).with_usage(outbox));
-    plane.keys.add_secret("k1", b"web-test-secret");
+    plane.keys.add_secret(support::KID, b"web-test-secret");
     plane.agents.provision(Agent {
         id: "researcher".into(),
         tenant: "acme".into(),
@@ -632,16 +626,7 @@ fn the_usage_record_counts_the_bytes_a_run_fetched() {
         secrets: Secrets::default(),
         persona: None,
     });
-    let claims = Claims {
-        sub: "key-acme".into(),
-        tenant: "acme".into(),
-        agents: vec![],
-        scopes: vec!["run".into()],
-        subscription: None,
-        rpm: None,
-        exp: 4_000_000_000,
-    };
-    let key = issue(&claims, "k1", b"web-test-secret").expect("signs");
+    let key = support::run_key("acme", b"web-test-secret");
     let io = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     for input in [format!(r#"use fetch_content {{"urls": ["{}/docs"]}}"#, web.url()), "just answer".to_owned()] {
         let request = Request::post("/api/v1/run/researcher-flow")
