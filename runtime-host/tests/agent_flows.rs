@@ -140,14 +140,7 @@ fn content(message: &Json) -> String {
 
 /// Names of the tools offered in OpenAI requests, sorted.
 fn openai_tools(requests: &[Json]) -> Vec<String> {
-    let mut names: Vec<String> = requests
-        .iter()
-        .flat_map(|r| r["tools"].as_array().cloned().unwrap_or_default())
-        .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
-        .collect();
-    names.sort();
-    names.dedup();
-    names
+    support::openai_tool_names(requests)
 }
 
 /// What the tools answered, in OpenAI requests, in order and once each.

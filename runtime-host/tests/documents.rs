@@ -76,22 +76,7 @@ fn key() -> String {
 
 /// Uploads `content` as `filename` for `agent`; returns its `file_path`.
 async fn upload(plane: &Arc<DataPlane>, agent: &str, filename: &str, content: &[u8]) -> String {
-    let boundary = "sandflow-test-boundary";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: \
-         application/octet-stream\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(content);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let request = Request::post(format!("/api/v1/files/upload/{agent}"))
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
-        .header("x-api-key", key())
-        .body(Body::from(body))
-        .expect("request");
-    let (status, body) = send(plane, request).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["file_path"].as_str().expect("file_path").to_owned()
+    support::upload(plane, &key(), agent, filename, content).await
 }
 
 async fn run_flow(plane: &Arc<DataPlane>, agent: &str, input: &str, tweaks: Json) -> (StatusCode, Json) {

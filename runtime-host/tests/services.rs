@@ -123,22 +123,7 @@ async fn run(world: &World, agent: &str, input: &str, session: &str, tweaks: Jso
 }
 
 async fn upload(world: &World, agent: &str, filename: &str, content: &[u8]) -> String {
-    let boundary = "sandflow-services-boundary";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: \
-         audio/mpeg\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(content);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let request = Request::post(format!("/api/v1/files/upload/{agent}"))
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
-        .header("x-api-key", key())
-        .body(Body::from(body))
-        .expect("request");
-    let (status, body) = send(&world.plane, request).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["file_path"].as_str().expect("file_path").to_owned()
+    support::upload(&world.plane, &key(), agent, filename, content).await
 }
 
 fn answer(body: &Json) -> String {

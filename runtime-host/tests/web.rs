@@ -96,14 +96,7 @@ fn tool_results(model: &Model) -> Vec<String> {
 }
 
 fn offered_tools(model: &Model) -> Vec<String> {
-    let mut names: Vec<String> = chat_requests(model)
-        .iter()
-        .flat_map(|r| r["tools"].as_array().cloned().unwrap_or_default())
-        .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
-        .collect();
-    names.sort();
-    names.dedup();
-    names
+    support::openai_tool_names(&chat_requests(model))
 }
 
 #[test]

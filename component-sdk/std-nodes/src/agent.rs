@@ -227,19 +227,7 @@ fn structured_response(inv: &Invocation, toolbox: &Toolbox) -> Result<Map<String
     );
     let system = text_or(inv, "system_prompt", "");
     let answer = if toolbox.is_empty() {
-        let mut messages = Vec::new();
-        if !system.is_empty() {
-            messages.push(chat("system", system));
-        }
-        messages.push(chat("user", input));
-        let request = CompletionRequest {
-            model: settings(inv),
-            messages,
-            tools: Vec::new(),
-            stream_tokens: false,
-            response_schema: Some(schema.to_string()),
-        };
-        llm::complete(&request).map_err(|e| capability_message(&e))?.message.content
+        structured_output::ask_for_json(inv, system, input, &schema).map_err(|e| capability_message(&e))?
     } else {
         let prompt = augmented_prompt(&system, &text_or(inv, "format_instructions", ""), &schema);
         converse(inv, toolbox, prompt, false).map_err(|e| match e {

@@ -15,7 +15,9 @@
 use crate::model::{chat, settings};
 use crate::parser::{data_of, text_field};
 use sandflow_sdk::host::llm::{self, CompletionRequest};
-use sandflow_sdk::{Descriptor, Invocation, NodeError, Output, Table, Value, capability_message, output, port, value};
+use sandflow_sdk::{
+    CapabilityError, Descriptor, Invocation, NodeError, Output, Table, Value, capability_message, output, port, value,
+};
 use serde_json::{Map, Value as Json, json};
 
 /// Type name in the library.
@@ -227,6 +229,25 @@ pub fn extract_json(text: &str) -> Option<Json> {
     })
 }
 
+/// One model call whose answer the provider holds to `schema`: the system
+/// prompt (when there is one) and `input`, no tools, nothing streamed.
+/// Returns the answer's text.
+pub fn ask_for_json(inv: &Invocation, system: String, input: String, schema: &Json) -> Result<String, CapabilityError> {
+    let mut messages = Vec::new();
+    if !system.is_empty() {
+        messages.push(chat("system", system));
+    }
+    messages.push(chat("user", input));
+    let request = CompletionRequest {
+        model: settings(inv),
+        messages,
+        tools: Vec::new(),
+        stream_tokens: false,
+        response_schema: Some(schema.to_string()),
+    };
+    Ok(llm::complete(&request)?.message.content)
+}
+
 /// Runs the node.
 pub fn run(inv: &Invocation) -> Result<Vec<Output>, NodeError> {
     let name = match text_field(inv, "schema_name", "") {
@@ -240,20 +261,9 @@ pub fn run(inv: &Invocation) -> Result<Vec<Output>, NodeError> {
     let description = format!("A list of {name}.");
     let schema = envelope(record_schema(&fields), "objects", &description, &description);
     let system = text_field(inv, "system_prompt", DEFAULT_SYSTEM_PROMPT);
-    let mut messages = Vec::new();
-    if !system.is_empty() {
-        messages.push(chat("system", system));
-    }
-    messages.push(chat("user", text_field(inv, "input_value", "")));
-    let request = CompletionRequest {
-        model: settings(inv),
-        messages,
-        tools: Vec::new(),
-        stream_tokens: false,
-        response_schema: Some(schema.to_string()),
-    };
-    let completion = llm::complete(&request).map_err(|e| NodeError::Failed(capability_message(&e)))?;
-    let objects = objects(&completion.message.content).map_err(NodeError::Failed)?;
+    let answer = ask_for_json(inv, system, text_field(inv, "input_value", ""), &schema)
+        .map_err(|e| NodeError::Failed(capability_message(&e)))?;
+    let objects = objects(&answer).map_err(NodeError::Failed)?;
     let wants = |n: &str| inv.wanted.is_empty() || inv.wanted.iter().any(|w| w == n);
     let mut outputs = Vec::new();
     if wants("structured_output") {

@@ -78,3 +78,36 @@ pub async fn send(plane: &Arc<DataPlane>, request: Request<Body>) -> (StatusCode
     let bytes = response.into_body().collect().await.expect("body").to_bytes();
     (status, serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes))))
 }
+
+/// Uploads `content` as `filename` for `agent` with `key`, as Langflow's
+/// `POST /api/v1/files/upload/{flow}` takes it; returns its `file_path`.
+pub async fn upload(plane: &Arc<DataPlane>, key: &str, agent: &str, filename: &str, content: &[u8]) -> String {
+    let boundary = "sandflow-test-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: \
+         application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let request = Request::post(format!("/api/v1/files/upload/{agent}"))
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .header("x-api-key", key)
+        .body(Body::from(body))
+        .expect("request");
+    let (status, body) = send(plane, request).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["file_path"].as_str().expect("file_path").to_owned()
+}
+
+/// The names of the tools offered in OpenAI chat requests, sorted, once each.
+pub fn openai_tool_names(requests: &[Json]) -> Vec<String> {
+    let mut names: Vec<String> = requests
+        .iter()
+        .flat_map(|r| r["tools"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
