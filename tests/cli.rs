@@ -19,8 +19,14 @@ fn validate_passes_a_good_flow() {
 }
 
 #[test]
+fn validate_passes_a_pre_1_0_chain_with_memory() {
+    let out = sandflow(&["validate", &shared("legacy/basicchatwithpromptandhistory.json")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn validate_reports_every_error_as_json_and_exits_1() {
-    let out = sandflow(&["validate", "--format", "json", &shared("legacy/basicchatwithpromptandhistory.json")]);
+    let out = sandflow(&["validate", "--format", "json", &shared("legacy/openapi.json")]);
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_eq!(report["valid"], false);
@@ -30,7 +36,7 @@ fn validate_reports_every_error_as_json_and_exits_1() {
         .filter(|d| d["code"] == "unknown-component")
         .map(|d| d["message"].as_str().expect("message"))
         .collect();
-    for ty in ["ChatOpenAI", "LLMChain", "PromptTemplate", "ConversationBufferMemory"] {
+    for ty in ["JsonToolkit", "OpenAPIToolkit", "JsonAgent", "TextRequestsWrapper", "JsonSpec"] {
         assert!(unknown.iter().any(|m| m.contains(ty)), "{ty} not named: {unknown:?}");
     }
     for d in diags {

@@ -137,6 +137,8 @@ pub static COMPONENTS: &[Component] = &[
         &[("structured_output", DATA), ("dataframe_output", TABLE)],
         &[Llm],
     ),
+    // Pre-1.0: LangChain's LLMChain, its prompt and memory folded in (see `legacy`).
+    step(&["LLMChain"], "llm-chain", &[("text", MESSAGE)], &[Llm, Memory]),
     step(&["BatchRunComponent"], "batch-run", &[("batch_results", TABLE)], &[Llm]),
     step(&["CalculatorComponent"], "calculator", &[("result", DATA), ("component_as_tool", TOOL)], &[]),
     step(&["CurrentDate"], "current-date", &[("current_date", MESSAGE), ("component_as_tool", TOOL)], &[Calendar]),

@@ -342,10 +342,10 @@ fn read_field(name: &str, obj: &Map<String, Value>, pointer: String) -> Field {
         kind: obj.get("type").and_then(Value::as_str).unwrap_or_default().to_owned(),
         value: obj.get("value").cloned().unwrap_or(Value::Null),
         input_types: strings(obj.get("input_types")),
-        list: obj.get("list").and_then(Value::as_bool).unwrap_or(false),
-        required: obj.get("required").and_then(Value::as_bool).unwrap_or(false),
-        show: obj.get("show").and_then(Value::as_bool).unwrap_or(false),
-        load_from_db: obj.get("load_from_db").and_then(Value::as_bool).unwrap_or(false),
+        list: flag(obj.get("list")),
+        required: flag(obj.get("required")),
+        show: flag(obj.get("show")),
+        load_from_db: flag(obj.get("load_from_db")),
         input_class: obj.get("_input_type").and_then(Value::as_str).map(str::to_owned),
         pointer,
     }
@@ -462,6 +462,15 @@ fn read_edge(value: &Value, ptr: &str, diags: &mut Diagnostics) -> Option<Edge> 
         return None;
     }
     Some(edge)
+}
+
+/// A boolean of the template; pre-1.0 exports may write it as text (`"True"`).
+pub(crate) fn flag(value: Option<&Value>) -> bool {
+    match value {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
 }
 
 fn proxy_id(handle: &Map<String, Value>) -> Option<String> {

@@ -1,6 +1,7 @@
 //! Compiles Langflow exports into Sandflow flow components.
 //!
-//! The pipeline is [`langflow`] (a tolerant model of the export) → [`lower`]
+//! The pipeline is [`langflow`] (a tolerant model of the export) →
+//! [`legacy`] (pre-1.0 components rewritten into today's) → [`lower`]
 //! (components resolved against the [`catalog`]) → [`ir`] (the plan: a typed
 //! graph) → [`schedule`] (Langflow's execution order, loops, branch guards) →
 //! [`codegen`] (a WebAssembly component) → [`artifact`] (component, manifest,
@@ -30,6 +31,7 @@ pub mod codegen;
 pub mod diagnostic;
 pub mod ir;
 pub mod langflow;
+pub mod legacy;
 pub mod locate;
 pub mod lower;
 pub mod schedule;
@@ -68,7 +70,8 @@ fn first_error(diags: &Diagnostics) -> String {
 /// Returns the plan when there are no errors, and every diagnostic.
 pub fn check(source: &[u8], options: &CompileOptions) -> (Option<Plan>, Diagnostics) {
     let (flow, mut diags) = langflow::parse(source);
-    let Some(flow) = flow else { return (None, diags) };
+    let Some(mut flow) = flow else { return (None, diags) };
+    legacy::modernize(&mut flow, &mut diags);
     let plan = lower::lower(&flow, options, &mut diags).map(|mut plan| {
         if !diags.has_errors() {
             schedule::schedule(&mut plan, &flow, &mut diags);

@@ -1,13 +1,14 @@
 //! Flows that call models, against the test suite's own OpenAI- and
 //! Anthropic-compatible server over real HTTP: the `llm` capability
 //! (providers, credentials, token counts, errors), the Language Model and
-//! Agent nodes, and tools (built-in and nodes of the flow).
+//! Agent nodes, tools (built-in and nodes of the flow), and the pre-1.0
+//! LangChain chains of `legacy/` with their buffer memory.
 
 use sandflow_flow_compiler::{CompileOptions, compile};
 use sandflow_model_server::{ModelServer, Options};
 use sandflow_runtime_host::{
-    Calendar, CapabilityConfig, FlowComponent, Limits, LlmConfig, Persona, RunContext, RunError, RunOutcome,
-    RunRequest, Runtime, RuntimeConfig, Secret, Secrets, Value,
+    Calendar, CapabilityConfig, FlowComponent, Limits, LlmConfig, MemoryStore, Persona, RunContext, RunError,
+    RunOutcome, RunRequest, Runtime, RuntimeConfig, Secret, Secrets, Value,
 };
 use serde_json::Value as Json;
 use std::path::Path;
@@ -342,4 +343,119 @@ fn a_hostile_guest_cannot_call_tools_outside_a_flow() {
     let field = sandflow_runtime_host::Field { name: "target".into(), value: Value::Text("ChatInput-1".into()) };
     let said = probe(&runtime, "ToolProbe", vec![field]);
     assert!(said.contains("tools can only be called while a flow runs"), "{said}");
+}
+
+// --- Pre-1.0 LangChain flows (`legacy/`) -----------------------------------
+
+/// A runtime whose OpenAI is `model` and which keeps chat history, as
+/// LangChain's buffer memory needs.
+fn chain_runtime(model: &Model) -> Runtime {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandflow-cache");
+    let capabilities = CapabilityConfig {
+        llm: LlmConfig { providers: vec![openai(model).parse().expect("provider spec")] },
+        memory: Some(MemoryStore::open_blocking("sqlite::memory:").expect("memory opens")),
+        ..CapabilityConfig::default()
+    };
+    Runtime::new(&RuntimeConfig { max_instances: 32, cache_dir: Some(cache), capabilities, ..RuntimeConfig::default() })
+        .expect("runtime starts")
+}
+
+/// The template of the export's PromptTemplate, inside a group or not.
+fn prompt_template(flow: &Json) -> String {
+    fn find(nodes: &Json) -> Option<String> {
+        nodes.as_array()?.iter().find_map(|n| {
+            let node = &n["data"]["node"];
+            if n["data"]["type"] == "PromptTemplate" {
+                return node["template"]["template"]["value"].as_str().map(str::to_owned);
+            }
+            find(&node["flow"]["data"]["nodes"])
+        })
+    }
+    find(&flow["data"]["nodes"]).expect("the export has a PromptTemplate")
+}
+
+fn turn(runtime: &Runtime, flow: &FlowComponent, session: &str, input: &str) -> RunOutcome {
+    let request = RunRequest { input_value: Some(input.into()), session_id: session.into(), ..RunRequest::default() };
+    runtime.sandbox_for(Limits::default(), RunContext::default()).run_flow(flow, &request).expect("runs")
+}
+
+#[test]
+fn a_pre_1_0_chain_answers_with_the_conversation_so_far_as_langchain_did() {
+    let model = model(Options::default());
+    let runtime = chain_runtime(&model);
+    let source = shared_flow("legacy/basicchatwithpromptandhistory.json");
+    let template = prompt_template(&source);
+    let flow = load(&runtime, &source);
+    let prompt = |history: &str, text: &str| template.replace("{history}", history).replace("{text}", text);
+
+    // No Chat Input in the export: the run's input fills the prompt's one
+    // open variable, and the chain's text is the answer.
+    let first = answer(&turn(&runtime, &flow, "s1", "Hi, I am Ada."));
+    assert_eq!(first, format!("You said: {}", prompt("", "Hi, I am Ada.")));
+    // Buffer memory: the earlier turns, `Human:` / `AI:`, without this one.
+    let second = answer(&turn(&runtime, &flow, "s1", "What is my name?"));
+    let history = format!("Human: Hi, I am Ada.\nAI: {first}");
+    assert_eq!(second, format!("You said: {}", prompt(&history, "What is my name?")));
+    // Another session starts empty.
+    let other = answer(&turn(&runtime, &flow, "s2", "Who am I?"));
+    assert_eq!(other, format!("You said: {}", prompt("", "Who am I?")));
+
+    let sent = chat_requests(&model);
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[0]["model"], "gpt-3.5-turbo", "ChatOpenAI's model");
+    assert_eq!(sent[0]["temperature"], 0.7, "ChatOpenAI's temperature");
+    for request in &sent {
+        let messages = request["messages"].as_array().expect("messages");
+        assert_eq!(messages.len(), 1, "the formatted prompt is the one user message: {messages:?}");
+        assert_eq!(messages[0]["role"], "user");
+    }
+}
+
+#[test]
+fn a_pre_1_0_time_travel_guide_chain_uses_its_own_prompt() {
+    let model = model(Options::default());
+    let runtime = chain_runtime(&model);
+    let flow = load(&runtime, &shared_flow("legacy/basic-example.json"));
+    let first = answer(&turn(&runtime, &flow, "s1", "Paris, 1889."));
+    assert!(first.starts_with("You said: I want you to act as my time travel guide."), "{first}");
+    assert!(first.ends_with("Current conversation:\n    \n    Human: Paris, 1889.\n    AI:"), "{first}");
+    let second = answer(&turn(&runtime, &flow, "s1", "And the food?"));
+    assert!(
+        second.ends_with(&format!("    Human: Paris, 1889.\nAI: {first}\n    Human: And the food?\n    AI:")),
+        "{second}"
+    );
+    let sent = chat_requests(&model);
+    assert_eq!(sent[0]["model"], "text-davinci-003", "OpenAI's model");
+    assert_eq!(sent[0]["max_tokens"], 256);
+}
+
+#[test]
+fn pre_1_0_chat_input_and_output_carry_the_chain() {
+    let model = model(Options::default());
+    let runtime = chain_runtime(&model);
+    for (path, sender) in [("legacy/chatinputtest.json", "Machine"), ("legacy/twooutputstest.json", "User")] {
+        let flow = load(&runtime, &shared_flow(path));
+        let outcome = turn(&runtime, &flow, "s1", "hello");
+        assert_eq!(answer(&outcome), "You said: Input: hello\nAI:", "{path}");
+        match &outcome.outputs[0].value {
+            // `is_ai: False` in the export: the answer shows as the user's.
+            Value::Message(m) => assert_eq!(m.sender, sender, "{path}"),
+            other => panic!("{path}: expected a Message, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn grouped_pre_1_0_chains_run_with_the_values_of_their_group() {
+    let model = model(Options::default());
+    let runtime = chain_runtime(&model);
+    for (path, key) in [("legacy/grouped-chat.json", None), ("legacy/one-group-chat.json", Some("test"))] {
+        let source = shared_flow(path);
+        let prompt = prompt_template(&source).replace("{history}", "").replace("{text}", "hello");
+        let flow = load(&runtime, &source);
+        assert_eq!(answer(&turn(&runtime, &flow, path, "hello")), format!("You said: {prompt}"), "{path}");
+        let request = model.server.requests().pop().expect("a model call");
+        // The group's own copy of ChatOpenAI's key is the one used.
+        assert_eq!(request.api_key.as_deref(), key, "{path}");
+    }
 }

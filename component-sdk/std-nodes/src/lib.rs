@@ -20,6 +20,7 @@ pub mod history;
 pub mod keyword_search;
 pub mod knowledge;
 pub mod language_model;
+pub mod llm_chain;
 pub mod memory_base;
 pub mod message_history;
 pub mod message_to_data;
@@ -73,6 +74,7 @@ pub const NODES: &[StdNode] = &[
     StdNode { name: calculator::NAME, describe: calculator::describe, run: calculator::run },
     StdNode { name: current_date::NAME, describe: current_date::describe, run: current_date::run },
     StdNode { name: language_model::NAME, describe: language_model::describe, run: language_model::run },
+    StdNode { name: llm_chain::NAME, describe: llm_chain::describe, run: llm_chain::run },
     StdNode { name: agent::NAME, describe: agent::describe, run: agent::run },
     StdNode { name: message_history::NAME, describe: message_history::describe, run: message_history::run },
     StdNode { name: type_convert::NAME, describe: type_convert::describe, run: type_convert::run },

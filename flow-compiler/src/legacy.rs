@@ -1,0 +1,541 @@
+//! Pre-1.0 exports: Langflow 0.x's LangChain-era components, rewritten
+//! into the components of the same meaning before lowering.
+//!
+//! Langflow 1.13 no longer has these types, so the rewrite follows what
+//! LangChain did with them:
+//! - `ChatOpenAI` and `OpenAI` are model settings: Language Model's
+//!   `model_output`.
+//! - `LLMChain` formats its `PromptTemplate` with the input and its
+//!   memory's history, calls its model and saves the turn: the `llm-chain`
+//!   node, with the prompt template and the `ConversationBufferMemory`
+//!   folded into its fields (in LangChain they are objects the chain
+//!   calls, not steps of the graph). `TimeTravelGuideChain` is a
+//!   `ConversationChain` with a prompt of its own.
+//! - A `PromptTemplate` that no chain uses renders text: Prompt.
+//! - The 0.x Chat Input and Chat Output (a `message` field) become today's,
+//!   storing nothing: the chain's memory keeps the conversation, as it did.
+//! - A flow without Chat Input or Chat Output (0.x's chat window talked to
+//!   the chain itself) gets both: the run's input fills the one prompt
+//!   variable nothing else fills, and the chain's text is the answer.
+//! - A `Tool` that wraps a chain and feeds nothing is dropped, with a
+//!   warning.
+//!
+//! Everything else of that era (agents, toolkits, loaders, Python
+//! functions) has no counterpart and stays an unknown component.
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::langflow::{Edge, Field, Flow, Node, flag};
+use serde_json::Value;
+use std::collections::HashSet;
+
+/// The catalog key the rewritten chains carry.
+pub const CHAIN: &str = "LLMChain";
+
+const MODELS: &[&str] = &["ChatOpenAI", "OpenAI"];
+const TIME_TRAVEL_GUIDE: &str = "TimeTravelGuideChain";
+
+/// The fields the chain node reads for itself (`llm-chain`'s own), which a
+/// prompt variable cannot shadow.
+const CHAIN_FIELDS: &[&str] =
+    &["template", "model", "api_key", "input_value", "input_key", "memory_key", "human_prefix", "ai_prefix"];
+
+/// A `PromptTemplate`'s fields that configure it rather than fill a variable.
+const PROMPT_SETTINGS: &[&str] =
+    &["template", "output_parser", "input_variables", "partial_variables", "template_format", "validate_template"];
+
+/// `TimeTravelGuideChain`'s prompt, as Langflow 0.x defined it (the
+/// indentation of its Python source is part of the text).
+const TIME_TRAVEL_GUIDE_PROMPT: &str = "I want you to act as my time travel guide. You are helpful and creative. \
+I will provide you with the historical period or future time I want to visit and you will suggest the best events, \
+sights, or people to experience. Provide the suggestions and any necessary information.
+    Current conversation:
+    {history}
+    Human: {input}
+    AI:";
+
+/// Rewrites the pre-1.0 components of `flow`; a 1.x flow is left as it is.
+pub fn modernize(flow: &mut Flow, diags: &mut Diagnostics) {
+    for node in &mut flow.nodes {
+        old_chat_io(node, &mut flow.edges);
+    }
+    for node in flow.nodes.iter_mut().filter(|n| MODELS.contains(&n.type_name.as_str())) {
+        model(node, &mut flow.edges);
+    }
+    let chains: Vec<usize> = (0..flow.nodes.len())
+        .filter(|&i| matches!(flow.nodes[i].type_name.as_str(), CHAIN | TIME_TRAVEL_GUIDE))
+        .collect();
+    let mut folded = HashSet::new();
+    for &i in &chains {
+        chain(flow, i, &mut folded, diags);
+    }
+    remove(flow, &folded);
+    for node in flow.nodes.iter_mut().filter(|n| n.type_name == "PromptTemplate") {
+        prompt(node, &mut flow.edges);
+    }
+    drop_unused_tools(flow, diags);
+    if !chains.is_empty() {
+        chat_window(flow, diags);
+    }
+}
+
+/// A 0.x Chat Input or Chat Output: the text is in `message`, and nothing
+/// is stored.
+fn old_chat_io(node: &mut Node, edges: &mut [Edge]) {
+    let chat = matches!(node.type_name.as_str(), "ChatInput" | "ChatOutput");
+    if !chat || node.field("input_value").is_some() {
+        return;
+    }
+    let Some(message) = node.fields.iter_mut().find(|f| f.name == "message") else { return };
+    message.name = "input_value".into();
+    message.show = true;
+    message.input_types = vec!["Message".into()];
+    for edge in edges.iter_mut().filter(|e| e.target == node.id && e.field == "message") {
+        edge.field = "input_value".into();
+        edge.input_types.clear();
+    }
+    for edge in edges.iter_mut().filter(|e| e.source == node.id) {
+        edge.output = "message".into();
+        edge.output_types = vec!["Message".into()];
+    }
+    let from_user = node.field("is_ai").is_some_and(|f| !flag(Some(&f.value)));
+    let pointer = node.pointer.clone();
+    node.fields.retain(|f| f.name == "input_value");
+    node.fields.push(setting("should_store_message", Value::Bool(false), &pointer));
+    if node.type_name == "ChatOutput" && from_user {
+        node.fields.push(setting("sender", "User".into(), &pointer));
+        node.fields.push(setting("sender_name", "User".into(), &pointer));
+    }
+}
+
+/// `ChatOpenAI` / `OpenAI`: OpenAI's model with the node's settings.
+fn model(node: &mut Node, edges: &mut [Edge]) {
+    let value = |name: &str| node.field(name).map(|f| f.value.clone()).unwrap_or(Value::Null);
+    let pointer = node.pointer.clone();
+    let mut fields = vec![
+        setting("provider", "OpenAI".into(), &pointer),
+        setting("model_name", value("model_name"), &pointer),
+        setting("temperature", value("temperature"), &pointer),
+        setting("max_tokens", value("max_tokens"), &pointer),
+    ];
+    if let Some(key) = node.field("openai_api_key").filter(|f| !unset(&f.value)) {
+        fields.push(Field {
+            name: "api_key".into(),
+            show: true,
+            input_class: Some("SecretStrInput".into()),
+            ..key.clone()
+        });
+    }
+    node.fields = fields;
+    node.type_name = "LanguageModelComponent".into();
+    for edge in edges.iter_mut().filter(|e| e.source == node.id) {
+        edge.output = "model_output".into();
+        edge.output_types = vec!["LanguageModel".into()];
+    }
+}
+
+/// What a chain takes from its memory.
+struct Memory {
+    key: Value,
+    human_prefix: Value,
+    ai_prefix: Value,
+}
+
+impl Memory {
+    /// `ConversationChain`'s own when none is connected.
+    fn conversation_default() -> Self {
+        Self { key: "history".into(), human_prefix: "Human".into(), ai_prefix: "AI".into() }
+    }
+
+    fn of(node: &Node) -> Self {
+        let or = |name: &str, default: &str| match node.field(name).map(|f| &f.value) {
+            Some(v) if !unset(v) => v.clone(),
+            _ => default.into(),
+        };
+        Self {
+            key: or("memory_key", "history"),
+            human_prefix: or("human_prefix", "Human"),
+            ai_prefix: or("ai_prefix", "AI"),
+        }
+    }
+}
+
+/// An `LLMChain` (or a chain built on one) becomes the `llm-chain` node,
+/// its prompt template and buffer memory folded into its fields.
+fn chain(flow: &mut Flow, i: usize, folded: &mut HashSet<String>, diags: &mut Diagnostics) {
+    let node = &flow.nodes[i];
+    let (id, pointer) = (node.id.clone(), node.pointer.clone());
+    let builtin = node.type_name == TIME_TRAVEL_GUIDE;
+    let mut template = builtin.then(|| (Value::from(TIME_TRAVEL_GUIDE_PROMPT), pointer.clone()));
+    let mut memory = builtin.then(Memory::conversation_default);
+    let mut variables: Vec<Field> = Vec::new();
+    let mut api_key = None;
+    let mut prompt_source = None;
+    for edge in flow.edges.iter().filter(|e| e.target == id && !e.loop_feedback) {
+        let Some(source) = flow.nodes.iter().find(|n| n.id == edge.source) else { continue };
+        match (edge.field.as_str(), source.type_name.as_str()) {
+            ("llm", _) => api_key = source.field("api_key").cloned(),
+            ("prompt", "PromptTemplate") => {
+                if let Some(t) = source.field("template") {
+                    template = Some((t.value.clone(), t.pointer.clone()));
+                }
+                variables.extend(source.fields.iter().filter(|f| !PROMPT_SETTINGS.contains(&f.name.as_str())).map(
+                    |f| Field { show: true, kind: "str".into(), input_types: vec!["Message".into()], ..f.clone() },
+                ));
+                prompt_source = Some(source.id.clone());
+            }
+            ("memory", "ConversationBufferMemory") => {
+                memory = Some(Memory::of(source));
+                folded.insert(source.id.clone());
+            }
+            _ => {}
+        }
+    }
+    // The model edge feeds `model`; the prompt's variables are fed where
+    // the prompt's were.
+    for edge in flow.edges.iter_mut().filter(|e| e.target == id && e.field == "llm") {
+        edge.field = "model".into();
+        edge.input_types.clear();
+    }
+    let mut fed: HashSet<String> = HashSet::new();
+    if let Some(prompt) = &prompt_source {
+        folded.insert(prompt.clone());
+        let into_prompt: Vec<Edge> =
+            flow.edges.iter().filter(|e| &e.target == prompt && !e.loop_feedback).cloned().collect();
+        for mut edge in into_prompt {
+            fed.insert(edge.field.clone());
+            edge.target = id.clone();
+            edge.input_types.clear();
+            flow.edges.push(edge);
+        }
+    }
+    let node = &flow.nodes[i];
+    let (template, template_pointer) = template.unwrap_or_else(|| {
+        // A prompt of another type is reported as that type; no prompt at all is this.
+        if !flow.edges.iter().any(|e| e.target == id && e.field == "prompt") {
+            diags.push(
+                Diagnostic::error("legacy-chain-prompt", &pointer, format!("chain `{id}` has no prompt template"))
+                    .node(&id, &node.display_name)
+                    .field("prompt")
+                    .help("connect a PromptTemplate to the chain's `prompt` in Langflow and export again"),
+            );
+        }
+        (Value::from(""), pointer.clone())
+    });
+    for v in variables.iter().filter(|v| CHAIN_FIELDS.contains(&v.name.as_str())) {
+        diags.push(
+            Diagnostic::error(
+                "legacy-chain-variable",
+                &v.pointer,
+                format!("prompt variable `{}` of chain `{id}` has the name of one of the chain's own settings", v.name),
+            )
+            .node(&id, &node.display_name)
+            .field(&v.name)
+            .help(format!("rename `{{{}}}` in the prompt template", v.name)),
+        );
+    }
+    let memory_key = memory.as_ref().and_then(|m| m.key.as_str()).unwrap_or_default().to_owned();
+    let filled = |name: &str| {
+        name == memory_key || fed.contains(name) || variables.iter().any(|v| v.name == name && !unset(&v.value))
+    };
+    let open: Vec<String> =
+        template_variables(template.as_str().unwrap_or_default()).into_iter().filter(|v| !filled(v)).collect();
+    let input_key = match open.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [first, ..] => {
+            diags.push(
+                Diagnostic::error(
+                    "legacy-chain-inputs",
+                    &template_pointer,
+                    format!(
+                        "chain `{id}` leaves {} prompt variables for the user's message ({}); a chat fills one",
+                        open.len(),
+                        open.join(", ")
+                    ),
+                )
+                .node(&id, &node.display_name)
+                .help(format!("give every variable but one (e.g. `{first}`) a value or an edge in Langflow")),
+            );
+            first.clone()
+        }
+    };
+    let mut fields = vec![
+        Field {
+            name: "template".into(),
+            kind: "str".into(),
+            value: template,
+            show: true,
+            pointer: template_pointer,
+            ..Field::default()
+        },
+        Field {
+            name: "model".into(),
+            input_types: vec!["LanguageModel".into()],
+            required: true,
+            show: true,
+            pointer: pointer.clone(),
+            ..Field::default()
+        },
+        Field {
+            name: "input_value".into(),
+            input_types: vec!["Message".into()],
+            show: true,
+            pointer: pointer.clone(),
+            ..Field::default()
+        },
+        setting("input_key", input_key.into(), &pointer),
+    ];
+    if let Some(m) = memory {
+        fields.push(setting("memory_key", m.key, &pointer));
+        fields.push(setting("human_prefix", m.human_prefix, &pointer));
+        fields.push(setting("ai_prefix", m.ai_prefix, &pointer));
+    }
+    // The chain makes the call, so it carries the model's key (once: the
+    // model node already warns about a key written into the flow).
+    fields.extend(api_key.map(|key| Field { input_class: None, ..key }));
+    fields.extend(variables);
+    let node = &mut flow.nodes[i];
+    node.fields = fields;
+    node.type_name = CHAIN.into();
+    for edge in flow.edges.iter_mut().filter(|e| e.source == id) {
+        edge.output = "text".into();
+        edge.output_types = vec!["Message".into()];
+    }
+}
+
+/// A `PromptTemplate` outside a chain: Langflow's Prompt.
+fn prompt(node: &mut Node, edges: &mut [Edge]) {
+    node.type_name = "Prompt".into();
+    node.fields.retain(|f| f.name == "template" || !PROMPT_SETTINGS.contains(&f.name.as_str()));
+    for field in node.fields.iter_mut().filter(|f| f.name != "template") {
+        field.show = true;
+        field.input_types = vec!["Message".into()];
+    }
+    for edge in edges.iter_mut() {
+        if edge.source == node.id {
+            edge.output = "prompt".into();
+            edge.output_types = vec!["Message".into()];
+        } else if edge.target == node.id {
+            edge.input_types.clear();
+        }
+    }
+}
+
+/// Removes the nodes folded into chains, and their edges.
+fn remove(flow: &mut Flow, folded: &HashSet<String>) {
+    flow.nodes.retain(|n| !folded.contains(&n.id));
+    flow.edges.retain(|e| !folded.contains(&e.source) && !folded.contains(&e.target));
+}
+
+/// A `Tool` that feeds nothing does nothing: dropped, with a warning.
+fn drop_unused_tools(flow: &mut Flow, diags: &mut Diagnostics) {
+    let unused: HashSet<String> = flow
+        .nodes
+        .iter()
+        .filter(|n| n.type_name == "Tool" && !flow.edges.iter().any(|e| e.source == n.id))
+        .map(|n| n.id.clone())
+        .collect();
+    for node in flow.nodes.iter().filter(|n| unused.contains(&n.id)) {
+        diags.push(
+            Diagnostic::warning(
+                "unused-tool",
+                &node.pointer,
+                format!("tool `{}` feeds no agent and is left out", node.id),
+            )
+            .node(&node.id, &node.display_name)
+            .help("connect the tool to an agent, or delete it"),
+        );
+    }
+    remove(flow, &unused);
+}
+
+/// 0.x's chat window talked to the chain itself: without a Chat Input, the
+/// run's input goes to every chain with a variable left open; without a
+/// Chat Output, the answer is the text of the chain that feeds nothing.
+fn chat_window(flow: &mut Flow, diags: &mut Diagnostics) {
+    let has = |flow: &Flow, types: &[&str]| flow.nodes.iter().any(|n| types.contains(&n.type_name.as_str()));
+    let chains: Vec<(String, String)> =
+        flow.nodes.iter().filter(|n| n.type_name == CHAIN).map(|n| (n.id.clone(), n.pointer.clone())).collect();
+    if !has(flow, &["ChatInput", "TextInput", "Webhook"]) {
+        let waiting: Vec<&(String, String)> = chains
+            .iter()
+            .filter(|(id, _)| {
+                flow.nodes.iter().any(|n| &n.id == id && n.field("input_key").is_some_and(|f| !unset(&f.value)))
+            })
+            .collect();
+        if let Some((first, pointer)) = waiting.first() {
+            let input = synthesized(flow, first, "ChatInput", "Chat Input", pointer);
+            let mut node = input.clone();
+            node.fields = vec![
+                Field { name: "input_value".into(), show: true, pointer: pointer.clone(), ..Field::default() },
+                setting("should_store_message", Value::Bool(false), pointer),
+            ];
+            flow.nodes.push(node);
+            for (id, pointer) in waiting.iter().map(|c| (*c).clone()).collect::<Vec<_>>() {
+                flow.edges.push(wire(&input.id, "message", &id, "input_value", &pointer));
+            }
+        }
+    }
+    if !has(flow, &["ChatOutput", "TextOutput"]) {
+        let ends: Vec<&(String, String)> =
+            chains.iter().filter(|(id, _)| !flow.edges.iter().any(|e| &e.source == id)).collect();
+        if let Some((last, pointer)) = ends.last().map(|c| (*c).clone()) {
+            if ends.len() > 1 {
+                diags.push(
+                    Diagnostic::warning(
+                        "legacy-answer",
+                        &pointer,
+                        format!("{} chains end the flow; the answer is the text of `{last}`", ends.len()),
+                    )
+                    .help("connect the chain that answers to a Chat Output"),
+                );
+            }
+            let mut output = synthesized(flow, &last, "ChatOutput", "Chat Output", &pointer);
+            output.fields = vec![
+                Field {
+                    name: "input_value".into(),
+                    input_types: vec!["Message".into()],
+                    show: true,
+                    pointer: pointer.clone(),
+                    ..Field::default()
+                },
+                setting("should_store_message", Value::Bool(false), &pointer),
+            ];
+            flow.edges.push(wire(&last, "text", &output.id, "input_value", &pointer));
+            flow.nodes.push(output);
+        }
+    }
+}
+
+/// A node the rewrite adds on behalf of `owner`, with an id no node has.
+fn synthesized(flow: &Flow, owner: &str, type_name: &str, display_name: &str, pointer: &str) -> Node {
+    let mut id = format!("{type_name}-{owner}");
+    while flow.nodes.iter().any(|n| n.id == id) {
+        id.push('_');
+    }
+    Node {
+        id,
+        type_name: type_name.into(),
+        display_name: display_name.into(),
+        group: None,
+        pointer: pointer.into(),
+        ..Node::default()
+    }
+}
+
+fn wire(source: &str, output: &str, target: &str, field: &str, pointer: &str) -> Edge {
+    Edge {
+        source: source.into(),
+        output: output.into(),
+        output_types: vec!["Message".into()],
+        target: target.into(),
+        field: field.into(),
+        input_types: vec!["Message".into()],
+        loop_feedback: false,
+        pointer: pointer.into(),
+    }
+}
+
+/// A shown field holding a fixed setting.
+fn setting(name: &str, value: Value, pointer: &str) -> Field {
+    Field { name: name.into(), kind: "str".into(), value, show: true, pointer: pointer.into(), ..Field::default() }
+}
+
+/// No value: empty, null, or Python's `None` written out as text.
+fn unset(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty() || s.trim() == "None",
+        _ => false,
+    }
+}
+
+/// The names an f-string template formats, in order, once each
+/// (`{{` and `}}` are literal braces).
+pub fn template_variables(template: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        if let Some(escaped) = after.strip_prefix('{') {
+            rest = escaped;
+            continue;
+        }
+        let Some(close) = after.find('}') else { break };
+        let name = after[..close].split(['!', ':']).next().unwrap_or_default().trim();
+        if !name.is_empty() && !name.contains('{') && !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+        rest = &after[close + 1..];
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CompileOptions, check};
+    use serde_json::json;
+
+    /// A pre-1.0 export: ChatOpenAI and a PromptTemplate with `template`
+    /// into an LLMChain, edges in the old `Type|field|id` form.
+    fn chain_flow(template: &str, variables: &[&str]) -> Vec<u8> {
+        let mut prompt = json!({"template": {"type": "prompt", "show": "True", "value": template}});
+        for v in variables {
+            prompt[*v] = json!({"type": "str", "show": "True", "value": ""});
+        }
+        let node = |id: &str, template: serde_json::Value| json!({"id": id, "data": {"type": id, "node": {"template": template}}});
+        let edge = |from: &str, field: &str| json!({"source": from, "target": "LLMChain", "sourceHandle": format!("{from}|{from}|X"), "targetHandle": format!("X|{field}|LLMChain")});
+        json!({"data": {
+            "nodes": [
+                node("ChatOpenAI", json!({"model_name": {"type": "str", "show": "True", "value": "gpt-4o"}})),
+                node("PromptTemplate", prompt),
+                node("LLMChain", json!({"llm": {"type": "BaseLanguageModel", "show": "True", "required": "True"}})),
+            ],
+            "edges": [edge("ChatOpenAI", "llm"), edge("PromptTemplate", "prompt")],
+        }})
+        .to_string()
+        .into_bytes()
+    }
+
+    fn codes(source: &[u8]) -> Vec<&'static str> {
+        check(source, &CompileOptions::default()).1.iter().filter(|d| d.is_error()).map(|d| d.code).collect()
+    }
+
+    #[test]
+    fn a_chain_with_one_open_variable_takes_the_chat_input() {
+        let (plan, diags) = check(&chain_flow("Q: {question}", &["question"]), &CompileOptions::default());
+        let plan = plan.unwrap_or_else(|| panic!("compiles: {diags:?}"));
+        let roles: Vec<_> = plan.nodes.iter().map(|n| (n.node.as_str(), n.role)).collect();
+        assert!(roles.contains(&("chat-input", crate::catalog::Role::ChatInput)), "{roles:?}");
+        assert!(roles.contains(&("chat-output", crate::catalog::Role::ChatOutput)), "{roles:?}");
+        let chain = plan.nodes.iter().find(|n| n.node == "llm-chain").expect("the chain");
+        let input_key = chain.params.iter().find(|p| p.name == "input_key").expect("input_key");
+        assert_eq!(input_key.value, crate::ir::ParamValue::Value(json!("question")));
+    }
+
+    #[test]
+    fn a_chain_that_leaves_two_variables_open_is_refused() {
+        assert_eq!(codes(&chain_flow("{a} and {b}", &["a", "b"])), ["legacy-chain-inputs"]);
+    }
+
+    #[test]
+    fn a_prompt_variable_cannot_pose_as_a_chain_setting() {
+        assert_eq!(
+            codes(&chain_flow("{model} {api_key}", &["model", "api_key"])),
+            ["legacy-chain-variable", "legacy-chain-variable", "legacy-chain-inputs"]
+        );
+    }
+
+    #[test]
+    fn template_variables_skip_escaped_braces_and_repeat_once() {
+        assert_eq!(template_variables("{history}\nHuman: {text} {text} {{literal}} {x!r}"), ["history", "text", "x"]);
+        assert!(template_variables("no variables, {{just}} braces").is_empty());
+    }
+
+    #[test]
+    fn python_none_and_blank_are_unset() {
+        assert!(unset(&Value::from("None")) && unset(&Value::from(" ")) && unset(&Value::Null));
+        assert!(!unset(&Value::from("gpt-4o")));
+    }
+}
