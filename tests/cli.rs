@@ -105,3 +105,17 @@ fn compile_refuses_a_flow_with_errors_and_writes_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!out_dir.exists());
 }
+
+#[test]
+fn run_counts_the_fuel_and_time_of_a_failed_run() {
+    // No model provider is configured, so the chain's call fails after
+    // the flow has started running.
+    let out = sandflow(&["run", &shared("legacy/basicchatwithpromptandhistory.json"), "--input", "hi"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let usage = stderr.lines().find_map(|l| l.strip_prefix("usage: ")).expect("a usage line");
+    let usage: serde_json::Value = serde_json::from_str(usage).expect("usage is JSON");
+    assert!(usage["outcome"].as_str().is_some_and(|o| o.starts_with("failed: ")), "{usage}");
+    assert!(usage["fuel"].as_u64().is_some_and(|f| f > 0), "{usage}");
+    assert!(usage["wall_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{usage}");
+}

@@ -32,9 +32,13 @@ pub fn run(
     // session's history (with --memory-url) carries over between runs.
     let agent = artifact.plan.flow_id.clone().unwrap_or_else(|| path.display().to_string());
     let context = RunContext { tenant: "local".into(), agent, ..RunContext::default() };
+    let started = std::time::Instant::now();
     let mut sandbox = runtime.sandbox_for(limits, context);
     let result = sandbox.run_flow(&flow, &request);
-    let tokens = sandbox.tokens();
+    let elapsed = started.elapsed();
+    // A failed run used fuel and time too: counted from the sandbox, as
+    // the data plane's usage records count them.
+    let (tokens, fuel) = (sandbox.tokens(), sandbox.fuel_consumed());
     let (outcome, code) = match &result {
         Ok(outcome) => {
             for output in &outcome.outputs {
@@ -55,10 +59,10 @@ pub fn run(
         "agent": path.display().to_string(),
         "flow_version": flow.digest(),
         "session_id": request.session_id,
-        "fuel": result.as_ref().map_or(0, |o| o.fuel),
+        "fuel": fuel,
         "tokens_in": tokens.input,
         "tokens_out": tokens.output,
-        "wall_ms": result.as_ref().map_or(0.0, |o| o.elapsed.as_secs_f64() * 1e3),
+        "wall_ms": elapsed.as_secs_f64() * 1e3,
         "outcome": outcome,
     });
     eprintln!("usage: {usage}");
