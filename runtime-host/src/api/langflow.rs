@@ -6,17 +6,18 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::progress::Step;
 use super::{ApiKey, DataPlane, Execution, clock};
-use crate::{FlowOutput, InputType, Message, RunEvent, RunOutcome, RunRequest, Value};
+use crate::{FlowOutput, InputType, RunEvent, RunOutcome, RunRequest, Value};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json_, json};
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// Langflow's run request body. Unknown fields are ignored, as Langflow does.
@@ -126,8 +127,14 @@ fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn push_event(out: &mut String, event: &str, data: Json_) {
-    out.push_str(&json!({ "event": event, "data": data }).to_string());
+/// One stream event: `{"event": …, "data": …}` and a blank line.
+fn push_event(out: &mut String, event: &str, data: impl Serialize) {
+    #[derive(Serialize)]
+    struct Event<'a, T> {
+        event: &'a str,
+        data: T,
+    }
+    out.push_str(&serde_json::to_string(&Event { event, data }).expect("event serializes"));
     out.push_str("\n\n");
 }
 
@@ -145,127 +152,281 @@ fn selected<'a>(body: &'a RunBody, outcome: &'a RunOutcome) -> impl Iterator<Ite
 }
 
 /// Langflow's `RunResponse`.
-pub fn response_json(body: &RunBody, outcome: &RunOutcome, session_id: &str, flow_id: &str, run_id: &str) -> Json_ {
-    let outputs: Vec<Json_> = selected(body, outcome).map(|o| result_data(o, flow_id, run_id)).collect();
-    json!({
-        "session_id": session_id,
-        "outputs": [{
-            "inputs": { "input_value": body.input_value.clone().unwrap_or_default() },
-            "outputs": outputs,
+pub fn response_json<'a>(
+    body: &'a RunBody,
+    outcome: &'a RunOutcome,
+    session_id: &'a str,
+    flow_id: &'a str,
+    run_id: &'a str,
+) -> RunResponse<'a> {
+    RunResponse {
+        session_id,
+        outputs: [RunOutputs {
+            inputs: Inputs { input_value: body.input_value.as_deref().unwrap_or_default() },
+            outputs: selected(body, outcome).map(|o| result_data(o, flow_id, run_id)).collect(),
         }],
-    })
+    }
+}
+
+// The response is serialized from these borrowed views, in Langflow's key
+// order, rather than built as a `serde_json::Value` of some eighty map
+// entries per answer: on the hot path that building cost more than the run.
+
+/// `[]` in JSON: a field Langflow always sends empty.
+type Empty = [(); 0];
+
+/// Langflow's `RunResponse`.
+#[derive(Serialize)]
+pub struct RunResponse<'a> {
+    session_id: &'a str,
+    outputs: [RunOutputs<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct RunOutputs<'a> {
+    inputs: Inputs<'a>,
+    outputs: Vec<ResultData<'a>>,
+}
+
+#[derive(Serialize)]
+struct Inputs<'a> {
+    input_value: &'a str,
 }
 
 /// One `ResultData` entry: what an output node produced.
-fn result_data(output: &FlowOutput, flow_id: &str, run_id: &str) -> Json_ {
-    let message = message_of(output);
-    let text = message.map(|m| m.text.clone()).unwrap_or_default();
-    let (sender, sender_name, session) =
-        message.map(|m| (m.sender.clone(), m.sender_name.clone(), m.session_id.clone())).unwrap_or_default();
-    json!({
-        "results": { "message": message_json(output, flow_id, run_id, None) },
-        "artifacts": { "message": text, "sender": sender, "sender_name": sender_name, "files": [], "type": "object" },
-        "outputs": { "message": { "message": text, "type": "text" } },
-        "logs": { "message": [] },
-        "messages": [{
-            "message": text,
-            "sender": sender,
-            "sender_name": sender_name,
-            "session_id": session,
-            "stream_url": null,
-            "component_id": output.node_id,
-            "files": [],
-            "type": "text",
+#[derive(Serialize)]
+struct ResultData<'a> {
+    results: Results<'a>,
+    artifacts: Artifacts<'a>,
+    outputs: Outputs<'a>,
+    logs: Logs,
+    messages: [ChatMessage<'a>; 1],
+    timedelta: Option<()>,
+    duration: Option<()>,
+    component_display_name: &'a str,
+    component_id: &'a str,
+    used_frozen_result: bool,
+    token_usage: Option<()>,
+}
+
+#[derive(Serialize)]
+struct Results<'a> {
+    message: MessageJson<'a>,
+}
+
+#[derive(Serialize)]
+struct Artifacts<'a> {
+    message: &'a str,
+    sender: &'a str,
+    sender_name: &'a str,
+    files: Empty,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct Outputs<'a> {
+    message: TypedText<'a>,
+}
+
+#[derive(Serialize)]
+struct TypedText<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct Logs {
+    message: Empty,
+}
+
+#[derive(Serialize)]
+struct ChatMessage<'a> {
+    message: &'a str,
+    sender: &'a str,
+    sender_name: &'a str,
+    session_id: &'a str,
+    stream_url: Option<()>,
+    component_id: &'a str,
+    files: Empty,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+fn result_data<'a>(output: &'a FlowOutput, flow_id: &'a str, run_id: &'a str) -> ResultData<'a> {
+    let message = message_json(output, flow_id, run_id, None);
+    let (text, sender, sender_name, session_id) =
+        (message.text, message.sender, message.sender_name, message.session_id);
+    ResultData {
+        results: Results { message },
+        artifacts: Artifacts { message: text, sender, sender_name, files: [], kind: "object" },
+        outputs: Outputs { message: TypedText { message: text, kind: "text" } },
+        logs: Logs { message: [] },
+        messages: [ChatMessage {
+            message: text,
+            sender,
+            sender_name,
+            session_id,
+            stream_url: None,
+            component_id: &output.node_id,
+            files: [],
+            kind: "text",
         }],
-        "timedelta": null,
-        "duration": null,
-        "component_display_name": output.display_name,
-        "component_id": output.node_id,
-        "used_frozen_result": false,
-        "token_usage": null,
-    })
-}
-
-fn message_of(output: &FlowOutput) -> Option<&Message> {
-    match &output.value {
-        Value::Message(m) => Some(m),
-        _ => None,
+        timedelta: None,
+        duration: None,
+        component_display_name: &output.display_name,
+        component_id: &output.node_id,
+        used_frozen_result: false,
+        token_usage: None,
     }
 }
 
-/// Langflow's serialized `Message` (a `Data` whose `data` holds the fields).
-/// Stream events carry the message id at the top level too.
-fn message_json(output: &FlowOutput, flow_id: &str, run_id: &str, stream_id: Option<&str>) -> Json_ {
-    let empty = Message {
-        text: String::new(),
-        sender: String::new(),
-        sender_name: String::new(),
-        session_id: String::new(),
-        files: vec![],
-        properties: String::new(),
+/// Langflow's serialized `Message`: a `Data` whose `data` holds the
+/// fields, most of them repeated at the top. Stream events carry the
+/// message id at the top too.
+#[derive(Serialize)]
+struct MessageJson<'a> {
+    text_key: &'static str,
+    data: MessageData<'a>,
+    default_value: &'static str,
+    sender: &'a str,
+    sender_name: &'a str,
+    files: &'a [String],
+    session_id: &'a str,
+    context_id: &'static str,
+    run_id: &'a str,
+    timestamp: Rc<str>,
+    flow_id: &'a str,
+    error: bool,
+    edit: bool,
+    properties: Properties<'a>,
+    category: &'static str,
+    content_blocks: Empty,
+    duration: Option<()>,
+    session_metadata: SessionMetadata<'a>,
+    text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<Rc<str>>,
+}
+
+#[derive(Serialize)]
+struct MessageData<'a> {
+    timestamp: Rc<str>,
+    sender: &'a str,
+    sender_name: &'a str,
+    session_id: &'a str,
+    context_id: &'static str,
+    text: &'a str,
+    files: &'a [String],
+    error: bool,
+    edit: bool,
+    properties: Properties<'a>,
+    category: &'static str,
+    content_blocks: Empty,
+    session_metadata: SessionMetadata<'a>,
+    id: Rc<str>,
+    flow_id: &'a str,
+    run_id: &'a str,
+    duration: Option<()>,
+}
+
+#[derive(Serialize, Clone, Copy)]
+struct Properties<'a> {
+    text_color: Option<()>,
+    background_color: Option<()>,
+    edited: bool,
+    source: Source<'a>,
+    icon: Option<()>,
+    allow_markdown: bool,
+    positive_feedback: Option<()>,
+    state: &'static str,
+    targets: Empty,
+    usage: Option<()>,
+    build_duration: Option<()>,
+}
+
+/// The node that fed the output: all null when none did.
+#[derive(Serialize, Clone, Copy)]
+struct Source<'a> {
+    id: Option<&'a str>,
+    display_name: Option<&'a str>,
+    source: Option<&'a str>,
+}
+
+#[derive(Serialize, Clone, Copy)]
+struct SessionMetadata<'a> {
+    graph_run_id: &'a str,
+}
+
+fn message_json<'a>(
+    output: &'a FlowOutput,
+    flow_id: &'a str,
+    run_id: &'a str,
+    stream_id: Option<&str>,
+) -> MessageJson<'a> {
+    let (text, sender, sender_name, session_id, files): (&str, &str, &str, &str, &[String]) = match &output.value {
+        Value::Message(m) => (&m.text, &m.sender, &m.sender_name, &m.session_id, &m.files),
+        _ => ("", "", "", "", &[]),
     };
-    let m = message_of(output).unwrap_or(&empty);
-    let timestamp = clock::langflow_timestamp();
-    let id = stream_id.map_or_else(new_id, str::to_owned);
+    let timestamp: Rc<str> = clock::langflow_timestamp().into();
+    let id: Rc<str> = stream_id.map_or_else(new_id, str::to_owned).into();
     let source = match &output.source {
-        Some((id, name)) => json!({ "id": id, "display_name": name, "source": name }),
-        None => json!({ "id": null, "display_name": null, "source": null }),
+        Some((id, name)) => Source { id: Some(id), display_name: Some(name), source: Some(name) },
+        None => Source { id: None, display_name: None, source: None },
     };
-    let properties = json!({
-        "text_color": null,
-        "background_color": null,
-        "edited": false,
-        "source": source,
-        "icon": null,
-        "allow_markdown": false,
-        "positive_feedback": null,
-        "state": "complete",
-        "targets": [],
-        "usage": null,
-        "build_duration": null,
-    });
-    let session_metadata = json!({ "graph_run_id": run_id });
-    let mut outer = json!({
-        "text_key": "text",
-        "data": {
-            "timestamp": timestamp,
-            "sender": m.sender,
-            "sender_name": m.sender_name,
-            "session_id": m.session_id,
-            "context_id": "",
-            "text": m.text,
-            "files": m.files,
-            "error": false,
-            "edit": false,
-            "properties": properties,
-            "category": "message",
-            "content_blocks": [],
-            "session_metadata": session_metadata,
-            "id": id,
-            "flow_id": flow_id,
-            "run_id": run_id,
-            "duration": null,
+    let properties = Properties {
+        text_color: None,
+        background_color: None,
+        edited: false,
+        source,
+        icon: None,
+        allow_markdown: false,
+        positive_feedback: None,
+        state: "complete",
+        targets: [],
+        usage: None,
+        build_duration: None,
+    };
+    let session_metadata = SessionMetadata { graph_run_id: run_id };
+    MessageJson {
+        text_key: "text",
+        data: MessageData {
+            timestamp: timestamp.clone(),
+            sender,
+            sender_name,
+            session_id,
+            context_id: "",
+            text,
+            files,
+            error: false,
+            edit: false,
+            properties,
+            category: "message",
+            content_blocks: [],
+            session_metadata,
+            id: id.clone(),
+            flow_id,
+            run_id,
+            duration: None,
         },
-        "default_value": "",
-        "sender": m.sender,
-        "sender_name": m.sender_name,
-        "files": m.files,
-        "session_id": m.session_id,
-        "context_id": "",
-        "run_id": run_id,
-        "timestamp": timestamp,
-        "flow_id": flow_id,
-        "error": false,
-        "edit": false,
-        "properties": properties,
-        "category": "message",
-        "content_blocks": [],
-        "duration": null,
-        "session_metadata": session_metadata,
-        "text": m.text,
-    });
-    if stream_id.is_some() {
-        outer["id"] = json!(id);
+        default_value: "",
+        sender,
+        sender_name,
+        files,
+        session_id,
+        context_id: "",
+        run_id,
+        timestamp,
+        flow_id,
+        error: false,
+        edit: false,
+        properties,
+        category: "message",
+        content_blocks: [],
+        duration: None,
+        session_metadata,
+        text,
+        id: stream_id.map(|_| id),
     }
-    outer
 }
