@@ -183,11 +183,16 @@ fn answers_from_the_tenants_documents(postgres: bool, flow_path: &str) {
         tweaks: serde_json::from_value(json!({"Knowledge": {"knowledge_base": "tenant-b"}})).expect("tweaks"),
         ..RunRequest::default()
     };
-    if let Ok(outcome) =
-        runtime.sandbox_for(Limits::default(), context("tenant-a", "agent-1")).run_flow(&flow, &request)
-    {
-        assert!(!answer(&outcome).contains("4242"));
+    // Refused or answered from the run's own scope; never the other's.
+    match runtime.sandbox_for(Limits::default(), context("tenant-a", "agent-1")).run_flow(&flow, &request) {
+        Ok(outcome) => assert!(!answer(&outcome).contains("4242")),
+        Err(error) => assert!(!error.to_string().contains("4242"), "{error}"),
     }
+    // The export switches the Agent's calculator on: the model can use it.
+    let input = r#"use evaluate_expression {"expression": "30 * 24"}"#;
+    let outcome = run(&runtime, &flow, input, context("tenant-a", "agent-1")).expect("runs");
+    let text = answer(&outcome);
+    assert!(text.starts_with("evaluate_expression returned: ") && text.contains("720"), "{text}");
 }
 
 fn document_qanda(postgres: bool) {

@@ -16,10 +16,15 @@ mod support;
 
 const SECRET: &[u8] = b"streaming-test-secret";
 
+/// The model server's pause between streamed chunks.
+const CHUNK_DELAY: Duration = Duration::from_millis(5);
+
 async fn plane() -> (Arc<DataPlane>, ModelServer, String) {
-    let server = ModelServer::start(Options { chunk_delay: Duration::from_millis(5), ..Options::default() })
-        .await
-        .expect("model server");
+    plane_with(CHUNK_DELAY).await
+}
+
+async fn plane_with(chunk_delay: Duration) -> (Arc<DataPlane>, ModelServer, String) {
+    let server = ModelServer::start(Options { chunk_delay, ..Options::default() }).await.expect("model server");
     let capabilities = CapabilityConfig {
         llm: LlmConfig {
             providers: vec![format!("OpenAI=openai,{}/v1,gpt-test", server.url()).parse().expect("spec")],
@@ -35,6 +40,17 @@ async fn plane() -> (Arc<DataPlane>, ModelServer, String) {
 
 /// The response body, split into its events as they arrived.
 async fn stream(plane: &Arc<DataPlane>, uri: &str, key: &str, body: Value) -> (StatusCode, Vec<String>) {
+    let (status, events) = timed_stream(plane, uri, key, body).await;
+    (status, events.into_iter().map(|(_, event)| event).collect())
+}
+
+/// The response body's events, each with when its bytes arrived.
+async fn timed_stream(
+    plane: &Arc<DataPlane>,
+    uri: &str,
+    key: &str,
+    body: Value,
+) -> (StatusCode, Vec<(std::time::Instant, String)>) {
     let request = Request::post(uri)
         .header("content-type", "application/json")
         .header("x-api-key", key)
@@ -43,13 +59,23 @@ async fn stream(plane: &Arc<DataPlane>, uri: &str, key: &str, body: Value) -> (S
     let response = router(plane.clone()).oneshot(request).await.expect("infallible");
     let status = response.status();
     let mut body = response.into_body();
-    let mut text = String::new();
+    let (mut events, mut pending) = (Vec::new(), String::new());
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame.expect("frame").into_data() {
-            text.push_str(std::str::from_utf8(&data).expect("UTF-8"));
+            pending.push_str(std::str::from_utf8(&data).expect("UTF-8"));
+            let arrived = std::time::Instant::now();
+            while let Some(end) = pending.find("\n\n") {
+                let event: String = pending.drain(..end + 2).collect();
+                if !event.trim().is_empty() {
+                    events.push((arrived, event.trim_end().to_owned()));
+                }
+            }
         }
     }
-    (status, text.split("\n\n").filter(|e| !e.trim().is_empty()).map(str::to_owned).collect())
+    if !pending.trim().is_empty() {
+        events.push((std::time::Instant::now(), pending));
+    }
+    (status, events)
 }
 
 fn sse_data(event: &str) -> Value {
@@ -116,6 +142,35 @@ async fn openai_stream_sends_content_chunks() {
     assert_eq!(content, "You said: one two");
     assert!(chunks.len() >= 5, "word by word: {chunks:?}");
     assert_eq!(chunks.last().expect("chunks")["choices"][0]["finish_reason"], "stop");
+}
+
+/// Every format hands each token on as it comes: with the model pausing
+/// between its chunks, the first token reaches the client well before the
+/// last one. A server that held the tokens back until the run ended would
+/// deliver them all at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_reach_the_client_while_the_model_is_still_writing() {
+    let delay = Duration::from_millis(80);
+    let (plane, _server, key) = plane_with(delay).await;
+    let input = "one two three four five";
+    let requests = [
+        ("/v1/agents/prompting/runs", json!({"input": input, "stream": true})),
+        ("/api/v1/run/prompting?stream=true", json!({"input_value": input})),
+        (
+            "/v1/chat/completions",
+            json!({"model": "prompting", "stream": true, "messages": [{"role": "user", "content": input}]}),
+        ),
+    ];
+    for (uri, body) in requests {
+        let (status, events) = timed_stream(&plane, uri, &key, body).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        let is_token = |e: &str| e.contains("\"token\"") || e.contains("event: token") || e.contains("\"content\":\"");
+        let tokens: Vec<std::time::Instant> = events.iter().filter(|(_, e)| is_token(e)).map(|(at, _)| *at).collect();
+        // "You said: one two three four five": seven chunks, six pauses.
+        assert!(tokens.len() >= 7, "{uri}: {events:?}");
+        let spread = *tokens.last().expect("tokens") - tokens[0];
+        assert!(spread >= delay * 4, "{uri}: the tokens arrived within {spread:?} of each other");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -220,6 +220,11 @@ fn travel_planning_chains_search_page_and_calculator_agents() {
     assert_eq!(results.len(), 2, "{results:?}");
     assert!(results[0].contains("Seven hills") && results[1].contains(LISBON_FACT));
     assert_eq!(offered_tools(&model), ["evaluate_expression", "fetch_content", "get_current_date", "perform_search"]);
+    // The calculator the export switches on: the first agent's result
+    // travels down the chain.
+    let input = r#"use evaluate_expression {"expression": "3 * 120"}"#;
+    let text = answer(&run(&runtime, &flow, &request(input, &[])).expect("runs"));
+    assert!(text.contains("evaluate_expression returned: ") && text.contains("360"), "{text}");
 }
 
 #[test]
