@@ -194,10 +194,14 @@ fn wasmtime_config(config: &RuntimeConfig) -> Config {
     pool.max_memory_size(config.max_memory_bytes);
     // Reusing a slot resets its memory and tables. By default that is an
     // `madvise` per slot, and in a multi-threaded process every `madvise`
-    // sends TLB-shootdown interrupts to the other cores: a quarter of a
-    // loaded server's CPU went there. The first 64 KiB are reset with
-    // `memset` instead and the remaining decommits are batched; with 64
-    // connections this took echo.json from 7,100 to 11,300 requests/s.
+    // (and every copy-on-write fault after it) sends TLB-shootdown
+    // interrupts to the other cores. With `PAGEMAP_SCAN` (Linux 6.7+) the
+    // pages a run wrote, up to 2 MiB, are found and reset by hand and stay
+    // mapped; a Rust guest's stack, data and heap sit above 1 MiB, so a
+    // prefix would not cover them. Tables keep a `memset` prefix, and the
+    // remaining decommits are batched. echo.json at 64 connections:
+    // 7,100 requests/s with neither, 16,000 with the 64 KiB prefix,
+    // 27,600 with the scan (BENCHMARKS.md).
     pool.linear_memory_keep_resident(MEMORY_KEEP_RESIDENT);
     pool.pagemap_scan(Enabled::Auto);
     pool.table_keep_resident(TABLE_KEEP_RESIDENT);
