@@ -159,106 +159,114 @@ impl Memory {
     }
 }
 
+/// What a chain is built from: the objects LangChain handed it.
+#[derive(Default)]
+struct ChainParts {
+    /// The prompt's text, and where it came from.
+    template: Option<(Value, String)>,
+    memory: Option<Memory>,
+    /// The prompt's variable fields.
+    variables: Vec<Field>,
+    /// The model's key, which the chain uses when it calls the model.
+    api_key: Option<Field>,
+    /// The `PromptTemplate` node folded in.
+    prompt: Option<String>,
+    /// The `ConversationBufferMemory` node folded in.
+    memory_node: Option<String>,
+}
+
+impl ChainParts {
+    /// Reads what feeds chain `id` (a `TimeTravelGuideChain` brings its own
+    /// prompt and memory).
+    fn gather(flow: &Flow, id: &str, builtin: bool, pointer: &str) -> Self {
+        let mut parts = Self {
+            template: builtin.then(|| (Value::from(TIME_TRAVEL_GUIDE_PROMPT), pointer.to_owned())),
+            memory: builtin.then(Memory::conversation_default),
+            ..Self::default()
+        };
+        for edge in flow.edges.iter().filter(|e| e.target == id && !e.loop_feedback) {
+            let Some(source) = flow.nodes.iter().find(|n| n.id == edge.source) else { continue };
+            match (edge.field.as_str(), source.type_name.as_str()) {
+                ("llm", _) => parts.api_key = source.field("api_key").cloned(),
+                ("prompt", "PromptTemplate") => {
+                    if let Some(t) = source.field("template") {
+                        parts.template = Some((t.value.clone(), t.pointer.clone()));
+                    }
+                    let variables = source.fields.iter().filter(|f| !PROMPT_SETTINGS.contains(&f.name.as_str()));
+                    parts.variables.extend(variables.map(|f| Field {
+                        show: true,
+                        kind: "str".into(),
+                        input_types: vec!["Message".into()],
+                        ..f.clone()
+                    }));
+                    parts.prompt = Some(source.id.clone());
+                }
+                ("memory", "ConversationBufferMemory") => {
+                    parts.memory = Some(Memory::of(source));
+                    parts.memory_node = Some(source.id.clone());
+                }
+                _ => {}
+            }
+        }
+        parts
+    }
+}
+
 /// An `LLMChain` (or a chain built on one) becomes the `llm-chain` node,
 /// its prompt template and buffer memory folded into its fields.
 fn chain(flow: &mut Flow, i: usize, folded: &mut HashSet<String>, diags: &mut Diagnostics) {
     let node = &flow.nodes[i];
-    let (id, pointer) = (node.id.clone(), node.pointer.clone());
-    let builtin = node.type_name == TIME_TRAVEL_GUIDE;
-    let mut template = builtin.then(|| (Value::from(TIME_TRAVEL_GUIDE_PROMPT), pointer.clone()));
-    let mut memory = builtin.then(Memory::conversation_default);
-    let mut variables: Vec<Field> = Vec::new();
-    let mut api_key = None;
-    let mut prompt_source = None;
-    for edge in flow.edges.iter().filter(|e| e.target == id && !e.loop_feedback) {
-        let Some(source) = flow.nodes.iter().find(|n| n.id == edge.source) else { continue };
-        match (edge.field.as_str(), source.type_name.as_str()) {
-            ("llm", _) => api_key = source.field("api_key").cloned(),
-            ("prompt", "PromptTemplate") => {
-                if let Some(t) = source.field("template") {
-                    template = Some((t.value.clone(), t.pointer.clone()));
-                }
-                variables.extend(source.fields.iter().filter(|f| !PROMPT_SETTINGS.contains(&f.name.as_str())).map(
-                    |f| Field { show: true, kind: "str".into(), input_types: vec!["Message".into()], ..f.clone() },
-                ));
-                prompt_source = Some(source.id.clone());
-            }
-            ("memory", "ConversationBufferMemory") => {
-                memory = Some(Memory::of(source));
-                folded.insert(source.id.clone());
-            }
-            _ => {}
-        }
-    }
-    // The model edge feeds `model`; the prompt's variables are fed where
-    // the prompt's were.
-    for edge in flow.edges.iter_mut().filter(|e| e.target == id && e.field == "llm") {
-        edge.field = "model".into();
-        edge.input_types.clear();
-    }
-    let mut fed: HashSet<String> = HashSet::new();
-    if let Some(prompt) = &prompt_source {
-        folded.insert(prompt.clone());
-        let into_prompt: Vec<Edge> =
-            flow.edges.iter().filter(|e| &e.target == prompt && !e.loop_feedback).cloned().collect();
-        for mut edge in into_prompt {
-            fed.insert(edge.field.clone());
-            edge.target = id.clone();
-            edge.input_types.clear();
-            flow.edges.push(edge);
-        }
-    }
-    let node = &flow.nodes[i];
-    let (template, template_pointer) = template.unwrap_or_else(|| {
+    let (id, pointer, name) = (node.id.clone(), node.pointer.clone(), node.display_name.clone());
+    let parts = ChainParts::gather(flow, &id, node.type_name == TIME_TRAVEL_GUIDE, &pointer);
+    folded.extend(parts.memory_node.clone());
+    let fed = rewire(flow, &id, parts.prompt.as_deref(), folded);
+    let (template, template_pointer) = parts.template.unwrap_or_else(|| {
         // A prompt of another type is reported as that type; no prompt at all is this.
         if !flow.edges.iter().any(|e| e.target == id && e.field == "prompt") {
             diags.push(
                 Diagnostic::error("legacy-chain-prompt", &pointer, format!("chain `{id}` has no prompt template"))
-                    .node(&id, &node.display_name)
+                    .node(&id, &name)
                     .field("prompt")
                     .help("connect a PromptTemplate to the chain's `prompt` in Langflow and export again"),
             );
         }
         (Value::from(""), pointer.clone())
     });
-    for v in variables.iter().filter(|v| CHAIN_FIELDS.contains(&v.name.as_str())) {
+    for v in parts.variables.iter().filter(|v| CHAIN_FIELDS.contains(&v.name.as_str())) {
         diags.push(
             Diagnostic::error(
                 "legacy-chain-variable",
                 &v.pointer,
                 format!("prompt variable `{}` of chain `{id}` has the name of one of the chain's own settings", v.name),
             )
-            .node(&id, &node.display_name)
+            .node(&id, &name)
             .field(&v.name)
             .help(format!("rename `{{{}}}` in the prompt template", v.name)),
         );
     }
-    let memory_key = memory.as_ref().and_then(|m| m.key.as_str()).unwrap_or_default().to_owned();
+    // The one variable nothing fills takes the user's message.
+    let memory_key = parts.memory.as_ref().and_then(|m| m.key.as_str()).unwrap_or_default();
     let filled = |name: &str| {
-        name == memory_key || fed.contains(name) || variables.iter().any(|v| v.name == name && !unset(&v.value))
+        name == memory_key || fed.contains(name) || parts.variables.iter().any(|v| v.name == name && !unset(&v.value))
     };
     let open: Vec<String> =
         template_variables(template.as_str().unwrap_or_default()).into_iter().filter(|v| !filled(v)).collect();
-    let input_key = match open.as_slice() {
-        [] => String::new(),
-        [one] => one.clone(),
-        [first, ..] => {
-            diags.push(
-                Diagnostic::error(
-                    "legacy-chain-inputs",
-                    &template_pointer,
-                    format!(
-                        "chain `{id}` leaves {} prompt variables for the user's message ({}); a chat fills one",
-                        open.len(),
-                        open.join(", ")
-                    ),
-                )
-                .node(&id, &node.display_name)
-                .help(format!("give every variable but one (e.g. `{first}`) a value or an edge in Langflow")),
-            );
-            first.clone()
-        }
-    };
+    if open.len() > 1 {
+        diags.push(
+            Diagnostic::error(
+                "legacy-chain-inputs",
+                &template_pointer,
+                format!(
+                    "chain `{id}` leaves {} prompt variables for the user's message ({}); a chat fills one",
+                    open.len(),
+                    open.join(", ")
+                ),
+            )
+            .node(&id, &name)
+            .help(format!("give every variable but one (e.g. `{}`) a value or an edge in Langflow", open[0])),
+        );
+    }
+    let input_key = open.into_iter().next().unwrap_or_default();
     let mut fields = vec![
         Field {
             name: "template".into(),
@@ -268,38 +276,59 @@ fn chain(flow: &mut Flow, i: usize, folded: &mut HashSet<String>, diags: &mut Di
             pointer: template_pointer,
             ..Field::default()
         },
-        Field {
-            name: "model".into(),
-            input_types: vec!["LanguageModel".into()],
-            required: true,
-            show: true,
-            pointer: pointer.clone(),
-            ..Field::default()
-        },
-        Field {
-            name: "input_value".into(),
-            input_types: vec!["Message".into()],
-            show: true,
-            pointer: pointer.clone(),
-            ..Field::default()
-        },
+        port("model", "LanguageModel", true, &pointer),
+        port("input_value", "Message", false, &pointer),
         setting("input_key", input_key.into(), &pointer),
     ];
-    if let Some(m) = memory {
+    if let Some(m) = parts.memory {
         fields.push(setting("memory_key", m.key, &pointer));
         fields.push(setting("human_prefix", m.human_prefix, &pointer));
         fields.push(setting("ai_prefix", m.ai_prefix, &pointer));
     }
     // The chain makes the call, so it carries the model's key (once: the
     // model node already warns about a key written into the flow).
-    fields.extend(api_key.map(|key| Field { input_class: None, ..key }));
-    fields.extend(variables);
+    fields.extend(parts.api_key.map(|key| Field { input_class: None, ..key }));
+    fields.extend(parts.variables);
     let node = &mut flow.nodes[i];
     node.fields = fields;
     node.type_name = CHAIN.into();
     for edge in flow.edges.iter_mut().filter(|e| e.source == id) {
         edge.output = "text".into();
         edge.output_types = vec!["Message".into()];
+    }
+}
+
+/// Points chain `id`'s model edge at its `model` field and copies the
+/// edges into its prompt's variables onto the chain; the prompt is folded
+/// in. Returns the variables those edges fill.
+fn rewire(flow: &mut Flow, id: &str, prompt: Option<&str>, folded: &mut HashSet<String>) -> HashSet<String> {
+    for edge in flow.edges.iter_mut().filter(|e| e.target == id && e.field == "llm") {
+        edge.field = "model".into();
+        edge.input_types.clear();
+    }
+    let mut fed = HashSet::new();
+    let Some(prompt) = prompt else { return fed };
+    folded.insert(prompt.to_owned());
+    let into_prompt: Vec<Edge> =
+        flow.edges.iter().filter(|e| e.target == prompt && !e.loop_feedback).cloned().collect();
+    for mut edge in into_prompt {
+        fed.insert(edge.field.clone());
+        edge.target = id.to_owned();
+        edge.input_types.clear();
+        flow.edges.push(edge);
+    }
+    fed
+}
+
+/// A field an edge of `kind` feeds.
+fn port(name: &str, kind: &str, required: bool, pointer: &str) -> Field {
+    Field {
+        name: name.into(),
+        input_types: vec![kind.into()],
+        required,
+        show: true,
+        pointer: pointer.into(),
+        ..Field::default()
     }
 }
 
@@ -367,7 +396,7 @@ fn chat_window(flow: &mut Flow, diags: &mut Diagnostics) {
             let input = synthesized(flow, first, "ChatInput", "Chat Input", pointer);
             let mut node = input.clone();
             node.fields = vec![
-                Field { name: "input_value".into(), show: true, pointer: pointer.clone(), ..Field::default() },
+                setting("input_value", Value::Null, pointer),
                 setting("should_store_message", Value::Bool(false), pointer),
             ];
             flow.nodes.push(node);
@@ -392,13 +421,7 @@ fn chat_window(flow: &mut Flow, diags: &mut Diagnostics) {
             }
             let mut output = synthesized(flow, &last, "ChatOutput", "Chat Output", &pointer);
             output.fields = vec![
-                Field {
-                    name: "input_value".into(),
-                    input_types: vec!["Message".into()],
-                    show: true,
-                    pointer: pointer.clone(),
-                    ..Field::default()
-                },
+                port("input_value", "Message", false, &pointer),
                 setting("should_store_message", Value::Bool(false), &pointer),
             ];
             flow.edges.push(wire(&last, "text", &output.id, "input_value", &pointer));
