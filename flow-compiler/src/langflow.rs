@@ -8,6 +8,7 @@
 
 use crate::diagnostic::{Diagnostic, Diagnostics, escape_token};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 
 /// Largest export accepted, in bytes. The largest starter project is well
 /// under 1 MiB; this bound keeps a hostile upload from holding memory.
@@ -202,16 +203,28 @@ pub fn parse_value(value: &Value, diags: &mut Diagnostics) -> Option<Flow> {
         endpoint_name: top.get("endpoint_name").and_then(Value::as_str).map(str::to_owned),
         ..Flow::default()
     };
-    read_graph(graph, &base, None, &mut flow, diags);
+    let mut outputs = HashMap::new();
+    read_graph(graph, &base, None, &mut flow, &mut outputs, diags);
+    resolve_group_sources(&mut flow.edges, &outputs);
     Some(flow)
 }
 
-fn read_graph(graph: &Map<String, Value>, base: &str, group: Option<&str>, flow: &mut Flow, diags: &mut Diagnostics) {
+/// Group id → the inner node that answers for the group.
+type GroupOutputs = HashMap<String, String>;
+
+fn read_graph(
+    graph: &Map<String, Value>,
+    base: &str,
+    group: Option<&str>,
+    flow: &mut Flow,
+    outputs: &mut GroupOutputs,
+    diags: &mut Diagnostics,
+) {
     let nodes_ptr = format!("{base}/nodes");
     match graph.get("nodes") {
         Some(Value::Array(nodes)) => {
             for (i, node) in nodes.iter().enumerate() {
-                read_node(node, &format!("{nodes_ptr}/{i}"), group, flow, diags);
+                read_node(node, &format!("{nodes_ptr}/{i}"), group, flow, outputs, diags);
             }
         }
         Some(other) => diags.push(
@@ -240,7 +253,14 @@ fn read_graph(graph: &Map<String, Value>, base: &str, group: Option<&str>, flow:
     }
 }
 
-fn read_node(value: &Value, ptr: &str, group: Option<&str>, flow: &mut Flow, diags: &mut Diagnostics) {
+fn read_node(
+    value: &Value,
+    ptr: &str,
+    group: Option<&str>,
+    flow: &mut Flow,
+    outputs: &mut GroupOutputs,
+    diags: &mut Diagnostics,
+) {
     let Some(obj) = value.as_object() else {
         diags.push(
             Diagnostic::error("wrong-shape", ptr, format!("a node must be an object, found {}", kind_of(value)))
@@ -330,7 +350,7 @@ fn read_node(value: &Value, ptr: &str, group: Option<&str>, flow: &mut Flow, dia
         node.template_variables = strings(Some(vars));
     }
     if let Some(Value::Object(inner)) = node_obj.get("flow") {
-        expand_group(&node, inner, &format!("{node_ptr}/flow"), flow, diags);
+        expand_group(&node, inner, &format!("{node_ptr}/flow"), flow, outputs, diags);
         return;
     }
     flow.nodes.push(node);
@@ -355,7 +375,14 @@ fn read_field(name: &str, obj: &Map<String, Value>, pointer: String) -> Field {
 /// template carries the current values of inner fields as
 /// `<field>_<inner node id>`; edges into the group name their inner target
 /// through a `proxy`.
-fn expand_group(group: &Node, inner: &Map<String, Value>, ptr: &str, flow: &mut Flow, diags: &mut Diagnostics) {
+fn expand_group(
+    group: &Node,
+    inner: &Map<String, Value>,
+    ptr: &str,
+    flow: &mut Flow,
+    outputs: &mut GroupOutputs,
+    diags: &mut Diagnostics,
+) {
     let Some(graph) = inner.get("data").and_then(Value::as_object) else {
         diags.push(
             Diagnostic::error("wrong-shape", ptr, format!("group `{}` has no inner `data`", group.id))
@@ -364,8 +391,11 @@ fn expand_group(group: &Node, inner: &Map<String, Value>, ptr: &str, flow: &mut 
         );
         return;
     };
-    let first = flow.nodes.len();
-    read_graph(graph, &format!("{ptr}/data"), Some(&group.id), flow, diags);
+    let (first, first_edge) = (flow.nodes.len(), flow.edges.len());
+    read_graph(graph, &format!("{ptr}/data"), Some(&group.id), flow, outputs, diags);
+    if let Some(output) = group_output(group, &flow.nodes[first..], &flow.edges[first_edge..]) {
+        outputs.insert(group.id.clone(), output);
+    }
     for node in &mut flow.nodes[first..] {
         let suffix = format!("_{}", node.id);
         for outer in &group.fields {
@@ -373,6 +403,32 @@ fn expand_group(group: &Node, inner: &Map<String, Value>, ptr: &str, flow: &mut 
             if let Some(field) = node.fields.iter_mut().find(|f| f.name == field_name) {
                 field.value = outer.value.clone();
                 field.pointer = outer.pointer.clone();
+            }
+        }
+    }
+}
+
+/// The inner node that answers for a group: pre-1.0 edges out of a group
+/// name the group itself, and the group is shown as (and typed like) the
+/// node at the end of its inner flow.
+fn group_output(group: &Node, inner: &[Node], edges: &[Edge]) -> Option<String> {
+    let direct = || inner.iter().filter(|n| n.group.as_deref() == Some(group.id.as_str()));
+    let feeds_nothing = |n: &&Node| !edges.iter().any(|e| e.source == n.id);
+    direct()
+        .filter(feeds_nothing)
+        .find(|n| n.type_name == group.type_name)
+        .or_else(|| direct().rfind(feeds_nothing))
+        .map(|n| n.id.clone())
+}
+
+/// Points edges that leave a group at the node answering for it.
+fn resolve_group_sources(edges: &mut [Edge], outputs: &GroupOutputs) {
+    for edge in edges {
+        // Nested groups answer through their own answering node.
+        for _ in 0..outputs.len() {
+            match outputs.get(&edge.source) {
+                Some(inner) => edge.source = inner.clone(),
+                None => break,
             }
         }
     }

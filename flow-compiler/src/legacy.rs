@@ -12,11 +12,18 @@
 //!   calls, not steps of the graph). `TimeTravelGuideChain` is a
 //!   `ConversationChain` with a prompt of its own.
 //! - A `PromptTemplate` that no chain uses renders text: Prompt.
+//! - The retrieval family: `WebBaseLoader` fetches a page (URL),
+//!   `RecursiveCharacterTextSplitter` cuts it (Split Text), `Chroma` stores
+//!   and searches the chunks (the vector store over the tenant's document
+//!   index, which embeds with the host's provider, so `OpenAIEmbeddings` is
+//!   folded in), and a `VectorStoreAgent` answers with the store described
+//!   by its `VectorStoreInfo` as its one tool (Agent).
 //! - The 0.x Chat Input and Chat Output (a `message` field) become today's,
 //!   storing nothing: the chain's memory keeps the conversation, as it did.
 //! - A flow without Chat Input or Chat Output (0.x's chat window talked to
-//!   the chain itself) gets both: the run's input fills the one prompt
-//!   variable nothing else fills, and the chain's text is the answer.
+//!   the chain or agent itself) gets both: the run's input fills the one
+//!   prompt variable nothing else fills (or is the agent's question), and
+//!   the chain's text (the agent's response) is the answer.
 //! - A `Tool` that wraps a chain and feeds nothing is dropped, with a
 //!   warning.
 //!
@@ -32,6 +39,8 @@ use std::collections::HashSet;
 pub const CHAIN: &str = "LLMChain";
 
 const MODELS: &[&str] = &["ChatOpenAI", "OpenAI"];
+const SPLITTERS: &[&str] = &["RecursiveCharacterTextSplitter", "CharacterTextSplitter"];
+const EMBEDDINGS: &[&str] = &["OpenAIEmbeddings"];
 const TIME_TRAVEL_GUIDE: &str = "TimeTravelGuideChain";
 
 /// The fields the chain node reads for itself (`llm-chain`'s own), which a
@@ -68,13 +77,25 @@ pub fn modernize(flow: &mut Flow, diags: &mut Diagnostics) {
     for &i in &chains {
         chain(flow, i, &mut folded, diags);
     }
+    retrieval(flow, &mut folded);
+    let agents: Vec<usize> = (0..flow.nodes.len()).filter(|&i| flow.nodes[i].type_name == "VectorStoreAgent").collect();
+    for &i in &agents {
+        vector_store_agent(flow, i, &mut folded, diags);
+    }
+    let rewritten: HashSet<String> = chains
+        .iter()
+        .chain(&agents)
+        .map(|&i| &flow.nodes[i])
+        .filter(|n| matches!(n.type_name.as_str(), CHAIN | "Agent"))
+        .map(|n| n.id.clone())
+        .collect();
     remove(flow, &folded);
     for node in flow.nodes.iter_mut().filter(|n| n.type_name == "PromptTemplate") {
         prompt(node, &mut flow.edges);
     }
     drop_unused_tools(flow, diags);
-    if !chains.is_empty() {
-        chat_window(flow, diags);
+    if !rewritten.is_empty() {
+        chat_window(flow, &rewritten, diags);
     }
 }
 
@@ -350,6 +371,160 @@ fn prompt(node: &mut Node, edges: &mut [Edge]) {
     }
 }
 
+/// The loaders, splitters, embeddings and vector stores of a retrieval
+/// pipeline, as today's URL, Split Text and vector store.
+fn retrieval(flow: &mut Flow, folded: &mut HashSet<String>) {
+    let Flow { nodes, edges, .. } = flow;
+    let embeddings: HashSet<String> =
+        nodes.iter().filter(|n| EMBEDDINGS.contains(&n.type_name.as_str())).map(|n| n.id.clone()).collect();
+    for node in nodes.iter_mut() {
+        match node.type_name.as_str() {
+            "WebBaseLoader" => {
+                let pointer = node.pointer.clone();
+                let page = node.field("web_path").map_or(Value::Null, |f| f.value.clone());
+                node.fields = vec![
+                    Field { value: Value::Array(vec![page]), list: true, ..setting("urls", Value::Null, &pointer) },
+                    setting("max_depth", 1.into(), &pointer),
+                    setting("format", "Text".into(), &pointer),
+                ];
+                node.type_name = "URLComponent".into();
+                retype_outputs(edges, &node.id, "page_results", "DataFrame");
+            }
+            t if SPLITTERS.contains(&t) => {
+                let pointer = node.pointer.clone();
+                let value = |name: &str| node.field(name).map_or(Value::Null, |f| f.value.clone());
+                node.fields = vec![
+                    port("data_inputs", "DataFrame", true, &pointer),
+                    setting("chunk_size", value("chunk_size"), &pointer),
+                    setting("chunk_overlap", value("chunk_overlap"), &pointer),
+                    setting("separator", value("separators"), &pointer),
+                ];
+                node.type_name = "SplitText".into();
+                refeed(edges, &node.id, "documents", "data_inputs");
+                retype_outputs(edges, &node.id, "dataframe", "DataFrame");
+            }
+            // A 0.x vector store: its documents are what it ingests; the
+            // host's embeddings stand in for the connected model.
+            "Chroma" if node.field("documents").is_some() && node.field("ingest_data").is_none() => {
+                let pointer = node.pointer.clone();
+                let collection = node.field("collection_name").map_or(Value::Null, |f| f.value.clone());
+                node.fields = vec![
+                    Field { list: true, ..port("ingest_data", "DataFrame", false, &pointer) },
+                    setting("collection_name", collection, &pointer),
+                ];
+                refeed(edges, &node.id, "documents", "ingest_data");
+                let models = edges.iter().filter(|e| e.target == node.id && e.field == "embedding");
+                folded.extend(models.map(|e| e.source.clone()).filter(|source| embeddings.contains(source)));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Points the edges into field `from` of node `id` at field `to`.
+fn refeed(edges: &mut [Edge], id: &str, from: &str, to: &str) {
+    for edge in edges.iter_mut().filter(|e| e.target == id && e.field == from) {
+        edge.field = to.into();
+        edge.input_types.clear();
+    }
+}
+
+/// Names the output the edges out of `id` come from (0.x edges name none).
+fn retype_outputs(edges: &mut [Edge], id: &str, output: &str, kind: &str) {
+    for edge in edges.iter_mut().filter(|e| e.source == id) {
+        edge.output = output.into();
+        edge.output_types = vec![kind.into()];
+    }
+}
+
+/// A `VectorStoreAgent` becomes an Agent whose one tool is the vector
+/// store its `VectorStoreInfo` describes, named and described as
+/// LangChain's toolkit named it; the info node is folded in.
+fn vector_store_agent(flow: &mut Flow, i: usize, folded: &mut HashSet<String>, diags: &mut Diagnostics) {
+    let (id, pointer, display) = {
+        let n = &flow.nodes[i];
+        (n.id.clone(), n.pointer.clone(), n.display_name.clone())
+    };
+    let source_of = |flow: &Flow, target: &str, field: &str| {
+        flow.edges
+            .iter()
+            .find(|e| e.target == target && e.field == field)
+            .map(|e| (e.source.clone(), e.pointer.clone()))
+    };
+    let info = source_of(flow, &id, "vectorstoreinfo")
+        .filter(|(info, _)| flow.nodes.iter().any(|n| &n.id == info && n.type_name == "VectorStoreInfo"));
+    let store = info.as_ref().and_then(|(info, _)| source_of(flow, info, "vectorstore"));
+    let (Some((info, edge_pointer)), Some((store, _))) = (info, store) else {
+        diags.push(
+            Diagnostic::error(
+                "legacy-agent-store",
+                &pointer,
+                format!("agent `{id}` has no vector store described to it"),
+            )
+            .node(&id, &display)
+            .field("vectorstoreinfo")
+            .help("connect a VectorStoreInfo, with a vector store in its `vectorstore`, to the agent in Langflow"),
+        );
+        return;
+    };
+    let text = |flow: &Flow, field: &str| {
+        flow.nodes
+            .iter()
+            .find(|n| n.id == info)
+            .and_then(|n| n.field(field))
+            .and_then(|f| f.value.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (name, about) = (text(flow, "name"), text(flow, "description"));
+    let tool = tool_name(&name);
+    if let Some(node) = flow.nodes.iter_mut().find(|n| n.id == store) {
+        let metadata = serde_json::json!([{
+            "name": tool,
+            "description": format!(
+                "Useful for when you need to answer questions about {name}. Whenever you need information about \
+                 {about} you should use this. Input should be a fully formed question."
+            ),
+            "args": {"search_query": {"type": "string", "description": "A fully formed question."}},
+            "status": true,
+        }]);
+        node.fields.push(setting("tools_metadata", metadata, &node.pointer.clone()));
+    }
+    folded.insert(info);
+    flow.edges.push(Edge {
+        source: store,
+        output: crate::lower::TOOL_OUTPUT.into(),
+        output_types: vec!["Tool".into()],
+        target: id.clone(),
+        field: "tools".into(),
+        input_types: vec!["Tool".into()],
+        loop_feedback: false,
+        pointer: edge_pointer,
+    });
+    refeed(&mut flow.edges, &id, "llm", "model");
+    let system_prompt = format!(
+        "You answer questions about {name}: {about}. Use the `{tool}` tool to look up what the documents say. \
+         If a question is not about them, say that you don't know."
+    );
+    let node = &mut flow.nodes[i];
+    node.fields = vec![
+        port("model", "LanguageModel", true, &pointer),
+        Field { list: true, ..port("tools", "Tool", false, &pointer) },
+        port("input_value", "Message", false, &pointer),
+        setting("system_prompt", system_prompt.into(), &pointer),
+        // LangChain's agent kept no conversation.
+        setting("n_messages", 0.into(), &pointer),
+    ];
+    node.type_name = "Agent".into();
+    retype_outputs(&mut flow.edges, &id, "response", "Message");
+}
+
+/// A name as a tool name models accept: `[A-Za-z0-9_-]`.
+fn tool_name(name: &str) -> String {
+    let name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    if name.is_empty() { "search_documents".into() } else { name }
+}
+
 /// Removes the nodes folded into chains, and their edges.
 fn remove(flow: &mut Flow, folded: &HashSet<String>) {
     flow.nodes.retain(|n| !folded.contains(&n.id));
@@ -378,53 +553,61 @@ fn drop_unused_tools(flow: &mut Flow, diags: &mut Diagnostics) {
     remove(flow, &unused);
 }
 
-/// 0.x's chat window talked to the chain itself: without a Chat Input, the
-/// run's input goes to every chain with a variable left open; without a
-/// Chat Output, the answer is the text of the chain that feeds nothing.
-fn chat_window(flow: &mut Flow, diags: &mut Diagnostics) {
+/// 0.x's chat window talked to the chain or agent itself: without a Chat
+/// Input, the run's input goes to every `rewritten` chain with a variable
+/// left open and to every agent; without a Chat Output, the answer is that
+/// of the one that feeds nothing.
+fn chat_window(flow: &mut Flow, rewritten: &HashSet<String>, diags: &mut Diagnostics) {
     let has = |flow: &Flow, types: &[&str]| flow.nodes.iter().any(|n| types.contains(&n.type_name.as_str()));
-    let chains: Vec<(String, String)> =
-        flow.nodes.iter().filter(|n| n.type_name == CHAIN).map(|n| (n.id.clone(), n.pointer.clone())).collect();
+    // The rewritten chains and agents: id, pointer, the output that
+    // answers, and whether the user's message has somewhere to go.
+    let answering: Vec<(String, String, &str, bool)> = flow
+        .nodes
+        .iter()
+        .filter(|n| rewritten.contains(&n.id))
+        .map(|n| {
+            let (answer, waits) = match n.type_name.as_str() {
+                CHAIN => ("text", n.field("input_key").is_some_and(|f| !unset(&f.value))),
+                _ => ("response", true),
+            };
+            (n.id.clone(), n.pointer.clone(), answer, waits)
+        })
+        .collect();
     if !has(flow, &["ChatInput", "TextInput", "Webhook"]) {
-        let waiting: Vec<&(String, String)> = chains
-            .iter()
-            .filter(|(id, _)| {
-                flow.nodes.iter().any(|n| &n.id == id && n.field("input_key").is_some_and(|f| !unset(&f.value)))
-            })
-            .collect();
+        let waiting: Vec<(String, String)> =
+            answering.iter().filter(|a| a.3).map(|(id, pointer, ..)| (id.clone(), pointer.clone())).collect();
         if let Some((first, pointer)) = waiting.first() {
-            let input = synthesized(flow, first, "ChatInput", "Chat Input", pointer);
-            let mut node = input.clone();
-            node.fields = vec![
+            let mut input = synthesized(flow, first, "ChatInput", "Chat Input", pointer);
+            input.fields = vec![
                 setting("input_value", Value::Null, pointer),
                 setting("should_store_message", Value::Bool(false), pointer),
             ];
-            flow.nodes.push(node);
-            for (id, pointer) in waiting.iter().map(|c| (*c).clone()).collect::<Vec<_>>() {
-                flow.edges.push(wire(&input.id, "message", &id, "input_value", &pointer));
+            for (id, pointer) in &waiting {
+                flow.edges.push(wire(&input.id, "message", id, "input_value", pointer));
             }
+            flow.nodes.push(input);
         }
     }
     if !has(flow, &["ChatOutput", "TextOutput"]) {
-        let ends: Vec<&(String, String)> =
-            chains.iter().filter(|(id, _)| !flow.edges.iter().any(|e| &e.source == id)).collect();
-        if let Some((last, pointer)) = ends.last().map(|c| (*c).clone()) {
+        let ends: Vec<&(String, String, &str, bool)> =
+            answering.iter().filter(|(id, ..)| !flow.edges.iter().any(|e| &e.source == id)).collect();
+        if let Some(&&(ref last, ref pointer, answer, _)) = ends.last() {
             if ends.len() > 1 {
                 diags.push(
                     Diagnostic::warning(
                         "legacy-answer",
-                        &pointer,
-                        format!("{} chains end the flow; the answer is the text of `{last}`", ends.len()),
+                        pointer,
+                        format!("{} chains or agents end the flow; the answer is `{last}`'s", ends.len()),
                     )
-                    .help("connect the chain that answers to a Chat Output"),
+                    .help("connect the one that answers to a Chat Output"),
                 );
             }
-            let mut output = synthesized(flow, &last, "ChatOutput", "Chat Output", &pointer);
+            let mut output = synthesized(flow, last, "ChatOutput", "Chat Output", pointer);
             output.fields = vec![
-                port("input_value", "Message", false, &pointer),
-                setting("should_store_message", Value::Bool(false), &pointer),
+                port("input_value", "Message", false, pointer),
+                setting("should_store_message", Value::Bool(false), pointer),
             ];
-            flow.edges.push(wire(&last, "text", &output.id, "input_value", &pointer));
+            flow.edges.push(wire(last, answer, &output.id, "input_value", pointer));
             flow.nodes.push(output);
         }
     }

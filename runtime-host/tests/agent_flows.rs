@@ -14,12 +14,14 @@
 //!   into DataFrame Keyword Search) and fetches a docs page (URL).
 //! - Custom Component Generator: the Agent fetches with URL and recalls
 //!   with Memory Base; the session's history reaches the model.
+//! - The pre-1.0 Vector Store exports: a loaded, split and ingested page
+//!   searched by the agent through its one tool.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use sandflow_model_server::{ModelServer, Options};
 use sandflow_runtime_host::api::DataPlane;
-use sandflow_runtime_host::doc_index::{DocIndex, NewChunk, Scope};
+use sandflow_runtime_host::doc_index::{DocIndex, NewChunk, Scope, SearchRequest};
 use sandflow_runtime_host::{
     CapabilityConfig, FileStore, FilesConfig, FilesScope, HttpConfig, Limits, LlmConfig, MemoryStore, Secrets,
 };
@@ -89,8 +91,13 @@ impl World {
 
     /// Provisions the shared starter flow `name` as agent `name` of the tenant.
     fn provision(&self, name: &str) {
-        let flow = support::shared_flow(&format!("starter/{name}.json"));
-        support::provision(&self.plane, TENANT, name, &flow, Limits::default(), Secrets::default());
+        self.provision_shared(&format!("starter/{name}.json"), name);
+    }
+
+    /// Provisions the shared export at `path` as agent `agent` of the tenant.
+    fn provision_shared(&self, path: &str, agent: &str) {
+        let flow = support::shared_flow(path);
+        support::provision(&self.plane, TENANT, agent, &flow, Limits::default(), Secrets::default());
     }
 
     /// `POST /api/v1/run/{agent}` as Langflow's API is called.
@@ -235,6 +242,40 @@ fn content_aggregator_searches_google_news_as_exported_through_an_operator_route
     // News mode gives each item's summary as text, its HTML taken out.
     assert!(digest.starts_with("You said: ## First & foremost\nYou said: One bold story\n"), "{digest}");
     assert!(digest.contains("## Second\nYou said: Two\n"), "{digest}");
+}
+
+// ---------------------------------------------- Pre-1.0 Vector Store agents
+
+#[test]
+fn pre_1_0_vector_store_agents_search_the_page_they_loaded() {
+    // The export loads a page of Langflow's docs; the operator routes that
+    // site to the fixture.
+    let world = World::with_http(|http, web| {
+        http.routes.push(format!("http://docs.langflow.org={}", web.url()).parse().expect("route"));
+    });
+    for export in ["vector-store", "vector-store-grouped"] {
+        world.provision_shared(&format!("legacy/{export}.json"), export);
+        // VectorStoreInfo named the store `UploadExamples`: the agent's one tool.
+        let input = r#"use UploadExamples {"search_query": "how do I share an example?"}"#;
+        let text = answer(&world.run(export, input, json!({})));
+        assert!(text.starts_with("UploadExamples returned: "), "{export}: {text}");
+        // Split Text cut the page at the export's separator, `.`.
+        let fact = sandflow_web_fixture::UPLOAD_FACT.trim_end_matches('.');
+        assert!(text.contains(fact), "{export}: the loaded page was searched: {text}");
+        let sent = world.requests("/v1/chat/completions");
+        let first = &sent[sent.len() - 2];
+        assert_eq!(openai_tools(std::slice::from_ref(first)), ["UploadExamples"], "{export}");
+        assert_eq!(first["model"], "gpt-3.5-turbo-0613", "{export}: ChatOpenAI's model");
+        let system = content(&first["messages"][0]);
+        assert!(system.starts_with("You answer questions about UploadExamples: "), "{export}: {system}");
+    }
+    // What the page said went into the agent's own part of the tenant's
+    // index, in the export's collection.
+    let search = SearchRequest::lexical("langflow", "share example", 5);
+    let found = world.io.block_on(world.index.search(&Scope::new(TENANT, "vector-store"), &search));
+    assert!(found.expect("search").iter().any(|hit| hit.text.contains("pull request")));
+    let elsewhere = world.io.block_on(world.index.search(&Scope::new(TENANT, "content-aggregator"), &search));
+    assert!(elsewhere.expect("search").is_empty());
 }
 
 // --------------------------------------------------------------- Market Research

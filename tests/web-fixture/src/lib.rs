@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Routes:
-//! - `/`, `/docs`, `/lisbon`: HTML pages (see [`DOCS_FACT`], [`LISBON_FACT`]);
+//! - `/`, `/docs`, `/lisbon`, `/examples/how-upload-examples`: HTML pages
+//!   (see [`DOCS_FACT`], [`LISBON_FACT`], [`UPLOAD_FACT`]);
 //!   `/style.css` is CSS.
 //! - `/redirect/{n}`: `n` redirects, then `/docs`; `/away?to=URL` redirects to `URL`.
 //! - `/huge` ([`HUGE_BYTES`] with a `Content-Length`), `/huge-chunked` (as
@@ -44,6 +45,9 @@ use std::time::Duration;
 pub const DOCS_FACT: &str = "Sandflow runs every flow in its own WebAssembly sandbox.";
 /// A sentence only the Lisbon page holds.
 pub const LISBON_FACT: &str = "Lisbon is built on seven hills above the Tagus.";
+/// What `/examples/how-upload-examples` (the page a pre-1.0 vector-store
+/// export loads, routed here) says.
+pub const UPLOAD_FACT: &str = "To share an example, export the flow as JSON and open a pull request.";
 /// Size of the huge answers.
 pub const HUGE_BYTES: usize = 8 << 20;
 /// The host of the search result no test allows.
@@ -126,6 +130,7 @@ fn router(shared: Shared) -> Router {
         .route("/", get(|| async { html(FRONT) }))
         .route("/docs", get(|| async { html(&docs_page()) }))
         .route("/lisbon", get(|| async { html(&lisbon_page()) }))
+        .route("/examples/how-upload-examples", get(|| async { html(&upload_page()) }))
         .route("/style.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], "body { color: red }") }))
         .route("/redirect/{n}", get(redirect))
         .route("/away", get(away))
@@ -192,6 +197,12 @@ fn lisbon_page() -> String {
     format!(
         "<html lang=\"pt\"><head><title>Lisbon travel guide</title></head><body><h1>Lisbon</h1><p>{LISBON_FACT}</p>\
          <p>Trams climb them all day.</p></body></html>"
+    )
+}
+
+fn upload_page() -> String {
+    format!(
+        "<html><head><title>Upload examples</title></head><body><h1>Upload examples</h1><p>{UPLOAD_FACT}</p></body></html>"
     )
 }
 
