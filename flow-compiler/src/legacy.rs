@@ -27,8 +27,9 @@
 //! - A `Tool` that wraps a chain and feeds nothing is dropped, with a
 //!   warning.
 //!
-//! Everything else of that era (agents, toolkits, loaders, Python
-//! functions) has no counterpart and stays an unknown component.
+//! A `Secret` component is refused as such: it would hand a secret's value
+//! to the flow. Python functions and the JSON/OpenAPI toolkit agent have
+//! no counterpart and stay unknown components.
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::langflow::{Edge, Field, Flow, Node, flag};
@@ -94,6 +95,7 @@ pub fn modernize(flow: &mut Flow, diags: &mut Diagnostics) {
         prompt(node, &mut flow.edges);
     }
     drop_unused_tools(flow, diags);
+    refuse_secrets(flow, diags);
     if !rewritten.is_empty() {
         chat_window(flow, &rewritten, diags);
     }
@@ -551,6 +553,31 @@ fn drop_unused_tools(flow: &mut Flow, diags: &mut Diagnostics) {
         );
     }
     remove(flow, &unused);
+}
+
+/// A `Secret` component hands a global variable's value to the next
+/// component, and so to whoever reads the answer. Sandflow keeps secrets
+/// on the host, where the capabilities that need them use them; no
+/// component, custom or not, may read one. Said as such, rather than as
+/// an unknown type a custom node could provide.
+fn refuse_secrets(flow: &mut Flow, diags: &mut Diagnostics) {
+    let secrets: HashSet<String> =
+        flow.nodes.iter().filter(|n| n.type_name == "Secret").map(|n| n.id.clone()).collect();
+    for node in flow.nodes.iter().filter(|n| secrets.contains(&n.id)) {
+        diags.push(
+            Diagnostic::error(
+                "secret-in-flow",
+                format!("{}/data/type", node.pointer),
+                format!("`{}` would pass a secret's value into the flow, where buyers could read it", node.id),
+            )
+            .node(&node.id, &node.display_name)
+            .help(
+                "remove the Secret component; name the global variable in the credential field of the component \
+                 that needs it (e.g. a model's API key), which the host fills in without the flow seeing it",
+            ),
+        );
+    }
+    remove(flow, &secrets);
 }
 
 /// 0.x's chat window talked to the chain or agent itself: without a Chat
