@@ -24,12 +24,16 @@
 //!   the chain or agent itself) gets both: the run's input fills the one
 //!   prompt variable nothing else fills (or is the agent's question), and
 //!   the chain's text (the agent's response) is the answer.
+//! - `ZeroShotAgent` (LangChain's ReAct agent) is an Agent: its chain's
+//!   model, its `ZeroShotPrompt` prefix as the system prompt, and each
+//!   `Tool` among its `allowed_tools` offering the node behind `func`.
 //! - A `Tool` that wraps a chain and feeds nothing is dropped, with a
 //!   warning.
 //!
 //! A `Secret` component is refused as such: it would hand a secret's value
-//! to the flow. Python functions and the JSON/OpenAPI toolkit agent have
-//! no counterpart and stay unknown components.
+//! to the flow. Python functions (`PythonFunctionTool`) and the
+//! JSON/OpenAPI toolkit agent have no counterpart and stay unknown
+//! components.
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::langflow::{Edge, Field, Flow, Node, flag};
@@ -71,18 +75,25 @@ pub fn modernize(flow: &mut Flow, diags: &mut Diagnostics) {
     for node in flow.nodes.iter_mut().filter(|n| MODELS.contains(&n.type_name.as_str())) {
         model(node, &mut flow.edges);
     }
+    let mut folded = HashSet::new();
+    let zero_shot: Vec<usize> = (0..flow.nodes.len()).filter(|&i| flow.nodes[i].type_name == "ZeroShotAgent").collect();
+    for &i in &zero_shot {
+        zero_shot_agent(flow, i, &mut folded, diags);
+    }
     let chains: Vec<usize> = (0..flow.nodes.len())
         .filter(|&i| matches!(flow.nodes[i].type_name.as_str(), CHAIN | TIME_TRAVEL_GUIDE))
+        .filter(|&i| !folded.contains(&flow.nodes[i].id))
         .collect();
-    let mut folded = HashSet::new();
     for &i in &chains {
         chain(flow, i, &mut folded, diags);
     }
     retrieval(flow, &mut folded);
-    let agents: Vec<usize> = (0..flow.nodes.len()).filter(|&i| flow.nodes[i].type_name == "VectorStoreAgent").collect();
+    let mut agents: Vec<usize> =
+        (0..flow.nodes.len()).filter(|&i| flow.nodes[i].type_name == "VectorStoreAgent").collect();
     for &i in &agents {
         vector_store_agent(flow, i, &mut folded, diags);
     }
+    agents.extend(zero_shot);
     let rewritten: HashSet<String> = chains
         .iter()
         .chain(&agents)
@@ -431,9 +442,10 @@ fn refeed(edges: &mut [Edge], id: &str, from: &str, to: &str) {
     }
 }
 
-/// Names the output the edges out of `id` come from (0.x edges name none).
+/// Names the output the edges out of `id` come from (0.x edges name none;
+/// the tool edges the rewrite added name theirs).
 fn retype_outputs(edges: &mut [Edge], id: &str, output: &str, kind: &str) {
-    for edge in edges.iter_mut().filter(|e| e.source == id) {
+    for edge in edges.iter_mut().filter(|e| e.source == id && e.output != crate::lower::TOOL_OUTPUT) {
         edge.output = output.into();
         edge.output_types = vec![kind.into()];
     }
@@ -493,16 +505,7 @@ fn vector_store_agent(flow: &mut Flow, i: usize, folded: &mut HashSet<String>, d
         node.fields.push(setting("tools_metadata", metadata, &node.pointer.clone()));
     }
     folded.insert(info);
-    flow.edges.push(Edge {
-        source: store,
-        output: crate::lower::TOOL_OUTPUT.into(),
-        output_types: vec!["Tool".into()],
-        target: id.clone(),
-        field: "tools".into(),
-        input_types: vec!["Tool".into()],
-        loop_feedback: false,
-        pointer: edge_pointer,
-    });
+    flow.edges.push(tool_edge(&store, &id, &edge_pointer));
     refeed(&mut flow.edges, &id, "llm", "model");
     let system_prompt = format!(
         "You answer questions about {name}: {about}. Use the `{tool}` tool to look up what the documents say. \
@@ -514,6 +517,116 @@ fn vector_store_agent(flow: &mut Flow, i: usize, folded: &mut HashSet<String>, d
         Field { list: true, ..port("tools", "Tool", false, &pointer) },
         port("input_value", "Message", false, &pointer),
         setting("system_prompt", system_prompt.into(), &pointer),
+        // LangChain's agent kept no conversation.
+        setting("n_messages", 0.into(), &pointer),
+    ];
+    node.type_name = "Agent".into();
+    retype_outputs(&mut flow.edges, &id, "response", "Message");
+}
+
+/// An edge offering node `tool` (its component-as-tool output) to `agent`.
+fn tool_edge(tool: &str, agent: &str, pointer: &str) -> Edge {
+    Edge {
+        source: tool.into(),
+        output: crate::lower::TOOL_OUTPUT.into(),
+        output_types: vec!["Tool".into()],
+        target: agent.into(),
+        field: "tools".into(),
+        input_types: vec!["Tool".into()],
+        loop_feedback: false,
+        pointer: pointer.into(),
+    }
+}
+
+/// A `ZeroShotAgent` (LangChain's ReAct agent) becomes an Agent: its
+/// `llm_chain`'s model is the agent's model and the chain's
+/// `ZeroShotPrompt` prefix its system prompt (the chain and prompt are
+/// the agent's own machinery and are folded in); each `Tool` among its
+/// `allowed_tools` offers the node behind `func` as a tool, under the
+/// Tool's name and description.
+fn zero_shot_agent(flow: &mut Flow, i: usize, folded: &mut HashSet<String>, diags: &mut Diagnostics) {
+    let (id, pointer, display) = {
+        let n = &flow.nodes[i];
+        (n.id.clone(), n.pointer.clone(), n.display_name.clone())
+    };
+    let node_of = |flow: &Flow, id: &str| flow.nodes.iter().find(|n| n.id == id).cloned();
+    let source_of = |flow: &Flow, target: &str, field: &str| {
+        flow.edges
+            .iter()
+            .find(|e| e.target == target && e.field == field)
+            .map(|e| (e.source.clone(), e.pointer.clone()))
+    };
+    let chain =
+        source_of(flow, &id, "llm_chain").filter(|(c, _)| node_of(flow, c).is_some_and(|n| n.type_name == CHAIN));
+    let Some((chain, chain_edge)) = chain else {
+        diags.push(
+            Diagnostic::error("legacy-agent-chain", &pointer, format!("agent `{id}` has no LLMChain in `llm_chain`"))
+                .node(&id, &display)
+                .field("llm_chain")
+                .help("connect an LLMChain (with a model and a ZeroShotPrompt) to the agent in Langflow"),
+        );
+        return;
+    };
+    let prompt = source_of(flow, &chain, "prompt").and_then(|(p, _)| node_of(flow, &p));
+    let prefix = prompt
+        .as_ref()
+        .filter(|p| p.type_name == "ZeroShotPrompt")
+        .and_then(|p| p.field("prefix"))
+        .map_or(Value::Null, |f| f.value.clone());
+    // The chain and its prompt are the agents' own machinery when only
+    // zero-shot agents use the chain.
+    let only_agents =
+        flow.edges.iter().filter(|e| e.source == chain).all(|e| {
+            node_of(flow, &e.target).is_some_and(|t| matches!(t.type_name.as_str(), "ZeroShotAgent" | "Agent"))
+        });
+    if only_agents {
+        folded.insert(chain.clone());
+        folded.extend(prompt.filter(|p| p.type_name == "ZeroShotPrompt").map(|p| p.id));
+    }
+    if let Some((model, _)) = source_of(flow, &chain, "llm") {
+        flow.edges.push(Edge {
+            source: model,
+            output: "model_output".into(),
+            output_types: vec!["LanguageModel".into()],
+            target: id.clone(),
+            field: "model".into(),
+            input_types: vec!["LanguageModel".into()],
+            loop_feedback: false,
+            pointer: chain_edge,
+        });
+    }
+    // A `Tool` offers its function's node; any other tool keeps its edge
+    // (and is reported if unknown).
+    let offered: Vec<(String, String)> = flow
+        .edges
+        .iter()
+        .filter(|e| e.target == id && e.field == "allowed_tools")
+        .map(|e| (e.source.clone(), e.pointer.clone()))
+        .collect();
+    for (tool, edge_pointer) in offered {
+        let Some(wrapper) = node_of(flow, &tool).filter(|n| n.type_name == "Tool") else { continue };
+        let Some((function, _)) = source_of(flow, &tool, "func") else { continue };
+        let text = |field: &str| wrapper.field(field).and_then(|f| f.value.as_str()).unwrap_or_default().to_owned();
+        let metadata = serde_json::json!([{
+            "name": tool_name(&text("name")),
+            "description": text("description"),
+            "args": {"input_value": {"type": "string", "description": "The input."}},
+            "status": true,
+        }]);
+        if let Some(node) = flow.nodes.iter_mut().find(|n| n.id == function) {
+            let at = node.pointer.clone();
+            node.fields.push(setting("tools_metadata", metadata, &at));
+        }
+        folded.insert(tool);
+        flow.edges.push(tool_edge(&function, &id, &edge_pointer));
+    }
+    refeed(&mut flow.edges, &id, "allowed_tools", "tools");
+    let node = &mut flow.nodes[i];
+    node.fields = vec![
+        port("model", "LanguageModel", true, &pointer),
+        Field { list: true, ..port("tools", "Tool", false, &pointer) },
+        port("input_value", "Message", false, &pointer),
+        setting("system_prompt", prefix, &pointer),
         // LangChain's agent kept no conversation.
         setting("n_messages", 0.into(), &pointer),
     ];
@@ -588,10 +701,13 @@ fn chat_window(flow: &mut Flow, rewritten: &HashSet<String>, diags: &mut Diagnos
     let has = |flow: &Flow, types: &[&str]| flow.nodes.iter().any(|n| types.contains(&n.type_name.as_str()));
     // The rewritten chains and agents: id, pointer, the output that
     // answers, and whether the user's message has somewhere to go.
+    // A rewritten agent another agent uses as a tool gets its input from the call.
+    let tools: HashSet<&str> =
+        flow.edges.iter().filter(|e| e.output == crate::lower::TOOL_OUTPUT).map(|e| e.source.as_str()).collect();
     let answering: Vec<(String, String, &str, bool)> = flow
         .nodes
         .iter()
-        .filter(|n| rewritten.contains(&n.id))
+        .filter(|n| rewritten.contains(&n.id) && !tools.contains(n.id.as_str()))
         .map(|n| {
             let (answer, waits) = match n.type_name.as_str() {
                 CHAIN => ("text", n.field("input_key").is_some_and(|f| !unset(&f.value))),

@@ -459,3 +459,29 @@ fn grouped_pre_1_0_chains_run_with_the_values_of_their_group() {
         assert_eq!(request.api_key.as_deref(), key, "{path}");
     }
 }
+
+#[test]
+fn a_pre_1_0_zero_shot_agent_calls_another_agent_through_its_tool() {
+    let model = model(Options::default());
+    let runtime = chain_runtime(&model);
+    let mut source = shared_flow("legacy/complex-example.json");
+    // Its inner agent's other tool is Python code (`PythonFunctionTool`),
+    // which a seller would publish as a custom node; left out here.
+    let python = "PythonFunctionTool-qSfC8";
+    source["data"]["nodes"].as_array_mut().expect("nodes").retain(|n| n["id"] != python);
+    source["data"]["edges"].as_array_mut().expect("edges").retain(|e| e["source"] != python);
+    let flow = load(&runtime, &source);
+    let outcome = turn(&runtime, &flow, "s1", r#"use AgentTool {"input_value": "hello inside"}"#);
+    // The outer agent called the Tool, which is the inner agent; the inner
+    // agent answered the model's question, and the outer one reported it.
+    assert_eq!(answer(&outcome), "AgentTool returned: You said: hello inside");
+    let sent = chat_requests(&model);
+    assert_eq!(sent.len(), 3, "outer, inner, outer: {sent:?}");
+    let prefix = "Answer the following questions as best you can. You have access to the following tools:";
+    for request in &sent {
+        assert_eq!(request["messages"][0]["content"], prefix, "ZeroShotPrompt's prefix is the system prompt");
+        assert_eq!(request["model"], "text-davinci-003", "the chain's OpenAI model");
+    }
+    assert_eq!(sent[0]["tools"][0]["function"]["name"], "AgentTool");
+    assert!(sent[1].get("tools").is_none_or(|t| t.as_array().is_none_or(Vec::is_empty)), "the inner agent has none");
+}
