@@ -113,6 +113,12 @@ impl Runtime {
         self.inner.library.get().expect("the library is loaded in Runtime::new")
     }
 
+    /// Whether the standard library runs node type `node` (a catalog
+    /// node name such as `chat-input`).
+    pub fn has_std_node(&self, node: &str) -> bool {
+        self.library().std_types.contains(node)
+    }
+
     pub(crate) fn std_library(&self) -> &NodeComponent {
         &self.library().std
     }

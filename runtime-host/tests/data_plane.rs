@@ -400,3 +400,93 @@ async fn output_type_picks_outputs_the_way_langflow_does() {
     let (_, _, bytes) = call(&plane, post("/api/v1/run/echo", Some(&k), body)).await;
     assert_eq!(count(&serde_json::from_slice(&bytes).expect("JSON")), 0);
 }
+
+/// Langflow's webhook test export, with its two Python components (which
+/// only a custom node could run) left out: its Webhook feeds its Chat
+/// Output (taking Data, as today's does), which stores what it shows in
+/// the chat history.
+fn webhook_flow() -> Value {
+    let mut flow: Value =
+        serde_json::from_slice(&std::fs::read(shared("legacy/webhooktest.json")).expect("flow")).expect("JSON");
+    let graph = if flow.get("data").is_some() { &mut flow["data"] } else { &mut flow };
+    let keep = ["Webhook-ww3dq", "ChatOutput-5k554"];
+    let nodes = graph["nodes"].as_array_mut().expect("nodes");
+    nodes.retain(|n| keep.contains(&n["id"].as_str().unwrap_or_default()));
+    // This export's Chat Output predates Data inputs; today's takes them.
+    for node in nodes.iter_mut().filter(|n| n["id"] == "ChatOutput-5k554") {
+        node["data"]["node"]["template"]["input_value"]["input_types"] = json!(["Data", "DataFrame", "Message"]);
+    }
+    let edges = graph["edges"].as_array_mut().expect("edges");
+    let mut into_output = edges.iter().find(|e| e["target"] == "ChatOutput-5k554").cloned().expect("an edge");
+    into_output["source"] = json!("Webhook-ww3dq");
+    let mut handle: Value =
+        serde_json::from_str(&into_output["sourceHandle"].as_str().expect("handle").replace('œ', "\""))
+            .expect("handle");
+    handle["id"] = json!("Webhook-ww3dq");
+    handle["name"] = json!("output_data");
+    handle["output_types"] = json!(["Data"]);
+    into_output["data"]["sourceHandle"] = handle;
+    *edges = vec![into_output];
+    flow
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_runs_its_flow_in_the_background_with_the_posted_body() {
+    let memory = sandflow_runtime_host::MemoryStore::open("sqlite::memory:").await.expect("memory opens");
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandflow-cache");
+    let capabilities = sandflow_runtime_host::CapabilityConfig { memory: Some(memory.clone()), ..Default::default() };
+    let runtime = Runtime::new(&RuntimeConfig { cache_dir: Some(cache), capabilities, ..RuntimeConfig::default() })
+        .expect("runtime");
+    let plane = DataPlane::new(runtime, DataPlaneConfig::default());
+    plane.keys.add_secret("k1", SECRET);
+    let (artifact, _) = compile(webhook_flow().to_string().as_bytes(), &CompileOptions::default()).expect("compiles");
+    plane.agents.provision(Agent {
+        id: "hook".into(),
+        tenant: "acme".into(),
+        flow_id: "hook-flow".into(),
+        endpoint_name: None,
+        flow: plane.runtime.load_flow(&artifact.component).expect("loads"),
+        limits: Limits::default(),
+        secrets: Secrets::default(),
+        persona: None,
+    });
+    let plane = Arc::new(plane);
+    let acme = key(&claims("acme"));
+    let raw = |body: &str, api_key: Option<&str>| {
+        let mut builder = Request::post("/api/v1/webhook/hook");
+        if let Some(k) = api_key {
+            builder = builder.header("x-api-key", k);
+        }
+        builder.body(Body::from(body.to_owned())).expect("request")
+    };
+
+    let (status, _, body) = call(&plane, raw(r#"{"order": "order-42", "state": "shipped"}"#, Some(&acme))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{}", String::from_utf8_lossy(&body));
+    let body: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(body, json!({"message": "Task started in the background", "status": "in progress"}));
+    // The run goes on after the answer: its Chat Output stores the posted fields.
+    let scope = sandflow_runtime_host::MemoryScope { tenant: "acme".into(), agent: "hook".into() };
+    let mut stored = Vec::new();
+    for _ in 0..100 {
+        stored = memory.history(&scope, "hook-flow", 10).await.expect("history");
+        if !stored.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored.len(), 1, "the background run stored its answer");
+    assert!(stored[0].text.contains("order-42") && stored[0].text.contains("shipped"), "{}", stored[0].text);
+
+    // Refusals come before the 202: no key, another tenant, an empty body, bytes that are not text.
+    let (status, ..) = call(&plane, raw("{}", None)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no key, as Langflow answers");
+    let (status, ..) = call(&plane, raw("{}", Some(&key(&claims("rival"))))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, body) = call(&plane, raw("  ", Some(&acme))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("empty"));
+    let request = Request::post("/api/v1/webhook/hook").header("x-api-key", &acme).body(Body::from(vec![0xff, 0xfe]));
+    let (status, _, body) = call(&plane, request.expect("request")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("UTF-8"));
+}

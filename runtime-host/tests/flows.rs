@@ -102,3 +102,13 @@ fn a_starved_run_ends_alone() {
     let ok = runtime.sandbox(Limits::default()).run_flow(&flow, &request("still fine")).expect("runs");
     assert_eq!(answer(&ok), "still fine");
 }
+
+#[test]
+fn every_component_the_compiler_accepts_has_a_node_to_run_it() {
+    use sandflow_flow_compiler::catalog::{COMPONENTS, Role};
+    let runtime = runtime();
+    // Loops are the host's own (`flow::loops`); everything else runs in the library.
+    let missing: Vec<&str> =
+        COMPONENTS.iter().filter(|c| c.role != Role::Loop && !runtime.has_std_node(c.node)).map(|c| c.node).collect();
+    assert!(missing.is_empty(), "compiled flows would fail to link: {missing:?}");
+}

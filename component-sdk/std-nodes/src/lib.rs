@@ -46,6 +46,7 @@ pub mod url;
 pub mod vector_store;
 mod web;
 pub mod web_search;
+pub mod webhook;
 
 #[cfg(test)]
 mod langflow_parity;
@@ -74,6 +75,7 @@ pub const NODES: &[StdNode] = &[
     StdNode { name: calculator::NAME, describe: calculator::describe, run: calculator::run },
     StdNode { name: current_date::NAME, describe: current_date::describe, run: current_date::run },
     StdNode { name: language_model::NAME, describe: language_model::describe, run: language_model::run },
+    StdNode { name: webhook::NAME, describe: webhook::describe, run: webhook::run },
     StdNode { name: llm_chain::NAME, describe: llm_chain::describe, run: llm_chain::run },
     StdNode { name: agent::NAME, describe: agent::describe, run: agent::run },
     StdNode { name: message_history::NAME, describe: message_history::describe, run: message_history::run },

@@ -6,6 +6,8 @@
 //! - OpenAI-compatible `POST /v1/chat/completions` (`model` = agent id);
 //! - Langflow's file upload `POST /api/v1/files/upload/{flow}` (into the
 //!   tenant's file storage);
+//! - Langflow's webhook trigger `POST /api/v1/webhook/{flow}` (the body to
+//!   the flow's Webhook components, the run in the background, 202);
 //! - `GET /health`, `GET /metrics` (Prometheus).
 //!
 //! Every run request passes the same door ([`DataPlane::agent_for`] and
@@ -25,6 +27,7 @@ mod openai;
 mod progress;
 pub mod quotas;
 mod rate;
+mod webhook;
 
 pub use agents::{Agent, Agents};
 pub use error::ApiError;
@@ -152,6 +155,27 @@ impl DataPlane {
         let id = run_id.clone();
         let run = tokio::spawn(async move { plane.run_admitted(&key, &agent, request, Some(events), month, id).await });
         Ok(progress::Progress::new(run_id, receiver, run))
+    }
+
+    /// Admits the request and runs it in the background (a webhook's run):
+    /// its id, or the refusal. Its outcome goes to the usage record and
+    /// the host's log.
+    pub fn execute_detached(
+        self: &Arc<Self>,
+        key: ApiKey,
+        agent: Arc<Agent>,
+        request: RunRequest,
+    ) -> Result<String, ApiError> {
+        let month = self.admit(&key)?;
+        let plane = self.clone();
+        let run_id = new_run_id();
+        let id = run_id.clone();
+        tokio::spawn(async move {
+            if let Err(error) = plane.run_admitted(&key, &agent, request, None, month, id.clone()).await {
+                tracing::warn!(run_id = %id, agent = %agent.id, %error, "background run failed");
+            }
+        });
+        Ok(run_id)
     }
 
     /// Rate limits and quota: the month the run counts in, or a refusal.
@@ -343,6 +367,7 @@ impl FromRequestParts<Arc<DataPlane>> for ApiKey {
 pub fn router(state: Arc<DataPlane>) -> Router {
     Router::new()
         .route("/api/v1/run/{flow}", post(langflow::run))
+        .route("/api/v1/webhook/{flow}", post(webhook::trigger))
         .route("/api/v1/files/upload/{flow}", post(files::upload).layer(DefaultBodyLimit::max(upload_limit(&state))))
         .route("/v1/agents/{agent}/runs", post(native::run))
         .route("/v1/chat/completions", post(openai::chat_completions))
