@@ -230,3 +230,8 @@ fn dump_steps(out: &mut String, steps: &[Step], depth: usize) {
         }
     }
 }
+
+/// A name as a tool name models accept: `[A-Za-z0-9_-]`, anything else `_`.
+pub fn tool_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+}

@@ -459,12 +459,6 @@ fn vector_store_agent(flow: &mut Flow, i: usize, folded: &mut HashSet<String>, d
         let n = &flow.nodes[i];
         (n.id.clone(), n.pointer.clone(), n.display_name.clone())
     };
-    let source_of = |flow: &Flow, target: &str, field: &str| {
-        flow.edges
-            .iter()
-            .find(|e| e.target == target && e.field == field)
-            .map(|e| (e.source.clone(), e.pointer.clone()))
-    };
     let info = source_of(flow, &id, "vectorstoreinfo")
         .filter(|(info, _)| flow.nodes.iter().any(|n| &n.id == info && n.type_name == "VectorStoreInfo"));
     let store = info.as_ref().and_then(|(info, _)| source_of(flow, info, "vectorstore"));
@@ -511,17 +505,7 @@ fn vector_store_agent(flow: &mut Flow, i: usize, folded: &mut HashSet<String>, d
         "You answer questions about {name}: {about}. Use the `{tool}` tool to look up what the documents say. \
          If a question is not about them, say that you don't know."
     );
-    let node = &mut flow.nodes[i];
-    node.fields = vec![
-        port("model", "LanguageModel", true, &pointer),
-        Field { list: true, ..port("tools", "Tool", false, &pointer) },
-        port("input_value", "Message", false, &pointer),
-        setting("system_prompt", system_prompt.into(), &pointer),
-        // LangChain's agent kept no conversation.
-        setting("n_messages", 0.into(), &pointer),
-    ];
-    node.type_name = "Agent".into();
-    retype_outputs(&mut flow.edges, &id, "response", "Message");
+    become_agent(flow, i, system_prompt.into());
 }
 
 /// An edge offering node `tool` (its component-as-tool output) to `agent`.
@@ -538,6 +522,33 @@ fn tool_edge(tool: &str, agent: &str, pointer: &str) -> Edge {
     }
 }
 
+/// Node `i`, a 0.x agent whose model and tools edges are in place,
+/// becomes an Agent with `system_prompt` and no conversation memory
+/// (LangChain's agents kept none).
+fn become_agent(flow: &mut Flow, i: usize, system_prompt: Value) {
+    let node = &mut flow.nodes[i];
+    let pointer = node.pointer.clone();
+    node.fields = vec![
+        port("model", "LanguageModel", true, &pointer),
+        Field { list: true, ..port("tools", "Tool", false, &pointer) },
+        port("input_value", "Message", false, &pointer),
+        setting("system_prompt", system_prompt, &pointer),
+        setting("n_messages", 0.into(), &pointer),
+    ];
+    node.type_name = "Agent".into();
+    retype_outputs(&mut flow.edges, &node.id.clone(), "response", "Message");
+}
+
+/// The node and the edge's pointer feeding field `field` of `target`.
+fn source_of(flow: &Flow, target: &str, field: &str) -> Option<(String, String)> {
+    flow.edges.iter().find(|e| e.target == target && e.field == field).map(|e| (e.source.clone(), e.pointer.clone()))
+}
+
+/// A copy of node `id`.
+fn node_of(flow: &Flow, id: &str) -> Option<Node> {
+    flow.nodes.iter().find(|n| n.id == id).cloned()
+}
+
 /// A `ZeroShotAgent` (LangChain's ReAct agent) becomes an Agent: its
 /// `llm_chain`'s model is the agent's model and the chain's
 /// `ZeroShotPrompt` prefix its system prompt (the chain and prompt are
@@ -548,13 +559,6 @@ fn zero_shot_agent(flow: &mut Flow, i: usize, folded: &mut HashSet<String>, diag
     let (id, pointer, display) = {
         let n = &flow.nodes[i];
         (n.id.clone(), n.pointer.clone(), n.display_name.clone())
-    };
-    let node_of = |flow: &Flow, id: &str| flow.nodes.iter().find(|n| n.id == id).cloned();
-    let source_of = |flow: &Flow, target: &str, field: &str| {
-        flow.edges
-            .iter()
-            .find(|e| e.target == target && e.field == field)
-            .map(|e| (e.source.clone(), e.pointer.clone()))
     };
     let chain =
         source_of(flow, &id, "llm_chain").filter(|(c, _)| node_of(flow, c).is_some_and(|n| n.type_name == CHAIN));
@@ -621,22 +625,12 @@ fn zero_shot_agent(flow: &mut Flow, i: usize, folded: &mut HashSet<String>, diag
         flow.edges.push(tool_edge(&function, &id, &edge_pointer));
     }
     refeed(&mut flow.edges, &id, "allowed_tools", "tools");
-    let node = &mut flow.nodes[i];
-    node.fields = vec![
-        port("model", "LanguageModel", true, &pointer),
-        Field { list: true, ..port("tools", "Tool", false, &pointer) },
-        port("input_value", "Message", false, &pointer),
-        setting("system_prompt", prefix, &pointer),
-        // LangChain's agent kept no conversation.
-        setting("n_messages", 0.into(), &pointer),
-    ];
-    node.type_name = "Agent".into();
-    retype_outputs(&mut flow.edges, &id, "response", "Message");
+    become_agent(flow, i, prefix);
 }
 
-/// A name as a tool name models accept: `[A-Za-z0-9_-]`.
+/// A tool name for `name`, as models accept them.
 fn tool_name(name: &str) -> String {
-    let name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let name = crate::ir::tool_name(name);
     if name.is_empty() { "search_documents".into() } else { name }
 }
 

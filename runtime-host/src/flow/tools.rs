@@ -78,16 +78,11 @@ pub fn describe(node: &PlanNode) -> Vec<Tool> {
             })
             .collect(),
         _ => vec![tool(
-            tool_name(&node.display_name),
+            sandflow_flow_compiler::ir::tool_name(&node.display_name),
             node.display_name.clone(),
             json!({"type": "object", "properties": {"input_value": {"type": "string"}}, "required": ["input_value"]}),
         )],
     }
-}
-
-/// A display name as a tool name models accept: `[A-Za-z0-9_-]`.
-fn tool_name(display: &str) -> String {
-    display.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
 }
 
 fn call(
