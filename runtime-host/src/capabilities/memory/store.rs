@@ -24,7 +24,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
-const SQLITE_MIGRATIONS: &[Embedded] = embedded!("../../../migrations/memory/sqlite": (1, "0001_memory_message"));
+const SQLITE_MIGRATIONS: &[Embedded] = embedded!("../../../migrations/memory/sqlite":
+    (1, "0001_memory_message"),
+    (2, "0002_memory_message_rowid"),
+);
 const POSTGRES_MIGRATIONS: &[Embedded] = embedded!("../../../migrations/memory/postgres": (1, "0001_memory_message"));
 
 impl From<OpenError> for MemoryError {
@@ -504,6 +507,53 @@ mod tests {
         // Opening from inside an async runtime works too.
         let inside = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         inside.block_on(async { MemoryStore::open_blocking("sqlite::memory:").expect("opens") });
+    }
+
+    #[test]
+    fn a_store_made_before_the_rowid_migration_keeps_its_history_in_order() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("memory.db").display());
+        let scope = Scope { tenant: "t".into(), agent: "a".into() };
+        io::block_on(async {
+            // A store as version 1 left it, with the session's newest message
+            // deleted (AUTOINCREMENT kept its id from coming back).
+            let pool = StoreUrl::parse(&url).expect("url").connect("").await.expect("connect");
+            sandflow_sql_migrations::migrator(&SQLITE_MIGRATIONS[..1]).await.expect("v1").run(&pool).await.expect("v1");
+            for (id, text) in [(1, "first"), (2, "second"), (3, "deleted")] {
+                sqlx::query(&format!("INSERT INTO memory_message ({INSERT_COLUMNS}) VALUES ($1, 't', 'a', 's', 'User', 'User', $2, '[]', '{{}}', 0, 0)"))
+                    .bind(format!("m{id}"))
+                    .bind(text)
+                    .execute(&pool)
+                    .await
+                    .expect("v1 insert");
+            }
+            sqlx::query("DELETE FROM memory_message WHERE text = 'deleted'").execute(&pool).await.expect("delete");
+            pool.close().await;
+        });
+        let store = MemoryStore::open_blocking(&url).expect("migrates");
+        let message = |text: &str| crate::Message {
+            text: text.into(),
+            sender: "User".into(),
+            sender_name: "User".into(),
+            session_id: "s".into(),
+            files: vec![],
+            properties: "{}".into(),
+        };
+        io::block_on(store.append(&scope, &message("third"))).expect("stored");
+        let texts: Vec<String> =
+            io::block_on(store.history(&scope, "s", 10)).expect("read").into_iter().map(|m| m.text).collect();
+        assert_eq!(texts, ["first", "second", "third"]);
+        // Appends no longer keep a sequence row up to date.
+        let pool = store.pool.clone();
+        let sequences: i64 = io::block_on(io::run_on_io(async move {
+            sqlx::query("SELECT count(*) FROM sqlite_sequence WHERE name = 'memory_message'")
+                .fetch_one(&pool)
+                .await
+                .and_then(|row| row.try_get(0))
+        }))
+        .expect("sequence rows");
+        assert_eq!(sequences, 0);
+        io::block_on(store.close());
     }
 
     #[test]
