@@ -1,6 +1,6 @@
 -- `id` becomes a plain INTEGER PRIMARY KEY (the rowid) instead of
 -- AUTOINCREMENT. AUTOINCREMENT made every insert read and rewrite the
--- table's row in `sqlite_sequence`, about a quarter of what storing a
+-- table's row in `sqlite_sequence`, about a fifth of what storing a
 -- message cost, only to keep the ids of deleted rows from coming back.
 -- Nothing refers to `id` but the order of a session's history, and a
 -- rowid is still larger than every id in the table when it is taken, so
