@@ -90,7 +90,8 @@ pub struct Scope {
 /// written; whoever answers the run waits for its writes before the answer
 /// leaves (see [`PendingWrites`]), so the next request of a session reads
 /// what the last one wrote. On SQLite the WAL is checkpointed by a task of
-/// its own, off the writer's path (see [`checkpoint_wal`]).
+/// its own, off the writer's path, which the writer finishes between two
+/// batches (see [`checkpoint_wal`]).
 #[derive(Clone)]
 pub struct MemoryStore {
     pool: AnyPool,
@@ -174,14 +175,15 @@ impl MemoryStore {
             // no async hand-offs on the way (see `sqlite_writer`).
             Some(file) => {
                 let connection = sqlite_writer::open(file).map_err(|e| MemoryError::Write(e.to_string()))?;
+                let finish_checkpoint = Arc::new(AtomicBool::new(false));
                 std::thread::Builder::new()
                     .name("sandflow-memory-writer".into())
                     .spawn({
-                        let closed = closed.clone();
-                        move || sqlite_writer::write_queued(connection, queue, &closed)
+                        let (closed, finish) = (closed.clone(), finish_checkpoint.clone());
+                        move || sqlite_writer::write_queued(connection, queue, &closed, &finish)
                     })
                     .map_err(|e| MemoryError::Write(format!("cannot start the writer thread: {e}")))?;
-                tokio::spawn(checkpoint_wal(pool.clone()));
+                tokio::spawn(checkpoint_wal(pool.clone(), finish_checkpoint));
             }
             None => {
                 tokio::spawn(write_queued(pool.clone(), queue));
@@ -308,17 +310,24 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(5
 /// inside the commit that crosses its threshold, so one append in a
 /// thousand waited for the copy (and the database file's `fsync`) — the
 /// 200 ms tail the HTTP benchmark showed. A `PASSIVE` checkpoint here never
-/// blocks the writer or readers. Stops when the pool is closed.
-async fn checkpoint_wal(pool: AnyPool) {
+/// blocks the writer or readers.
+///
+/// It copies only the WAL as it stood when it began, though, and SQLite
+/// starts the WAL over only once all of it has been copied: beside a writer
+/// that never pauses, the WAL grew by about 160 MB a second for as long as
+/// a load lasted, every commit writing to newly allocated blocks. So each
+/// checkpoint here ends by setting `finish`: the writer then copies what
+/// came in meanwhile, between two batches (a short checkpoint of its own),
+/// and its next commit starts the WAL over. Stops when the pool is closed.
+async fn checkpoint_wal(pool: AnyPool, finish: Arc<AtomicBool>) {
     let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !pool.is_closed() {
         ticks.tick().await;
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
-            if pool.is_closed() {
-                break;
-            }
-            tracing::warn!(%error, "memory store: WAL checkpoint failed; retrying");
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            Ok(_) => finish.store(true, Ordering::Release),
+            Err(_) if pool.is_closed() => break,
+            Err(error) => tracing::warn!(%error, "memory store: WAL checkpoint failed; retrying"),
         }
     }
 }
@@ -378,11 +387,14 @@ mod sqlite_writer {
         Ok(connection)
     }
 
-    /// Writes until every sender is gone; refuses once `closed`.
+    /// Writes until every sender is gone; refuses once `closed`. Finishes
+    /// the background checkpoint when it sets `finish` (see
+    /// [`super::checkpoint_wal`]).
     pub(super) fn write_queued(
         mut connection: Connection,
         mut queue: mpsc::UnboundedReceiver<Queued>,
         closed: &AtomicBool,
+        finish: &AtomicBool,
     ) {
         let placeholders = ["?"; COLUMNS].join(", ");
         let sql = format!("INSERT INTO memory_message ({INSERT_COLUMNS}) VALUES ({placeholders})");
@@ -403,6 +415,28 @@ mod sqlite_writer {
             for queued in batch.drain(..) {
                 let _ = queued.done.send(written.clone());
             }
+            if finish.swap(false, Ordering::AcqRel) {
+                checkpoint(&connection);
+            }
+        }
+    }
+
+    /// Copies what is left of the WAL into the database file, so the next
+    /// commit starts the WAL over. A failure only leaves the WAL longer: it
+    /// is logged, and the next background checkpoint tries again.
+    fn checkpoint(connection: &Connection) {
+        let copied = connection
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?)));
+        match copied {
+            Ok((frames, copied)) if copied < frames => {
+                tracing::debug!(
+                    frames,
+                    copied,
+                    "memory store: a history read kept part of the WAL from the checkpoint"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "memory store: WAL checkpoint failed; retrying"),
         }
     }
 
@@ -554,6 +588,56 @@ mod tests {
         .expect("sequence rows");
         assert_eq!(sequences, 0);
         io::block_on(store.close());
+    }
+
+    /// Once the background checkpoint asks for it (`finish`), the writer
+    /// copies what is left of the WAL after its next batch, and the commit
+    /// after that starts the WAL over. Beside a writer that never pauses,
+    /// the background checkpoint alone never copied all of the WAL, so
+    /// SQLite never started it over: it grew for as long as the load went on.
+    #[test]
+    fn the_writer_finishes_a_checkpoint_so_the_wal_starts_over() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = MemoryStore::sqlite_url_in(dir.path());
+        let migrated = MemoryStore::open_blocking(&url).expect("opens");
+        io::block_on(migrated.close());
+        // A writer of the test's own, and no background checkpoint.
+        let connection = sqlite_writer::open(&dir.path().join("memory.db").to_string_lossy()).expect("opens");
+        let (writer, queue) = mpsc::unbounded_channel();
+        let (closed, finish) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let thread = std::thread::spawn({
+            let (closed, finish) = (closed.clone(), finish.clone());
+            move || sqlite_writer::write_queued(connection, queue, &closed, &finish)
+        });
+        let store = MemoryStore { pool: migrated.pool.clone(), writer, closed, url };
+        let scope = Scope { tenant: "t".into(), agent: "a".into() };
+        let append = |text: &str| {
+            let message = crate::Message {
+                text: text.into(),
+                sender: "User".into(),
+                sender_name: "User".into(),
+                session_id: "s".into(),
+                files: vec![],
+                properties: "{}".into(),
+            };
+            io::block_on(store.append(&scope, &message)).expect("stored");
+        };
+        // The WAL header's checkpoint sequence number counts its restarts.
+        let wal = dir.path().join("memory.db-wal");
+        let restarts = || {
+            let header = std::fs::read(&wal).expect("a WAL");
+            u32::from_be_bytes(header[12..16].try_into().expect("a WAL header"))
+        };
+        append("one");
+        let before = restarts();
+        append("two");
+        assert_eq!(restarts(), before, "nothing asked for a checkpoint");
+        finish.store(true, Ordering::Release);
+        append("three");
+        append("four");
+        assert_eq!(restarts(), before + 1, "the WAL started over");
+        drop(store);
+        thread.join().expect("the writer ends with its last sender");
     }
 
     #[test]
