@@ -82,9 +82,12 @@ impl Outbox {
         Ok(())
     }
 
-    /// Syncs the current segment to disk.
+    /// Syncs the current segment to disk. Appends go on meanwhile: the
+    /// sync holds a handle of its own, not the writer's lock, for as long
+    /// as the disk takes.
     pub fn sync(&self) -> std::io::Result<()> {
-        self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).file.sync_data()
+        let file = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).file.try_clone()?;
+        file.sync_data()
     }
 
     /// Delivers everything pending to `sink`, batch by batch. Returns how
