@@ -4,9 +4,10 @@
 //!
 //! A run keeps its lane only while it is short and busy. A run that waits
 //! for a capability (a model, a web page, a database: every wait goes
-//! through [`crate::capabilities::io::block_on`]) or computes past its
-//! time slice (the sandbox's epoch callback) gives its lane up with
-//! [`release`] and goes on on its own thread; another thread takes the
+//! through [`crate::capabilities::io::block_on`]) gives its lane up with
+//! [`release`], and one that computes past its time slice (the sandbox's
+//! epoch callback) with [`release_after`]; either goes on on its own
+//! thread, and another thread takes the
 //! lane, so the queue behind a slow or hostile run keeps moving. Once the
 //! run ends, its thread takes a free lane back, or waits as a spare for a
 //! while (the next release wakes a spare instead of starting a thread),
@@ -16,7 +17,7 @@
 //! outside the lanes (the CLI, tests) hold no lane and [`release`] does
 //! nothing there.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -72,6 +73,31 @@ struct State {
 thread_local! {
     /// The lanes whose lane this thread holds, if any.
     static HELD: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
+    /// The thread's CPU time when it began its current job.
+    static JOB_BEGAN: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// CPU time the current thread has used.
+fn thread_cpu_time() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(u64::try_from(now.tv_sec).unwrap_or(0), u32::try_from(now.tv_nsec).unwrap_or(0))
+}
+
+/// Gives up the current thread's lane once its job has computed for
+/// `slice` of CPU time, and says whether the thread now holds no lane.
+///
+/// CPU time, not time on the clock: on a loaded host a short run waits
+/// for a core while other threads have it, and giving its lane up then
+/// would add a thread that wants a core, not a core.
+pub fn release_after(slice: Duration) -> bool {
+    if HELD.with(|held| held.borrow().is_none()) {
+        return true;
+    }
+    if thread_cpu_time().saturating_sub(JOB_BEGAN.get()) < slice {
+        return false;
+    }
+    release();
+    true
 }
 
 /// Gives up the current thread's lane, if it holds one, and makes sure
@@ -171,6 +197,7 @@ impl Shared {
                     state.idle -= 1;
                 }
             };
+            JOB_BEGAN.set(thread_cpu_time());
             job();
             if HELD.with(|held| held.borrow().is_none()) && !self.take_lane_back() {
                 return;
@@ -280,6 +307,32 @@ mod tests {
             quick.await.expect("task").expect("job");
         });
         assert_eq!(started.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_job_that_only_waited_keeps_its_lane() {
+        let lanes = RunLanes::new(1);
+        let kept = runtime().block_on(lanes.run(|| {
+            // Time on the clock, hardly any on the CPU: as a run that waited
+            // for a core while other threads had it.
+            std::thread::sleep(Duration::from_millis(30));
+            let released = release_after(Duration::from_millis(20));
+            !released && HELD.with(|held| held.borrow().is_some())
+        }));
+        assert_eq!(kept, Ok(true));
+    }
+
+    #[test]
+    fn a_job_that_computed_its_slice_gives_its_lane_up() {
+        let lanes = RunLanes::new(1);
+        let released = runtime().block_on(lanes.run(|| {
+            let began = thread_cpu_time();
+            while thread_cpu_time().saturating_sub(began) < Duration::from_millis(20) {
+                std::hint::spin_loop();
+            }
+            release_after(Duration::from_millis(20)) && HELD.with(|held| held.borrow().is_none())
+        }));
+        assert_eq!(released, Ok(true));
     }
 
     #[test]

@@ -163,21 +163,25 @@ pub struct Sandbox {
 /// Epoch ticks a run computes on its lane before it gives the lane up.
 const SLICE_TICKS: u64 = 2;
 
-/// Interrupts the guest every [`SLICE_TICKS`] epoch ticks at first: the
-/// first interruption gives the run's lane up (see [`crate::lanes`]) and
-/// lets it go on until `deadline`, where it traps.
+/// Interrupts the guest every [`SLICE_TICKS`] epoch ticks until the run
+/// has computed for that long and given its lane up (see
+/// [`crate::lanes::release_after`]), then lets it go on until `deadline`,
+/// where it traps.
 fn slice_until_deadline(store: &mut Store<RunState>, deadline: Duration, tick: Duration) {
     let ticks =
         move |d: Duration| u64::try_from(d.as_nanos().div_ceil(tick.as_nanos().max(1))).unwrap_or(u64::MAX).max(1);
+    let slice = tick.saturating_mul(SLICE_TICKS as u32);
     let deadline_at = std::time::Instant::now() + deadline;
+    let mut on_lane = true;
     store.set_epoch_deadline(ticks(deadline).min(SLICE_TICKS));
     store.epoch_deadline_callback(move |_| {
-        crate::lanes::release();
         let left = deadline_at.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
             return Err(wasmtime::Trap::Interrupt.into());
         }
-        Ok(wasmtime::UpdateDeadline::Continue(ticks(left)))
+        on_lane = on_lane && !crate::lanes::release_after(slice);
+        let next = if on_lane { SLICE_TICKS } else { u64::MAX };
+        Ok(wasmtime::UpdateDeadline::Continue(ticks(left).min(next)))
     });
 }
 
