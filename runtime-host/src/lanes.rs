@@ -6,12 +6,11 @@
 //! for a capability (a model, a web page, a database: every wait goes
 //! through [`crate::capabilities::io::block_on`]) gives its lane up with
 //! [`release`], and one that computes past its time slice (the sandbox's
-//! epoch callback) with [`release_after`]; either goes on on its own
-//! thread, and another thread takes the
-//! lane, so the queue behind a slow or hostile run keeps moving. Once the
-//! run ends, its thread takes a free lane back, or waits as a spare for a
-//! while (the next release wakes a spare instead of starting a thread),
-//! or ends.
+//! epoch callback) with [`release_after`]. Either run goes on on its own
+//! thread and another thread takes the lane, so the queue behind a slow
+//! or hostile run keeps moving. Once the run ends, its thread takes a free
+//! lane back, or waits as a spare for a while (the next release wakes a
+//! spare instead of starting a thread), or ends.
 //!
 //! The data plane runs every sandbox through [`RunLanes::run`]; threads
 //! outside the lanes (the CLI, tests) hold no lane and [`release`] does
