@@ -507,6 +507,18 @@ pub(crate) fn langflow_timestamp(ms: i64) -> String {
 mod tests {
     use super::*;
 
+    /// A plain message from the user in session `s`.
+    fn user_message(text: &str) -> crate::Message {
+        crate::Message {
+            text: text.into(),
+            sender: "User".into(),
+            sender_name: "User".into(),
+            session_id: "s".into(),
+            files: vec![],
+            properties: "{}".into(),
+        }
+    }
+
     #[test]
     fn every_migration_file_is_embedded() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/memory");
@@ -565,15 +577,7 @@ mod tests {
             pool.close().await;
         });
         let store = MemoryStore::open_blocking(&url).expect("migrates");
-        let message = |text: &str| crate::Message {
-            text: text.into(),
-            sender: "User".into(),
-            sender_name: "User".into(),
-            session_id: "s".into(),
-            files: vec![],
-            properties: "{}".into(),
-        };
-        io::block_on(store.append(&scope, &message("third"))).expect("stored");
+        io::block_on(store.append(&scope, &user_message("third"))).expect("stored");
         let texts: Vec<String> =
             io::block_on(store.history(&scope, "s", 10)).expect("read").into_iter().map(|m| m.text).collect();
         assert_eq!(texts, ["first", "second", "third"]);
@@ -611,17 +615,7 @@ mod tests {
         });
         let store = MemoryStore { pool: migrated.pool.clone(), writer, closed, url };
         let scope = Scope { tenant: "t".into(), agent: "a".into() };
-        let append = |text: &str| {
-            let message = crate::Message {
-                text: text.into(),
-                sender: "User".into(),
-                sender_name: "User".into(),
-                session_id: "s".into(),
-                files: vec![],
-                properties: "{}".into(),
-            };
-            io::block_on(store.append(&scope, &message)).expect("stored");
-        };
+        let append = |text: &str| io::block_on(store.append(&scope, &user_message(text))).expect("stored");
         // The WAL header's checkpoint sequence number counts its restarts.
         let wal = dir.path().join("memory.db-wal");
         let restarts = || {
