@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Compares sandflow builds over HTTP, in alternation: each round serves
+# echo.json from each build in turn and loads it with wrk, so a machine
+# whose speed drifts over minutes (a shared virtual machine can swing by
+# 20%) drifts for every build alike. Judge a change by its rounds side by
+# side, not by one run.
+#
+#   cp target/release/sandflow /tmp/before   # build, then change and build again
+#   scripts/bench/ab.sh /tmp/before target/release/sandflow
+#
+# Per build and round it prints requests/s, p50/p90/p99, and the server's
+# CPU time per request; with THREADS=1 also, per request and thread name
+# (tokio workers, run lanes, the memory writer), CPU time, waits (voluntary
+# context switches: the thread slept and had to be woken) and preemptions,
+# which tells where a change moved the work.
+#
+# ROUNDS (3), DURATION (8s), CONNECTIONS (64), STORE=0 (tweaks turn
+# chat-history storing off), THREADS=1. A build may be a wrapper script
+# that sets environment variables and execs a binary.
+set -euo pipefail
+[ $# -ge 1 ] || { sed -n '2,/^set/p' "$0" | sed '$d'; exit 2; }
+command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
+flows="$(cd "$(dirname "$0")/../.." && pwd)/../shared/flows"
+rounds=${ROUNDS:-3} duration=${DURATION:-8s} connections=${CONNECTIONS:-64}
+wrk_threads=$((connections < 2 ? 1 : 2))
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+body='{"input_value": "hello world", "session_id": "bench"'
+[ "${STORE:-1}" = 0 ] && body+=', "tweaks": {"ChatInput-b6UCc": {"should_store_message": false}, "ChatOutput-yK0AU": {"should_store_message": false}}'
+cat > "$work/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$body}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["x-api-key"] = os.getenv("API_KEY")
+LUA
+
+# thread name, CPU ticks, voluntary and involuntary context switches: one
+# line per thread of $1.
+threads() {
+  for task in /proc/"$1"/task/*; do
+    printf '%s %s %s\n' "$(tr ' ' _ < "$task/comm")" "$(awk '{print $14 + $15}' "$task/stat")" \
+      "$(awk '/^voluntary_ctxt/ {v = $2} /^nonvoluntary_ctxt/ {n = $2} END {print v, n}' "$task/status")"
+  done
+}
+
+for round in $(seq "$rounds"); do
+  build=0
+  for bin in "$@"; do
+    build=$((build + 1))
+    data="$work/data-$round-$build"
+    SANDFLOW_DATA_DIR="$data" "$bin" serve --role runtime --listen 127.0.0.1:7870 --dev-keys --tenant-rpm 100000000 \
+      --agent "echo=$flows/echo.json@bench" > "$work/serve.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 300); do grep -q "serving" "$work/serve.log" 2>/dev/null && break; sleep 0.1; done
+    key=$(sed -n 's/^key for tenant bench: //p' "$work/serve.log")
+    load() { API_KEY=$key wrk -t"$wrk_threads" -c"$connections" -d"$1" --latency -s "$work/post.lua" http://127.0.0.1:7870/api/v1/run/echo; }
+    load 2s > /dev/null   # warm-up
+    threads "$pid" > "$work/before"
+    out=$(load "$duration")
+    threads "$pid" > "$work/after"
+    requests=$(awk '/requests in/ {print $1}' <<< "$out")
+    percentile() { awk -v p="$1" '$1 == p {print $2}' <<< "$out"; }
+    ticks() { awk '{t += $2} END {print t}' "$1"; }
+    cpu=$(awk -v a="$(ticks "$work/after")" -v b="$(ticks "$work/before")" -v n="$requests" -v hz="$(getconf CLK_TCK)" \
+      'BEGIN {printf "%.1f", (a - b) * 1e6 / hz / n}')
+    printf 'round %s  build %s  %8s req/s  p50 %-8s p90 %-8s p99 %-8s  %s µs CPU/request  %s\n' "$round" "$build" \
+      "$(awk '/Requests\/sec/ {print $2}' <<< "$out")" "$(percentile 50%)" "$(percentile 90%)" "$(percentile 99%)" "$cpu" \
+      "$(awk '/Non-2xx/ {print "non-2xx: " $NF}' <<< "$out")"
+    if [ "${THREADS:-0}" = 1 ]; then
+      sum() { awk '{c[$1] += $2; v[$1] += $3; i[$1] += $4} END {for (t in c) print t, c[t], v[t], i[t]}' "$1" | sort; }
+      join <(sum "$work/before") <(sum "$work/after") | awk -v n="$requests" -v hz="$(getconf CLK_TCK)" \
+        '$5 > $2 {printf "    %-16s %7.1f µs CPU  %5.2f waits  %5.2f preemptions per request\n", $1,
+          ($5 - $2) * 1e6 / hz / n, ($6 - $3) / n, ($7 - $4) / n}'
+    fi
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    rm -rf "$data"
+  done
+done
+echo "builds: $(i=0; for bin in "$@"; do i=$((i + 1)); printf '%s=%s ' "$i" "$bin"; done)"
