@@ -17,6 +17,14 @@ work=$(mktemp -d)
 # Langflow's workers outlive their parent: stop them by name too.
 trap 'kill $(jobs -p) 2>/dev/null || true; pkill -f "langflow run --host 127.0.0.1 --port 7871" || true; rm -rf "$work"' EXIT
 
+# How fast the machine hands work between threads, to compare runs made on
+# different machines: a pipe round trip between two processes on two cores
+# (it wakes an idle core, which a virtual machine may do slowly) and on one.
+if command -v perf >/dev/null && command -v taskset >/dev/null; then
+  pipe() { "$@" perf bench sched pipe -l 20000 2>/dev/null | awk '/usecs\/op/ {print $1}'; }
+  echo "machine: pipe round trip across cores $(pipe) µs, on one core $(pipe taskset -c 0) µs"
+fi
+
 # --workspace: the same feature set as `cargo bench --workspace`, so the two share one build.
 cargo build --release --locked --workspace --bin sandflow
 SANDFLOW_DATA_DIR="$work/data" target/release/sandflow serve --role runtime --listen 127.0.0.1:7870 --dev-keys --tenant-rpm 100000000 \
