@@ -43,6 +43,13 @@ threads() {
       "$(awk '/^voluntary_ctxt/ {v = $2} /^nonvoluntary_ctxt/ {n = $2} END {print v, n}' "$task/status")"
   done
 }
+# Per thread name: CPU ticks, voluntary and involuntary switches of a `threads` file.
+by_name() { awk '{c[$1] += $2; v[$1] += $3; i[$1] += $4} END {for (t in c) print t, c[t], v[t], i[t]}' "$1" | sort; }
+ticks() { awk '{t += $2} END {print t}' "$1"; }
+hz=$(getconf CLK_TCK)
+load() { # duration
+  API_KEY=$key wrk -t"$wrk_threads" -c"$connections" -d"$1" --latency -s "$work/post.lua" http://127.0.0.1:7870/api/v1/run/echo
+}
 
 for round in $(seq "$rounds"); do
   build=0
@@ -54,22 +61,19 @@ for round in $(seq "$rounds"); do
     pid=$!
     for _ in $(seq 300); do grep -q "serving" "$work/serve.log" 2>/dev/null && break; sleep 0.1; done
     key=$(sed -n 's/^key for tenant bench: //p' "$work/serve.log")
-    load() { API_KEY=$key wrk -t"$wrk_threads" -c"$connections" -d"$1" --latency -s "$work/post.lua" http://127.0.0.1:7870/api/v1/run/echo; }
     load 2s > /dev/null   # warm-up
     threads "$pid" > "$work/before"
     out=$(load "$duration")
     threads "$pid" > "$work/after"
     requests=$(awk '/requests in/ {print $1}' <<< "$out")
     percentile() { awk -v p="$1" '$1 == p {print $2}' <<< "$out"; }
-    ticks() { awk '{t += $2} END {print t}' "$1"; }
-    cpu=$(awk -v a="$(ticks "$work/after")" -v b="$(ticks "$work/before")" -v n="$requests" -v hz="$(getconf CLK_TCK)" \
+    cpu=$(awk -v a="$(ticks "$work/after")" -v b="$(ticks "$work/before")" -v n="$requests" -v hz="$hz" \
       'BEGIN {printf "%.1f", (a - b) * 1e6 / hz / n}')
     printf 'round %s  build %s  %8s req/s  p50 %-8s p90 %-8s p99 %-8s  %s µs CPU/request  %s\n' "$round" "$build" \
       "$(awk '/Requests\/sec/ {print $2}' <<< "$out")" "$(percentile 50%)" "$(percentile 90%)" "$(percentile 99%)" "$cpu" \
       "$(awk '/Non-2xx/ {print "non-2xx: " $NF}' <<< "$out")"
     if [ "${THREADS:-0}" = 1 ]; then
-      sum() { awk '{c[$1] += $2; v[$1] += $3; i[$1] += $4} END {for (t in c) print t, c[t], v[t], i[t]}' "$1" | sort; }
-      join <(sum "$work/before") <(sum "$work/after") | awk -v n="$requests" -v hz="$(getconf CLK_TCK)" \
+      join <(by_name "$work/before") <(by_name "$work/after") | awk -v n="$requests" -v hz="$hz" \
         '$5 > $2 {printf "    %-16s %7.1f µs CPU  %5.2f waits  %5.2f preemptions per request\n", $1,
           ($5 - $2) * 1e6 / hz / n, ($6 - $3) / n, ($7 - $4) / n}'
     fi
