@@ -20,20 +20,13 @@
 set -euo pipefail
 [ $# -ge 1 ] || { sed -n '2,/^set/p' "$0" | sed '$d'; exit 2; }
 command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
-flows="$(cd "$(dirname "$0")/../.." && pwd)/../shared/flows"
+source "$(dirname "$0")/lib.sh"
 rounds=${ROUNDS:-3} duration=${DURATION:-8s} connections=${CONNECTIONS:-64}
 wrk_threads=$((connections < 2 ? 1 : 2))
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-body='{"input_value": "hello world", "session_id": "bench"'
-[ "${STORE:-1}" = 0 ] && body+=', "tweaks": {"ChatInput-b6UCc": {"should_store_message": false}, "ChatOutput-yK0AU": {"should_store_message": false}}'
-cat > "$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '$body}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["x-api-key"] = os.getenv("API_KEY")
-LUA
+echo_request "$work/post.lua" "${STORE:-1}"
 
 # thread name, CPU ticks, voluntary and involuntary context switches: one
 # line per thread of $1.
@@ -56,15 +49,11 @@ for round in $(seq "$rounds"); do
   for bin in "$@"; do
     build=$((build + 1))
     data="$work/data-$round-$build"
-    SANDFLOW_DATA_DIR="$data" "$bin" serve --role runtime --listen 127.0.0.1:7870 --dev-keys --tenant-rpm 100000000 \
-      --agent "echo=$flows/echo.json@bench" > "$work/serve.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 300); do grep -q "serving" "$work/serve.log" 2>/dev/null && break; sleep 0.1; done
-    key=$(sed -n 's/^key for tenant bench: //p' "$work/serve.log")
+    serve_echo "$bin" "$data" "$work/serve.log"
     load 2s > /dev/null   # warm-up
-    threads "$pid" > "$work/before"
+    threads "$server_pid" > "$work/before"
     out=$(load "$duration")
-    threads "$pid" > "$work/after"
+    threads "$server_pid" > "$work/after"
     requests=$(awk '/requests in/ {print $1}' <<< "$out")
     percentile() { awk -v p="$1" '$1 == p {print $2}' <<< "$out"; }
     cpu=$(awk -v a="$(ticks "$work/after")" -v b="$(ticks "$work/before")" -v n="$requests" -v hz="$hz" \
@@ -77,7 +66,7 @@ for round in $(seq "$rounds"); do
         '$5 > $2 {printf "    %-16s %7.1f µs CPU  %5.2f waits  %5.2f preemptions per request\n", $1,
           ($5 - $2) * 1e6 / hz / n, ($6 - $3) / n, ($7 - $4) / n}'
     fi
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+    kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
     rm -rf "$data"
   done
 done

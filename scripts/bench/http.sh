@@ -11,8 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
+source scripts/bench/lib.sh
 duration=${DURATION:-10s}
-flows=../shared/flows
 work=$(mktemp -d)
 # Langflow's workers outlive their parent: stop them by name too.
 trap 'kill $(jobs -p) 2>/dev/null || true; pkill -f "langflow run --host 127.0.0.1 --port 7871" || true; rm -rf "$work"' EXIT
@@ -21,27 +21,15 @@ trap 'kill $(jobs -p) 2>/dev/null || true; pkill -f "langflow run --host 127.0.0
 # different machines: a pipe round trip between two processes on two cores
 # (it wakes an idle core, which a virtual machine may do slowly) and on one.
 if command -v perf >/dev/null && command -v taskset >/dev/null; then
-  pipe() { "$@" perf bench sched pipe -l 20000 2>/dev/null | awk '/usecs\/op/ {print $1}'; }
+  pipe() { "$@" perf bench sched pipe -l 20000 2>/dev/null | awk '/usecs\/op/ {printf "%.1f", $1}'; }
   echo "machine: pipe round trip across cores $(pipe) µs, on one core $(pipe taskset -c 0) µs"
 fi
 
 # --workspace: the same feature set as `cargo bench --workspace`, so the two share one build.
 cargo build --release --locked --workspace --bin sandflow
-SANDFLOW_DATA_DIR="$work/data" target/release/sandflow serve --role runtime --listen 127.0.0.1:7870 --dev-keys --tenant-rpm 100000000 \
-  --agent "echo=$flows/echo.json@bench" > "$work/serve.log" &
-for _ in $(seq 100); do grep -q "serving" "$work/serve.log" 2>/dev/null && break; sleep 0.1; done
-key=$(sed -n 's/^key for tenant bench: //p' "$work/serve.log")
-
-lua() { # file body
-  cat > "$1" <<LUA
-wrk.method = "POST"
-wrk.body = '$2'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["x-api-key"] = os.getenv("API_KEY")
-LUA
-}
-lua "$work/post.lua" '{"input_value": "hello world", "session_id": "bench"}'
-lua "$work/nostore.lua" '{"input_value": "hello world", "session_id": "bench", "tweaks": {"ChatInput-b6UCc": {"should_store_message": false}, "ChatOutput-yK0AU": {"should_store_message": false}}}'
+serve_echo target/release/sandflow "$work/data" "$work/serve.log"
+echo_request "$work/post.lua" 1
+echo_request "$work/nostore.lua" 0
 
 measure() { # name url [script]
   script=${3:-$work/post.lua}
@@ -55,7 +43,7 @@ measure() { # name url [script]
 
 measure sandflow http://127.0.0.1:7870/api/v1/run/echo
 measure "sandflow, messages not stored" http://127.0.0.1:7870/api/v1/run/echo "$work/nostore.lua"
-echo "sandflow RSS: $(ps -o rss= -p "$(pgrep -f 'sandflow serve --role runtime --listen 127.0.0.1:7870')") KiB"
+echo "sandflow RSS: $(ps -o rss= -p "$server_pid") KiB"
 
 if [ "${LANGFLOW:-0}" = 1 ]; then
   venv=${LANGFLOW_VENV:-$work/venv}   # reuse an installed one with LANGFLOW_VENV=/path
@@ -72,7 +60,7 @@ if [ "${LANGFLOW:-0}" = 1 ]; then
   key=$(curl -sf -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
     -d '{"name": "bench"}' http://127.0.0.1:7871/api/v1/api_key/ | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
   flow_id=$(curl -sf -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-    --data @"$flows/echo.json" http://127.0.0.1:7871/api/v1/flows/ | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+    --data @"$bench_flows/echo.json" http://127.0.0.1:7871/api/v1/flows/ | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
   measure langflow "http://127.0.0.1:7871/api/v1/run/$flow_id"
   echo "langflow RSS: $(ps -o rss= -p "$(pgrep -f 'langflow run' | head -1)") KiB"
 fi
