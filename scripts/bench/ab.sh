@@ -39,6 +39,7 @@ threads() {
 # Per thread name: CPU ticks, voluntary and involuntary switches of a `threads` file.
 by_name() { awk '{c[$1] += $2; v[$1] += $3; i[$1] += $4} END {for (t in c) print t, c[t], v[t], i[t]}' "$1" | sort; }
 ticks() { awk '{t += $2} END {print t}' "$1"; }
+percentile() { awk -v p="$1" '$1 == p {print $2}' <<< "$out"; }   # of the last `load`
 hz=$(getconf CLK_TCK)
 load() { # duration
   API_KEY=$key wrk -t"$wrk_threads" -c"$connections" -d"$1" --latency -s "$work/post.lua" http://127.0.0.1:7870/api/v1/run/echo
@@ -55,7 +56,6 @@ for round in $(seq "$rounds"); do
     out=$(load "$duration")
     threads "$server_pid" > "$work/after"
     requests=$(awk '/requests in/ {print $1}' <<< "$out")
-    percentile() { awk -v p="$1" '$1 == p {print $2}' <<< "$out"; }
     cpu=$(awk -v a="$(ticks "$work/after")" -v b="$(ticks "$work/before")" -v n="$requests" -v hz="$hz" \
       'BEGIN {printf "%.1f", (a - b) * 1e6 / hz / n}')
     printf 'round %s  build %s  %8s req/s  p50 %-8s p90 %-8s p99 %-8s  %s µs CPU/request  %s\n' "$round" "$build" \

@@ -10,8 +10,17 @@ serve_echo() {
   SANDFLOW_DATA_DIR="$2" "$1" serve --role runtime --listen 127.0.0.1:7870 --dev-keys --tenant-rpm 100000000 \
     --agent "echo=$bench_flows/echo.json@bench" > "$3" 2>&1 &
   server_pid=$!
-  for _ in $(seq 300); do grep -q "serving" "$3" 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 300); do
+    grep -q "serving" "$3" 2>/dev/null && break
+    kill -0 "$server_pid" 2>/dev/null || break   # it ended
+    sleep 0.1
+  done
   key=$(sed -n 's/^key for tenant bench: //p' "$3")
+  if [ -z "$key" ]; then
+    echo "error: $1 did not start serving; its log:" >&2
+    cat "$3" >&2
+    return 1
+  fi
 }
 
 # echo_request FILE STORE: writes wrk's script for one run of the flow, the
