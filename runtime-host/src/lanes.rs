@@ -12,6 +12,10 @@
 //! lane back, or waits as a spare for a while (the next release wakes a
 //! spare instead of starting a thread), or ends.
 //!
+//! A lane holder whose queue runs dry yields its core a few times before
+//! it sleeps ([`crate::idle`]), so on a busy host the next run rarely has
+//! to wake it.
+//!
 //! The data plane runs every sandbox through [`RunLanes::run`]; threads
 //! outside the lanes (the CLI, tests) hold no lane and [`release`] does
 //! nothing there.
@@ -183,6 +187,7 @@ impl Shared {
         loop {
             let job = {
                 let mut state = self.lock();
+                let mut yielded = false;
                 loop {
                     if let Some(job) = state.jobs.pop_front() {
                         break job;
@@ -190,6 +195,18 @@ impl Shared {
                     if state.closed {
                         state.holding -= 1;
                         return;
+                    }
+                    if !yielded {
+                        // Not counted idle meanwhile: a run queued now
+                        // is found without waking this thread.
+                        yielded = true;
+                        drop(state);
+                        crate::idle::poll_yielding(|| {
+                            let state = self.lock();
+                            (!state.jobs.is_empty() || state.closed).then_some(())
+                        });
+                        state = self.lock();
+                        continue;
                     }
                     state.idle += 1;
                     state = self.work.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());

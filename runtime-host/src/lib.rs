@@ -31,6 +31,7 @@ mod engine;
 mod error;
 mod flow;
 mod guest_clock;
+mod idle;
 pub mod lanes;
 mod library;
 mod limits;

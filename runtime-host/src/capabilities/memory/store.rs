@@ -399,7 +399,7 @@ mod sqlite_writer {
         let placeholders = ["?"; COLUMNS].join(", ");
         let sql = format!("INSERT INTO memory_message ({INSERT_COLUMNS}) VALUES ({placeholders})");
         let mut batch = Vec::with_capacity(WRITE_BATCH);
-        while let Some(first) = queue.blocking_recv() {
+        while let Some(first) = next(&mut queue) {
             batch.push(first);
             while batch.len() < WRITE_BATCH {
                 match queue.try_recv() {
@@ -419,6 +419,13 @@ mod sqlite_writer {
                 checkpoint(&connection);
             }
         }
+    }
+
+    /// The next queued message, `None` once every sender is gone. Before it
+    /// sleeps, the writer yields its core to the runs that append (see
+    /// `crate::idle`): they need not wake it, and a batch gathers meanwhile.
+    fn next(queue: &mut mpsc::UnboundedReceiver<Queued>) -> Option<Queued> {
+        crate::idle::poll_yielding(|| queue.try_recv().ok()).or_else(|| queue.blocking_recv())
     }
 
     /// Copies what is left of the WAL into the database file, so the next
