@@ -13,9 +13,10 @@
 //! puts the thread to sleep. On an idle host that is a few dozen
 //! microseconds of CPU once per burst.
 //!
-//! echo.json at 64 connections, stored (BENCHMARKS.md): about 10% more
-//! requests a second on 10% less CPU each; the writer's wake-ups fell from
-//! 0.24 to 0.04 a request, and it commits larger batches.
+//! echo.json at 64 connections, stored (BENCHMARKS.md): 4–13% more
+//! requests a second on 3–11% less CPU each; the writer's waits fell from
+//! 0.25 to 0.01 a request, and it commits larger batches. At one
+//! connection, 20% more requests a second.
 
 /// How often a thread looks at its empty queue, yielding in between,
 /// before it sleeps.
