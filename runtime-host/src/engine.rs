@@ -1,6 +1,7 @@
 //! The process-wide engine, its epoch ticker and the node library.
 
 use crate::capabilities::{CapabilityConfig, RunContext};
+use crate::epoch::{Alive, EpochTicker};
 use crate::error::LoadError;
 use crate::flow::FlowComponent;
 use crate::library::NodeLibrary;
@@ -9,9 +10,7 @@ use crate::node::NodeComponent;
 use crate::sandbox::{RunState, Sandbox};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
 use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
@@ -62,8 +61,7 @@ struct Inner {
     config: RuntimeConfig,
     capabilities: Arc<CapabilityConfig>,
     library: OnceLock<NodeLibrary>,
-    ticker: Option<JoinHandle<()>>,
-    stop: Arc<AtomicBool>,
+    ticker: EpochTicker,
 }
 
 impl Runtime {
@@ -72,16 +70,7 @@ impl Runtime {
     pub fn new(config: &RuntimeConfig) -> anyhow::Result<Self> {
         let engine = Engine::new(&wasmtime_config(config))?;
         let linker = crate::sandbox::linker(&engine)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let ticker = {
-            let (engine, stop, tick) = (engine.clone(), stop.clone(), config.epoch_tick);
-            std::thread::Builder::new().name("sandflow-epoch".into()).spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(tick);
-                    engine.increment_epoch();
-                }
-            })?
-        };
+        let ticker = EpochTicker::start(engine.clone(), config.epoch_tick)?;
         let runtime = Self {
             inner: Arc::new(Inner {
                 engine,
@@ -89,8 +78,7 @@ impl Runtime {
                 config: config.clone(),
                 capabilities: Arc::new(config.capabilities.clone()),
                 library: OnceLock::new(),
-                ticker: Some(ticker),
-                stop,
+                ticker,
             }),
         };
         let std = NodeComponent::load(&runtime, sandflow_guest_artifacts::STD_NODES_WASM)?;
@@ -144,6 +132,12 @@ impl Runtime {
         self.inner.config.metering
     }
 
+    /// Counts a sandbox alive (the epoch ticks while any is) until the
+    /// guard is dropped.
+    pub(crate) fn sandbox_alive(&self) -> Alive {
+        self.inner.ticker.alive()
+    }
+
     /// A fresh sandbox (one `Store`) for one run under `limits`, for no
     /// tenant in particular (no secrets, no streaming).
     pub fn sandbox(&self, limits: Limits) -> Sandbox {
@@ -158,15 +152,6 @@ impl Runtime {
 
     pub(crate) fn capabilities(&self) -> &Arc<CapabilityConfig> {
         &self.inner.capabilities
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(ticker) = self.ticker.take() {
-            let _ = ticker.join();
-        }
     }
 }
 

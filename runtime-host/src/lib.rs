@@ -28,6 +28,7 @@ mod bindings;
 mod cache;
 mod capabilities;
 mod engine;
+mod epoch;
 mod error;
 mod flow;
 mod guest_clock;

@@ -158,6 +158,8 @@ pub struct Sandbox {
     limits: Limits,
     /// Whether a finished flow leaves its chat-history writes to the caller.
     pub(crate) defer_history_writes: bool,
+    /// Keeps the epoch ticking while the sandbox lives.
+    _alive: crate::epoch::Alive,
 }
 
 /// Epoch ticks a run computes on its lane before it gives the lane up.
@@ -206,6 +208,8 @@ impl Sandbox {
     ) -> Self {
         let mut table = ResourceTable::new();
         table.set_max_capacity(limits.resources);
+        // Counted before the guest can run, so its deadline is ticking.
+        let alive = runtime.sandbox_alive();
         let state = RunState {
             wasi: locked_down_wasi(),
             table,
@@ -221,7 +225,7 @@ impl Sandbox {
             store.set_fuel(limits.fuel).expect("fuel is enabled on the engine");
             slice_until_deadline(&mut store, limits.deadline, epoch_tick);
         }
-        Self { store, runtime: runtime.clone(), limits, defer_history_writes: false }
+        Self { store, runtime: runtime.clone(), limits, defer_history_writes: false, _alive: alive }
     }
 
     /// The runtime this sandbox belongs to.
