@@ -71,9 +71,10 @@ impl Shared {
                 idle_since = None;
             } else if idle_since.get_or_insert_with(Instant::now).elapsed() >= LINGER {
                 // `alive` unparks after counting, so a sandbox made from
-                // here on finds this thread ticking again.
+                // here on finds this thread ticking again. A wake-up with
+                // no sandbox alive (a token left from a sandbox made while
+                // ticking, or one already gone) parks again at once.
                 std::thread::park();
-                idle_since = None;
                 continue;
             }
             std::thread::sleep(tick);
