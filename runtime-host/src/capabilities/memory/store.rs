@@ -435,6 +435,9 @@ mod sqlite_writer {
         let copied = connection
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?)));
         match copied {
+            // SQLite says -1 when another connection held the checkpoint
+            // lock: the background checkpoint, which asks again once done.
+            Ok((-1, _)) => tracing::debug!("memory store: another checkpoint was running"),
             Ok((frames, copied)) if copied < frames => {
                 tracing::debug!(
                     frames,
@@ -610,8 +613,19 @@ mod tests {
     fn the_writer_finishes_a_checkpoint_so_the_wal_starts_over() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = MemoryStore::sqlite_url_in(dir.path());
-        let migrated = MemoryStore::open_blocking(&url).expect("opens");
-        io::block_on(migrated.close());
+        // Migrated by a pool of the test's own: a store's background
+        // checkpoint could still hold the checkpoint lock below, and the
+        // writer's checkpoint would find it busy.
+        let pool = io::block_on(io::run_on_io({
+            let url = url.clone();
+            async move {
+                let pool = StoreUrl::parse(&url)?.connect("PRAGMA journal_mode = WAL;").await?;
+                sandflow_sql_migrations::migrator(SQLITE_MIGRATIONS).await?.run(&pool).await?;
+                pool.close().await;
+                Ok::<_, MemoryError>(pool)
+            }
+        }))
+        .expect("migrates");
         // A writer of the test's own, and no background checkpoint.
         let connection = sqlite_writer::open(&dir.path().join("memory.db").to_string_lossy()).expect("opens");
         let (writer, queue) = mpsc::unbounded_channel();
@@ -620,7 +634,7 @@ mod tests {
             let (closed, finish) = (closed.clone(), finish.clone());
             move || sqlite_writer::write_queued(connection, queue, &closed, &finish)
         });
-        let store = MemoryStore { pool: migrated.pool.clone(), writer, closed, url };
+        let store = MemoryStore { pool, writer, closed, url };
         let scope = Scope { tenant: "t".into(), agent: "a".into() };
         let append = |text: &str| io::block_on(store.append(&scope, &user_message(text))).expect("stored");
         // The WAL header's checkpoint sequence number counts its restarts.
