@@ -89,9 +89,9 @@ pub struct Scope {
 /// [`PendingWrite`] at once, so a run goes on while its message is
 /// written; whoever answers the run waits for its writes before the answer
 /// leaves (see [`PendingWrites`]), so the next request of a session reads
-/// what the last one wrote. On SQLite the WAL is checkpointed by a task of
-/// its own, off the writer's path, which the writer finishes between two
-/// batches (see [`checkpoint_wal`]).
+/// what the last one wrote. On SQLite the WAL is checkpointed by a thread
+/// of its own, off the writer's path, which the writer finishes between two
+/// batches (see `sqlite_writer::checkpoint_wal`).
 #[derive(Clone)]
 pub struct MemoryStore {
     pool: AnyPool,
@@ -157,7 +157,7 @@ impl MemoryStore {
         let url = StoreUrl::parse(url)?;
         // WAL lets readers run beside the writer; NORMAL sync survives
         // process crashes; writers wait for each other; no commit
-        // checkpoints (`checkpoint_wal` does).
+        // checkpoints (`sqlite_writer::checkpoint_wal` does).
         let pool = url
             .connect(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
@@ -174,16 +174,17 @@ impl MemoryStore {
             // A file: a thread of its own writes with its own connection,
             // no async hand-offs on the way (see `sqlite_writer`).
             Some(file) => {
-                let connection = sqlite_writer::open(file).map_err(|e| MemoryError::Write(e.to_string()))?;
+                let open = |what| sqlite_writer::open(file).map_err(|e| MemoryError::Write(format!("{what}: {e}")));
+                let (writer_connection, checkpointer_connection) = (open("the writer")?, open("the checkpointer")?);
                 let finish_checkpoint = Arc::new(AtomicBool::new(false));
-                std::thread::Builder::new()
-                    .name("sandflow-memory-writer".into())
-                    .spawn({
-                        let (closed, finish) = (closed.clone(), finish_checkpoint.clone());
-                        move || sqlite_writer::write_queued(connection, queue, &closed, &finish)
-                    })
-                    .map_err(|e| MemoryError::Write(format!("cannot start the writer thread: {e}")))?;
-                tokio::spawn(checkpoint_wal(pool.clone(), finish_checkpoint));
+                spawn("sandflow-memory-writer", {
+                    let (closed, finish) = (closed.clone(), finish_checkpoint.clone());
+                    move || sqlite_writer::write_queued(writer_connection, queue, &closed, &finish)
+                })?;
+                spawn("sandflow-ckpt", {
+                    let closed = closed.clone();
+                    move || sqlite_writer::checkpoint_wal(checkpointer_connection, &closed, &finish_checkpoint)
+                })?;
             }
             None => {
                 tokio::spawn(write_queued(pool.clone(), queue));
@@ -255,6 +256,15 @@ impl MemoryStore {
     }
 }
 
+/// Starts one of a SQLite file's threads.
+fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), MemoryError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(work)
+        .map(drop)
+        .map_err(|e| MemoryError::Write(format!("cannot start {name}: {e}")))
+}
+
 fn writer_stopped() -> MemoryError {
     MemoryError::Write("the writer has stopped".into())
 }
@@ -303,35 +313,6 @@ impl PendingWrites {
     }
 }
 
-/// How often the SQLite WAL is checkpointed into the database file.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// Checkpoints the WAL in the background. SQLite's automatic checkpoint runs
-/// inside the commit that crosses its threshold, so one append in a
-/// thousand waited for the copy (and the database file's `fsync`) — the
-/// 200 ms tail the HTTP benchmark showed. A `PASSIVE` checkpoint here never
-/// blocks the writer or readers.
-///
-/// It copies only the WAL as it stood when it began, though, and SQLite
-/// starts the WAL over only once all of it has been copied: beside a writer
-/// that never pauses, the WAL grew by about 160 MB a second for as long as
-/// a load lasted, every commit writing to newly allocated blocks. So each
-/// checkpoint here ends by setting `finish`: the writer then copies what
-/// came in meanwhile, between two batches (a short checkpoint of its own),
-/// and its next commit starts the WAL over. Stops when the pool is closed.
-async fn checkpoint_wal(pool: AnyPool, finish: Arc<AtomicBool>) {
-    let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while !pool.is_closed() {
-        ticks.tick().await;
-        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
-            Ok(_) => finish.store(true, Ordering::Release),
-            Err(_) if pool.is_closed() => break,
-            Err(error) => tracing::warn!(%error, "memory store: WAL checkpoint failed; retrying"),
-        }
-    }
-}
-
 /// The writer: takes what has queued up (at most [`WRITE_BATCH`]), inserts
 /// it in one statement, in queue order (the `id` order history reads), and
 /// tells each waiting append how it went.
@@ -370,10 +351,12 @@ async fn insert(pool: &AnyPool, batch: &[Queued]) -> Result<(), sqlx::Error> {
 /// and one prepared insert, taking what has queued up (at most
 /// [`WRITE_BATCH`]) into one transaction. sqlx would add two hand-offs per
 /// batch (the I/O runtime, then its connection thread) and re-read every
-/// parameter's name on each bind.
+/// parameter's name on each bind. Beside it, the file's checkpointer, a
+/// thread with a connection of its own too.
 mod sqlite_writer {
-    use super::{AtomicBool, COLUMNS, INSERT_COLUMNS, Ordering, Queued, WRITE_BATCH};
+    use super::{Arc, AtomicBool, COLUMNS, INSERT_COLUMNS, Ordering, Queued, WRITE_BATCH};
     use rusqlite::{Connection, ToSql, params_from_iter};
+    use std::time::Duration;
     use tokio::sync::mpsc;
 
     /// Opens the writer's connection to the (migrated) file at `path`,
@@ -389,7 +372,7 @@ mod sqlite_writer {
 
     /// Writes until every sender is gone; refuses once `closed`. Finishes
     /// the background checkpoint when it sets `finish` (see
-    /// [`super::checkpoint_wal`]).
+    /// [`checkpoint_wal`]).
     pub(super) fn write_queued(
         mut connection: Connection,
         mut queue: mpsc::UnboundedReceiver<Queued>,
@@ -416,7 +399,7 @@ mod sqlite_writer {
                 let _ = queued.done.send(written.clone());
             }
             if finish.swap(false, Ordering::AcqRel) {
-                checkpoint(&connection);
+                let _ = checkpoint(&connection);
             }
         }
     }
@@ -428,25 +411,83 @@ mod sqlite_writer {
         crate::idle::poll_yielding(|| queue.try_recv().ok()).or_else(|| queue.blocking_recv())
     }
 
-    /// Copies what is left of the WAL into the database file, so the next
-    /// commit starts the WAL over. A failure only leaves the WAL longer: it
-    /// is logged, and the next background checkpoint tries again.
-    fn checkpoint(connection: &Connection) {
+    /// How often the WAL is checkpointed into the database file.
+    pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+    /// A catch-up pass that found fewer new frames than this is the last.
+    const FEW_FRAMES: i64 = 64;
+    /// Most catch-up passes of one background checkpoint.
+    const MAX_PASSES: usize = 8;
+
+    /// Checkpoints the WAL in the background every [`CHECKPOINT_EVERY`],
+    /// until the store is `closed` or its writer has ended. SQLite's
+    /// automatic checkpoint runs inside the commit that crosses its
+    /// threshold, so one append in a thousand waited for the copy (and the
+    /// database file's `fsync`) — the 200 ms tail the HTTP benchmark
+    /// showed. A `PASSIVE` checkpoint here never blocks the writer or
+    /// readers.
+    ///
+    /// It copies only the WAL as it stood when it began, though, and SQLite
+    /// starts the WAL over only once all of it has been copied: beside a
+    /// writer that never pauses, the WAL grew by about 160 MB a second for
+    /// as long as a load lasted. So each checkpoint ends by setting
+    /// `finish`: the writer then copies what came in meanwhile, between two
+    /// batches, and its next commit starts the WAL over. While the writer
+    /// copies, appends wait: so the checkpoint first catches up in passes,
+    /// each copying what came in during the one before, until a pass finds
+    /// fewer than [`FEW_FRAMES`] new frames. One pass left the writer 5–9 ms
+    /// of copying under the HTTP benchmark; the passes leave it 1–2 ms.
+    pub(super) fn checkpoint_wal(connection: Connection, closed: &AtomicBool, finish: &Arc<AtomicBool>) {
+        // The writer holds the other reference until it ends.
+        while !closed.load(Ordering::SeqCst) && Arc::strong_count(finish) > 1 {
+            std::thread::sleep(CHECKPOINT_EVERY);
+            catch_up(|| checkpoint(&connection));
+            finish.store(true, Ordering::Release);
+        }
+    }
+
+    /// Runs `pass` (a checkpoint, saying how many frames the WAL held)
+    /// until one finds fewer than [`FEW_FRAMES`] frames more than the pass
+    /// before, fails, or [`MAX_PASSES`] have run; how many ran.
+    pub(super) fn catch_up(mut pass: impl FnMut() -> Option<i64>) -> usize {
+        let mut seen = 0;
+        for passes in 1..=MAX_PASSES {
+            match pass() {
+                Some(frames) if frames - seen >= FEW_FRAMES => seen = frames,
+                _ => return passes,
+            }
+        }
+        MAX_PASSES
+    }
+
+    /// Copies what it can of the WAL into the database file; once all of
+    /// it is copied, the next commit starts the WAL over. The frames the
+    /// WAL held, or `None` when nothing was checkpointed. A failure only
+    /// leaves the WAL longer: it is logged, and the next background
+    /// checkpoint tries again.
+    fn checkpoint(connection: &Connection) -> Option<i64> {
         let copied = connection
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?)));
         match copied {
             // SQLite says -1 when another connection held the checkpoint
-            // lock: the background checkpoint, which asks again once done.
-            Ok((-1, _)) => tracing::debug!("memory store: another checkpoint was running"),
-            Ok((frames, copied)) if copied < frames => {
-                tracing::debug!(
-                    frames,
-                    copied,
-                    "memory store: a history read kept part of the WAL from the checkpoint"
-                );
+            // lock (the writer's or the background one).
+            Ok((-1, _)) => {
+                tracing::debug!("memory store: another checkpoint was running");
+                None
             }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "memory store: WAL checkpoint failed; retrying"),
+            Ok((frames, copied)) => {
+                if copied < frames {
+                    tracing::debug!(
+                        frames,
+                        copied,
+                        "memory store: a history read kept part of the WAL from the checkpoint"
+                    );
+                }
+                Some(frames)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "memory store: WAL checkpoint failed; retrying");
+                None
+            }
         }
     }
 
@@ -637,12 +678,7 @@ mod tests {
         let store = MemoryStore { pool, writer, closed, url };
         let scope = Scope { tenant: "t".into(), agent: "a".into() };
         let append = |text: &str| io::block_on(store.append(&scope, &user_message(text))).expect("stored");
-        // The WAL header's checkpoint sequence number counts its restarts.
-        let wal = dir.path().join("memory.db-wal");
-        let restarts = || {
-            let header = std::fs::read(&wal).expect("a WAL");
-            u32::from_be_bytes(header[12..16].try_into().expect("a WAL header"))
-        };
+        let restarts = || wal_restarts(dir.path());
         append("one");
         let before = restarts();
         append("two");
@@ -653,6 +689,62 @@ mod tests {
         assert_eq!(restarts(), before + 1, "the WAL started over");
         drop(store);
         thread.join().expect("the writer ends with its last sender");
+    }
+
+    #[test]
+    fn catching_up_stops_once_a_pass_finds_few_new_frames() {
+        let passes = |frames: &[Option<i64>]| {
+            let mut frames = frames.iter().copied();
+            sqlite_writer::catch_up(|| frames.next().expect("no more passes than frames"))
+        };
+        // A WAL growing by 400, then 60 frames during the passes.
+        assert_eq!(passes(&[Some(10_000), Some(10_400), Some(10_460)]), 3);
+        // An idle WAL: the second pass finds nothing new.
+        assert_eq!(passes(&[Some(500), Some(500)]), 2);
+        // A small WAL: one pass.
+        assert_eq!(passes(&[Some(20)]), 1);
+        // A failed pass ends it.
+        assert_eq!(passes(&[Some(10_000), None]), 2);
+        // A writer that outruns every pass: eight at most.
+        let mut frames = 0;
+        assert_eq!(
+            sqlite_writer::catch_up(|| {
+                frames += 1_000;
+                Some(frames)
+            }),
+            8
+        );
+    }
+
+    /// How often the WAL of the store in `dir` started over: its header's
+    /// checkpoint sequence number.
+    fn wal_restarts(dir: &Path) -> u32 {
+        let header = std::fs::read(dir.join("memory.db-wal")).expect("a WAL");
+        u32::from_be_bytes(header[12..16].try_into().expect("a WAL header"))
+    }
+
+    /// The store's own checkpointer: while appends go on, the WAL starts
+    /// over. (Whether the writer finishes a checkpoint when asked is
+    /// `the_writer_finishes_a_checkpoint_so_the_wal_starts_over`: here the
+    /// writer keeps up with one appending thread and pauses now and then.)
+    #[test]
+    fn the_wal_starts_over_while_appends_go_on() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = MemoryStore::open_blocking(&MemoryStore::sqlite_url_in(dir.path())).expect("opens");
+        let scope = Scope { tenant: "t".into(), agent: "a".into() };
+        io::block_on(store.append(&scope, &user_message("first"))).expect("stored");
+        let before = wal_restarts(dir.path());
+        // Many messages in flight, so the writer always has a batch waiting.
+        let mut pending = std::collections::VecDeque::new();
+        let deadline = std::time::Instant::now() + 10 * sqlite_writer::CHECKPOINT_EVERY;
+        while wal_restarts(dir.path()) == before {
+            assert!(std::time::Instant::now() < deadline, "the WAL never started over");
+            pending.push_back(store.enqueue(&scope, &user_message("more")).expect("queued"));
+            if pending.len() > 4 * WRITE_BATCH {
+                io::block_on(pending.pop_front().expect("one").wait()).expect("stored");
+            }
+        }
+        io::block_on(store.close());
     }
 
     #[test]
