@@ -359,8 +359,8 @@ mod sqlite_writer {
     use std::time::Duration;
     use tokio::sync::mpsc;
 
-    /// Opens the writer's connection to the (migrated) file at `path`,
-    /// with the pool's pragmas.
+    /// Opens a connection of the writer's or the checkpointer's to the
+    /// (migrated) file at `path`, with the pool's pragmas.
     pub(super) fn open(path: &str) -> rusqlite::Result<Connection> {
         let connection = Connection::open(path)?;
         connection.execute_batch(
