@@ -295,7 +295,8 @@ fn chatbot_matches_langflow(store: &TestStore) {
 // --- Isolation -------------------------------------------------------------
 
 fn tenants_and_agents_never_share_a_session(store: &TestStore) {
-    let runtime = runtime(Some(store.open()));
+    let memory = store.open();
+    let runtime = runtime(Some(memory.clone()));
     let flow = load(&runtime, CHATBOT);
     ask(&runtime, &flow, context("acme", "chatbot"), "s1", "the acme secret is zebra-quartz");
     let hostile_sessions =
@@ -311,7 +312,6 @@ fn tenants_and_agents_never_share_a_session(store: &TestStore) {
     assert!(own.contains("the acme secret is zebra-quartz"), "{own}");
     // A guest's message cannot say what the store stored or for whom.
     let forged = Message { properties: r#"{"stored":{"id":"x","tenant":"acme"}}"#.into(), ..message("hi", "s2") };
-    let memory = store.open();
     block_on(memory.append(&scope("evil", "chatbot"), &forged)).expect("stored");
     let back = block_on(memory.history(&scope("evil", "chatbot"), "s2", 10)).expect("read");
     assert_ne!(back[0].properties, forged.properties);
@@ -456,10 +456,15 @@ fn a_host_without_memory_says_so() {
 
 // --- A store that stops writing -------------------------------------------------
 
+/// On a SQLite file (its append log) and in memory (the writer task).
 #[test]
 fn a_store_that_cannot_write_fails_the_run_not_the_host() {
-    let test = TestStore::sqlite();
-    let store = test.open();
+    let file = TestStore::sqlite();
+    a_store_that_cannot_write(file.open());
+    a_store_that_cannot_write(MemoryStore::open_blocking("sqlite::memory:").expect("opens"));
+}
+
+fn a_store_that_cannot_write(store: MemoryStore) {
     let runtime = runtime(Some(store.clone()));
     let echo = load(&runtime, "echo.json");
     assert_eq!(ask(&runtime, &echo, context("acme", "echo"), "s1", "kept"), "kept");

@@ -5,8 +5,9 @@
 //! none, every call answers `not-configured`. Prepare (per run):
 //! [`RunMemory`] binds the store to the run's tenant and agent, taken from
 //! its [`RunContext`](super::RunContext). Host: `history` returns the last
-//! `limit` messages of a session, oldest first; `append` hands one to the
-//! store's writer and returns, and the run's answer waits until it is
+//! `limit` messages of a session, oldest first; `append` stores one (a
+//! SQLite file: in its append log, before it returns) or hands it to the
+//! store's writer and returns, and then the run's answer waits until it is
 //! stored ([`PendingWrites`]).
 //!
 //! Isolation: the guest names only a session. The tenant and the agent
@@ -17,7 +18,9 @@
 //! deadline (host calls are out of reach of the epoch interruption, so a
 //! stalled database must not hold a run past its deadline).
 
+mod fold;
 pub mod limits;
+mod log;
 mod store;
 
 pub use store::{MemoryError, MemoryStore, PendingWrites, Scope};
@@ -116,8 +119,9 @@ impl Host for RunState {
         Ok(messages)
     }
 
-    /// Enqueues the message and returns: the run goes on while the writer
-    /// stores it, and the run is not answered before it is stored.
+    /// Stores the message or enqueues it and returns: the run goes on
+    /// while the writer stores it, and the run is not answered before it
+    /// is stored.
     fn append(&mut self, message: Message) -> Result<(), CapabilityError> {
         let span = tracing::info_span!("runtime_host.memory", operation = "append", bytes = message.text.len());
         let _entered = span.enter();

@@ -12,15 +12,17 @@
 //! Every query names the tenant and the agent: a [`Scope`] is built by the
 //! host from the run's context, never from anything a guest sends.
 
+use super::fold;
 use super::limits::{MAX_HISTORY, check_message, check_session};
+use super::log::{AppendLog, Logged, MAX_UNFOLDED};
 use crate::Message;
 use crate::capabilities::io;
 use sandflow_sql_migrations::store::{Dialect, OpenError, StoreUrl};
 use sandflow_sql_migrations::{Embedded, embedded};
 use sqlx::{AnyPool, Row};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
@@ -78,44 +80,74 @@ pub struct Scope {
 }
 
 /// Chat history per (tenant, agent, session), persisted by the host:
-/// cheap to clone (one connection pool and one writer).
+/// cheap to clone (one connection pool and one way to write).
 ///
-/// Appends go through one writer that stores whatever has queued up in
-/// one transaction (group commit): under load, many runs' messages share
-/// one commit instead of one each. A SQLite file has a writer thread with
-/// its own connection (`sqlite_writer`); PostgreSQL and in-memory SQLite a
-/// writer task that inserts the batch as one statement.
-/// [`MemoryStore::enqueue`] hands a message to the writer and returns a
-/// [`PendingWrite`] at once, so a run goes on while its message is
-/// written; whoever answers the run waits for its writes before the answer
-/// leaves (see [`PendingWrites`]), so the next request of a session reads
-/// what the last one wrote. On SQLite the WAL is checkpointed by a thread
-/// of its own, off the writer's path, which the writer finishes between two
-/// batches (see `sqlite_writer::checkpoint_wal`).
+/// A SQLite file is written through an append log (`super::log`): an
+/// append is stored once it is at the end of the log file, and a thread of
+/// the store's folds the log into SQLite in one transaction every half
+/// second (`super::fold`); history reads merge the two. PostgreSQL and
+/// in-memory SQLite have a writer task that stores whatever has queued up
+/// as one statement (group commit): [`MemoryStore::enqueue`] hands it a
+/// message and returns a [`PendingWrite`] at once, so a run goes on while
+/// its message is written; whoever answers the run waits for its writes
+/// before the answer leaves (see [`PendingWrites`]), so the next request of
+/// a session reads what the last one wrote.
 #[derive(Clone)]
 pub struct MemoryStore {
     pool: AnyPool,
-    writer: mpsc::UnboundedSender<Queued>,
-    /// Set by [`MemoryStore::close`]: the SQLite writer thread, which has
-    /// a connection of its own, stores nothing more.
-    closed: Arc<AtomicBool>,
+    writes: Writes,
     /// Where it is, password hidden (for logs).
     url: String,
 }
 
-/// Most messages one insert writes.
-const WRITE_BATCH: usize = 64;
-/// Columns of one message row.
-const COLUMNS: usize = 11;
+/// How a store's appends are written.
+#[derive(Clone)]
+enum Writes {
+    /// A SQLite file's append log.
+    Log(Arc<Folded>),
+    /// The writer task's queue.
+    Queue(mpsc::UnboundedSender<Queued>),
+}
 
-/// The columns of `memory_message` a message fills, in [`Queued`] order.
-const INSERT_COLUMNS: &str =
+/// A SQLite file's append log and its folder thread, which folds what is
+/// left and ends once the last clone of the store is gone (or closed).
+struct Folded {
+    log: Arc<AppendLog>,
+    /// Answered when the folder has ended.
+    ended: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl Drop for Folded {
+    fn drop(&mut self) {
+        self.log.close();
+    }
+}
+
+/// Most messages one insert of the writer task writes.
+const WRITE_BATCH: usize = 64;
+/// Columns of one message row (but its `id`).
+pub(super) const COLUMNS: usize = 11;
+/// The texts of a row: all its columns but the two times.
+pub(super) const TEXTS: usize = COLUMNS - 2;
+
+/// The columns of `memory_message` a message fills, in [`NewMessage`]
+/// order: its texts, then the time twice.
+pub(super) const INSERT_COLUMNS: &str =
     "message_id, tenant, agent, session_id, sender, sender_name, text, files, properties, created_at, updated_at";
 
-/// A message waiting for the writer, and who waits for it.
+/// A message as a new row holds it.
+#[derive(Debug)]
+pub(super) struct NewMessage {
+    /// `message_id`, `tenant`, `agent`, `session_id` and the rest of
+    /// [`INSERT_COLUMNS`] up to `properties`.
+    pub values: [String; TEXTS],
+    /// When it was appended, in milliseconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// A message waiting for the writer task, and who waits for it.
 struct Queued {
-    values: [String; COLUMNS - 2],
-    at: i64,
+    message: NewMessage,
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -157,7 +189,7 @@ impl MemoryStore {
         let url = StoreUrl::parse(url)?;
         // WAL lets readers run beside the writer; NORMAL sync survives
         // process crashes; writers wait for each other; no commit
-        // checkpoints (`sqlite_writer::checkpoint_wal` does).
+        // checkpoints (a SQLite file's folder does, `super::fold`).
         let pool = url
             .connect(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
@@ -168,29 +200,23 @@ impl MemoryStore {
             Dialect::Sqlite => sandflow_sql_migrations::migrator(SQLITE_MIGRATIONS).await?.run(&pool).await?,
             Dialect::Postgres => sandflow_sql_migrations::migrator(POSTGRES_MIGRATIONS).await?.run(&pool).await?,
         }
-        let (writer, queue) = mpsc::unbounded_channel();
-        let closed = Arc::new(AtomicBool::new(false));
-        match url.sqlite_file() {
-            // A file: a thread of its own writes with its own connection,
-            // no async hand-offs on the way (see `sqlite_writer`).
+        let writes = match url.sqlite_file() {
             Some(file) => {
-                let open = |what| sqlite_writer::open(file).map_err(|e| MemoryError::Write(format!("{what}: {e}")));
-                let (writer_connection, checkpointer_connection) = (open("the writer")?, open("the checkpointer")?);
-                let finish_checkpoint = Arc::new(AtomicBool::new(false));
-                spawn("sandflow-memory-writer", {
-                    let (closed, finish) = (closed.clone(), finish_checkpoint.clone());
-                    move || sqlite_writer::write_queued(writer_connection, queue, &closed, &finish)
-                })?;
-                spawn("sandflow-ckpt", {
-                    let closed = closed.clone();
-                    move || sqlite_writer::checkpoint_wal(checkpointer_connection, &closed, &finish_checkpoint)
-                })?;
+                // Blocking file and database work, and maybe a wait for
+                // the lock of a store that is closing.
+                let file = file.to_owned();
+                let folded = tokio::task::spawn_blocking(move || open_log(&file, MAX_UNFOLDED))
+                    .await
+                    .map_err(|e| MemoryError::Write(format!("opening the log failed: {e}")))??;
+                Writes::Log(Arc::new(folded))
             }
             None => {
+                let (writer, queue) = mpsc::unbounded_channel();
                 tokio::spawn(write_queued(pool.clone(), queue));
+                Writes::Queue(writer)
             }
-        }
-        Ok(Self { pool, writer, closed, url: url.shown })
+        };
+        Ok(Self { pool, writes, url: url.shown })
     }
 
     /// Appends `message` to its session in `scope`, once it is stored.
@@ -198,9 +224,10 @@ impl MemoryStore {
         self.enqueue(scope, message)?.wait().await
     }
 
-    /// Checks `message` and hands it to the writer; the returned
-    /// [`PendingWrite`] says when (and whether) it was stored. Messages are
-    /// stored in the order they are enqueued.
+    /// Checks `message` and stores it (a SQLite file: before this returns)
+    /// or hands it to the writer; the returned [`PendingWrite`] says when
+    /// (and whether) it was stored. Messages are stored in the order they
+    /// are enqueued. Only a refused message is an error here.
     pub fn enqueue(&self, scope: &Scope, message: &Message) -> Result<PendingWrite, MemoryError> {
         check_session(&message.session_id)?;
         check_message(message)?;
@@ -218,9 +245,20 @@ impl MemoryStore {
             files,
             normalized_properties(&message.properties),
         ];
-        let (done, stored) = oneshot::channel();
-        self.writer.send(Queued { values, at: now_ms(), done }).map_err(|_| writer_stopped())?;
-        Ok(PendingWrite(stored))
+        let message = NewMessage { values, at: now_ms() };
+        match &self.writes {
+            // A failed write fails the run as the writer task's does, when
+            // its writes settle.
+            Writes::Log(folded) => Ok(PendingWrite(match folded.log.append(message) {
+                Ok(()) => Pending::Stored,
+                Err(error) => Pending::Failed(error),
+            })),
+            Writes::Queue(writer) => {
+                let (done, stored) = oneshot::channel();
+                writer.send(Queued { message, done }).map_err(|_| writer_stopped())?;
+                Ok(PendingWrite(Pending::Queued(stored)))
+            }
+        }
     }
 
     /// The last `limit` messages (at most [`MAX_HISTORY`]) of `session_id`
@@ -229,40 +267,76 @@ impl MemoryStore {
     /// (`YYYY-MM-DD HH:MM:SS.ffffff UTC`, as Langflow writes them).
     pub async fn history(&self, scope: &Scope, session_id: &str, limit: u32) -> Result<Vec<Message>, MemoryError> {
         check_session(session_id)?;
-        let limit = limit.min(MAX_HISTORY);
+        let limit = usize::try_from(limit.min(MAX_HISTORY)).unwrap_or(usize::MAX);
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(
-            "SELECT message_id, sender, sender_name, session_id, text, files, properties, created_at \
-             FROM memory_message WHERE tenant = $1 AND agent = $2 AND session_id = $3 ORDER BY id DESC LIMIT $4",
-        )
-        .bind(&scope.tenant)
-        .bind(&scope.agent)
-        .bind(session_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut messages = rows.iter().map(row_message).collect::<Result<Vec<_>, _>>()?;
-        messages.reverse();
-        Ok(messages)
+        // By id: the log's newest, and the database's where the log has
+        // fewer than `limit` (a message in both is one).
+        let mut messages: BTreeMap<i64, Message> = match &self.writes {
+            Writes::Log(folded) => folded
+                .log
+                .recent(&scope.tenant, &scope.agent, session_id, limit)
+                .iter()
+                .map(|logged| (logged.id, logged_message(logged)))
+                .collect(),
+            Writes::Queue(_) => BTreeMap::new(),
+        };
+        if messages.len() < limit {
+            let rows = sqlx::query(
+                "SELECT id, message_id, sender, sender_name, session_id, text, files, properties, created_at \
+                 FROM memory_message WHERE tenant = $1 AND agent = $2 AND session_id = $3 ORDER BY id DESC LIMIT $4",
+            )
+            .bind(&scope.tenant)
+            .bind(&scope.agent)
+            .bind(session_id)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+            for row in &rows {
+                let id: i64 = row.try_get("id")?;
+                if let std::collections::btree_map::Entry::Vacant(entry) = messages.entry(id) {
+                    entry.insert(row_message(row)?);
+                }
+            }
+        }
+        let older = messages.len().saturating_sub(limit);
+        Ok(messages.into_values().skip(older).collect())
     }
 
-    /// Closes every connection (waits for those in use).
+    /// Stores nothing more, then closes every connection (waits for those
+    /// in use); a SQLite file's log is folded into it first.
     pub async fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
+        if let Writes::Log(folded) = &self.writes {
+            folded.log.close();
+            let ended = folded.ended.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(ended) = ended {
+                let _ = ended.await;
+            }
+        }
         let pool = self.pool.clone();
         io::run_on_io(async move { pool.close().await }).await;
     }
 }
 
-/// Starts one of a SQLite file's threads.
-fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), MemoryError> {
+/// Opens the append log of the SQLite file `file`, putting what it still
+/// holds into the database, and starts its folder.
+fn open_log(file: &str, max_unfolded: u64) -> Result<Folded, MemoryError> {
+    let mut connection = fold::open(file)?;
+    let log = Arc::new(AppendLog::open(file, max_unfolded, |left| fold::replay(&mut connection, left))?);
+    let (ended, on_end) = oneshot::channel();
     std::thread::Builder::new()
-        .name(name.into())
-        .spawn(work)
-        .map(drop)
-        .map_err(|e| MemoryError::Write(format!("cannot start {name}: {e}")))
+        .name("sandflow-memory-fold".into())
+        .spawn({
+            let log = log.clone();
+            move || {
+                fold::fold_until_closed(connection, &log);
+                log.unlock();
+                let _ = ended.send(());
+            }
+        })
+        .map_err(|e| MemoryError::Write(format!("cannot start the memory store's folder: {e}")))?;
+    Ok(Folded { log, ended: Mutex::new(Some(on_end)) })
 }
 
 fn writer_stopped() -> MemoryError {
@@ -271,12 +345,26 @@ fn writer_stopped() -> MemoryError {
 
 /// One message on its way into the store.
 #[derive(Debug)]
-pub struct PendingWrite(oneshot::Receiver<Result<(), String>>);
+pub struct PendingWrite(Pending);
+
+#[derive(Debug)]
+enum Pending {
+    /// Stored already.
+    Stored,
+    /// Not stored, and never will be.
+    Failed(MemoryError),
+    /// With the writer task.
+    Queued(oneshot::Receiver<Result<(), String>>),
+}
 
 impl PendingWrite {
     /// Waits until the message is stored, or says why it was not.
     pub async fn wait(self) -> Result<(), MemoryError> {
-        self.0.await.map_err(|_| writer_stopped())?.map_err(MemoryError::Write)
+        match self.0 {
+            Pending::Stored => Ok(()),
+            Pending::Failed(error) => Err(error),
+            Pending::Queued(stored) => stored.await.map_err(|_| writer_stopped())?.map_err(MemoryError::Write),
+        }
     }
 }
 
@@ -285,9 +373,11 @@ impl PendingWrite {
 pub struct PendingWrites(Vec<PendingWrite>);
 
 impl PendingWrites {
-    /// Adds one.
+    /// Adds one (none if it is stored already).
     pub fn push(&mut self, write: PendingWrite) {
-        self.0.push(write);
+        if !matches!(write.0, Pending::Stored) {
+            self.0.push(write);
+        }
     }
 
     /// Takes them all, leaving none.
@@ -338,190 +428,47 @@ async fn insert(pool: &AnyPool, batch: &[Queued]) -> Result<(), sqlx::Error> {
     }
     let mut query = sqlx::query(&sql);
     for queued in batch {
-        for value in &queued.values {
+        for value in &queued.message.values {
             query = query.bind(value.as_str());
         }
-        query = query.bind(queued.at).bind(queued.at);
+        query = query.bind(queued.message.at).bind(queued.message.at);
     }
     query.execute(pool).await?;
     Ok(())
 }
 
-/// The writer of a SQLite file: a plain thread with its own connection
-/// and one prepared insert, taking what has queued up (at most
-/// [`WRITE_BATCH`]) into one transaction. sqlx would add two hand-offs per
-/// batch (the I/O runtime, then its connection thread) and re-read every
-/// parameter's name on each bind. Beside it, the file's checkpointer, a
-/// thread with a connection of its own too.
-mod sqlite_writer {
-    use super::{Arc, AtomicBool, COLUMNS, INSERT_COLUMNS, Ordering, Queued, WRITE_BATCH};
-    use rusqlite::{Connection, ToSql, params_from_iter};
-    use std::time::Duration;
-    use tokio::sync::mpsc;
-
-    /// Opens a connection of the writer's or the checkpointer's to the
-    /// (migrated) file at `path`, with the pool's pragmas.
-    pub(super) fn open(path: &str) -> rusqlite::Result<Connection> {
-        let connection = Connection::open(path)?;
-        connection.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
-             PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -32768;",
-        )?;
-        Ok(connection)
-    }
-
-    /// Writes until every sender is gone; refuses once `closed`. Finishes
-    /// the background checkpoint when it sets `finish` (see
-    /// [`checkpoint_wal`]).
-    pub(super) fn write_queued(
-        mut connection: Connection,
-        mut queue: mpsc::UnboundedReceiver<Queued>,
-        closed: &AtomicBool,
-        finish: &AtomicBool,
-    ) {
-        let placeholders = ["?"; COLUMNS].join(", ");
-        let sql = format!("INSERT INTO memory_message ({INSERT_COLUMNS}) VALUES ({placeholders})");
-        let mut batch = Vec::with_capacity(WRITE_BATCH);
-        while let Some(first) = next(&mut queue) {
-            batch.push(first);
-            while batch.len() < WRITE_BATCH {
-                match queue.try_recv() {
-                    Ok(queued) => batch.push(queued),
-                    Err(_) => break,
-                }
-            }
-            let written = if closed.load(Ordering::SeqCst) {
-                Err("the memory store is closed".to_owned())
-            } else {
-                insert(&mut connection, &sql, &batch).map_err(|e| e.to_string())
-            };
-            for queued in batch.drain(..) {
-                let _ = queued.done.send(written.clone());
-            }
-            if finish.swap(false, Ordering::AcqRel) {
-                let _ = checkpoint(&connection);
-            }
-        }
-    }
-
-    /// The next queued message, `None` once every sender is gone. Before it
-    /// sleeps, the writer yields its core to the runs that append (see
-    /// `crate::idle`): they need not wake it, and a batch gathers meanwhile.
-    fn next(queue: &mut mpsc::UnboundedReceiver<Queued>) -> Option<Queued> {
-        crate::idle::poll_yielding(|| queue.try_recv().ok()).or_else(|| queue.blocking_recv())
-    }
-
-    /// How often the WAL is checkpointed into the database file.
-    pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
-    /// A catch-up pass that found fewer new frames than this is the last.
-    const FEW_FRAMES: i64 = 64;
-    /// Most catch-up passes of one background checkpoint.
-    const MAX_PASSES: usize = 8;
-
-    /// Checkpoints the WAL in the background every [`CHECKPOINT_EVERY`],
-    /// until the store is `closed` or its writer has ended. SQLite's
-    /// automatic checkpoint runs inside the commit that crosses its
-    /// threshold, so one append in a thousand waited for the copy (and the
-    /// database file's `fsync`) — the 200 ms tail the HTTP benchmark
-    /// showed. A `PASSIVE` checkpoint here never blocks the writer or
-    /// readers.
-    ///
-    /// It copies only the WAL as it stood when it began, though, and SQLite
-    /// starts the WAL over only once all of it has been copied: beside a
-    /// writer that never pauses, the WAL grew by about 160 MB a second for
-    /// as long as a load lasted. So each checkpoint ends by setting
-    /// `finish`: the writer then copies what came in meanwhile, between two
-    /// batches, and its next commit starts the WAL over. While the writer
-    /// copies, appends wait: so the checkpoint first catches up in passes,
-    /// each copying what came in during the one before, until a pass finds
-    /// fewer than [`FEW_FRAMES`] new frames. One pass left the writer 5–9 ms
-    /// of copying under the HTTP benchmark; the passes leave it 1–2 ms.
-    pub(super) fn checkpoint_wal(connection: Connection, closed: &AtomicBool, finish: &Arc<AtomicBool>) {
-        // The writer holds the other reference until it ends.
-        while !closed.load(Ordering::SeqCst) && Arc::strong_count(finish) > 1 {
-            std::thread::sleep(CHECKPOINT_EVERY);
-            catch_up(|| checkpoint(&connection));
-            finish.store(true, Ordering::Release);
-        }
-    }
-
-    /// Runs `pass` (a checkpoint, saying how many frames the WAL held)
-    /// until one finds fewer than [`FEW_FRAMES`] frames more than the pass
-    /// before, fails, or [`MAX_PASSES`] have run; how many ran.
-    pub(super) fn catch_up(mut pass: impl FnMut() -> Option<i64>) -> usize {
-        let mut seen = 0;
-        for passes in 1..=MAX_PASSES {
-            match pass() {
-                Some(frames) if frames - seen >= FEW_FRAMES => seen = frames,
-                _ => return passes,
-            }
-        }
-        MAX_PASSES
-    }
-
-    /// Copies what it can of the WAL into the database file; once all of
-    /// it is copied, the next commit starts the WAL over. The frames the
-    /// WAL held, or `None` when nothing was checkpointed. A failure only
-    /// leaves the WAL longer: it is logged, and the next background
-    /// checkpoint tries again.
-    fn checkpoint(connection: &Connection) -> Option<i64> {
-        let copied = connection
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?)));
-        match copied {
-            // SQLite says -1 when another connection held the checkpoint
-            // lock (the writer's or the background one).
-            Ok((-1, _)) => {
-                tracing::debug!("memory store: another checkpoint was running");
-                None
-            }
-            Ok((frames, copied)) => {
-                if copied < frames {
-                    tracing::debug!(
-                        frames,
-                        copied,
-                        "memory store: a history read kept part of the WAL from the checkpoint"
-                    );
-                }
-                Some(frames)
-            }
-            Err(error) => {
-                tracing::warn!(%error, "memory store: WAL checkpoint failed; retrying");
-                None
-            }
-        }
-    }
-
-    /// Inserts `batch` with `sql`, the one-row insert, in one transaction.
-    fn insert(connection: &mut Connection, sql: &str, batch: &[Queued]) -> rusqlite::Result<()> {
-        let transaction = connection.transaction()?;
-        {
-            let mut insert = transaction.prepare_cached(sql)?;
-            for queued in batch {
-                let texts = queued.values.iter().map(|v| v as &dyn ToSql);
-                let times = [&queued.at as &dyn ToSql, &queued.at];
-                insert.execute(params_from_iter(texts.chain(times)))?;
-            }
-        }
-        transaction.commit()
-    }
+/// A message as a row of the database holds it.
+fn row_message(row: &sqlx::any::AnyRow) -> Result<Message, sqlx::Error> {
+    let [id, sender, sender_name, session_id, text, files, properties] =
+        ["message_id", "sender", "sender_name", "session_id", "text", "files", "properties"]
+            .map(|column| row.try_get::<String, _>(column));
+    let stored = NewMessage {
+        values: [id?, String::new(), String::new(), session_id?, sender?, sender_name?, text?, files?, properties?],
+        at: row.try_get("created_at")?,
+    };
+    Ok(stored_message(&stored))
 }
 
-fn row_message(row: &sqlx::any::AnyRow) -> Result<Message, sqlx::Error> {
-    let files: String = row.try_get("files")?;
-    let properties: String = row.try_get("properties")?;
+/// A message as the log holds it.
+fn logged_message(logged: &Logged) -> Message {
+    stored_message(&logged.message)
+}
+
+/// What a guest reads of a stored message: its own fields, and under
+/// `stored` in its properties, its id and when it was stored.
+fn stored_message(stored: &NewMessage) -> Message {
+    let [id, _, _, session_id, sender, sender_name, text, files, properties] = &stored.values;
     let mut properties: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&properties).unwrap_or_default();
-    let id: String = row.try_get("message_id")?;
-    let created_at: i64 = row.try_get("created_at")?;
-    properties.insert("stored".into(), serde_json::json!({ "id": id, "timestamp": langflow_timestamp(created_at) }));
-    Ok(Message {
-        text: row.try_get("text")?,
-        sender: row.try_get("sender")?,
-        sender_name: row.try_get("sender_name")?,
-        session_id: row.try_get("session_id")?,
-        files: serde_json::from_str(&files).unwrap_or_default(),
+        serde_json::from_str(properties).unwrap_or_default();
+    properties.insert("stored".into(), serde_json::json!({ "id": id, "timestamp": langflow_timestamp(stored.at) }));
+    Message {
+        text: text.clone(),
+        sender: sender.clone(),
+        sender_name: sender_name.clone(),
+        session_id: session_id.clone(),
+        files: serde_json::from_str(files).unwrap_or_default(),
         properties: serde_json::Value::Object(properties).to_string(),
-    })
+    }
 }
 
 /// The guest's properties as a JSON object (anything else becomes `{}`),
@@ -556,6 +503,7 @@ pub(crate) fn langflow_timestamp(ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::log::FOLD_EVERY;
     use super::*;
 
     /// A plain message from the user in session `s`.
@@ -645,75 +593,122 @@ mod tests {
         io::block_on(store.close());
     }
 
-    /// Once the background checkpoint asks for it (`finish`), the writer
-    /// copies what is left of the WAL after its next batch, and the commit
-    /// after that starts the WAL over. Beside a writer that never pauses,
-    /// the background checkpoint alone never copied all of the WAL, so
-    /// SQLite never started it over: it grew for as long as the load went on.
-    #[test]
-    fn the_writer_finishes_a_checkpoint_so_the_wal_starts_over() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let url = MemoryStore::sqlite_url_in(dir.path());
-        // Migrated by a pool of the test's own: a store's background
-        // checkpoint could still hold the checkpoint lock below, and the
-        // writer's checkpoint would find it busy.
-        let pool = io::block_on(io::run_on_io({
-            let url = url.clone();
-            async move {
-                let pool = StoreUrl::parse(&url)?.connect("PRAGMA journal_mode = WAL;").await?;
-                sandflow_sql_migrations::migrator(SQLITE_MIGRATIONS).await?.run(&pool).await?;
-                pool.close().await;
-                Ok::<_, MemoryError>(pool)
-            }
+    fn file_store(dir: &Path) -> MemoryStore {
+        MemoryStore::open_blocking(&MemoryStore::sqlite_url_in(dir)).expect("opens")
+    }
+
+    fn texts(store: &MemoryStore, scope: &Scope) -> Vec<String> {
+        io::block_on(store.history(scope, "s", 100)).expect("read").into_iter().map(|m| m.text).collect()
+    }
+
+    /// Rows of `memory_message` in the database itself.
+    fn rows(store: &MemoryStore) -> i64 {
+        let pool = store.pool.clone();
+        io::block_on(io::run_on_io(async move {
+            sqlx::query("SELECT count(*) FROM memory_message").fetch_one(&pool).await.and_then(|row| row.try_get(0))
         }))
-        .expect("migrates");
-        // A writer of the test's own, and no background checkpoint.
-        let connection = sqlite_writer::open(&dir.path().join("memory.db").to_string_lossy()).expect("opens");
-        let (writer, queue) = mpsc::unbounded_channel();
-        let (closed, finish) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-        let thread = std::thread::spawn({
-            let (closed, finish) = (closed.clone(), finish.clone());
-            move || sqlite_writer::write_queued(connection, queue, &closed, &finish)
-        });
-        let store = MemoryStore { pool, writer, closed, url };
-        let scope = Scope { tenant: "t".into(), agent: "a".into() };
-        let append = |text: &str| io::block_on(store.append(&scope, &user_message(text))).expect("stored");
-        let restarts = || wal_restarts(dir.path());
-        append("one");
-        let before = restarts();
-        append("two");
-        assert_eq!(restarts(), before, "nothing asked for a checkpoint");
-        finish.store(true, Ordering::Release);
-        append("three");
-        append("four");
-        assert_eq!(restarts(), before + 1, "the WAL started over");
-        drop(store);
-        thread.join().expect("the writer ends with its last sender");
+        .expect("count")
+    }
+
+    fn log_bytes(dir: &Path) -> u64 {
+        ["memory.db-log", "memory.db-log2"].iter().map(|f| dir.join(f).metadata().expect("a log file").len()).sum()
+    }
+
+    /// A message as `enqueue` makes it, with a fixed id.
+    fn new_message(message_id: &str, text: &str) -> NewMessage {
+        let values = [message_id, "t", "a", "s", "User", "User", text, "[]", "{}"].map(str::to_owned);
+        NewMessage { values, at: 1_714_555_800_123 }
     }
 
     #[test]
-    fn catching_up_stops_once_a_pass_finds_few_new_frames() {
-        let passes = |frames: &[Option<i64>]| {
-            let mut frames = frames.iter().copied();
-            sqlite_writer::catch_up(|| frames.next().expect("no more passes than frames"))
+    fn an_append_reads_back_the_same_before_and_after_it_is_folded() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = file_store(dir.path());
+        let scope = Scope { tenant: "t".into(), agent: "a".into() };
+        for text in ["one", "two", "three"] {
+            let pending = store.enqueue(&scope, &user_message(text)).expect("stored");
+            assert!(matches!(pending.0, Pending::Stored), "stored once it is in the log");
+        }
+        let before = io::block_on(store.history(&scope, "s", 2)).expect("read");
+        let deadline = std::time::Instant::now() + 10 * FOLD_EVERY;
+        while rows(&store) < 3 || log_bytes(dir.path()) > 0 {
+            assert!(std::time::Instant::now() < deadline, "the log was never folded");
+            std::thread::sleep(FOLD_EVERY / 10);
+        }
+        let after = io::block_on(store.history(&scope, "s", 2)).expect("read");
+        assert_eq!(format!("{before:?}"), format!("{after:?}"), "the same messages, ids and times");
+        assert_eq!(after.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["two", "three"]);
+        io::block_on(store.close());
+    }
+
+    /// A process killed between a fold and the next leaves the messages in
+    /// the log; the next open stores them. A fold that committed before
+    /// the kill but had not emptied its file stores nothing twice.
+    #[test]
+    fn what_the_log_held_when_the_process_ended_is_stored_at_the_next_open() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        io::block_on(file_store(dir.path()).close());
+        let database = dir.path().join("memory.db").display().to_string();
+        let killed = |texts: &[&str]| {
+            // A log with no folder: what a killed process left.
+            let log = AppendLog::open(&database, MAX_UNFOLDED, |_| Ok(1)).expect("log opens");
+            for (n, text) in texts.iter().enumerate() {
+                log.append(new_message(&format!("m{n}"), text)).expect("appended");
+            }
         };
-        // A WAL growing by 400, then 60 frames during the passes.
-        assert_eq!(passes(&[Some(10_000), Some(10_400), Some(10_460)]), 3);
-        // An idle WAL: the second pass finds nothing new.
-        assert_eq!(passes(&[Some(500), Some(500)]), 2);
-        // A small WAL: one pass.
-        assert_eq!(passes(&[Some(20)]), 1);
-        // A failed pass ends it.
-        assert_eq!(passes(&[Some(10_000), None]), 2);
-        // A writer that outruns every pass: eight at most.
-        let mut frames = 0;
-        assert_eq!(
-            sqlite_writer::catch_up(|| {
-                frames += 1_000;
-                Some(frames)
-            }),
-            8
-        );
+        killed(&["first", "second"]);
+        let scope = Scope { tenant: "t".into(), agent: "a".into() };
+        let store = file_store(dir.path());
+        assert_eq!(texts(&store, &scope), ["first", "second"]);
+        assert_eq!((rows(&store), log_bytes(dir.path())), (2, 0), "in the database, and the log emptied");
+        io::block_on(store.close());
+
+        killed(&["first", "second"]);
+        let store = file_store(dir.path());
+        assert_eq!(texts(&store, &scope), ["first", "second"], "stored once");
+        // New appends take ids after the replayed ones.
+        io::block_on(store.append(&scope, &user_message("third"))).expect("stored");
+        assert_eq!(texts(&store, &scope), ["first", "second", "third"]);
+        io::block_on(store.close());
+    }
+
+    #[test]
+    fn a_second_store_of_the_same_file_is_refused_until_the_first_closes() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let first = file_store(dir.path());
+        let error = MemoryStore::open_blocking(&MemoryStore::sqlite_url_in(dir.path())).expect_err("locked");
+        assert!(error.to_string().contains("another sandflow process"), "{error}");
+        let scope = Scope { tenant: "t".into(), agent: "a".into() };
+        io::block_on(first.append(&scope, &user_message("kept"))).expect("stored");
+        // Dropping the last clone closes it too.
+        drop(first);
+        let second = file_store(dir.path());
+        assert_eq!(texts(&second, &scope), ["kept"]);
+        io::block_on(second.close());
+    }
+
+    #[test]
+    fn appends_are_refused_while_the_log_is_far_behind_and_none_is_lost() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        io::block_on(file_store(dir.path()).close());
+        let database = dir.path().join("memory.db").display().to_string();
+        // No folder: the database never catches up.
+        let log = AppendLog::open(&database, 1_000, |_| Ok(1)).expect("log opens");
+        let mut appended = 0;
+        let error = loop {
+            match log.append(new_message(&format!("m{appended}"), "some text")) {
+                Ok(()) => appended += 1,
+                Err(error) => break error,
+            }
+        };
+        assert!(error.to_string().contains("behind") && error.to_string().contains("try again later"), "{error}");
+        assert!(appended > 5, "{appended} appended first");
+        assert_eq!(log.recent("t", "a", "s", 100).len(), appended, "every acknowledged append, no more");
+        drop(log);
+        let store = file_store(dir.path());
+        let scope = Scope { tenant: "t".into(), agent: "a".into() };
+        assert_eq!(texts(&store, &scope).len(), appended);
+        io::block_on(store.close());
     }
 
     /// How often the WAL of the store in `dir` started over: its header's
@@ -723,26 +718,22 @@ mod tests {
         u32::from_be_bytes(header[12..16].try_into().expect("a WAL header"))
     }
 
-    /// The store's own checkpointer: while appends go on, the WAL starts
-    /// over. (Whether the writer finishes a checkpoint when asked is
-    /// `the_writer_finishes_a_checkpoint_so_the_wal_starts_over`: here the
-    /// writer keeps up with one appending thread and pauses now and then.)
+    /// The folder checkpoints after each fold, so under appends that never
+    /// stop the WAL still starts over (it grew without end when a
+    /// background checkpoint raced a writer that never paused).
     #[test]
     fn the_wal_starts_over_while_appends_go_on() {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let store = MemoryStore::open_blocking(&MemoryStore::sqlite_url_in(dir.path())).expect("opens");
+        let store = file_store(dir.path());
         let scope = Scope { tenant: "t".into(), agent: "a".into() };
         io::block_on(store.append(&scope, &user_message("first"))).expect("stored");
-        let before = wal_restarts(dir.path());
-        // Many messages in flight, so the writer always has a batch waiting.
-        let mut pending = std::collections::VecDeque::new();
-        let deadline = std::time::Instant::now() + 10 * sqlite_writer::CHECKPOINT_EVERY;
-        while wal_restarts(dir.path()) == before {
+        let deadline = std::time::Instant::now() + 10 * FOLD_EVERY;
+        while !dir.path().join("memory.db-wal").exists() || wal_restarts(dir.path()) == 0 {
             assert!(std::time::Instant::now() < deadline, "the WAL never started over");
-            pending.push_back(store.enqueue(&scope, &user_message("more")).expect("queued"));
-            if pending.len() > 4 * WRITE_BATCH {
-                io::block_on(pending.pop_front().expect("one").wait()).expect("stored");
+            for _ in 0..100 {
+                store.enqueue(&scope, &user_message("more")).expect("stored");
             }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         io::block_on(store.close());
     }

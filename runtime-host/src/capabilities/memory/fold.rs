@@ -1,0 +1,113 @@
+//! The folder of a SQLite memory store: a thread with a connection of its
+//! own that moves the append log (`super::log`) into SQLite, one
+//! transaction per sealed log file, and checkpoints the WAL after each.
+//!
+//! It is the only writer of the file, so nothing waits on its commits but
+//! itself: a commit is `synchronous = FULL` (the WAL is synced before the
+//! log file is emptied), and the checkpoint that follows copies the whole
+//! WAL, so the WAL starts over at the next fold. It runs with rusqlite
+//! rather than sqlx: one prepared insert, no async hand-offs.
+
+use super::log::{AppendLog, Logged, Next};
+use super::store::{INSERT_COLUMNS, MemoryError};
+use rusqlite::{Connection, ToSql, params_from_iter};
+use std::sync::Arc;
+
+/// Opens the folder's connection to the (migrated) file at `path`.
+pub(super) fn open(path: &str) -> Result<Connection, MemoryError> {
+    let open = || {
+        let connection = Connection::open(path)?;
+        connection.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
+             PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -32768;",
+        )?;
+        Ok(connection)
+    };
+    open().map_err(|e: rusqlite::Error| database_error("cannot open", &e))
+}
+
+/// Puts what the log files still held at open into SQLite (a message
+/// already there, from a fold whose file was not yet emptied, is kept
+/// once), and answers the id the next append gets.
+pub(super) fn replay(connection: &mut Connection, left: &[Logged]) -> Result<i64, MemoryError> {
+    if !left.is_empty() {
+        insert(connection, left.iter()).map_err(|e| database_error("cannot replay the log into", &e))?;
+        tracing::info!(messages = left.len(), "memory store: stored what the log held when the process last ended");
+    }
+    let largest: Option<i64> = connection
+        .query_row("SELECT max(id) FROM memory_message", [], |row| row.get(0))
+        .map_err(|e| database_error("cannot read", &e))?;
+    Ok(largest.unwrap_or(0) + 1)
+}
+
+/// Folds until the log is closed and empty, then closes the connection. A
+/// failed fold leaves the sealed file as it is, to be folded again at the
+/// next turn; once the store is closed, it ends instead, and the next open
+/// replays the file.
+pub(super) fn fold_until_closed(mut connection: Connection, log: &AppendLog) {
+    loop {
+        let segment = match log.next_to_fold() {
+            Next::Done => break,
+            Next::Idle => continue,
+            Next::Fold(segment) => segment,
+        };
+        let started = std::time::Instant::now();
+        match insert(&mut connection, segment.messages.iter().map(Arc::as_ref)) {
+            Ok(()) => {
+                if let Err(error) = log.folded() {
+                    tracing::warn!(%error, "memory store: folded, but the log file stays; folding it again");
+                }
+                checkpoint(&connection);
+                tracing::debug!(
+                    messages = segment.messages.len(),
+                    elapsed_us = started.elapsed().as_micros(),
+                    "memory store: folded the log"
+                );
+            }
+            Err(error) if log.is_closed() => {
+                tracing::error!(%error, "memory store: the last fold failed; the log keeps it for the next open");
+                break;
+            }
+            Err(error) => tracing::error!(%error, "memory store: folding the log failed; retrying"),
+        }
+    }
+    // Closes the connection before the store counts as closed.
+    drop(connection);
+}
+
+/// Inserts `messages` in one transaction with the ids the log gave them;
+/// one already there is left as it is.
+fn insert<'a>(connection: &mut Connection, messages: impl Iterator<Item = &'a Logged>) -> rusqlite::Result<()> {
+    let placeholders = ["?"; super::store::COLUMNS + 1].join(", ");
+    let sql = format!("INSERT OR IGNORE INTO memory_message (id, {INSERT_COLUMNS}) VALUES ({placeholders})");
+    let transaction = connection.transaction()?;
+    {
+        let mut insert = transaction.prepare_cached(&sql)?;
+        for logged in messages {
+            let message = &logged.message;
+            let texts = message.values.iter().map(|v| v as &dyn ToSql);
+            let times = [&message.at as &dyn ToSql, &message.at];
+            insert.execute(params_from_iter(std::iter::once(&logged.id as &dyn ToSql).chain(texts).chain(times)))?;
+        }
+    }
+    transaction.commit()
+}
+
+/// Copies the WAL into the database file; with no other writer, all of
+/// it, unless a history read holds an old snapshot (then the next fold's
+/// checkpoint copies the rest). A failure only leaves the WAL longer.
+fn checkpoint(connection: &Connection) {
+    let copied = connection
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?)));
+    match copied {
+        Ok((frames, copied)) if copied < frames => {
+            tracing::debug!(frames, copied, "memory store: a history read kept part of the WAL from the checkpoint");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "memory store: WAL checkpoint failed; retrying at the next fold"),
+    }
+}
+
+fn database_error(what: &str, error: &rusqlite::Error) -> MemoryError {
+    MemoryError::Write(format!("{what} the memory database: {error}"))
+}
