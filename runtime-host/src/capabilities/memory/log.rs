@@ -10,9 +10,9 @@
 //! Storing each append in SQLite at once made every commit of a few
 //! messages rewrite three or four whole pages (the table's last leaf and
 //! its two indexes'), some 100–160 MB a second of WAL under the HTTP
-//! benchmark, and the kernel writing that back was most of the tail of a
-//! run that stores its chat. One fold of half a second's messages writes
-//! each page once.
+//! benchmark, for the kernel to write back while runs waited for their
+//! cores, and a writer thread's CPU per batch. One fold of half a second's
+//! messages writes each page once (BENCHMARKS.md, "Runtime: HTTP").
 //!
 //! Two files take turns: appends go to the active one; the folder seals it
 //! (appends move to the other, empty file), folds what the sealed one
@@ -21,7 +21,7 @@
 //! (see [`AppendLog::recent`]); ids, given here in append order, tell the
 //! two apart where a fold has just landed. At open, whatever the files
 //! still hold (the process ended before a fold) goes into SQLite first
-//! ([`AppendLog::open`] returns it).
+//! (the `replay` of [`AppendLog::open`]).
 //!
 //! Records: `[length: u32][crc32 of the payload: u32][payload]`, little
 //! endian; the payload is the id, the time and the row's texts, each text
@@ -77,7 +77,7 @@ pub(super) struct AppendLog {
     hasher: RandomState,
     /// Appends are refused beyond this many bytes of unfolded log.
     max_unfolded: u64,
-    /// The first file's path, for messages.
+    /// The first file's path, naming the log in messages.
     path: PathBuf,
 }
 
@@ -115,11 +115,11 @@ impl AppendLog {
         max_unfolded: u64,
         replay: impl FnOnce(&[Logged]) -> Result<i64, MemoryError>,
     ) -> Result<Self, MemoryError> {
-        let path = PathBuf::from(format!("{database}-log"));
-        let files = [open_locked(&path)?, open_locked(&PathBuf::from(format!("{database}-log2")))?];
+        let paths = ["log", "log2"].map(|suffix| PathBuf::from(format!("{database}-{suffix}")));
+        let files = [open_locked(&paths[0])?, open_locked(&paths[1])?];
         let mut left = Vec::new();
-        for file in &files {
-            left.extend(read_records(file, &path)?);
+        for (file, path) in files.iter().zip(&paths) {
+            left.extend(read_records(file, path)?);
         }
         left.sort_by_key(|logged| logged.id);
         let next_id = replay(&left)?;
@@ -129,7 +129,7 @@ impl AppendLog {
             wake: Condvar::new(),
             hasher: RandomState::new(),
             max_unfolded,
-            path,
+            path: paths[0].clone(),
         };
         for file in &log.files {
             file.set_len(0).map_err(|e| log.io_error("cannot empty", &e))?;
