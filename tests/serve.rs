@@ -99,3 +99,31 @@ fn refuses_a_bad_database_spec_at_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("is not a sqlite:, postgres:// or mysql:// URL"), "{stderr}");
 }
+
+/// The control plane alone keeps no chat history, so it and a runtime can
+/// share a data directory; a second runtime on it is refused, saying why
+/// (a SQLite memory store belongs to one process).
+#[tokio::test]
+async fn a_control_plane_and_a_runtime_share_a_data_directory() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let _control = support::start(data.path(), "control-plane", &[], &[]);
+    let host = support::start_host(data.path(), &[("echo", "echo.json")], &[]);
+    let client = sandflow_runtime_host::http_client_builder().build().expect("an HTTP client");
+    let response = client
+        .post(format!("{}/api/v1/run/echo", host.base))
+        .header("x-api-key", &host.key)
+        .json(&serde_json::json!({"input_value": "hi", "session_id": "s1"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sandflow"))
+        .args(["serve", "--role", "runtime", "--listen", "127.0.0.1:0"])
+        .env("SANDFLOW_DATA_DIR", data.path())
+        .output()
+        .expect("sandflow runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("another sandflow process") && stderr.contains("memory.db-log"), "{stderr}");
+}

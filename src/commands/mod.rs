@@ -110,12 +110,14 @@ impl CapabilityArgs {
     }
 
     /// [`CapabilityArgs::config`] for a server: chat history in the data
-    /// directory's `memory.db` unless `--memory-url` says otherwise, files
-    /// in its `files` unless `--files-dir` does, the document index in its
-    /// `documents.db` unless `--documents-url` does.
-    pub fn serving_config(&self) -> anyhow::Result<sandflow_runtime_host::CapabilityConfig> {
+    /// directory's `memory.db` unless `--memory-url` says otherwise (only
+    /// for a server that runs flows: a SQLite store belongs to one process,
+    /// and the control plane alone runs none), files in its `files` unless
+    /// `--files-dir` does, the document index in its `documents.db` unless
+    /// `--documents-url` does.
+    pub fn serving_config(&self, runs_flows: bool) -> anyhow::Result<sandflow_runtime_host::CapabilityConfig> {
         let mut config = self.config()?;
-        if config.memory.is_none() {
+        if config.memory.is_none() && runs_flows {
             config.memory = Some(open_memory(&sandflow_runtime_host::MemoryStore::sqlite_url_in(&data_dir()))?);
         }
         if config.files.is_none() {

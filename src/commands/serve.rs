@@ -86,7 +86,7 @@ pub type OnReady = Box<dyn FnOnce(SocketAddr) -> BoxFuture<'static, anyhow::Resu
 pub fn serve(options: ServeOptions, on_ready: Option<OnReady>) -> anyhow::Result<std::process::ExitCode> {
     let runtime = Runtime::new(&RuntimeConfig {
         cache_dir: Some(super::cache_dir()),
-        capabilities: options.capabilities.serving_config()?,
+        capabilities: options.capabilities.serving_config(options.role != Role::ControlPlane)?,
         ..RuntimeConfig::default()
     })?;
     let outbox = Arc::new(Outbox::open(&super::data_dir().join("usage"))?);

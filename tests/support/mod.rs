@@ -35,8 +35,10 @@ pub fn start_host(data: &Path, agents: &[(&str, &str)], extra: &[&str]) -> Host 
     start(data, "runtime", agents, extra)
 }
 
-/// Like [`start_host`], with `--role role`.
+/// Like [`start_host`], with `--role role`; `base` is where the control
+/// plane serves when it serves alone.
 pub fn start(data: &Path, role: &str, agents: &[(&str, &str)], extra: &[&str]) -> Host {
+    let ready = if role == "control-plane" { "serving the control plane on " } else { "serving the data plane on " };
     let mut command = Command::new(env!("CARGO_BIN_EXE_sandflow"));
     command.args(["serve", "--role", role, "--listen", "127.0.0.1:0", "--dev-keys"]).args(extra);
     for (id, file) in agents {
@@ -50,7 +52,7 @@ pub fn start(data: &Path, role: &str, agents: &[(&str, &str)], extra: &[&str]) -
         if let Some(k) = line.trim_end().strip_prefix("key for tenant acme: ") {
             key = k.to_owned();
         }
-        if let Some(url) = line.trim_end().strip_prefix("serving the data plane on ") {
+        if let Some(url) = line.trim_end().strip_prefix(ready) {
             base = url.to_owned();
             break;
         }

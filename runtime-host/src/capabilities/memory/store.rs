@@ -227,7 +227,8 @@ impl MemoryStore {
     /// Checks `message` and stores it (a SQLite file: before this returns)
     /// or hands it to the writer; the returned [`PendingWrite`] says when
     /// (and whether) it was stored. Messages are stored in the order they
-    /// are enqueued. Only a refused message is an error here.
+    /// are enqueued. A refused message (or a stopped writer task) is an error
+    /// here; a write that failed shows when its [`PendingWrite`] is awaited.
     pub fn enqueue(&self, scope: &Scope, message: &Message) -> Result<PendingWrite, MemoryError> {
         check_session(&message.session_id)?;
         check_message(message)?;
