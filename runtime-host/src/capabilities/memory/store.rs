@@ -598,6 +598,12 @@ mod tests {
         MemoryStore::open_blocking(&MemoryStore::sqlite_url_in(dir)).expect("opens")
     }
 
+    /// The path of a migrated store's file in `dir`, with no store open.
+    fn migrated(dir: &Path) -> String {
+        io::block_on(file_store(dir).close());
+        dir.join("memory.db").display().to_string()
+    }
+
     fn texts(store: &MemoryStore, scope: &Scope) -> Vec<String> {
         io::block_on(store.history(scope, "s", 100)).expect("read").into_iter().map(|m| m.text).collect()
     }
@@ -648,8 +654,7 @@ mod tests {
     #[test]
     fn what_the_log_held_when_the_process_ended_is_stored_at_the_next_open() {
         let dir = tempfile::tempdir().expect("temporary directory");
-        io::block_on(file_store(dir.path()).close());
-        let database = dir.path().join("memory.db").display().to_string();
+        let database = migrated(dir.path());
         let killed = |texts: &[&str]| {
             // A log with no folder: what a killed process left.
             let log = AppendLog::open(&database, MAX_UNFOLDED, |_| Ok(1)).expect("log opens");
@@ -691,8 +696,7 @@ mod tests {
     #[test]
     fn appends_are_refused_while_the_log_is_far_behind_and_none_is_lost() {
         let dir = tempfile::tempdir().expect("temporary directory");
-        io::block_on(file_store(dir.path()).close());
-        let database = dir.path().join("memory.db").display().to_string();
+        let database = migrated(dir.path());
         // No folder: the database never catches up.
         let log = AppendLog::open(&database, 1_000, |_| Ok(1)).expect("log opens");
         let mut appended = 0;
