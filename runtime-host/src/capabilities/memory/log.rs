@@ -89,6 +89,10 @@ struct State {
     /// Being folded: the other file's messages.
     sealed: Option<Arc<Segment>>,
     next_id: i64,
+    /// A failed write may have left part of a record past the active
+    /// file's end, and cutting it off failed too: the next append tries
+    /// again before it writes.
+    torn: bool,
     closed: bool,
 }
 
@@ -153,13 +157,23 @@ impl AppendLog {
                 unfolded >> 10
             )));
         }
+        let file = &self.files[state.active_file];
+        if state.torn {
+            // What a failed write left must go before anything follows it.
+            file.set_len(state.active.bytes).map_err(|e| self.io_error("cannot repair", &e))?;
+            state.torn = false;
+        }
         let id = state.next_id;
         seal_record(&mut record, id);
-        // At the file's end as this log knows it: a write that failed
-        // halfway is overwritten by the next, never followed by one.
-        self.files[state.active_file]
-            .write_all_at(&record, state.active.bytes)
-            .map_err(|e| self.io_error("cannot write to", &e))?;
+        // At the file's end as this log knows it.
+        if let Err(error) = write_at(file, &record, state.active.bytes) {
+            // A write that failed halfway left part of a record past that
+            // end. A shorter record written over it would leave the rest
+            // (text a guest chose) after a whole record, for the next open
+            // to read as records of their own: it is cut off first.
+            state.torn = file.set_len(state.active.bytes).is_err();
+            return Err(self.io_error("cannot write to", &error));
+        }
         state.next_id += 1;
         let segment = &mut state.active;
         segment.bytes += record.len() as u64;
@@ -209,6 +223,9 @@ impl AppendLog {
         if state.sealed.is_none() && !state.active.messages.is_empty() {
             state.sealed = Some(Arc::new(std::mem::take(&mut state.active)));
             state.active_file ^= 1;
+            // A torn end stays with the sealed file, which nothing writes
+            // to again before it is emptied; the new active file is empty.
+            state.torn = false;
         }
         match &state.sealed {
             Some(segment) => Next::Fold(segment.clone()),
@@ -262,6 +279,17 @@ impl AppendLog {
     }
 }
 
+/// Writes `bytes` at `offset` of `file`. Tests can make the next write on
+/// their thread fail after so many bytes, as a full disk does.
+fn write_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(test)]
+    if let Some(written) = tests::FAIL_AFTER.take() {
+        file.write_all_at(&bytes[..written], offset)?;
+        return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device (injected)"));
+    }
+    file.write_all_at(bytes, offset)
+}
+
 /// Opens (creating) `path` and takes its lock, waiting up to
 /// [`LOCK_WAIT`] for a store that is closing.
 fn open_locked(path: &Path) -> Result<File, MemoryError> {
@@ -286,15 +314,19 @@ fn open_locked(path: &Path) -> Result<File, MemoryError> {
     }
 }
 
-/// The records of `file` up to the first that does not check.
+/// The records of `file` up to the first that does not check. A file's
+/// ids run on by one (appends between two emptyings of a file take the
+/// next id each), so a record that checks but breaks the run is not one
+/// this log wrote there: it ends the reading too.
 fn read_records(file: &File, path: &Path) -> Result<Vec<Logged>, MemoryError> {
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut &*file, &mut bytes)
         .map_err(|e| MemoryError::Write(format!("cannot read {}: {e}", path.display())))?;
-    let mut records = Vec::new();
+    let mut records: Vec<Logged> = Vec::new();
     let mut rest = bytes.as_slice();
     while !rest.is_empty() {
-        match decode(rest) {
+        let follows = |logged: &Logged| records.last().is_none_or(|last| last.id.checked_add(1) == Some(logged.id));
+        match decode(rest).filter(|(logged, _)| follows(logged)) {
             Some((logged, used)) => {
                 records.push(logged);
                 rest = &rest[used..];
@@ -378,9 +410,89 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
+    thread_local! {
+        /// Makes the next log write of this thread fail after this many bytes.
+        pub(super) static FAIL_AFTER: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+    }
+
     fn message(text: &str) -> NewMessage {
         let values = ["m", "t", "a", "s", "User", "User", text, "[]", "{}"].map(str::to_owned);
         NewMessage { values, at: 42 }
+    }
+
+    /// The ids and texts the next open of `database` replays.
+    fn replayed(database: &str) -> Vec<(i64, String, String)> {
+        let mut left = Vec::new();
+        AppendLog::open(database, MAX_UNFOLDED, |logged| {
+            left = logged.iter().map(|l| (l.id, l.message.values[1].clone(), l.message.values[6].clone())).collect();
+            Ok(1)
+        })
+        .expect("reopens");
+        left
+    }
+
+    /// A write that fails halfway (a full disk) leaves part of a record
+    /// past the file's end. Were the next, shorter record written over its
+    /// start, the rest would follow a whole record: here a record of
+    /// another tenant's, with the id that comes next, hidden in the text
+    /// (the store would refuse this text for its NUL characters; the log
+    /// alone does not look). The failed write is cut off first, so the
+    /// next open reads only what was acknowledged.
+    #[test]
+    fn a_failed_write_leaves_nothing_a_later_open_reads() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let database = dir.path().join("memory.db").display().to_string();
+        let log = AppendLog::open(&database, MAX_UNFOLDED, |_| Ok(7)).expect("opens");
+        log.append(message("one")).expect("appended");
+
+        let short = message("ok");
+        let short_length = encode(&short).len();
+        // A record of ASCII bytes only (so it fits in a text): small
+        // lengths and ids are, and some text gives a checksum that is.
+        let forged = (0..)
+            .map(|n| {
+                let text = format!("forged {n}");
+                let values = ["f", "another-tenant", "a", "s", "User", "User", &text, "[]", "{}"].map(str::to_owned);
+                let mut record = encode(&NewMessage { values, at: 42 });
+                seal_record(&mut record, 9);
+                record
+            })
+            .find(|record| record.is_ascii())
+            .expect("some checksum is ASCII");
+        // Padding that puts the forged record where the short one ends.
+        // Where a record's text begins: before the last two values ("[]", "{}").
+        let text_at = encode(&message("")).len() - 2 * (4 + 2);
+        let mut text = "p".repeat(short_length - text_at);
+        text.push_str(std::str::from_utf8(&forged).expect("ASCII"));
+        let long = message(&text);
+        let long_length = encode(&long).len();
+
+        FAIL_AFTER.set(Some(long_length - 1));
+        let refused = log.append(long).expect_err("the disk is full");
+        assert!(refused.to_string().contains("no space left"), "{refused}");
+        log.append(short).expect("appended");
+        let texts: Vec<_> = log.recent("t", "a", "s", 10).iter().map(|l| l.message.values[6].clone()).collect();
+        assert_eq!(texts, ["one", "ok"]);
+        drop(log);
+        let expected = [(7, "t", "one"), (8, "t", "ok")].map(|(id, t, x)| (id, t.to_owned(), x.to_owned()));
+        assert_eq!(replayed(&database), expected);
+    }
+
+    /// A record that checks but whose id does not follow the one before
+    /// was not written there by this log: reading stops at it.
+    #[test]
+    fn a_record_out_of_the_id_sequence_ends_the_reading() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let database = dir.path().join("memory.db").display().to_string();
+        let mut bytes = Vec::new();
+        for (id, text) in [(5, "five"), (6, "six"), (9, "nine"), (10, "ten")] {
+            let mut record = encode(&message(text));
+            seal_record(&mut record, id);
+            bytes.extend_from_slice(&record);
+        }
+        std::fs::write(format!("{database}-log"), bytes).expect("written");
+        let expected = [(5, "t", "five"), (6, "t", "six")].map(|(id, t, x)| (id, t.to_owned(), x.to_owned()));
+        assert_eq!(replayed(&database), expected);
     }
 
     #[test]
