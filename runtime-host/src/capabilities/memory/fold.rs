@@ -37,7 +37,10 @@ pub(super) fn replay(connection: &mut Connection, left: &[Logged]) -> Result<i64
     let largest: Option<i64> = connection
         .query_row("SELECT max(id) FROM memory_message", [], |row| row.get(0))
         .map_err(|e| database_error("cannot read", &e))?;
-    Ok(largest.unwrap_or(0) + 1)
+    largest
+        .unwrap_or(0)
+        .checked_add(1)
+        .ok_or_else(|| MemoryError::Write("the memory database has used up its message ids".into()))
 }
 
 /// Folds until the log is closed and empty, then closes the connection. A
@@ -55,6 +58,13 @@ pub(super) fn fold_until_closed(mut connection: Connection, log: &AppendLog) {
         match insert(&mut connection, segment.messages.iter().map(Arc::as_ref)) {
             Ok(()) => {
                 if let Err(error) = log.folded() {
+                    if log.is_closed() {
+                        // Folding again at once would fail the same way,
+                        // for ever; the next open replays the file, and
+                        // what SQLite has already is kept once.
+                        tracing::warn!(%error, "memory store: folded, but the log file stays for the next open");
+                        break;
+                    }
                     tracing::warn!(%error, "memory store: folded, but the log file stays; folding it again");
                 }
                 checkpoint(&connection);
@@ -76,10 +86,14 @@ pub(super) fn fold_until_closed(mut connection: Connection, log: &AppendLog) {
 }
 
 /// Inserts `messages` in one transaction with the ids the log gave them;
-/// one already there is left as it is.
+/// one already there (the same `message_id`: a fold or replay repeated)
+/// is left as it is. An id taken by another message (a writer that went
+/// around the log) fails the fold, loudly, rather than dropping either.
 fn insert<'a>(connection: &mut Connection, messages: impl Iterator<Item = &'a Logged>) -> rusqlite::Result<()> {
     let placeholders = ["?"; super::store::COLUMNS + 1].join(", ");
-    let sql = format!("INSERT OR IGNORE INTO memory_message (id, {INSERT_COLUMNS}) VALUES ({placeholders})");
+    let sql = format!(
+        "INSERT INTO memory_message (id, {INSERT_COLUMNS}) VALUES ({placeholders}) ON CONFLICT (message_id) DO NOTHING"
+    );
     let transaction = connection.transaction()?;
     {
         let mut insert = transaction.prepare_cached(&sql)?;
