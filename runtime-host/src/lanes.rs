@@ -135,12 +135,18 @@ impl RunLanes {
 
     /// Queues `job` at once, behind the jobs queued before it; the future
     /// says how it went: `Err` with the panic's message if it panicked.
+    ///
+    /// A job whose future is dropped before its turn comes (the client
+    /// went away) is not run at all; one already running runs to its end.
     pub fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> impl Future<Output = Result<T, String>> + Send + 'static {
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
+            if done.is_closed() {
+                return;
+            }
             let _ = done.send(catch_unwind(AssertUnwindSafe(job)).map_err(|panic| panic_message(&*panic)));
         });
         {
@@ -148,6 +154,10 @@ impl RunLanes {
             state.jobs.push_back(job);
             if state.idle > 0 {
                 self.shared.work.notify_one();
+            }
+            if state.holding < self.shared.lanes {
+                // A lane thread could not be started before: try again.
+                self.shared.fill(state);
             }
         }
         async move { result.await.unwrap_or_else(|_| Err("the run's lane thread ended".into())) }
@@ -162,7 +172,7 @@ impl Shared {
     /// Brings the lane holders back up to `lanes`: spares first, new
     /// threads when there are none.
     fn fill(self: &Arc<Self>, mut state: MutexGuard<'_, State>) {
-        while state.holding < self.lanes {
+        while state.holding < self.lanes && !(state.closed && state.jobs.is_empty()) {
             state.holding += 1;
             if state.spares > state.handed {
                 state.handed += 1;
@@ -323,6 +333,24 @@ mod tests {
             quick.await.expect("task").expect("job");
         });
         assert_eq!(started.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_job_whose_caller_left_before_its_turn_is_not_run() {
+        let lanes = RunLanes::new(1);
+        let (unblock, blocked) = mpsc::channel::<()>();
+        let ran = Arc::new(AtomicUsize::new(0));
+        runtime().block_on(async {
+            let slow = tokio::spawn(lanes.run(move || blocked.recv().expect("unblocked")));
+            let counted = ran.clone();
+            // Queued behind the slow job, then given up (a client that left).
+            drop(lanes.run(move || counted.fetch_add(1, Ordering::SeqCst)));
+            unblock.send(()).expect("send");
+            slow.await.expect("task").expect("job");
+            let counted = ran.clone();
+            assert_eq!(lanes.run(move || counted.fetch_add(10, Ordering::SeqCst)).await, Ok(0));
+        });
+        assert_eq!(ran.load(Ordering::SeqCst), 10, "only the job still awaited ran");
     }
 
     #[test]
