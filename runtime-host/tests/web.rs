@@ -601,55 +601,105 @@ fn web_search_reads_rss_and_arxiv_is_refused_off_the_list() {
 /// that predates it still takes the record).
 #[test]
 fn the_usage_record_counts_the_bytes_a_run_fetched() {
-    use axum::body::Body;
-    use axum::http::{Request, StatusCode};
-    use sandflow_runtime_host::api::{Agent, DataPlane, DataPlaneConfig, router};
-    use sandflow_runtime_host::{Secrets, usage::Outbox};
-    use tower::ServiceExt as _;
-
-    let (web, model) = (WebFixture::start(), model());
-    let runtime = runtime(Some(&model), Some(egress(&web)));
-    let flow = load(&runtime, &shared_flow("starter/simple-agent.json"));
-    let outbox_dir = tempfile::tempdir().expect("temp dir");
-    let outbox = std::sync::Arc::new(Outbox::open(outbox_dir.path()).expect("outbox"));
-    let plane = std::sync::Arc::new(DataPlane::new(runtime, DataPlaneConfig::default()).with_usage(outbox));
-    plane.keys.add_secret(support::KID, b"web-test-secret");
-    plane.agents.provision(Agent {
-        id: "researcher".into(),
-        tenant: "acme".into(),
-        flow_id: "researcher-flow".into(),
-        endpoint_name: None,
-        flow,
-        limits: Limits::default(),
-        secrets: Secrets::default(),
-        persona: None,
-    });
-    let key = support::run_key("acme", b"web-test-secret");
-    let io = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    for input in [format!(r#"use fetch_content {{"urls": ["{}/docs"]}}"#, web.url()), "just answer".to_owned()] {
-        let request = Request::post("/api/v1/run/researcher-flow")
-            .header("content-type", "application/json")
-            .header("x-api-key", &key)
-            .body(Body::from(json!({"input_value": input}).to_string()))
-            .expect("request");
-        let status = io.block_on(router(plane.clone()).oneshot(request)).expect("infallible").status();
-        assert_eq!(status, StatusCode::OK);
+    let researcher = Researcher::start();
+    for input in
+        [format!(r#"use fetch_content {{"urls": ["{}/docs"]}}"#, researcher.web.url()), "just answer".to_owned()]
+    {
+        let status = researcher.io.block_on(researcher.ask(&input)).expect("infallible").status();
+        assert_eq!(status, axum::http::StatusCode::OK);
     }
-    let segment = std::fs::read_dir(outbox_dir.path())
-        .expect("outbox dir")
-        .map(|e| e.expect("entry").path())
-        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .expect("a segment");
-    let records: Vec<Json> = std::fs::read_to_string(segment)
-        .expect("read")
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("JSON line"))
-        .collect();
+    let records = researcher.usage_records();
     assert_eq!(records.len(), 2);
     let fetched = records[0]["http_bytes"].as_u64().expect("http_bytes on the fetching run");
-    let page = web.seen().iter().filter(|s| s.uri == "/docs").count();
+    let page = researcher.web.seen().iter().filter(|s| s.uri == "/docs").count();
     assert_eq!(page, 1, "one page fetched");
     assert!(fetched > DOCS_FACT.len() as u64, "at least the page's text: {fetched}");
     assert!(fetched < 64 << 10, "the page, not more: {fetched}");
     assert!(records[1].get("http_bytes").is_none(), "no request, no field: {}", records[1]);
+}
+
+/// A caller that hangs up while its run waits for a slow page is charged
+/// all the same: the run goes on to its end, leaves its usage record and
+/// counts against the tenant's quota.
+#[test]
+fn a_run_whose_caller_hung_up_still_counts() {
+    let researcher = Researcher::start();
+    researcher
+        .plane
+        .quotas
+        .set("acme", sandflow_runtime_host::api::quotas::Quota { runs: Some(1), ..Default::default() });
+    let slow = format!(r#"use fetch_content {{"urls": ["{}/slow?ms=1500"]}}"#, researcher.web.url());
+    let hung_up =
+        researcher.io.block_on(async { tokio::time::timeout(Duration::from_millis(300), researcher.ask(&slow)).await });
+    assert!(hung_up.is_err(), "the run was still waiting for the page");
+    let started = Instant::now();
+    while researcher.usage_records().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the run never ended");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let refused = researcher.io.block_on(researcher.ask("just answer")).expect("infallible");
+    assert_eq!(refused.status(), axum::http::StatusCode::TOO_MANY_REQUESTS, "the run that was hung up on counted");
+}
+
+/// simple-agent.json as agent `researcher-flow` of tenant `acme`, with a
+/// model, the web fixture behind its tools, and a usage outbox.
+struct Researcher {
+    web: WebFixture,
+    _model: Model,
+    plane: std::sync::Arc<sandflow_runtime_host::api::DataPlane>,
+    key: String,
+    outbox: tempfile::TempDir,
+    io: tokio::runtime::Runtime,
+}
+
+impl Researcher {
+    fn start() -> Self {
+        use sandflow_runtime_host::api::{Agent, DataPlane, DataPlaneConfig};
+        use sandflow_runtime_host::{Secrets, usage::Outbox};
+        let (web, model) = (WebFixture::start(), model());
+        let runtime = runtime(Some(&model), Some(egress(&web)));
+        let flow = load(&runtime, &shared_flow("starter/simple-agent.json"));
+        let outbox = tempfile::tempdir().expect("temp dir");
+        let usage = std::sync::Arc::new(Outbox::open(outbox.path()).expect("outbox"));
+        let plane = std::sync::Arc::new(DataPlane::new(runtime, DataPlaneConfig::default()).with_usage(usage));
+        plane.keys.add_secret(support::KID, b"web-test-secret");
+        plane.agents.provision(Agent {
+            id: "researcher".into(),
+            tenant: "acme".into(),
+            flow_id: "researcher-flow".into(),
+            endpoint_name: None,
+            flow,
+            limits: Limits::default(),
+            secrets: Secrets::default(),
+            persona: None,
+        });
+        let key = support::run_key("acme", b"web-test-secret");
+        let io = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        Self { web, _model: model, plane, key, outbox, io }
+    }
+
+    /// Runs the agent on `input` through the Langflow API.
+    fn ask(&self, input: &str) -> impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> {
+        use tower::ServiceExt as _;
+        let request = axum::http::Request::post("/api/v1/run/researcher-flow")
+            .header("content-type", "application/json")
+            .header("x-api-key", &self.key)
+            .body(axum::body::Body::from(json!({"input_value": input}).to_string()))
+            .expect("request");
+        sandflow_runtime_host::api::router(self.plane.clone()).oneshot(request)
+    }
+
+    /// The usage records in the outbox, oldest first.
+    fn usage_records(&self) -> Vec<Json> {
+        let segment = std::fs::read_dir(self.outbox.path())
+            .expect("outbox dir")
+            .map(|e| e.expect("entry").path())
+            .find(|p| p.extension().is_some_and(|x| x == "jsonl"));
+        let Some(segment) = segment else { return Vec::new() };
+        std::fs::read_to_string(segment)
+            .expect("read")
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("JSON line"))
+            .collect()
+    }
 }

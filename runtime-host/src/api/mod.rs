@@ -76,7 +76,7 @@ pub struct DataPlane {
     /// API key verification and revocation.
     pub keys: KeyVerifier,
     /// Tenant quotas and usage.
-    pub quotas: Quotas,
+    pub quotas: Arc<Quotas>,
     config: DataPlaneConfig,
     rate: RateLimiter,
     metrics: Metrics,
@@ -98,7 +98,7 @@ impl DataPlane {
             runtime,
             agents: Agents::default(),
             keys: KeyVerifier::default(),
-            quotas: Quotas::default(),
+            quotas: Arc::default(),
             config,
             rate: RateLimiter::new(),
             metrics: Metrics::default(),
@@ -241,7 +241,8 @@ impl DataPlane {
             started_at_ms: clock::unix_millis(),
             key_id: Some(claims.sub.clone()),
         };
-        let outbox = self.usage.clone();
+        let (outbox, quotas) = (self.usage.clone(), self.quotas.clone());
+        let tenant = claims.tenant.clone();
         let result = self
             .lanes
             .run(move || {
@@ -261,6 +262,10 @@ impl DataPlane {
                         .map_or(0, |o| o.outputs.iter().map(|out| native::text(&out.value).len() as u64).sum());
                     // The record is in the outbox before anyone hears of the run.
                     let recorded = outbox.map_or(Ok(()), |outbox| outbox.append(&record));
+                    // Counted here, not once the caller has the answer: a
+                    // caller that went away meanwhile is charged all the
+                    // same. A failed run used fuel too.
+                    quotas.record(&tenant, month, used.fuel, used.tokens.input + used.tokens.output);
                     (used, recorded)
                 })
             })
@@ -275,8 +280,6 @@ impl DataPlane {
         {
             used.result = Err(error);
         }
-        // A failed run used fuel too: it counts against the quota all the same.
-        self.quotas.record(&claims.tenant, month, used.fuel, used.tokens.input + used.tokens.output);
         match used.result {
             Ok(outcome) => {
                 self.metrics.run("completed", used.elapsed, used.fuel);
