@@ -477,11 +477,17 @@ async fn a_webhook_runs_its_flow_in_the_background_with_the_posted_body() {
     assert_eq!(stored.len(), 1, "the background run stored its answer");
     assert!(stored[0].text.contains("order-42") && stored[0].text.contains("shipped"), "{}", stored[0].text);
 
-    // Refusals come before the 202: no key, another tenant, an empty body, bytes that are not text.
+    // Refusals come before the 202: no key, another tenant, a widget key,
+    // an empty body, bytes that are not text.
     let (status, ..) = call(&plane, raw("{}", None)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "no key, as Langflow answers");
     let (status, ..) = call(&plane, raw("{}", Some(&key(&claims("rival"))))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // A widget key is public (it sits in web pages): it may not post payloads.
+    let widget = key(&Claims { scopes: vec!["widget".into()], ..claims("acme") });
+    let (status, _, body) = call(&plane, raw("{}", Some(&widget))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(String::from_utf8_lossy(&body).contains("`run` scope"), "{}", String::from_utf8_lossy(&body));
     let (status, _, body) = call(&plane, raw("  ", Some(&acme))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(String::from_utf8_lossy(&body).contains("empty"));

@@ -33,9 +33,7 @@ pub async fn upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let agent = state.agent_for(&key, &flow)?;
-    if !key.0.scopes.iter().any(|s| s == "run") {
-        return Err(ApiError::Forbidden("uploading files needs a key with the `run` scope".into()));
-    }
+    key.require_run("uploading files")?;
     let Some(store) = state.runtime.capabilities().files.clone() else {
         return Err(ApiError::Unavailable(
             "file uploads are not configured on this host; the operator sets --files-dir".into(),

@@ -351,6 +351,17 @@ pub struct Execution {
 /// A verified API key, from `x-api-key` (header or query) or `Authorization: Bearer`.
 pub struct ApiKey(pub Claims);
 
+impl ApiKey {
+    /// Refuses a key without the `run` scope: a widget key sits in public
+    /// web pages, so it may chat through the widget and nothing more.
+    pub(crate) fn require_run(&self, what: &str) -> Result<(), ApiError> {
+        if self.0.scopes.iter().any(|s| s == "run") {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden(format!("{what} needs a key with the `run` scope")))
+    }
+}
+
 impl FromRequestParts<Arc<DataPlane>> for ApiKey {
     type Rejection = ApiError;
 

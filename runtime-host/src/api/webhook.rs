@@ -1,9 +1,10 @@
 //! Langflow's webhook trigger, `POST /api/v1/webhook/{flow_id_or_endpoint_name}`:
 //! the raw body becomes the `data` of every Webhook component of the flow
 //! (as Langflow passes it, through tweaks), the run goes on in the
-//! background, and the caller hears 202 at once. Refusals (the key, rate
-//! limits, quota, an empty or non-text body, a flow without a Webhook)
-//! come first, with the usual error body.
+//! background, and the caller hears 202 at once. Refusals (the key, which
+//! needs the `run` scope, not only `widget`; rate limits, quota, an empty
+//! or non-text body, a flow without a Webhook) come first, with the usual
+//! error body.
 
 use super::error::ApiError;
 use super::{ApiKey, DataPlane};
@@ -28,6 +29,8 @@ pub async fn trigger(
     let body =
         body.map_err(|_| ApiError::TooLarge(format!("the body is over the {} byte limit", super::MAX_BODY_BYTES)))?;
     let agent = state.agent_for(&key, &flow)?;
+    // A widget key is public: it must not post payloads the flow trusts.
+    key.require_run("triggering a webhook")?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::BadRequest(
             "the webhook body is empty: post the payload the flow's Webhook component should receive".into(),
