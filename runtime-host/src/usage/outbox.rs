@@ -37,6 +37,9 @@ struct Writer {
     file: File,
     segment: u64,
     len: u64,
+    /// A failed write may have left part of a line past `len`, and cutting
+    /// it off failed too: the next append tries again before it writes.
+    torn: bool,
 }
 
 /// The outbox of one host.
@@ -56,7 +59,8 @@ impl Outbox {
         let path = segment_path(dir, segment);
         let mut file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(err)?;
         let len = cut_torn_tail(&mut file, &path).map_err(err)?;
-        Ok(Self { dir: dir.to_path_buf(), writer: Mutex::new(Writer { file, segment, len }), appended: Notify::new() })
+        let writer = Writer { file, segment, len, torn: false };
+        Ok(Self { dir: dir.to_path_buf(), writer: Mutex::new(writer), appended: Notify::new() })
     }
 
     /// Appends one record. When this returns, killing the process loses
@@ -75,7 +79,17 @@ impl Outbox {
             w.len = 0;
         }
         let path = segment_path(&self.dir, w.segment);
-        w.file.write_all(&line).map_err(|source| OutboxError { path, source })?;
+        if w.torn {
+            w.file.set_len(w.len).map_err(|source| OutboxError { path: path.clone(), source })?;
+            w.torn = false;
+        }
+        if let Err(source) = write_line(&mut w.file, &line) {
+            // A write that failed halfway (a full disk) left part of a line,
+            // and the next record would be appended to it: one line that
+            // reads as neither. It is cut off first.
+            w.torn = w.file.set_len(w.len).is_err();
+            return Err(OutboxError { path, source });
+        }
         w.len += line.len() as u64;
         drop(w);
         self.appended.notify_one();
@@ -221,6 +235,17 @@ fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
 }
 
 /// Truncates `file` after its last newline; returns the resulting length.
+/// Appends `line` to `file`. Tests can make the next write on their
+/// thread fail after so many bytes, as a full disk does.
+fn write_line(file: &mut File, line: &[u8]) -> std::io::Result<()> {
+    #[cfg(test)]
+    if let Some(written) = tests::FAIL_AFTER.take() {
+        file.write_all(&line[..written])?;
+        return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device (injected)"));
+    }
+    file.write_all(line)
+}
+
 fn cut_torn_tail(file: &mut File, path: &Path) -> std::io::Result<u64> {
     let len = file.metadata()?.len();
     if len == 0 {
@@ -234,4 +259,51 @@ fn cut_torn_tail(file: &mut File, path: &Path) -> std::io::Result<u64> {
         file.set_len(keep)?;
     }
     Ok(keep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    thread_local! {
+        /// Makes the next outbox write of this thread fail after this many bytes.
+        pub(super) static FAIL_AFTER: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+    }
+
+    fn record(key: &str) -> UsageRecord {
+        UsageRecord {
+            idempotency_key: key.into(),
+            tenant: "acme".into(),
+            agent: "echo".into(),
+            subscription: None,
+            flow_version: "sha256:00".into(),
+            fuel: 1,
+            tokens_in: 0,
+            tokens_out: 0,
+            wall_micros: 1,
+            bytes_in: 0,
+            bytes_out: 0,
+            http_bytes: 0,
+            outcome: "completed".into(),
+            started_at_ms: 1_700_000_000_000,
+            key_id: None,
+        }
+    }
+
+    /// A write that fails halfway (a full disk) is refused, and the
+    /// records around it are read back whole: the next one is not glued
+    /// to what the failed write left.
+    #[test]
+    fn a_failed_write_leaves_the_records_around_it_whole() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let outbox = Outbox::open(dir.path()).expect("opens");
+        outbox.append(&record("one")).expect("appended");
+        FAIL_AFTER.set(Some(20));
+        let refused = outbox.append(&record("two")).expect_err("the disk is full");
+        assert!(refused.to_string().contains("no space left"), "{refused}");
+        outbox.append(&record("three")).expect("appended");
+        let (batch, _) = outbox.read_batch(outbox.cursor()).expect("reads");
+        let keys: Vec<_> = batch.iter().map(|r| r.idempotency_key.as_str()).collect();
+        assert_eq!(keys, ["one", "three"]);
+    }
 }
