@@ -72,11 +72,18 @@ struct AgentSpec {
 fn parse_agent(spec: &str) -> anyhow::Result<AgentSpec> {
     let (id, rest) = spec.split_once('=').with_context(|| format!("`{spec}` is not `id=path[@tenant]`"))?;
     let (path, tenant) = rest.rsplit_once('@').unwrap_or((rest, "default"));
-    if id.is_empty() || path.is_empty() {
-        bail!("`{spec}` is not `id=path[@tenant]`");
+    if id.is_empty() || path.is_empty() || tenant.is_empty() {
+        bail!("`{spec}` is not `id=path[@tenant]`: the id, the path and a tenant given after `@` must not be empty");
+    }
+    // Every run's usage record names both; the usage ledger refuses longer ones.
+    if id.len() > MAX_NAME || tenant.len() > MAX_NAME {
+        bail!("`{spec}`: the agent id and the tenant are at most {MAX_NAME} bytes each");
     }
     Ok(AgentSpec { id: id.to_owned(), path: PathBuf::from(path), tenant: tenant.to_owned() })
 }
+
+/// Longest agent id or tenant name of `--agent`.
+const MAX_NAME: usize = 256;
 
 /// Work to do once the server listens (given its address), such as seeding
 /// the demo; the server stops if it fails.
@@ -292,4 +299,34 @@ fn own_token(control_plane: &Option<(axum::Router, Option<String>)>) -> Option<S
 
 fn api_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn agent_specs_name_an_agent_a_flow_and_a_tenant() {
+        let spec = parse_agent("echo=flows/echo.json@acme").expect("parses");
+        assert_eq!(
+            (spec.id.as_str(), spec.path.as_path(), spec.tenant.as_str()),
+            ("echo", Path::new("flows/echo.json"), "acme")
+        );
+        assert_eq!(
+            parse_agent("echo=a@b@acme").expect("parses").path,
+            Path::new("a@b"),
+            "the last `@` names the tenant"
+        );
+        assert_eq!(parse_agent("echo=echo.json").expect("parses").tenant, "default");
+        // An empty tenant would leave usage records the ledger refuses, and
+        // hold up every record behind them.
+        for bad in ["echo=echo.json@", "=echo.json", "echo=", "echo.json"] {
+            let error = parse_agent(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains("is not `id=path[@tenant]`"), "{error}");
+        }
+        let long = format!("echo=echo.json@{}", "t".repeat(MAX_NAME + 1));
+        let error = parse_agent(&long).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("at most 256 bytes"), "{error}");
+    }
 }
