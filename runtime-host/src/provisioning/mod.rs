@@ -10,6 +10,12 @@
 //! The feed is polled every [`POLL_INTERVAL`], which is what bounds how
 //! long a revoked key keeps working.
 //!
+//! A host that starts applies the feed's standing changes first, its key
+//! revocations and quotas alone ([`Provisioner::load_standing`]), and only
+//! then replays it for the agents: replaying in order would provision an
+//! agent (and answer its buyers' keys) before a revocation later in the
+//! feed, which on a long feed is seconds of fetching and loading away.
+//!
 //! A change that cannot take effect (an artifact that is gone or does not
 //! load) is logged and passed over, so one broken version cannot hold up
 //! the revocations behind it; a control plane that cannot be reached is
@@ -59,6 +65,10 @@ pub struct Provisioner {
     base_url: String,
     token: Option<String>,
     cursor: i64,
+    /// Revocations and quotas up to here are applied already, in order
+    /// ([`Provisioner::load_standing`]); replaying them would wind a quota
+    /// back to an older one until the replay reaches the newest.
+    standing_until: i64,
     flows: HashMap<String, FlowComponent>,
 }
 
@@ -69,7 +79,7 @@ impl Provisioner {
         let client =
             crate::capabilities::io::client_builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
         let base_url = base_url.into().trim_end_matches('/').to_owned();
-        Self { plane, client, base_url, token, cursor: 0, flows: HashMap::new() }
+        Self { plane, client, base_url, token, cursor: 0, standing_until: 0, flows: HashMap::new() }
     }
 
     /// The last change applied.
@@ -81,13 +91,12 @@ impl Provisioner {
     pub async fn sync(&mut self) -> Result<usize, SyncError> {
         let mut read = 0;
         loop {
-            let url = format!("{}/api/runtime/changes/?after={}&limit={PAGE}", self.base_url, self.cursor);
-            let page: Page = serde_json::from_slice(&self.get(&url).await?)
-                .map_err(|e| SyncError::Unreachable { url: url.clone(), message: format!("malformed feed: {e}") })?;
+            let page = self.page(self.cursor).await?;
             let count = page.changes.len();
             for raw in page.changes {
                 let seq = raw.get("seq").and_then(serde_json::Value::as_i64).unwrap_or(self.cursor);
                 match serde_json::from_value::<Change>(raw) {
+                    Ok(Change::KeyRevoked { .. } | Change::QuotaSet { .. }) if seq <= self.standing_until => {}
                     Ok(change) => self.apply(change).await?,
                     Err(error) => tracing::warn!(seq, %error, "skipping a change this host does not understand"),
                 }
@@ -99,6 +108,37 @@ impl Provisioner {
                 return Ok(read);
             }
         }
+    }
+
+    /// Applies the key revocations and quotas of the whole feed, and
+    /// nothing else, so that by the time an agent of the feed is
+    /// provisioned every key the control plane revoked is refused and
+    /// every tenant has its quota.
+    pub async fn load_standing(&mut self) -> Result<(), SyncError> {
+        let mut after = 0;
+        loop {
+            let page = self.page(after).await?;
+            let count = page.changes.len();
+            for raw in page.changes {
+                // What does not parse is skipped, with a warning, by `sync`.
+                if let Ok(change @ (Change::KeyRevoked { .. } | Change::QuotaSet { .. })) = serde_json::from_value(raw)
+                {
+                    self.apply(change).await?;
+                }
+            }
+            after = after.max(page.last);
+            if count < PAGE {
+                self.standing_until = after;
+                return Ok(());
+            }
+        }
+    }
+
+    /// The feed's changes after `after`, one page.
+    async fn page(&self, after: i64) -> Result<Page, SyncError> {
+        let url = format!("{}/api/runtime/changes/?after={after}&limit={PAGE}", self.base_url);
+        serde_json::from_slice(&self.get(&url).await?)
+            .map_err(|e| SyncError::Unreachable { url, message: format!("malformed feed: {e}") })
     }
 
     /// Raises this month's quota counters to what the usage ledger has
@@ -118,19 +158,20 @@ impl Provisioner {
         Ok(())
     }
 
-    /// Seeds the quota counters, then follows the feed until `shutdown`,
-    /// backing off while the control plane is unreachable.
+    /// Seeds the quota counters and applies the standing changes, then
+    /// follows the feed until `shutdown`, backing off while the control
+    /// plane is unreachable.
     pub async fn follow(mut self, shutdown: impl Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
-        let mut seeded = false;
+        let mut prepared = false;
         let mut backoff = POLL_INTERVAL;
         loop {
-            let result = if seeded { self.sync().await.map(drop) } else { self.seed_quota_usage().await };
+            let result = if prepared { self.sync().await.map(drop) } else { self.prepare().await };
             let wait = match result {
                 Ok(()) => {
                     backoff = POLL_INTERVAL;
-                    // Straight on to the feed once the counters are seeded.
-                    if std::mem::replace(&mut seeded, true) { POLL_INTERVAL } else { Duration::ZERO }
+                    // Straight on to the feed once prepared.
+                    if std::mem::replace(&mut prepared, true) { POLL_INTERVAL } else { Duration::ZERO }
                 }
                 Err(error) => {
                     tracing::warn!(%error, retry_in = ?backoff, "provisioning sync failed");
@@ -144,6 +185,13 @@ impl Provisioner {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// What comes before the feed's agents: the quota counters from the
+    /// ledger, then the feed's revocations and quotas.
+    async fn prepare(&mut self) -> Result<(), SyncError> {
+        self.seed_quota_usage().await?;
+        self.load_standing().await
     }
 
     async fn apply(&mut self, change: Change) -> Result<(), SyncError> {
