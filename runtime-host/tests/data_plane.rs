@@ -293,6 +293,54 @@ async fn rate_limits_and_quotas() {
     assert!(body["detail"].as_str().expect("detail").contains("monthly quota of 1 runs"));
 }
 
+/// Two agents of one tenant with the same flow id (two subscriptions to
+/// one seller's flow): each key reaches its own, a key of both must say
+/// which, and either one's going leaves the other's name working.
+#[tokio::test]
+async fn a_flow_id_two_agents_share_reaches_the_one_the_key_names() {
+    let plane = build_plane(DataPlaneConfig::default());
+    for (id, file) in [("first", "echo.json"), ("second", "prompt-echo.json")] {
+        let source = std::fs::read(shared(file)).expect("flow");
+        let (artifact, _) = compile(&source, &CompileOptions::default()).expect("compiles");
+        plane.agents.provision(Agent {
+            id: id.into(),
+            tenant: "acme".into(),
+            flow_id: "shared-flow".into(),
+            endpoint_name: None,
+            flow: plane.runtime.load_flow(&artifact.component).expect("loads"),
+            limits: Limits::default(),
+            secrets: Secrets::default(),
+            persona: None,
+        });
+    }
+    let plane = Arc::new(plane);
+    let of =
+        |agents: &[&str]| key(&Claims { agents: agents.iter().map(|a| (*a).to_owned()).collect(), ..claims("acme") });
+    let answer = |body: &[u8]| -> String {
+        let body: Value = serde_json::from_slice(body).expect("JSON");
+        body["outputs"][0]["outputs"][0]["results"]["message"]["text"].as_str().unwrap_or_default().to_owned()
+    };
+    let ask = |key: String| {
+        let plane = plane.clone();
+        async move { call(&plane, post("/api/v1/run/shared-flow", Some(&key), json!({"input_value": "hi"}))).await }
+    };
+    let (status, _, body) = ask(of(&["first"])).await;
+    assert_eq!((status, answer(&body).as_str()), (StatusCode::OK, "hi"));
+    let (status, _, body) = ask(of(&["second"])).await;
+    assert_eq!((status, answer(&body).as_str()), (StatusCode::OK, "You said: hi"));
+    let (status, _, body) = ask(of(&[])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("names 2 agents of this tenant (first, second)"));
+    // Its id names an agent whatever other agents' names are.
+    let (status, _, body) =
+        call(&plane, post("/api/v1/run/second", Some(&of(&[])), json!({"input_value": "hi"}))).await;
+    assert_eq!((status, answer(&body).as_str()), (StatusCode::OK, "You said: hi"));
+
+    plane.agents.deprovision("second");
+    let (status, _, body) = ask(of(&[])).await;
+    assert_eq!((status, answer(&body).as_str()), (StatusCode::OK, "hi"), "the name stays with the one left");
+}
+
 #[tokio::test]
 async fn bad_bodies_get_clear_errors() {
     let plane = data_plane(DataPlaneConfig::default());

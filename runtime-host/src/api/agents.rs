@@ -25,24 +25,31 @@ pub struct Agent {
 }
 
 /// Agents by id, and by flow id and endpoint name within their tenant (two
-/// buyers of one seller's flow share its flow id).
+/// buyers of one seller's flow share its flow id, and so do two
+/// subscriptions of one buyer to it).
 #[derive(Default)]
 pub struct Agents {
     by_id: DashMap<String, Arc<Agent>>,
-    aliases: DashMap<String, String>,
+    /// The ids of the agents each `tenant/name` names, oldest first.
+    aliases: DashMap<String, Vec<String>>,
 }
+
+/// A name that several agents of the tenant answer to: their ids.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Ambiguous(pub Vec<String>);
 
 impl Agents {
     /// Provisions (or replaces) an agent.
     pub fn provision(&self, agent: Agent) {
         let agent = Arc::new(agent);
-        for alias in aliases(&agent) {
-            self.aliases.insert(alias, agent.id.clone());
-        }
         if let Some(replaced) = self.by_id.insert(agent.id.clone(), agent.clone()) {
             // A new version may have a new flow id or endpoint name.
-            for alias in aliases(&replaced).filter(|a| !aliases(&agent).any(|b| &b == a)) {
-                self.aliases.remove_if(&alias, |_, id| id == &agent.id);
+            self.unalias(&replaced);
+        }
+        for alias in aliases(&agent) {
+            let mut ids = self.aliases.entry(alias).or_default();
+            if !ids.contains(&agent.id) {
+                ids.push(agent.id.clone());
             }
         }
     }
@@ -50,17 +57,35 @@ impl Agents {
     /// Removes an agent.
     pub fn deprovision(&self, id: &str) {
         if let Some((_, agent)) = self.by_id.remove(id) {
-            for alias in aliases(&agent) {
-                self.aliases.remove_if(&alias, |_, owner| owner == id);
-            }
+            self.unalias(&agent);
         }
     }
 
-    /// The agent `reference` names for `tenant`: its id, or its flow id or
-    /// endpoint name within the tenant.
-    pub fn find(&self, tenant: &str, reference: &str) -> Option<Arc<Agent>> {
-        let id = self.aliases.get(&alias(tenant, reference)).map(|id| id.clone());
-        self.get(id.as_deref().unwrap_or(reference))
+    fn unalias(&self, agent: &Agent) {
+        for alias in aliases(agent) {
+            if let Some(mut ids) = self.aliases.get_mut(&alias) {
+                ids.retain(|id| id != &agent.id);
+            }
+            self.aliases.remove_if(&alias, |_, ids| ids.is_empty());
+        }
+    }
+
+    /// The agent `reference` names for `tenant`: its id, or else the flow id
+    /// or endpoint name of one of the tenant's agents, among `allowed` (the
+    /// key's agents; empty: all of them). A name several of them answer to
+    /// is [`Ambiguous`]. A name only agents outside `allowed` answer to
+    /// gives one of those, for the caller to refuse.
+    pub fn find(&self, tenant: &str, reference: &str, allowed: &[String]) -> Result<Option<Arc<Agent>>, Ambiguous> {
+        if let Some(agent) = self.get(reference).filter(|agent| agent.tenant == tenant) {
+            return Ok(Some(agent));
+        }
+        let Some(ids) = self.aliases.get(&alias(tenant, reference)).map(|ids| ids.clone()) else { return Ok(None) };
+        let permitted: Vec<&String> = ids.iter().filter(|id| allowed.is_empty() || allowed.contains(id)).collect();
+        match permitted.as_slice() {
+            [] => Ok(ids.first().and_then(|id| self.get(id))),
+            [one] => Ok(self.get(one)),
+            several => Err(Ambiguous(several.iter().map(|id| (*id).clone()).collect())),
+        }
     }
 
     /// The agent with id `id`.

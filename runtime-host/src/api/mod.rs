@@ -29,7 +29,7 @@ pub mod quotas;
 mod rate;
 mod webhook;
 
-pub use agents::{Agent, Agents};
+pub use agents::{Agent, Agents, Ambiguous};
 pub use error::ApiError;
 pub use keys::{Claims, KeyVerifier};
 pub use quotas::{Quota, Quotas};
@@ -119,7 +119,17 @@ impl DataPlane {
     pub fn agent_for(&self, key: &ApiKey, reference: &str) -> Result<Arc<Agent>, ApiError> {
         let claims = &key.0;
         let not_found = || ApiError::NotFound(format!("no agent or flow `{reference}` for this key"));
-        let agent = self.agents.find(&claims.tenant, reference).ok_or_else(not_found)?;
+        let agent = self
+            .agents
+            .find(&claims.tenant, reference, &claims.agents)
+            .map_err(|Ambiguous(ids)| {
+                ApiError::BadRequest(format!(
+                    "`{reference}` names {} agents of this tenant ({}): call one by its agent id",
+                    ids.len(),
+                    ids.join(", ")
+                ))
+            })?
+            .ok_or_else(not_found)?;
         if agent.tenant != claims.tenant {
             return Err(not_found());
         }
