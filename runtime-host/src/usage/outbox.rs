@@ -52,14 +52,25 @@ pub struct Outbox {
 impl Outbox {
     /// Opens (or creates) the outbox in `dir`. A record torn by a crash in
     /// the middle of its write (never acknowledged to anyone) is cut off.
+    ///
+    /// New records go to a new segment. After a power loss the saved
+    /// delivery cursor can point past what the disk kept of the last
+    /// segment (records sent from the page cache, then lost), or name a
+    /// segment whose creation was lost; records written there again would
+    /// be passed over.
     pub fn open(dir: &Path) -> Result<Self, OutboxError> {
         let err = |source| OutboxError { path: dir.to_path_buf(), source };
         std::fs::create_dir_all(dir).map_err(err)?;
-        let segment = segments(dir).map_err(err)?.last().copied().unwrap_or(1);
-        let path = segment_path(dir, segment);
-        let mut file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(err)?;
-        let len = cut_torn_tail(&mut file, &path).map_err(err)?;
-        let writer = Writer { file, segment, len, torn: false };
+        let last = segments(dir).map_err(err)?.last().copied();
+        if let Some(last) = last {
+            let path = segment_path(dir, last);
+            let mut file = OpenOptions::new().read(true).write(true).open(&path).map_err(err)?;
+            cut_torn_tail(&mut file, &path).map_err(err)?;
+        }
+        let segment = last.max(read_cursor(dir).map(|c| c.segment)).map_or(1, |newest| newest + 1);
+        let file =
+            OpenOptions::new().create(true).read(true).append(true).open(segment_path(dir, segment)).map_err(err)?;
+        let writer = Writer { file, segment, len: 0, torn: false };
         Ok(Self { dir: dir.to_path_buf(), writer: Mutex::new(writer), appended: Notify::new() })
     }
 
@@ -158,14 +169,7 @@ impl Outbox {
 
     fn cursor(&self) -> Cursor {
         let first = segments(&self.dir).ok().and_then(|s| s.first().copied()).unwrap_or(1);
-        std::fs::read_to_string(self.dir.join("cursor"))
-            .ok()
-            .and_then(|text| {
-                let mut parts = text.split_whitespace().map(str::parse::<u64>);
-                Some(Cursor { segment: parts.next()?.ok()?, offset: parts.next()?.ok()? })
-            })
-            .filter(|c| c.segment >= first)
-            .unwrap_or(Cursor { segment: first, offset: 0 })
+        read_cursor(&self.dir).filter(|c| c.segment >= first).unwrap_or(Cursor { segment: first, offset: 0 })
     }
 
     fn save_cursor(&self, cursor: Cursor) -> std::io::Result<()> {
@@ -217,6 +221,13 @@ impl Outbox {
     }
 }
 
+/// The saved delivery cursor, if there is one that reads.
+fn read_cursor(dir: &Path) -> Option<Cursor> {
+    let text = std::fs::read_to_string(dir.join("cursor")).ok()?;
+    let mut parts = text.split_whitespace().map(str::parse::<u64>);
+    Some(Cursor { segment: parts.next()?.ok()?, offset: parts.next()?.ok()? })
+}
+
 fn segment_path(dir: &Path, segment: u64) -> PathBuf {
     dir.join(format!("usage-{segment:012}.jsonl"))
 }
@@ -234,7 +245,6 @@ fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
     Ok(found)
 }
 
-/// Truncates `file` after its last newline; returns the resulting length.
 /// Appends `line` to `file`. Tests can make the next write on their
 /// thread fail after so many bytes, as a full disk does.
 fn write_line(file: &mut File, line: &[u8]) -> std::io::Result<()> {
@@ -246,6 +256,7 @@ fn write_line(file: &mut File, line: &[u8]) -> std::io::Result<()> {
     file.write_all(line)
 }
 
+/// Truncates `file` after its last newline; returns the resulting length.
 fn cut_torn_tail(file: &mut File, path: &Path) -> std::io::Result<u64> {
     let len = file.metadata()?.len();
     if len == 0 {
