@@ -10,22 +10,29 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// A local usage sink: keeps what it is sent; refuses the first `refuse` batches.
+/// A local usage sink: keeps what it is sent; refuses the first `refuse`
+/// batches, and rejects (422, as the control plane does) every batch that
+/// holds a record of tenant `invalid`, whole.
 #[derive(Clone, Default)]
 struct TestSink {
     received: Arc<Mutex<Vec<UsageRecord>>>,
     refuse: Arc<AtomicUsize>,
+    batches: Arc<AtomicUsize>,
 }
 
 impl TestSink {
     async fn start(self) -> String {
-        async fn take(State(sink): State<TestSink>, Json(batch): Json<Vec<UsageRecord>>) -> StatusCode {
+        async fn take(State(sink): State<TestSink>, Json(batch): Json<Vec<UsageRecord>>) -> (StatusCode, String) {
+            sink.batches.fetch_add(1, Ordering::SeqCst);
             if sink.refuse.load(Ordering::SeqCst) > 0 {
                 sink.refuse.fetch_sub(1, Ordering::SeqCst);
-                return StatusCode::SERVICE_UNAVAILABLE;
+                return (StatusCode::SERVICE_UNAVAILABLE, String::new());
+            }
+            if let Some(at) = batch.iter().position(|r| r.tenant == "invalid") {
+                return (StatusCode::UNPROCESSABLE_ENTITY, format!("record {at}: tenant `invalid` is unknown"));
             }
             sink.received.lock().expect("lock").extend(batch);
-            StatusCode::OK
+            (StatusCode::OK, String::new())
         }
         let app = axum::Router::new().route("/api/runtime/usage/", axum::routing::post(take)).with_state(self);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -116,6 +123,35 @@ async fn a_refused_batch_is_retried_until_taken() {
     let _ = stop.send(());
     task.await.expect("delivery task ends");
     assert_eq!(sink.keys(), ["run-0", "run-1", "run-2"]);
+}
+
+/// A record the sink will never take (it rejects the batch that holds it,
+/// whole) is set aside with the sink's reason; every record around it is
+/// delivered, and delivery goes on.
+#[tokio::test]
+async fn a_rejected_record_is_set_aside_and_the_rest_delivered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = TestSink::default();
+    let url = sink.clone().start().await;
+    let outbox = Outbox::open(dir.path()).expect("opens");
+    for n in 0..40 {
+        let record = UsageRecord { tenant: if n == 13 { "invalid".into() } else { "acme".into() }, ..record(n) };
+        outbox.append(&record).expect("appends");
+    }
+    let sink_url = HttpSink::new(url.clone(), None);
+    assert_eq!(outbox.deliver_pending(&sink_url).await.expect("delivers"), 40);
+    let expected: Vec<String> = (0..40).filter(|&n| n != 13).map(|n| format!("run-{n}")).collect();
+    assert_eq!(sink.keys(), expected, "each once, in order");
+    assert!(sink.batches.load(Ordering::SeqCst) <= 2 * 6 + 1, "found by halving, not one by one");
+    let rejected = std::fs::read_to_string(dir.path().join(sandflow_runtime_host::usage::REJECTED)).expect("kept");
+    let kept: Vec<serde_json::Value> = rejected.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["record"]["idempotency_key"], "run-13");
+    assert!(kept[0]["reason"].as_str().expect("reason").contains("422"), "{}", kept[0]);
+
+    outbox.append(&record(40)).expect("appends");
+    assert_eq!(outbox.deliver_pending(&sink_url).await.expect("delivers"), 1, "delivery goes on");
+    assert_eq!(sink.keys().last().map(String::as_str), Some("run-40"));
 }
 
 #[tokio::test]

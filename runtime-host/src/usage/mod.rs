@@ -7,12 +7,15 @@
 //! process loses nothing; the file is synced to disk by the delivery loop
 //! at least every [`outbox::SYNC_INTERVAL`], which bounds what a machine
 //! crash could lose. Delivery resumes from a persisted cursor after a
-//! restart; a batch sent but not yet marked delivered is sent again.
+//! restart; a batch sent but not yet marked delivered is sent again. A
+//! batch the sink rejects for what it holds (400, 413, 422) is halved until
+//! the records at fault stand alone; those are kept in [`REJECTED`] with
+//! the sink's reason, and delivery goes on past them.
 
 mod outbox;
 mod sink;
 
-pub use outbox::{BATCH, Outbox, OutboxError, SEGMENT_BYTES, SYNC_INTERVAL};
+pub use outbox::{BATCH, Outbox, OutboxError, REJECTED, SEGMENT_BYTES, SYNC_INTERVAL};
 pub use sink::{HttpSink, Sink, SinkError};
 
 use serde::{Deserialize, Serialize};

@@ -2,7 +2,7 @@
 //! cursor, in one directory the host owns.
 
 use super::UsageRecord;
-use super::sink::Sink;
+use super::sink::{Sink, SinkError};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -16,6 +16,8 @@ pub const SEGMENT_BYTES: u64 = 8 << 20;
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(200);
 /// Most records per delivered batch.
 pub const BATCH: usize = 1_000;
+/// The file, in the outbox's directory, of records the sink rejected.
+pub const REJECTED: &str = "rejected.jsonl";
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Why the outbox could not take or read a record.
@@ -116,23 +118,60 @@ impl Outbox {
     }
 
     /// Delivers everything pending to `sink`, batch by batch. Returns how
-    /// many records were delivered; stops at the first refusal.
-    pub async fn deliver_pending(&self, sink: &impl Sink) -> Result<usize, super::SinkError> {
+    /// many records were delivered or set aside; stops at the first
+    /// refusal that is not the records' fault.
+    pub async fn deliver_pending(&self, sink: &impl Sink) -> Result<usize, SinkError> {
+        let local = |e: std::io::Error| SinkError::Unavailable(e.to_string());
         let mut delivered = 0;
         loop {
             let cursor = self.cursor();
-            let (batch, next) = self.read_batch(cursor).map_err(|e| super::SinkError(e.to_string()))?;
+            let (batch, next) = self.read_batch(cursor).map_err(local)?;
             if batch.is_empty() {
                 if next != cursor {
-                    self.save_cursor(next).map_err(|e| super::SinkError(e.to_string()))?;
+                    self.save_cursor(next).map_err(local)?;
                     continue;
                 }
                 return Ok(delivered);
             }
-            sink.deliver(&batch).await?;
-            self.save_cursor(next).map_err(|e| super::SinkError(e.to_string()))?;
+            self.deliver_or_set_aside(sink, &batch).await?;
+            self.save_cursor(next).map_err(local)?;
             delivered += batch.len();
         }
+    }
+
+    /// Delivers `batch`. A batch the sink rejects is halved until each
+    /// record it rejects stands alone; those are set aside in
+    /// [`REJECTED`] with the sink's reason, so one bad record does not
+    /// hold up every record behind it.
+    async fn deliver_or_set_aside(&self, sink: &impl Sink, batch: &[UsageRecord]) -> Result<(), SinkError> {
+        let mut parts = vec![batch];
+        while let Some(part) = parts.pop() {
+            match sink.deliver(part).await {
+                Ok(()) => {}
+                Err(SinkError::Rejected(reason)) if part.len() == 1 => {
+                    self.set_aside(&part[0], &reason).map_err(|e| SinkError::Unavailable(e.to_string()))?;
+                }
+                Err(SinkError::Rejected(_)) => {
+                    let (first, second) = part.split_at(part.len() / 2);
+                    parts.extend([second, first]);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps a record the sink rejects, with its reason, for the operator.
+    fn set_aside(&self, record: &UsageRecord, reason: &str) -> std::io::Result<()> {
+        tracing::error!(
+            key = %record.idempotency_key, tenant = %record.tenant, %reason,
+            "usage record rejected by the sink; kept in {REJECTED}"
+        );
+        let mut line = serde_json::to_vec(&serde_json::json!({ "record": record, "reason": reason }))?;
+        line.push(b'\n');
+        let mut file = OpenOptions::new().create(true).append(true).open(self.dir.join(REJECTED))?;
+        file.write_all(&line)?;
+        file.sync_data()
     }
 
     /// Syncs and delivers until `shutdown`, retrying a refused batch with

@@ -3,10 +3,19 @@
 use super::UsageRecord;
 use std::time::Duration;
 
-/// Why a batch was not taken; it will be sent again.
+/// Why a batch was not taken.
 #[derive(Debug, thiserror::Error)]
-#[error("the usage sink did not take the batch: {0}")]
-pub struct SinkError(pub String);
+pub enum SinkError {
+    /// Not now (unreachable, failing, not allowed yet): it is sent again.
+    #[error("the usage sink did not take the batch: {0}")]
+    Unavailable(String),
+    /// The sink read the batch and refuses what it holds (a record it
+    /// finds invalid, a batch too large): sent again, it would be refused
+    /// again. The outbox halves such a batch until it finds the records
+    /// at fault and sets them aside.
+    #[error("the usage sink refused the batch: {0}")]
+    Rejected(String),
+}
 
 /// Takes batches of usage records. Must be idempotent by `idempotency_key`:
 /// a batch may arrive more than once.
@@ -37,11 +46,18 @@ impl Sink for HttpSink {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.map_err(|e| SinkError(e.to_string()))?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(SinkError(format!("{} answered {}", self.url, response.status())))
+        let response = request.send().await.map_err(|e| SinkError::Unavailable(e.to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
         }
+        let refusal = format!("{} answered {status}", self.url);
+        // Bad request, too large, unprocessable: the records, not the moment.
+        if matches!(status.as_u16(), 400 | 413 | 422) {
+            let body = response.text().await.unwrap_or_default();
+            let reason: String = body.chars().take(512).collect();
+            return Err(SinkError::Rejected(format!("{refusal}: {reason}")));
+        }
+        Err(SinkError::Unavailable(refusal))
     }
 }
