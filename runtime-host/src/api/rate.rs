@@ -1,12 +1,20 @@
 //! Rate limits at the door: a token bucket per key and per tenant. A
-//! refused request learns how long to wait (`Retry-After`).
+//! refused request learns how long to wait (`Retry-After`). Buckets idle
+//! for [`IDLE`] are full again and are dropped, so keys long unused
+//! (expired, revoked) do not stay in memory.
 
 use dashmap::DashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// A bucket idle this long has refilled completely: dropping it changes
+/// nothing. Also how often idle buckets are looked for.
+const IDLE: Duration = Duration::from_secs(60);
 
 /// Token buckets keyed by key id or tenant.
 pub struct RateLimiter {
     buckets: DashMap<String, Bucket>,
+    last_sweep: Mutex<Instant>,
 }
 
 struct Bucket {
@@ -17,18 +25,22 @@ struct Bucket {
 impl RateLimiter {
     /// An empty limiter.
     pub fn new() -> Self {
-        Self { buckets: DashMap::new() }
+        Self { buckets: DashMap::new(), last_sweep: Mutex::new(Instant::now()) }
     }
 
     /// Takes one request from `key`'s bucket of `per_minute` (burst of the
     /// same size). `Err` holds how long until a request would be admitted.
     pub fn check(&self, key: &str, per_minute: u32) -> Result<(), Duration> {
+        self.check_at(key, per_minute, Instant::now())
+    }
+
+    fn check_at(&self, key: &str, per_minute: u32, now: Instant) -> Result<(), Duration> {
         if per_minute == 0 {
             return Err(Duration::from_secs(60));
         }
+        self.sweep(now);
         let capacity = f64::from(per_minute);
         let rate = capacity / 60.0;
-        let now = Instant::now();
         let mut bucket = self.buckets.entry(key.to_owned()).or_insert(Bucket { tokens: capacity, updated: now });
         let refill = now.duration_since(bucket.updated).as_secs_f64() * rate;
         bucket.tokens = (bucket.tokens + refill).min(capacity);
@@ -39,6 +51,20 @@ impl RateLimiter {
         } else {
             Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
         }
+    }
+}
+
+impl RateLimiter {
+    /// Drops the buckets idle for [`IDLE`], at most once per [`IDLE`]; a
+    /// request that finds another sweeping goes on without waiting.
+    fn sweep(&self, now: Instant) {
+        let Ok(mut last) = self.last_sweep.try_lock() else { return };
+        if now.saturating_duration_since(*last) < IDLE {
+            return;
+        }
+        *last = now;
+        drop(last);
+        self.buckets.retain(|_, bucket| now.saturating_duration_since(bucket.updated) < IDLE);
     }
 }
 
@@ -61,5 +87,17 @@ mod tests {
         let wait = limiter.check("k", 3).expect_err("bucket empty");
         assert!(wait > Duration::from_secs(15) && wait <= Duration::from_secs(20), "{wait:?}");
         assert!(limiter.check("other", 3).is_ok(), "buckets are per key");
+    }
+
+    #[test]
+    fn idle_buckets_are_dropped_and_busy_ones_kept() {
+        let limiter = RateLimiter::new();
+        let start = Instant::now();
+        assert!(limiter.check_at("old", 3, start).is_ok());
+        assert!(limiter.check_at("busy", 3, start + IDLE / 2).is_ok());
+        assert!(limiter.check_at("new", 3, start + IDLE + Duration::from_secs(1)).is_ok());
+        let mut left: Vec<String> = limiter.buckets.iter().map(|b| b.key().clone()).collect();
+        left.sort();
+        assert_eq!(left, ["busy", "new"]);
     }
 }
