@@ -39,6 +39,7 @@ mod limits;
 mod node;
 pub mod provisioning;
 mod sandbox;
+mod short_write;
 pub mod usage;
 
 pub use bindings::node::exports::sandflow::node::handler::{Descriptor, Field, Invocation, NodeError, Output, Port};

@@ -284,13 +284,12 @@ fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
     Ok(found)
 }
 
-/// Appends `line` to `file`. Tests can make the next write on their
-/// thread fail after so many bytes, as a full disk does.
+/// Appends `line` to `file` (tests make it fail halfway:
+/// [`crate::short_write`]).
 fn write_line(file: &mut File, line: &[u8]) -> std::io::Result<()> {
-    #[cfg(test)]
-    if let Some(written) = tests::FAIL_AFTER.take() {
-        file.write_all(&line[..written])?;
-        return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device (injected)"));
+    if let Some((part, error)) = crate::short_write::injected(line) {
+        file.write_all(part)?;
+        return Err(error);
     }
     file.write_all(line)
 }
@@ -314,11 +313,6 @@ fn cut_torn_tail(file: &mut File, path: &Path) -> std::io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    thread_local! {
-        /// Makes the next outbox write of this thread fail after this many bytes.
-        pub(super) static FAIL_AFTER: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
-    }
 
     fn record(key: &str) -> UsageRecord {
         UsageRecord {
@@ -348,7 +342,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temporary directory");
         let outbox = Outbox::open(dir.path()).expect("opens");
         outbox.append(&record("one")).expect("appended");
-        FAIL_AFTER.set(Some(20));
+        crate::short_write::fail_next_after(20);
         let refused = outbox.append(&record("two")).expect_err("the disk is full");
         assert!(refused.to_string().contains("no space left"), "{refused}");
         outbox.append(&record("three")).expect("appended");

@@ -279,13 +279,12 @@ impl AppendLog {
     }
 }
 
-/// Writes `bytes` at `offset` of `file`. Tests can make the next write on
-/// their thread fail after so many bytes, as a full disk does.
+/// Writes `bytes` at `offset` of `file` (tests make it fail halfway:
+/// [`crate::short_write`]).
 fn write_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
-    #[cfg(test)]
-    if let Some(written) = tests::FAIL_AFTER.take() {
-        file.write_all_at(&bytes[..written], offset)?;
-        return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device (injected)"));
+    if let Some((part, error)) = crate::short_write::injected(bytes) {
+        file.write_all_at(part, offset)?;
+        return Err(error);
     }
     file.write_all_at(bytes, offset)
 }
@@ -410,11 +409,6 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
-    thread_local! {
-        /// Makes the next log write of this thread fail after this many bytes.
-        pub(super) static FAIL_AFTER: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
-    }
-
     fn message(text: &str) -> NewMessage {
         let values = ["m", "t", "a", "s", "User", "User", text, "[]", "{}"].map(str::to_owned);
         NewMessage { values, at: 42 }
@@ -467,7 +461,7 @@ mod tests {
         let long = message(&text);
         let long_length = encode(&long).len();
 
-        FAIL_AFTER.set(Some(long_length - 1));
+        crate::short_write::fail_next_after(long_length - 1);
         let refused = log.append(long).expect_err("the disk is full");
         assert!(refused.to_string().contains("no space left"), "{refused}");
         log.append(short).expect("appended");
