@@ -37,21 +37,25 @@ fn build_plane(config: DataPlaneConfig) -> DataPlane {
         ("prompt-agent", "acme", "prompt-echo.json"),
         ("rival-agent", "rival", "echo.json"),
     ] {
-        let source = std::fs::read(shared(file)).expect("flow");
-        let (artifact, _) = compile(&source, &CompileOptions::default()).expect("compiles");
-        let flow = plane.runtime.load_flow(&artifact.component).expect("loads");
-        plane.agents.provision(Agent {
-            id: id.into(),
-            tenant: tenant.into(),
-            flow_id: format!("{id}-flow"),
-            endpoint_name: artifact.plan.endpoint_name.clone(),
-            flow,
-            limits: Limits::default(),
-            secrets: Secrets::default(),
-            persona: None,
-        });
+        provision(&plane, id, tenant, &format!("{id}-flow"), &std::fs::read(shared(file)).expect("flow"));
     }
     plane
+}
+
+/// Compiles the Langflow export `source` and provisions it as agent `id`
+/// of `tenant` under `flow_id`, with the export's endpoint name.
+fn provision(plane: &DataPlane, id: &str, tenant: &str, flow_id: &str, source: &[u8]) {
+    let (artifact, _) = compile(source, &CompileOptions::default()).expect("compiles");
+    plane.agents.provision(Agent {
+        id: id.into(),
+        tenant: tenant.into(),
+        flow_id: flow_id.into(),
+        endpoint_name: artifact.plan.endpoint_name.clone(),
+        flow: plane.runtime.load_flow(&artifact.component).expect("loads"),
+        limits: Limits::default(),
+        secrets: Secrets::default(),
+        persona: None,
+    });
 }
 
 fn claims(tenant: &str) -> Claims {
@@ -300,18 +304,7 @@ async fn rate_limits_and_quotas() {
 async fn a_flow_id_two_agents_share_reaches_the_one_the_key_names() {
     let plane = build_plane(DataPlaneConfig::default());
     for (id, file) in [("first", "echo.json"), ("second", "prompt-echo.json")] {
-        let source = std::fs::read(shared(file)).expect("flow");
-        let (artifact, _) = compile(&source, &CompileOptions::default()).expect("compiles");
-        plane.agents.provision(Agent {
-            id: id.into(),
-            tenant: "acme".into(),
-            flow_id: "shared-flow".into(),
-            endpoint_name: None,
-            flow: plane.runtime.load_flow(&artifact.component).expect("loads"),
-            limits: Limits::default(),
-            secrets: Secrets::default(),
-            persona: None,
-        });
+        provision(&plane, id, "acme", "shared-flow", &std::fs::read(shared(file)).expect("flow"));
     }
     let plane = Arc::new(plane);
     let of =
@@ -487,17 +480,7 @@ async fn a_webhook_runs_its_flow_in_the_background_with_the_posted_body() {
         .expect("runtime");
     let plane = DataPlane::new(runtime, DataPlaneConfig::default());
     plane.keys.add_secret("k1", SECRET);
-    let (artifact, _) = compile(webhook_flow().to_string().as_bytes(), &CompileOptions::default()).expect("compiles");
-    plane.agents.provision(Agent {
-        id: "hook".into(),
-        tenant: "acme".into(),
-        flow_id: "hook-flow".into(),
-        endpoint_name: None,
-        flow: plane.runtime.load_flow(&artifact.component).expect("loads"),
-        limits: Limits::default(),
-        secrets: Secrets::default(),
-        persona: None,
-    });
+    provision(&plane, "hook", "acme", "hook-flow", webhook_flow().to_string().as_bytes());
     let plane = Arc::new(plane);
     let acme = key(&claims("acme"));
     let raw = |body: &str, api_key: Option<&str>| {
