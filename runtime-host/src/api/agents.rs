@@ -79,12 +79,13 @@ impl Agents {
         if let Some(agent) = self.get(reference).filter(|agent| agent.tenant == tenant) {
             return Ok(Some(agent));
         }
-        let Some(ids) = self.aliases.get(&alias(tenant, reference)).map(|ids| ids.clone()) else { return Ok(None) };
-        let permitted: Vec<&String> = ids.iter().filter(|id| allowed.is_empty() || allowed.contains(id)).collect();
-        match permitted.as_slice() {
-            [] => Ok(ids.first().and_then(|id| self.get(id))),
-            [one] => Ok(self.get(one)),
-            several => Err(Ambiguous(several.iter().map(|id| (*id).clone()).collect())),
+        let Some(ids) = self.aliases.get(&alias(tenant, reference)) else { return Ok(None) };
+        let permitted = || ids.iter().filter(|id| allowed.is_empty() || allowed.contains(id));
+        let mut found = permitted();
+        match (found.next(), found.next()) {
+            (None, _) => Ok(ids.first().and_then(|id| self.get(id))),
+            (Some(one), None) => Ok(self.get(one)),
+            (Some(_), Some(_)) => Err(Ambiguous(permitted().cloned().collect())),
         }
     }
 
