@@ -414,7 +414,15 @@ mod tests {
         NewMessage { values, at: 42 }
     }
 
-    /// The ids and texts the next open of `database` replays.
+    /// A database path in a new temporary directory (kept while the first
+    /// value lives).
+    fn temporary_database() -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let database = dir.path().join("memory.db").display().to_string();
+        (dir, database)
+    }
+
+    /// The ids, tenants and texts the next open of `database` replays.
     fn replayed(database: &str) -> Vec<(i64, String, String)> {
         let mut left = Vec::new();
         AppendLog::open(database, MAX_UNFOLDED, |logged| {
@@ -434,8 +442,7 @@ mod tests {
     /// next open reads only what was acknowledged.
     #[test]
     fn a_failed_write_leaves_nothing_a_later_open_reads() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let database = dir.path().join("memory.db").display().to_string();
+        let (_dir, database) = temporary_database();
         let log = AppendLog::open(&database, MAX_UNFOLDED, |_| Ok(7)).expect("opens");
         log.append(message("one")).expect("appended");
 
@@ -476,8 +483,7 @@ mod tests {
     /// was not written there by this log: reading stops at it.
     #[test]
     fn a_record_out_of_the_id_sequence_ends_the_reading() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let database = dir.path().join("memory.db").display().to_string();
+        let (_dir, database) = temporary_database();
         let mut bytes = Vec::new();
         for (id, text) in [(5, "five"), (6, "six"), (9, "nine"), (10, "ten")] {
             let mut record = encode(&message(text));
@@ -506,8 +512,7 @@ mod tests {
     /// acknowledged, and what came before it is read back whole.
     #[test]
     fn a_record_cut_short_ends_what_the_next_open_reads() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let database = dir.path().join("memory.db").display().to_string();
+        let (_dir, database) = temporary_database();
         let log = AppendLog::open(&database, MAX_UNFOLDED, |_| Ok(7)).expect("opens");
         log.append(message("one")).expect("appended");
         log.append(message("two")).expect("appended");
@@ -518,20 +523,14 @@ mod tests {
         assert_eq!(log.recent("t", "a", "s", 10).len(), 2);
         assert!(log.recent("t", "a", "other", 10).is_empty() && log.recent("x", "a", "s", 10).is_empty());
         drop(log);
-        let mut left = Vec::new();
-        AppendLog::open(&database, MAX_UNFOLDED, |logged| {
-            left = logged.iter().map(|l| (l.id, l.message.values[6].clone())).collect();
-            Ok(1)
-        })
-        .expect("reopens");
-        assert_eq!(left, [(7, "one".to_owned()), (8, "two".to_owned())]);
+        let expected = [(7, "t", "one"), (8, "t", "two")].map(|(id, t, x)| (id, t.to_owned(), x.to_owned()));
+        assert_eq!(replayed(&database), expected);
     }
 
     /// While a sealed file is folded, reads see both files, newest last.
     #[test]
     fn reads_see_the_sealed_file_until_it_is_folded() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let database = dir.path().join("memory.db").display().to_string();
+        let (_dir, database) = temporary_database();
         let log = AppendLog::open(&database, MAX_UNFOLDED, |_| Ok(1)).expect("opens");
         log.append(message("one")).expect("appended");
         let texts = |log: &AppendLog| -> Vec<String> {
