@@ -8,9 +8,14 @@
 //! required, no leeway), and revoked keys (checked on every request).
 //!
 //! A key that verified once is remembered (by its exact text, so no other
-//! token can match it) until it expires, its signing key changes or it is
-//! revoked, which every hit checks: repeat requests skip the HMAC and the
-//! JSON decoding.
+//! token can match it) until it expires, the signing secrets change or it
+//! is revoked, which every hit checks: repeat requests skip the HMAC and
+//! the JSON decoding. The secrets carry a generation that every change
+//! bumps, and a key is remembered with the generation it verified under,
+//! so a key checked against a secret that was rotated out meanwhile is
+//! never taken from memory.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::{DashMap, DashSet};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -60,27 +65,35 @@ pub const VERIFIED_CACHE: usize = 10_000;
 #[derive(Default)]
 pub struct KeyVerifier {
     secrets: DashMap<String, DecodingKey>,
+    /// Bumped by every change to `secrets`.
+    generation: AtomicU64,
     revoked: DashSet<String>,
     verified: DashMap<String, Verified>,
 }
 
-/// A key that verified: what it grants and the signing key it used.
+/// A key that verified: what it grants, and the generation of the secrets
+/// it verified under.
 struct Verified {
     claims: Claims,
-    kid: String,
+    generation: u64,
 }
 
 impl KeyVerifier {
     /// Adds (or rotates in) the secret for `kid`.
     pub fn add_secret(&self, kid: &str, secret: &[u8]) {
         self.secrets.insert(kid.to_owned(), DecodingKey::from_secret(secret));
-        // Keys signed with a secret this replaces must verify again.
-        self.verified.clear();
+        self.secrets_changed();
     }
 
     /// Retires the secret for `kid`: keys signed with it stop working.
     pub fn remove_secret(&self, kid: &str) {
         self.secrets.remove(kid);
+        self.secrets_changed();
+    }
+
+    /// Keys verified against the secrets as they were must verify again.
+    fn secrets_changed(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.verified.clear();
     }
 
@@ -91,21 +104,27 @@ impl KeyVerifier {
 
     /// Checks a token and returns what it grants.
     pub fn verify(&self, token: &str) -> Result<Claims, KeyError> {
+        // Read before the check: a rotation during it makes the entry stale.
+        let generation = self.generation.load(Ordering::SeqCst);
         if let Some(known) = self.verified.get(token) {
-            let live = known.claims.exp > unix_seconds() && self.secrets.contains_key(&known.kid);
+            let live = known.generation == generation && known.claims.exp > unix_seconds();
             if live && !self.revoked.contains(&known.claims.sub) {
                 return Ok(known.claims.clone());
             }
         }
-        let (claims, kid) = self.verify_signed(token)?;
-        if self.verified.len() >= VERIFIED_CACHE {
-            self.verified.clear();
-        }
-        self.verified.insert(token.to_owned(), Verified { claims: claims.clone(), kid });
+        let claims = self.verify_signed(token)?;
+        self.remember(token, &claims, generation);
         Ok(claims)
     }
 
-    fn verify_signed(&self, token: &str) -> Result<(Claims, String), KeyError> {
+    fn remember(&self, token: &str, claims: &Claims, generation: u64) {
+        if self.verified.len() >= VERIFIED_CACHE {
+            self.verified.clear();
+        }
+        self.verified.insert(token.to_owned(), Verified { claims: claims.clone(), generation });
+    }
+
+    fn verify_signed(&self, token: &str) -> Result<Claims, KeyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| KeyError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::HS256 {
             return Err(KeyError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
@@ -122,7 +141,7 @@ impl KeyVerifier {
         if self.revoked.contains(&claims.sub) {
             return Err(KeyError::Revoked);
         }
-        Ok((claims, kid))
+        Ok(claims)
     }
 }
 
@@ -202,6 +221,20 @@ mod tests {
         assert!(v.verify(&token).is_ok());
         v.add_secret("k1", b"secret-two");
         assert!(matches!(v.verify(&token), Err(KeyError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_key_checked_while_its_secret_rotated_is_not_remembered() {
+        let v = KeyVerifier::default();
+        v.add_secret("k1", b"secret-one");
+        let token = issue(&claims(far_future()), "k1", b"secret-one").unwrap();
+        // One request reads the generation and checks the key against the
+        // old secret; the secret rotates before it stores what it found.
+        let generation = v.generation.load(Ordering::SeqCst);
+        let checked = v.verify_signed(&token).unwrap();
+        v.add_secret("k1", b"secret-two");
+        v.remember(&token, &checked, generation);
+        assert!(matches!(v.verify(&token), Err(KeyError::Invalid(_))), "the old secret's key is refused");
     }
 
     #[test]
