@@ -194,6 +194,7 @@ impl Shared {
     /// its lane up, take one back or wait as a spare, or end.
     fn serve(self: Arc<Self>) {
         HELD.with(|held| *held.borrow_mut() = Some(self.clone()));
+        let _unwinding = ReleaseOnUnwind;
         loop {
             let job = {
                 let mut state = self.lock();
@@ -253,6 +254,19 @@ impl Shared {
         }
         HELD.with(|held| *held.borrow_mut() = Some(self.clone()));
         true
+    }
+}
+
+/// Gives the thread's lane up if a panic no `catch_unwind` caught ends
+/// the thread (one whose payload panics as it is dropped), so another
+/// thread takes it: a lost thread must not be a lost lane.
+struct ReleaseOnUnwind;
+
+impl Drop for ReleaseOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            release();
+        }
     }
 }
 
@@ -386,6 +400,27 @@ mod tests {
             let failed: Result<(), String> = lanes.run(|| panic!("guest bug")).await;
             assert_eq!(failed, Err("guest bug".into()));
             assert_eq!(lanes.run(|| 7).await, Ok(7));
+        });
+    }
+
+    #[test]
+    fn a_panic_that_escapes_the_job_costs_a_thread_not_the_lane() {
+        /// A panic payload that panics again as it is dropped, after the
+        /// job's `catch_unwind` has caught it.
+        struct Explosive;
+        impl Drop for Explosive {
+            fn drop(&mut self) {
+                if !std::thread::panicking() {
+                    panic!("dropped");
+                }
+            }
+        }
+        let lanes = RunLanes::new(1);
+        runtime().block_on(async {
+            let lost: Result<(), String> = lanes.run(|| std::panic::panic_any(Explosive)).await;
+            assert_eq!(lost, Err("the run's lane thread ended".into()));
+            let next = tokio::time::timeout(Duration::from_secs(5), lanes.run(|| 7)).await;
+            assert_eq!(next, Ok(Ok(7)), "another thread took the lane");
         });
     }
 
