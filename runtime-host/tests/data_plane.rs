@@ -144,13 +144,97 @@ async fn langflow_stream_matches_the_recorded_events() {
             })
             .collect()
     };
-    let ours = parse(&String::from_utf8(bytes).expect("utf-8"));
+    let text = String::from_utf8(bytes).expect("utf-8");
+    let ours = parse(&text);
     let theirs = parse(&recording("run-prompt-echo.stream.txt"));
     let names =
         |events: &[Value]| events.iter().map(|e| e["event"].as_str().unwrap_or("").to_owned()).collect::<Vec<_>>();
     assert_eq!(names(&ours), ["add_message", "add_message", "end"]);
     assert_eq!(names(&ours), names(&theirs));
     assert_eq!(ours, theirs);
+    // The end repeats the answer under the id its `add_message` had.
+    for text in [text, recording("run-prompt-echo.stream.txt")] {
+        let events: Vec<Value> =
+            text.split("\n\n").filter(|p| !p.is_empty()).map(|p| serde_json::from_str(p).expect("JSON")).collect();
+        let end = &events[2]["data"]["result"]["outputs"][0]["outputs"][0]["results"]["message"];
+        assert_eq!(end["data"]["id"], events[1]["data"]["id"], "{text}");
+    }
+}
+
+/// Python clients send `None` for what they leave out, `True` for flags,
+/// or no body at all; Langflow takes all of it.
+#[tokio::test]
+async fn langflow_clients_may_leave_fields_out_or_null() {
+    let plane = data_plane(DataPlaneConfig::default());
+    let k = key(&claims("acme"));
+    let empty = Request::post("/api/v1/run/echo").header("x-api-key", &k).body(Body::empty()).expect("request");
+    let (status, _, bytes) = call(&plane, empty).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let nulls = json!({"input_value": "hi", "input_type": null, "output_type": null, "output_component": null, "tweaks": null, "session_id": null});
+    let (status, _, bytes) = call(&plane, post("/api/v1/run/echo", Some(&k), nulls.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let answer: Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(answer["outputs"][0]["outputs"][0]["results"]["message"]["text"], "hi");
+    let (status, headers, _) = call(&plane, post("/api/v1/run/echo?stream=True", Some(&k), nulls.clone())).await;
+    assert_eq!(
+        (status, &headers["content-type"]),
+        (StatusCode::OK, &"text/event-stream; charset=utf-8".parse().expect("header"))
+    );
+    let (status, _, bytes) = call(&plane, post("/api/v1/run/echo?stream=maybe", Some(&k), nulls)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let refusal: Value = serde_json::from_slice(&bytes).expect("our error shape");
+    assert!(refusal["detail"].as_str().expect("detail").contains("`maybe` is not a boolean"), "{refusal}");
+}
+
+/// A widget key sits in public pages: it may chat, not rewrite the flow.
+#[tokio::test]
+async fn a_widget_key_may_chat_but_not_send_tweaks() {
+    let plane = data_plane(DataPlaneConfig::default());
+    let widget = key(&Claims { scopes: vec!["widget".into()], ..claims("acme") });
+    let chat = json!({"input_value": "hi"});
+    assert_eq!(call(&plane, post("/api/v1/run/echo", Some(&widget), chat)).await.0, StatusCode::OK);
+    let tweaked = json!({"input_value": "hi", "tweaks": {"ChatInput-b6UCc": {"should_store_message": false}}});
+    for uri in ["/api/v1/run/echo", "/v1/agents/echo-agent/runs"] {
+        let mut body = tweaked.clone();
+        if uri.starts_with("/v1/") {
+            body = json!({"input": "hi", "tweaks": tweaked["tweaks"]});
+        }
+        let (status, _, bytes) = call(&plane, post(uri, Some(&widget), body)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}");
+        assert!(String::from_utf8_lossy(&bytes).contains("sending tweaks needs a key with the `run` scope"));
+    }
+}
+
+/// A session id the chat history cannot take is refused at the door,
+/// before the run is counted: not a 500 after the run was charged.
+#[tokio::test]
+async fn a_bad_session_id_is_refused_before_anything_is_charged() {
+    let plane = data_plane(DataPlaneConfig::default());
+    plane.quotas.set("acme", Quota { runs: Some(1), ..Quota::default() });
+    let k = key(&claims("acme"));
+    for session in ["a\u{0}b".to_owned(), "s".repeat(5_000)] {
+        let body = json!({"input_value": "hi", "session_id": session});
+        let (status, _, bytes) = call(&plane, post("/api/v1/run/echo", Some(&k), body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&bytes));
+        assert!(String::from_utf8_lossy(&bytes).contains("session id"));
+    }
+    // An empty one is no session: the native API starts a new one.
+    let body = json!({"input": "hi", "session_id": ""});
+    assert_eq!(call(&plane, post("/v1/agents/echo-agent/runs", Some(&k), body)).await.0, StatusCode::OK);
+    assert_eq!(plane.quotas.used("acme", sandflow_runtime_host::api::clock::month_index()).runs, 1);
+}
+
+/// Runs admitted together each take a run of the quota as they are
+/// admitted, so they cannot all take the last one.
+#[tokio::test]
+async fn runs_admitted_together_cannot_overrun_the_quota() {
+    let plane = data_plane(DataPlaneConfig::default());
+    plane.quotas.set("acme", Quota { runs: Some(2), ..Quota::default() });
+    let k = key(&claims("acme"));
+    let calls = (0..6).map(|_| call(&plane, post("/api/v1/run/echo", Some(&k), json!({"input_value": "hi"}))));
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(calls).await.into_iter().map(|r| r.0).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 2, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count(), 4, "{statuses:?}");
 }
 
 #[tokio::test]
@@ -213,6 +297,26 @@ async fn openai_chat_completions() {
     assert_eq!(parsed[0]["choices"][0]["delta"]["role"], "assistant");
     let content: String = parsed.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert_eq!(content, "You said: hi", "a flow without a model sends its answer as one chunk");
+
+    // Refusals come in OpenAI's error shape, a missing key's included.
+    let refused = |bearer: Option<&str>, body: Value| {
+        let mut request = Request::post("/v1/chat/completions").header("content-type", "application/json");
+        if let Some(bearer) = bearer {
+            request = request.header("authorization", bearer);
+        }
+        call(&plane, request.body(Body::from(body.to_string())).expect("request"))
+    };
+    let hi = json!([{"role": "user", "content": "hi"}]);
+    for (bearer, body, status, kind) in [
+        (None, json!({"model": "prompt-agent", "messages": hi}), StatusCode::FORBIDDEN, "permission_error"),
+        (Some(bearer.as_str()), json!({"model": "nobody", "messages": hi}), StatusCode::NOT_FOUND, "not_found_error"),
+        (Some(bearer.as_str()), json!({"messages": hi}), StatusCode::BAD_REQUEST, "invalid_request_error"),
+    ] {
+        let (got, _, bytes) = refused(bearer, body).await;
+        let error: Value = serde_json::from_slice(&bytes).expect("JSON");
+        assert_eq!((got, error["error"]["type"].as_str()), (status, Some(kind)), "{error}");
+        assert!(error["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{error}");
+    }
 }
 
 #[tokio::test]

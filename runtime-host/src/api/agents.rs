@@ -30,7 +30,8 @@ pub struct Agent {
 #[derive(Default)]
 pub struct Agents {
     by_id: DashMap<String, Arc<Agent>>,
-    /// The ids of the agents each `tenant/name` names, oldest first.
+    /// The ids of the agents each name of a tenant names ([`alias`]),
+    /// oldest first.
     aliases: DashMap<String, Vec<String>>,
 }
 
@@ -110,11 +111,25 @@ impl Agents {
     }
 }
 
+/// The key of `name` within `tenant`. The tenant's length comes first, so
+/// no other tenant and name make the same key (`a/b` + `c` and `a` + `b/c`
+/// would with a plain separator).
 fn alias(tenant: &str, name: &str) -> String {
-    format!("{tenant}/{name}")
+    format!("{}:{tenant}/{name}", tenant.len())
 }
 
 /// The names `agent` answers to within its tenant, besides its id.
 fn aliases(agent: &Agent) -> impl Iterator<Item = String> + '_ {
     std::iter::once(&agent.flow_id).chain(&agent.endpoint_name).map(|name| alias(&agent.tenant, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::alias;
+
+    #[test]
+    fn names_of_different_tenants_never_share_a_key() {
+        assert_ne!(alias("a/b", "c"), alias("a", "b/c"));
+        assert_eq!(alias("a", "b/c"), alias("a", "b/c"));
+    }
 }

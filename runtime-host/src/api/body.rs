@@ -5,14 +5,16 @@ use super::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 
-/// A JSON body; an empty body is `T::default()`.
+/// A JSON body; an empty body reads as `{}`, so every field takes its
+/// default (as Langflow's request models do).
 pub struct JsonBody<T>(pub T);
 
 impl<S, T> FromRequest<S> for JsonBody<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned + Default,
+    T: DeserializeOwned,
 {
     type Rejection = ApiError;
 
@@ -26,11 +28,19 @@ where
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|_| ApiError::TooLarge(format!("the body is over the {} byte limit", super::MAX_BODY_BYTES)))?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self(T::default()));
-        }
-        serde_json::from_slice(&bytes).map(Self).map_err(|e| {
+        let json: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        serde_json::from_slice(json).map(Self).map_err(|e| {
             ApiError::BadRequest(format!("the body is not valid: {e} (line {}, column {})", e.line(), e.column()))
         })
     }
+}
+
+/// A field's default when it is absent or `null` (Python clients send
+/// `None` for what they leave out, and Langflow accepts it).
+pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
 }

@@ -51,7 +51,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    pub(crate) fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Key(KeyError::Missing) => (StatusCode::FORBIDDEN, "missing_key"),
             Self::Key(_) => (StatusCode::UNAUTHORIZED, "invalid_key"),
@@ -75,17 +75,22 @@ impl ApiError {
     /// The error body: `{"detail", "code"}` (Langflow clients read `detail`;
     /// ours read `code` too). Internal details are logged, never sent.
     pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "detail": self.message(), "code": self.status_and_code().1 })
+    }
+
+    /// What the client is told. Internal details are logged, never sent.
+    pub(crate) fn message(&self) -> String {
         if let Self::Internal(detail) = self {
             tracing::error!(%detail, "internal error");
         }
-        serde_json::json!({ "detail": self.to_string(), "code": self.status_and_code().1 })
+        self.to_string()
     }
-}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    /// This error as a response with `body`: its status, and `Retry-After`
+    /// when rate limited.
+    pub(crate) fn respond(self, body: serde_json::Value) -> Response {
         let (status, _) = self.status_and_code();
-        let mut response = (status, Json(self.body())).into_response();
+        let mut response = (status, Json(body)).into_response();
         if let Self::RateLimited { retry_after, .. } = &self {
             let secs = retry_after.as_secs_f64().ceil().max(1.0).to_string();
             if let Ok(value) = HeaderValue::from_str(&secs) {
@@ -93,5 +98,12 @@ impl IntoResponse for ApiError {
             }
         }
         response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
+        self.respond(body)
     }
 }

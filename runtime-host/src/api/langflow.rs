@@ -2,13 +2,14 @@
 //! with Langflow's request, response and `?stream=true` event stream, and
 //! `x-api-key` auth, so existing Langflow clients and embeds work unchanged.
 
-use super::body::JsonBody;
+use super::body::{JsonBody, null_as_default};
 use super::error::ApiError;
 use super::progress::Step;
 use super::{ApiKey, DataPlane, Execution, clock};
 use crate::{FlowOutput, InputType, RunEvent, RunOutcome, RunRequest, Value};
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -20,28 +21,42 @@ use std::convert::Infallible;
 use std::rc::Rc;
 use std::sync::Arc;
 
-/// Langflow's run request body. Unknown fields are ignored, as Langflow does.
-#[derive(Debug, Default, Deserialize)]
+/// Langflow's run request body. Unknown fields are ignored, and any field
+/// may be absent or `null`, as with Langflow.
+#[derive(Debug, Deserialize)]
 pub struct RunBody {
     input_value: Option<String>,
-    #[serde(default = "chat")]
-    input_type: String,
-    #[serde(default = "chat")]
-    output_type: String,
+    /// `chat` when absent.
+    input_type: Option<String>,
+    /// `chat` when absent.
+    output_type: Option<String>,
     output_component: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     tweaks: serde_json::Map<String, Json_>,
     session_id: Option<String>,
 }
 
-fn chat() -> String {
-    "chat".into()
+impl RunBody {
+    fn output_type(&self) -> &str {
+        self.output_type.as_deref().unwrap_or("chat")
+    }
 }
 
 #[derive(Debug, Deserialize)]
 pub struct RunQuery {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "python_bool")]
     stream: bool,
+}
+
+/// A query flag as FastAPI reads one: `true`/`false`, and Python's `True`,
+/// `1`, `yes`, `on` and their opposites, in any case.
+fn python_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "t" | "y" => Ok(true),
+        "false" | "0" | "no" | "off" | "f" | "n" => Ok(false),
+        _ => Err(serde::de::Error::custom(format!("`{text}` is not a boolean: use true or false"))),
+    }
 }
 
 /// `POST /api/v1/run/{flow}`.
@@ -49,19 +64,20 @@ pub async fn run(
     State(state): State<Arc<DataPlane>>,
     key: ApiKey,
     Path(flow): Path<String>,
-    Query(query): Query<RunQuery>,
+    query: Result<Query<RunQuery>, QueryRejection>,
     JsonBody(body): JsonBody<RunBody>,
 ) -> Result<Response, ApiError> {
-    let input_type = match body.input_type.as_str() {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(format!("the query is not valid: {}", e.body_text())))?;
+    let input_type = match body.input_type.as_deref().unwrap_or("chat") {
         "chat" => InputType::Chat,
         "text" => InputType::Text,
         "any" => InputType::Any,
         other => return Err(ApiError::BadRequest(format!("input_type `{other}` is not one of chat, text, any"))),
     };
-    if !matches!(body.output_type.as_str(), "chat" | "text" | "any" | "debug") {
+    if !matches!(body.output_type(), "chat" | "text" | "any" | "debug") {
         return Err(ApiError::BadRequest(format!(
             "output_type `{}` is not one of chat, text, any, debug",
-            body.output_type
+            body.output_type()
         )));
     }
     let agent = state.agent_for(&key, &flow)?;
@@ -75,7 +91,7 @@ pub async fn run(
     };
     if !query.stream {
         let Execution { outcome, run_id } = state.execute(&key, &agent, request).await?;
-        return Ok(Json(response_json(&body, &outcome, &session_id, &agent.flow_id, &run_id)).into_response());
+        return Ok(Json(response_json(&body, &outcome, &session_id, &agent.flow_id, &run_id, &[])).into_response());
     }
     // Langflow's stream: one JSON object per event, each followed by a blank
     // line: the user's message, tokens as they come, the answers, the end.
@@ -90,7 +106,7 @@ pub async fn run(
         match step {
             Step::Event(RunEvent::Input(input)) => {
                 input_sent = true;
-                push_event(&mut out, "add_message", message_json(&input, &flow_id, &run_id, Some(&new_id())));
+                push_event(&mut out, "add_message", message_json(&input, &flow_id, &run_id, new_id().into(), true));
             }
             Step::Event(RunEvent::Token { node_id, text }) => {
                 let id = message_ids.entry(node_id).or_insert_with(new_id);
@@ -103,16 +119,19 @@ pub async fn run(
                             push_event(
                                 &mut out,
                                 "add_message",
-                                message_json(input, &flow_id, &run_id, Some(&new_id())),
+                                message_json(input, &flow_id, &run_id, new_id().into(), true),
                             );
                         }
                     }
+                    // The end repeats each answer under the id it was sent with.
+                    let mut sent = Vec::new();
                     for output in selected(&body, &outcome) {
                         let id = output.source.as_ref().and_then(|(node, _)| message_ids.get(node)).cloned();
-                        let id = id.unwrap_or_else(new_id);
-                        push_event(&mut out, "add_message", message_json(output, &flow_id, &run_id, Some(&id)));
+                        let id: Rc<str> = id.unwrap_or_else(new_id).into();
+                        push_event(&mut out, "add_message", message_json(output, &flow_id, &run_id, id.clone(), true));
+                        sent.push(id);
                     }
-                    let response = response_json(&body, &outcome, &session_id, &flow_id, &run_id);
+                    let response = response_json(&body, &outcome, &session_id, &flow_id, &run_id, &sent);
                     push_event(&mut out, "end", json!({ "result": response }));
                 }
                 Err(error) => push_event(&mut out, "error", json!({ "error": error.body()["detail"] })),
@@ -142,7 +161,7 @@ fn push_event(out: &mut String, event: &str, data: impl Serialize) {
 /// vertex whose id contains `output_type` (`chat`, `text`; `any` and `debug`
 /// take all), narrowed to `output_component` when given.
 fn selected<'a>(body: &'a RunBody, outcome: &'a RunOutcome) -> impl Iterator<Item = &'a FlowOutput> + 'a {
-    let kind = body.output_type.to_ascii_lowercase();
+    let kind = body.output_type().to_ascii_lowercase();
     outcome.outputs.iter().filter(move |o| {
         let by_type = matches!(kind.as_str(), "any" | "debug") || o.node_id.to_ascii_lowercase().contains(&kind);
         let by_component =
@@ -151,19 +170,24 @@ fn selected<'a>(body: &'a RunBody, outcome: &'a RunOutcome) -> impl Iterator<Ite
     })
 }
 
-/// Langflow's `RunResponse`.
+/// Langflow's `RunResponse`. Its messages take the ids in `sent` (those a
+/// stream already sent them with), in order, and fresh ids past them.
 pub fn response_json<'a>(
     body: &'a RunBody,
     outcome: &'a RunOutcome,
     session_id: &'a str,
     flow_id: &'a str,
     run_id: &'a str,
+    sent: &[Rc<str>],
 ) -> RunResponse<'a> {
+    let mut ids = sent.iter().cloned();
     RunResponse {
         session_id,
         outputs: [RunOutputs {
             inputs: Inputs { input_value: body.input_value.as_deref().unwrap_or_default() },
-            outputs: selected(body, outcome).map(|o| result_data(o, flow_id, run_id)).collect(),
+            outputs: selected(body, outcome)
+                .map(|o| result_data(o, flow_id, run_id, ids.next().unwrap_or_else(|| new_id().into())))
+                .collect(),
         }],
     }
 }
@@ -254,8 +278,8 @@ struct ChatMessage<'a> {
     kind: &'static str,
 }
 
-fn result_data<'a>(output: &'a FlowOutput, flow_id: &'a str, run_id: &'a str) -> ResultData<'a> {
-    let message = message_json(output, flow_id, run_id, None);
+fn result_data<'a>(output: &'a FlowOutput, flow_id: &'a str, run_id: &'a str, id: Rc<str>) -> ResultData<'a> {
+    let message = message_json(output, flow_id, run_id, id, false);
     let (text, sender, sender_name, session_id) =
         (message.text, message.sender, message.sender_name, message.session_id);
     ResultData {
@@ -283,8 +307,8 @@ fn result_data<'a>(output: &'a FlowOutput, flow_id: &'a str, run_id: &'a str) ->
 }
 
 /// Langflow's serialized `Message`: a `Data` whose `data` holds the
-/// fields, most of them repeated at the top. Stream events carry the
-/// message id at the top too.
+/// fields, most of them repeated at the top. A stream event's message
+/// carries its id at the top too.
 #[derive(Serialize)]
 struct MessageJson<'a> {
     text_key: &'static str,
@@ -363,14 +387,14 @@ fn message_json<'a>(
     output: &'a FlowOutput,
     flow_id: &'a str,
     run_id: &'a str,
-    stream_id: Option<&str>,
+    id: Rc<str>,
+    in_stream: bool,
 ) -> MessageJson<'a> {
     let (text, sender, sender_name, session_id, files): (&str, &str, &str, &str, &[String]) = match &output.value {
         Value::Message(m) => (&m.text, &m.sender, &m.sender_name, &m.session_id, &m.files),
         _ => ("", "", "", "", &[]),
     };
     let timestamp: Rc<str> = clock::langflow_timestamp().into();
-    let id: Rc<str> = stream_id.map_or_else(new_id, str::to_owned).into();
     let source = match &output.source {
         Some((id, name)) => Source { id: Some(id), display_name: Some(name), source: Some(name) },
         None => Source { id: None, display_name: None, source: None },
@@ -427,6 +451,6 @@ fn message_json<'a>(
         duration: None,
         session_metadata,
         text,
-        id: stream_id.map(|_| id),
+        id: in_stream.then_some(id),
     }
 }

@@ -32,7 +32,7 @@ mod webhook;
 pub use agents::{Agent, Agents, Ambiguous};
 pub use error::ApiError;
 pub use keys::{Claims, KeyVerifier};
-pub use quotas::{Quota, Quotas};
+pub use quotas::{Quota, Quotas, Reservation};
 
 use crate::capabilities::memory::{self, PendingWrites};
 use crate::lanes::RunLanes;
@@ -145,8 +145,8 @@ impl DataPlane {
     /// Admits the request past rate limits and quota, then runs the agent's
     /// flow in a fresh sandbox on a run lane (see [`crate::lanes`]).
     pub async fn execute(&self, key: &ApiKey, agent: &Arc<Agent>, request: RunRequest) -> Result<Execution, ApiError> {
-        let month = self.admit(key)?;
-        self.run_admitted(key, agent, request, None, month, new_run_id()).await
+        let reservation = self.admit_run(key, &request)?;
+        self.run_admitted(key, agent, request, None, reservation, new_run_id()).await
     }
 
     /// Like [`DataPlane::execute`], but answers at once with the run's
@@ -158,12 +158,13 @@ impl DataPlane {
         agent: Arc<Agent>,
         request: RunRequest,
     ) -> Result<progress::Progress, ApiError> {
-        let month = self.admit(&key)?;
+        let reservation = self.admit_run(&key, &request)?;
         let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
         let plane = self.clone();
         let run_id = new_run_id();
         let id = run_id.clone();
-        let run = tokio::spawn(async move { plane.run_admitted(&key, &agent, request, Some(events), month, id).await });
+        let run =
+            tokio::spawn(async move { plane.run_admitted(&key, &agent, request, Some(events), reservation, id).await });
         Ok(progress::Progress::new(run_id, receiver, run))
     }
 
@@ -176,20 +177,35 @@ impl DataPlane {
         agent: Arc<Agent>,
         request: RunRequest,
     ) -> Result<String, ApiError> {
-        let month = self.admit(&key)?;
+        let reservation = self.admit_run(&key, &request)?;
         let plane = self.clone();
         let run_id = new_run_id();
         let id = run_id.clone();
         tokio::spawn(async move {
-            if let Err(error) = plane.run_admitted(&key, &agent, request, None, month, id.clone()).await {
+            if let Err(error) = plane.run_admitted(&key, &agent, request, None, reservation, id.clone()).await {
                 tracing::warn!(run_id = %id, agent = %agent.id, %error, "background run failed");
             }
         });
         Ok(run_id)
     }
 
-    /// Rate limits and quota: the month the run counts in, or a refusal.
-    pub(crate) fn admit(&self, key: &ApiKey) -> Result<u32, ApiError> {
+    /// Rate limits and quota, for a request that is not a run (an upload).
+    pub(crate) fn admit(&self, key: &ApiKey) -> Result<(), ApiError> {
+        self.limit_rate(key)?;
+        self.quotas.check(&key.0.tenant, clock::month_index()).map_err(ApiError::QuotaExhausted)
+    }
+
+    /// The request itself, rate limits, then the run counted against the
+    /// quota: the run's reservation, or a refusal. Nothing is charged for
+    /// a request refused here.
+    fn admit_run(&self, key: &ApiKey, request: &RunRequest) -> Result<Reservation, ApiError> {
+        check_request(key, request)?;
+        self.limit_rate(key)?;
+        self.quotas.reserve(&key.0.tenant, clock::month_index()).map_err(ApiError::QuotaExhausted)
+    }
+
+    /// Refuses a key, or its tenant, over its requests per minute.
+    fn limit_rate(&self, key: &ApiKey) -> Result<(), ApiError> {
         let claims = &key.0;
         let quota = self.quotas.get(&claims.tenant);
         self.rate.check(&format!("key:{}", claims.sub), claims.rpm.unwrap_or(self.config.key_rpm)).map_err(|wait| {
@@ -200,10 +216,7 @@ impl DataPlane {
                 message: format!("tenant `{}` is over its rate limit", claims.tenant),
                 retry_after: wait,
             },
-        )?;
-        let month = clock::month_index();
-        self.quotas.check(&claims.tenant, month).map_err(ApiError::QuotaExhausted)?;
-        Ok(month)
+        )
     }
 
     async fn run_admitted(
@@ -212,7 +225,7 @@ impl DataPlane {
         agent: &Arc<Agent>,
         request: RunRequest,
         events: Option<crate::EventSender>,
-        month: u32,
+        reservation: Reservation,
         run_id: String,
     ) -> Result<Execution, ApiError> {
         let claims = &key.0;
@@ -251,8 +264,7 @@ impl DataPlane {
             started_at_ms: clock::unix_millis(),
             key_id: Some(claims.sub.clone()),
         };
-        let (outbox, quotas) = (self.usage.clone(), self.quotas.clone());
-        let tenant = claims.tenant.clone();
+        let outbox = self.usage.clone();
         let result = self
             .lanes
             .run(move || {
@@ -272,10 +284,11 @@ impl DataPlane {
                         .map_or(0, |o| o.outputs.iter().map(|out| native::text(&out.value).len() as u64).sum());
                     // The record is in the outbox before anyone hears of the run.
                     let recorded = outbox.map_or(Ok(()), |outbox| outbox.append(&record));
-                    // Counted here, not once the caller has the answer: a
+                    // Finished here, not once the caller has the answer: a
                     // caller that went away meanwhile is charged all the
-                    // same. A failed run used fuel too.
-                    quotas.record(&tenant, month, used.fuel, used.tokens.input + used.tokens.output);
+                    // same. A failed run used fuel too. A job never run
+                    // (its caller left first) drops its reservation.
+                    reservation.finish(used.fuel, used.tokens.input + used.tokens.output);
                     (used, recorded)
                 })
             })
@@ -301,6 +314,17 @@ impl DataPlane {
             }
         }
     }
+}
+
+/// What the door checks in a run request before anything is charged.
+fn check_request(key: &ApiKey, request: &RunRequest) -> Result<(), ApiError> {
+    memory::limits::check_session(&request.session_id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // A widget key sits in public pages: tweaks would let anyone rewrite
+    // the seller's flow (its prompts, or a Webhook node's payload).
+    if !request.tweaks.is_empty() {
+        key.require_run("sending tweaks")?;
+    }
+    Ok(())
 }
 
 /// What one run produced and used, whatever its outcome.

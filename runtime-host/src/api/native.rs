@@ -1,6 +1,6 @@
 //! The native run API: `POST /v1/agents/{agent}/runs`, JSON or an SSE stream.
 
-use super::body::JsonBody;
+use super::body::{JsonBody, null_as_default};
 use super::error::ApiError;
 use super::progress::Step;
 use super::{ApiKey, DataPlane, Execution};
@@ -16,15 +16,15 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 /// The request body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunBody {
     /// The message for the flow's input nodes.
     input: Option<String>,
-    /// The conversation; a new one per run when absent.
+    /// The conversation; a new one per run when absent or empty.
     session_id: Option<String>,
     /// `{node id or display name: {field: value}}`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     tweaks: serde_json::Map<String, serde_json::Value>,
     /// Answer as a server-sent event stream.
     #[serde(default)]
@@ -39,7 +39,7 @@ pub async fn run(
     JsonBody(body): JsonBody<RunBody>,
 ) -> Result<Response, ApiError> {
     let agent = state.agent_for(&key, &agent)?;
-    let session_id = body.session_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let session_id = body.session_id.filter(|s| !s.is_empty()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let request = RunRequest {
         input_value: body.input,
         session_id: session_id.clone(),

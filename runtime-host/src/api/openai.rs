@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 /// The request body (the fields an agent can honour; others are ignored,
 /// as OpenAI-compatible servers do).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct ChatBody {
     model: String,
     #[serde(default)]
@@ -51,12 +51,48 @@ impl ChatMessage {
     }
 }
 
-/// `POST /v1/chat/completions`.
+/// `POST /v1/chat/completions`. Refusals, the key's included, come in
+/// OpenAI's error shape.
 pub async fn chat_completions(
     State(state): State<Arc<DataPlane>>,
-    key: ApiKey,
-    JsonBody(body): JsonBody<ChatBody>,
-) -> Result<Response, ApiError> {
+    key: Result<ApiKey, ApiError>,
+    body: Result<JsonBody<ChatBody>, ApiError>,
+) -> Result<Response, OpenAiError> {
+    Ok(complete(state, key?, body?.0).await?)
+}
+
+/// An [`ApiError`] as OpenAI's SDKs read one:
+/// `{"error": {"message", "type", "param", "code"}}`.
+pub struct OpenAiError(ApiError);
+
+impl From<ApiError> for OpenAiError {
+    fn from(error: ApiError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for OpenAiError {
+    fn into_response(self) -> Response {
+        let body = error_body(&self.0);
+        self.0.respond(body)
+    }
+}
+
+fn error_body(error: &ApiError) -> serde_json::Value {
+    let (status, code) = error.status_and_code();
+    let kind = match status.as_u16() {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 if code == "quota_exhausted" => "insufficient_quota",
+        429 => "rate_limit_error",
+        400..=499 => "invalid_request_error",
+        _ => "server_error",
+    };
+    json!({ "error": { "message": error.message(), "type": kind, "param": null, "code": code } })
+}
+
+async fn complete(state: Arc<DataPlane>, key: ApiKey, body: ChatBody) -> Result<Response, ApiError> {
     if body.model.is_empty() {
         return Err(ApiError::BadRequest("`model` must name the agent to call".into()));
     }
@@ -68,7 +104,7 @@ pub async fn chat_completions(
         .map(ChatMessage::text)
         .ok_or_else(|| ApiError::BadRequest("`messages` needs at least one message with role `user`".into()))?;
     let agent = state.agent_for(&key, &body.model)?;
-    let session_id = body.user.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let session_id = body.user.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let request = RunRequest { input_value: Some(input), session_id, ..RunRequest::default() };
     let created = clock::unix_seconds();
     if !body.stream {
@@ -124,9 +160,7 @@ pub async fn chat_completions(
                     data.push(chunk(json!({}), Some("stop")));
                     data
                 }
-                Err(error) => vec![
-                    json!({ "error": { "message": error.body()["detail"], "type": error.body()["code"] } }).to_string(),
-                ],
+                Err(error) => vec![error_body(&error).to_string()],
             },
         };
         futures_util::stream::iter(data)

@@ -15,7 +15,9 @@ pub enum Step {
     Finished(Box<Result<Execution, ApiError>>),
 }
 
-/// A running run's events, then its result.
+/// A running run's events, then its result. Dropping it (the client went
+/// away) cancels a run that has not begun; one already running runs to its
+/// end and is recorded as usual.
 pub struct Progress {
     run_id: String,
     events: UnboundedReceiver<RunEvent>,
@@ -45,8 +47,16 @@ impl Progress {
                 return Some((Step::Event(event), Some(progress)));
             }
             let result =
-                progress.run.await.unwrap_or_else(|e| Err(ApiError::Internal(format!("run task failed: {e}"))));
+                (&mut progress.run).await.unwrap_or_else(|e| Err(ApiError::Internal(format!("run task failed: {e}"))));
             Some((Step::Finished(Box::new(result)), None))
         })
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        // The run's task, not the run: the lane skips a job whose task is
+        // gone, and finishes (and records) one it has begun.
+        self.run.abort();
     }
 }

@@ -1,8 +1,11 @@
 //! Monthly quotas per tenant (runs, fuel, LLM tokens), set by the operator
-//! and enforced before a run starts. Usage is counted as runs finish.
+//! and enforced before a run starts. A run is counted when it is admitted
+//! (a [`Reservation`]), so many runs admitted at once cannot all take the
+//! last one; its fuel and tokens are added when it ends.
 
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// A tenant's monthly allowance; `None` means unlimited.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,11 +49,27 @@ impl Quotas {
         self.quotas.get(tenant).map(|q| q.clone()).unwrap_or_default()
     }
 
+    /// Admits one run of `tenant` in `month` and counts it at once, or
+    /// refuses when any allowance is exhausted (the message says which and
+    /// when it resets). The run's fuel and tokens are added by
+    /// [`Reservation::finish`]; a reservation dropped unfinished (a run
+    /// that never ran) gives the run back.
+    pub fn reserve(self: &Arc<Self>, tenant: &str, month: u32) -> Result<Reservation, String> {
+        let quota = self.get(tenant);
+        let mut entry = self.entry(tenant, month);
+        Self::refusal(tenant, &quota, &entry.1).map_or(Ok(()), Err)?;
+        entry.1.runs += 1;
+        drop(entry);
+        Ok(Reservation { quotas: self.clone(), tenant: tenant.to_owned(), month, finished: false })
+    }
+
     /// Refuses when `tenant` has exhausted any allowance this month; the
     /// message says which and when it resets.
     pub fn check(&self, tenant: &str, month: u32) -> Result<(), String> {
-        let quota = self.get(tenant);
-        let used = self.used(tenant, month);
+        Self::refusal(tenant, &self.get(tenant), &self.used(tenant, month)).map_or(Ok(()), Err)
+    }
+
+    fn refusal(tenant: &str, quota: &Quota, used: &Used) -> Option<String> {
         let over = |limit: Option<u64>, used: u64| limit.is_some_and(|l| used >= l);
         let exhausted = if over(quota.runs, used.runs) {
             Some(("runs", quota.runs))
@@ -62,32 +81,27 @@ impl Quotas {
             None
         };
         match exhausted {
-            Some((what, Some(limit))) => Err(format!(
+            Some((what, Some(limit))) => Some(format!(
                 "tenant `{tenant}` has used its monthly quota of {limit} {what}; it resets at the start of next month, or the operator can raise it"
             )),
-            _ => Ok(()),
+            _ => None,
         }
     }
 
-    /// Counts one finished run.
-    pub fn record(&self, tenant: &str, month: u32, fuel: u64, tokens: u64) {
+    /// `tenant`'s count, started over when `month` is a new one.
+    fn entry(&self, tenant: &str, month: u32) -> dashmap::mapref::one::RefMut<'_, String, (u32, Used)> {
         let mut entry = self.used.entry(tenant.to_owned()).or_insert((month, Used::default()));
         if entry.0 != month {
             *entry = (month, Used::default());
         }
-        entry.1.runs += 1;
-        entry.1.fuel += fuel;
-        entry.1.tokens += tokens;
+        entry
     }
 
     /// Raises `tenant`'s count for `month` to at least `used` (what the
     /// usage ledger says), so a restarted host does not hand out a month's
     /// allowance again.
     pub fn seed(&self, tenant: &str, month: u32, used: Used) {
-        let mut entry = self.used.entry(tenant.to_owned()).or_insert((month, Used::default()));
-        if entry.0 != month {
-            *entry = (month, Used::default());
-        }
+        let mut entry = self.entry(tenant, month);
         let counted = &mut entry.1;
         counted.runs = counted.runs.max(used.runs);
         counted.fuel = counted.fuel.max(used.fuel);
@@ -100,17 +114,52 @@ impl Quotas {
     }
 }
 
+/// One admitted run, already counted against its tenant's quota.
+#[must_use = "dropping a reservation gives its run back"]
+pub struct Reservation {
+    quotas: Arc<Quotas>,
+    tenant: String,
+    month: u32,
+    finished: bool,
+}
+
+impl Reservation {
+    /// The month the run counts in.
+    pub fn month(&self) -> u32 {
+        self.month
+    }
+
+    /// The run ended (however it ended): adds what it used.
+    pub fn finish(mut self, fuel: u64, tokens: u64) {
+        self.finished = true;
+        let mut entry = self.quotas.entry(&self.tenant, self.month);
+        entry.1.fuel += fuel;
+        entry.1.tokens += tokens;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.finished
+            && let Some(mut entry) = self.quotas.used.get_mut(&self.tenant)
+            && entry.0 == self.month
+        {
+            entry.1.runs = entry.1.runs.saturating_sub(1);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn exhausted_quota_is_refused_until_the_month_turns() {
-        let q = Quotas::default();
+        let q = Arc::new(Quotas::default());
         q.set("t", Quota { runs: Some(2), ..Quota::default() });
-        q.record("t", 1, 10, 0);
+        q.reserve("t", 1).expect("first").finish(10, 0);
         assert!(q.check("t", 1).is_ok());
-        q.record("t", 1, 10, 0);
+        q.reserve("t", 1).expect("second").finish(10, 0);
         let err = q.check("t", 1).expect_err("two runs used");
         assert!(err.contains("monthly quota of 2 runs"), "{err}");
         assert!(q.check("t", 2).is_ok(), "a new month starts afresh");
@@ -118,10 +167,27 @@ mod tests {
     }
 
     #[test]
+    fn runs_admitted_at_once_cannot_all_take_the_last_one() {
+        let q = Arc::new(Quotas::default());
+        q.set("t", Quota { runs: Some(2), ..Quota::default() });
+        let first = q.reserve("t", 1).expect("one of two");
+        let second = q.reserve("t", 1).expect("two of two");
+        let refused = q.reserve("t", 1).err().expect("both runs are taken while they run");
+        assert!(refused.contains("monthly quota of 2 runs"), "{refused}");
+        // A run that never ran gives its place back; one that ran keeps it.
+        drop(second);
+        first.finish(7, 3);
+        let third = q.reserve("t", 1).expect("the unrun one's place");
+        assert!(q.reserve("t", 1).is_err());
+        third.finish(1, 0);
+        assert_eq!(q.used("t", 1), Used { runs: 2, fuel: 8, tokens: 3 });
+    }
+
+    #[test]
     fn seeding_never_lowers_a_count() {
-        let q = Quotas::default();
+        let q = Arc::new(Quotas::default());
         q.set("t", Quota { runs: Some(3), ..Quota::default() });
-        q.record("t", 1, 10, 0);
+        q.reserve("t", 1).expect("admitted").finish(10, 0);
         q.seed("t", 1, Used { runs: 3, fuel: 5, tokens: 0 });
         assert!(q.check("t", 1).is_err(), "the ledger's three runs count");
         q.seed("t", 1, Used::default());
