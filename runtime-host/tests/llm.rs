@@ -32,13 +32,19 @@ fn shared_flow(path: &str) -> Json {
 }
 
 fn runtime(providers: &[String], operator_key: Option<&str>) -> Runtime {
+    let secrets: Vec<_> = operator_key.map(|key| ("OPENAI_API_KEY", key)).into_iter().collect();
+    runtime_holding(providers, &secrets)
+}
+
+/// A runtime whose operator holds `secrets` (name, value).
+fn runtime_holding(providers: &[String], secrets: &[(&str, &str)]) -> Runtime {
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandflow-cache");
     let mut capabilities = CapabilityConfig {
         llm: LlmConfig { providers: providers.iter().map(|p| p.parse().expect("provider spec")).collect() },
         ..CapabilityConfig::default()
     };
-    if let Some(key) = operator_key {
-        capabilities.secrets.insert("OPENAI_API_KEY", Secret::new(key));
+    for (name, value) in secrets {
+        capabilities.secrets.insert(*name, Secret::new(*value));
     }
     Runtime::new(&RuntimeConfig { max_instances: 32, cache_dir: Some(cache), capabilities, ..RuntimeConfig::default() })
         .expect("runtime starts")
@@ -327,14 +333,14 @@ fn probe(runtime: &Runtime, component: &str, fields: Vec<sandflow_runtime_host::
 #[test]
 fn a_hostile_guest_cannot_redirect_model_calls_or_borrow_secrets() {
     let model = model(Options { api_key: Some("sk-operator".into()), ..Options::default() });
-    let runtime = runtime(&[openai(&model)], Some("sk-operator"));
+    let secrets = [("OPENAI_API_KEY", "sk-operator"), ("OPERATOR_DATABASE_PASSWORD", "db-password")];
+    let runtime = runtime_holding(&[openai(&model)], &secrets);
     let said = probe(&runtime, "LlmProbe", vec![]);
-    // It named a secret the run does not hold: no key is sent, and the
-    // provider (the operator's, not the guest's address) refuses.
-    assert!(said.starts_with("refused:") && said.contains("401"), "{said}");
-    let sent = model.server.requests();
-    assert_eq!(sent.len(), 1, "the call reached the operator's provider");
-    assert_eq!(sent[0].api_key, None);
+    // It named a secret of its choosing as the model key: refused before
+    // anything is sent anywhere (the operator's provider included).
+    assert!(said.starts_with("refused:") && said.contains("which its flow does not give it"), "{said}");
+    assert!(!said.contains("169.254"), "{said}");
+    assert_eq!(model.server.requests().len(), 0);
 }
 
 #[test]

@@ -74,7 +74,7 @@ impl RunState {
         if texts.is_empty() {
             return Ok(Embedded { model: format!("{}/{model}", provider.name), vectors: Vec::new() });
         }
-        let key = self.api_key(settings, &provider);
+        let key = self.api_key(settings, &provider)?;
         let timeout =
             self.caps.remaining().ok_or_else(|| CapabilityError::Denied("the run's deadline has passed".into()))?;
         let span = tracing::info_span!(
@@ -93,8 +93,10 @@ impl RunState {
         }
         let name = provider.name.clone();
         let exchange = async {
-            let response =
-                request.send().await.map_err(|e| failed(format!("could not reach provider `{name}`: {e}")))?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| failed(format!("could not reach provider `{name}`: {}", e.without_url())))?;
             let status = response.status();
             let limit = if status.is_success() { MAX_RESPONSE_BYTES } else { 64 << 10 };
             let text = super::llm::stream::read_limited(response, limit)

@@ -150,23 +150,35 @@ impl fmt::Debug for Call<'_> {
 }
 
 impl RunState {
-    /// The credential for a call: the secret the node's settings name; else
-    /// the node's `api_key` field (a global variable it names, or a key
-    /// written into the flow); else the provider's `<NAME>_API_KEY` secret.
-    pub(crate) fn api_key(&self, settings: &ModelSettings, provider: &Provider) -> Option<Secret> {
+    /// The credential for a call: the node's `api_key` field (a global
+    /// variable it names, or a key written into the flow); else the
+    /// provider's `<NAME>_API_KEY` secret.
+    ///
+    /// The node's settings may name the secret too, but only the one its
+    /// `api_key` field names: a guest choosing any secret of the run would
+    /// send, say, the operator's key for one provider to another.
+    pub(crate) fn api_key(
+        &self,
+        settings: &ModelSettings,
+        provider: &Provider,
+    ) -> Result<Option<Secret>, CapabilityError> {
         use sandflow_flow_compiler::ir::ParamValue;
         let secrets = &self.caps.secrets;
-        if let Some(name) = settings.api_key_secret.as_deref().filter(|n| !n.is_empty()) {
-            return secrets.get(name).cloned();
-        }
         let field = self.flow.as_ref().and_then(|run| run.param(&self.caps.node_id, "api_key"));
-        match field {
+        if let Some(name) = settings.api_key_secret.as_deref().filter(|n| !n.is_empty())
+            && !matches!(field, Some(ParamValue::Secret(given)) if given == name)
+        {
+            return Err(CapabilityError::Denied(format!(
+                "the node asks for secret `{name}` as its model key, which its flow does not give it; set the node's API key field to that global variable"
+            )));
+        }
+        Ok(match field {
             Some(ParamValue::Secret(name)) => secrets.get(name).cloned(),
             Some(ParamValue::Value(serde_json::Value::String(key))) if !key.trim().is_empty() => {
                 Some(Secret::new(key.trim()))
             }
             _ => secrets.get(&provider.key_secret).cloned(),
-        }
+        })
     }
 }
 
@@ -187,7 +199,7 @@ impl Host for RunState {
                 provider.name
             )));
         }
-        let key = self.api_key(&request.model, provider);
+        let key = self.api_key(&request.model, provider)?;
         let caps = &self.caps;
         let call = Call { provider, model: model.to_owned(), key };
         let timeout =
@@ -226,7 +238,8 @@ fn send(
     }
     let name = &call.provider.name;
     let exchange = async {
-        let response = http.send().await.map_err(|e| failed(format!("could not reach provider `{name}`: {e}")))?;
+        let response =
+            http.send().await.map_err(|e| failed(format!("could not reach provider `{name}`: {}", e.without_url())))?;
         let status = response.status();
         if !status.is_success() {
             let text = stream::read_limited(response, 64 << 10).await.unwrap_or_default();

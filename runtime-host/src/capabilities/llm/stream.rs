@@ -9,7 +9,7 @@ pub async fn read_limited(response: reqwest::Response, limit: usize) -> Result<S
     let mut body = Vec::new();
     let mut chunks = response.bytes_stream();
     while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| e.to_string())?;
+        let chunk = chunk.map_err(|e| e.without_url().to_string())?;
         if body.len() + chunk.len() > limit {
             return Err(format!("the answer is larger than {limit} bytes"));
         }
@@ -30,7 +30,7 @@ pub async fn events(
     let mut pending = Vec::new();
     let mut read = 0usize;
     while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| e.to_string())?;
+        let chunk = chunk.map_err(|e| e.without_url().to_string())?;
         read += chunk.len();
         if read > limit {
             return Err(format!("the stream is larger than {limit} bytes"));
