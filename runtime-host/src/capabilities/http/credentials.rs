@@ -21,13 +21,15 @@ const OPEN: &str = "{{secret:";
 const CLOSE: &str = "}}";
 
 /// Replaces every `{{secret:FIELD}}` in `headers` with the key `lookup`
-/// gives for `FIELD` (the plan's value of that field of the running node).
+/// gives for `FIELD` (the plan's value of that field of the running node),
+/// and names the headers it filled.
 pub(crate) fn fill<'a>(
     headers: &mut [(String, String)],
     lookup: impl Fn(&str) -> Option<&'a ParamValue>,
     secrets: &Secrets,
-) -> Result<(), CapabilityError> {
-    for (_, value) in headers.iter_mut() {
+) -> Result<Vec<String>, CapabilityError> {
+    let mut filled = Vec::new();
+    for (name, value) in headers.iter_mut() {
         // Scanning on after each key, so a key is never read as a reference.
         let mut from = 0;
         while let Some(found) = value[from..].find(OPEN) {
@@ -40,9 +42,10 @@ pub(crate) fn fill<'a>(
             let key = resolve(&field, lookup(&field), secrets)?;
             value.replace_range(start..start + OPEN.len() + end + CLOSE.len(), key.expose());
             from = start + key.expose().len();
+            filled.push(name.clone());
         }
     }
-    Ok(())
+    Ok(filled)
 }
 
 fn resolve(field: &str, param: Option<&ParamValue>, secrets: &Secrets) -> Result<Secret, CapabilityError> {

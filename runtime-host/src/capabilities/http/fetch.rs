@@ -32,6 +32,9 @@ pub(crate) struct Rules<'a> {
     pub trusted: bool,
     pub max_bytes: usize,
     pub follow_redirects: bool,
+    /// Headers a secret was filled into: they follow a redirect only to
+    /// the same origin, as `Authorization` does.
+    pub secret_headers: &'a [String],
 }
 
 /// Sends `request` under `rules`, within `timeout`.
@@ -165,9 +168,7 @@ async fn exchange(
                 }
                 // Credentials follow only where the request really goes.
                 if route::resolve(rules.routes, &next).0.origin() != real.origin() {
-                    for sensitive in [header::AUTHORIZATION, header::COOKIE, header::PROXY_AUTHORIZATION] {
-                        headers.remove(sensitive);
-                    }
+                    strip_credentials(&mut headers, rules.secret_headers);
                 }
                 tracing::debug!(from = %redacted(&url), to = %redacted(&next), %status, "following a redirect");
                 url = next;
@@ -176,6 +177,17 @@ async fn exchange(
         }
     }
     Err(CapabilityError::Denied(format!("more than {MAX_REDIRECTS} redirects")))
+}
+
+/// Drops what carries a credential: the standard credential headers and
+/// those a secret was filled into.
+fn strip_credentials(headers: &mut HeaderMap, secret_headers: &[String]) {
+    for sensitive in [header::AUTHORIZATION, header::COOKIE, header::PROXY_AUTHORIZATION] {
+        headers.remove(sensitive);
+    }
+    for name in secret_headers {
+        headers.remove(name.as_str());
+    }
 }
 
 /// A routed request the policy refused: the guest learns that its origin
@@ -299,6 +311,15 @@ mod tests {
         assert_eq!(names, ["user-agent", "x-api-key"]);
         assert!(matches!(headers(&pairs(&[("X-A", "a\r\nHost: evil")])), Err(CapabilityError::Invalid(_))));
         assert!(matches!(headers(&pairs(&[("Bad Name", "a")])), Err(CapabilityError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_redirect_elsewhere_drops_every_header_a_secret_was_filled_into() {
+        let pairs = [("Authorization", "Bearer a"), ("xi-api-key", "secret"), ("Accept", "text/html")];
+        let mut sent = headers(&pairs.map(|(n, v)| (n.to_owned(), v.to_owned()))).expect("valid headers");
+        strip_credentials(&mut sent, &["Xi-Api-Key".to_owned()]);
+        let names: Vec<&str> = sent.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["accept"]);
     }
 
     #[test]

@@ -126,7 +126,7 @@ impl Host for RunState {
         let (config, remaining) = self.http_config()?;
         let node = self.caps.node_id.as_str();
         let flow = self.flow.as_ref();
-        credentials::fill(
+        let secret_headers = credentials::fill(
             &mut request.headers,
             |field| flow.and_then(|f| f.param(node, field)),
             &self.caps.agent_secrets,
@@ -149,6 +149,7 @@ impl Host for RunState {
             trusted: false,
             max_bytes: http.max_response_bytes,
             follow_redirects: true,
+            secret_headers: &secret_headers,
         };
         let exchange = io::block_on(fetch::fetch(&rules, request, timeout));
         self.caps.http_bytes += exchange.bytes;
@@ -166,6 +167,8 @@ impl Host for RunState {
         let (_, remaining) = self.http_config()?;
         let asked = Duration::from_millis(u64::from(milliseconds)).min(MAX_WAIT);
         let _span = tracing::debug_span!("runtime_host.http", operation = "wait", ms = milliseconds).entered();
+        // A wait holds no core: the queue behind it moves meanwhile.
+        crate::lanes::release();
         std::thread::sleep(asked.min(remaining));
         if asked > remaining {
             return Err(CapabilityError::Denied("the run's deadline passed while waiting".into()));
@@ -205,6 +208,7 @@ impl Host for RunState {
             trusted: true,
             max_bytes: http.max_response_bytes,
             follow_redirects: false,
+            secret_headers: &[],
         };
         let exchange = io::block_on(fetch::fetch(&rules, request, fetch::DEFAULT_TIMEOUT.min(remaining)));
         self.caps.http_bytes += exchange.bytes;
