@@ -22,6 +22,7 @@ use sandflow_sql_migrations::{Embedded, embedded};
 use sqlx::{AnyPool, Row};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
@@ -106,8 +107,20 @@ enum Writes {
     /// A SQLite file's append log.
     Log(Arc<Folded>),
     /// The writer task's queue.
-    Queue(mpsc::UnboundedSender<Queued>),
+    Queue(WriteQueue),
 }
+
+/// The writer task's queue, and the bytes of the messages in it.
+#[derive(Clone)]
+struct WriteQueue {
+    sender: mpsc::UnboundedSender<Queued>,
+    bytes: Arc<AtomicUsize>,
+}
+
+/// Most bytes of messages waiting for the writer task; beyond it, appends
+/// are refused (the database is failing or far behind, or a guest floods
+/// it), as the append log refuses past [`MAX_UNFOLDED`].
+const MAX_QUEUED_BYTES: usize = 64 << 20;
 
 /// A SQLite file's append log and its folder thread, which folds what is
 /// left and ends once the last clone of the store is gone (or closed).
@@ -148,6 +161,8 @@ pub(super) struct NewMessage {
 /// A message waiting for the writer task, and who waits for it.
 struct Queued {
     message: NewMessage,
+    /// The message's bytes, counted in [`WriteQueue::bytes`].
+    bytes: usize,
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -211,9 +226,10 @@ impl MemoryStore {
                 Writes::Log(Arc::new(folded))
             }
             None => {
-                let (writer, queue) = mpsc::unbounded_channel();
-                tokio::spawn(write_queued(pool.clone(), queue));
-                Writes::Queue(writer)
+                let (sender, queue) = mpsc::unbounded_channel();
+                let bytes = Arc::new(AtomicUsize::new(0));
+                tokio::spawn(write_queued(pool.clone(), queue, bytes.clone()));
+                Writes::Queue(WriteQueue { sender, bytes })
             }
         };
         Ok(Self { pool, writes, url: url.shown })
@@ -254,9 +270,17 @@ impl MemoryStore {
                 Ok(()) => Pending::Stored,
                 Err(error) => Pending::Failed(error),
             })),
-            Writes::Queue(writer) => {
+            Writes::Queue(queue) => {
+                let bytes = message.values.iter().map(String::len).sum::<usize>();
+                if queue.bytes.fetch_add(bytes, Ordering::SeqCst) + bytes > MAX_QUEUED_BYTES {
+                    queue.bytes.fetch_sub(bytes, Ordering::SeqCst);
+                    return Err(MemoryError::Write(format!(
+                        "over {} MiB of messages wait to be stored; try again later",
+                        MAX_QUEUED_BYTES >> 20
+                    )));
+                }
                 let (done, stored) = oneshot::channel();
-                writer.send(Queued { message, done }).map_err(|_| writer_stopped())?;
+                queue.sender.send(Queued { message, bytes, done }).map_err(|_| writer_stopped())?;
                 Ok(PendingWrite(Pending::Queued(stored)))
             }
         }
@@ -407,11 +431,12 @@ impl PendingWrites {
 /// The writer: takes what has queued up (at most [`WRITE_BATCH`]), inserts
 /// it in one statement, in queue order (the `id` order history reads), and
 /// tells each waiting append how it went.
-async fn write_queued(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Queued>) {
+async fn write_queued(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Queued>, queued_bytes: Arc<AtomicUsize>) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
         let written = insert(&pool, &batch).await.map_err(|e| e.to_string());
         for queued in batch.drain(..) {
+            queued_bytes.fetch_sub(queued.bytes, Ordering::SeqCst);
             let _ = queued.done.send(written.clone());
         }
     }
@@ -532,6 +557,34 @@ mod tests {
         assert_eq!(langflow_timestamp(0), "1970-01-01 00:00:00.000000 UTC");
         assert_eq!(langflow_timestamp(1_714_555_800_123), "2024-05-01 09:30:00.123000 UTC");
         assert_eq!(langflow_timestamp(951_782_400_000), "2000-02-29 00:00:00.000000 UTC");
+    }
+
+    /// A guest appending the same large message in a loop, never waiting
+    /// for it to be stored, fills the writer's queue up to its cap and is
+    /// refused past it, instead of growing the host's memory without end.
+    #[test]
+    fn a_flood_of_appends_is_refused_past_the_queue_cap() {
+        let store = MemoryStore::open_blocking("sqlite::memory:").expect("opens");
+        let scope = Scope { tenant: "t".into(), agent: "a".into() };
+        let large = user_message(&"x".repeat(1 << 19));
+        let mut pending = Vec::new();
+        let refused = (0..2_000).find_map(|_| match store.enqueue(&scope, &large) {
+            Ok(write) => {
+                pending.push(write);
+                None
+            }
+            Err(error) => Some(error.to_string()),
+        });
+        let refused = refused.expect("refused before 1 GiB was queued");
+        assert!(refused.contains("wait to be stored; try again later"), "{refused}");
+        let Writes::Queue(queue) = &store.writes else { panic!("an in-memory store queues") };
+        assert!(queue.bytes.load(Ordering::SeqCst) <= MAX_QUEUED_BYTES);
+        // What was queued is stored, and the queue empties.
+        for write in pending {
+            io::block_on(write.wait()).expect("stored");
+        }
+        assert_eq!(queue.bytes.load(Ordering::SeqCst), 0);
+        io::block_on(store.append(&scope, &user_message("after"))).expect("room again");
     }
 
     #[test]
