@@ -28,6 +28,16 @@ pub struct RunState {
     pub(crate) flow: Option<FlowRun>,
 }
 
+impl RunState {
+    /// Ends the run on a limit the host enforces itself: the trap that
+    /// follows is reported as this limit, like a refused memory growth.
+    pub(crate) fn refuse(&mut self, limit: String) -> wasmtime::Error {
+        let error = wasmtime::format_err!("{limit}");
+        self.budget.refused.get_or_insert(limit);
+        error
+    }
+}
+
 impl WasiView for RunState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }

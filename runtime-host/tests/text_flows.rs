@@ -119,6 +119,23 @@ fn loop_with_parser_collects_every_item_like_langflow() {
     assert_eq!(check_recorded("loop-parser"), 2);
 }
 
+/// Each pass hands back far more than its item (a pattern repeating it a
+/// thousand times): what the loop collects in host memory is capped, and
+/// the run ends on that limit instead of growing the host.
+#[test]
+fn a_loop_that_collects_too_much_ends_on_a_limit() {
+    let runtime = runtime(&[]);
+    let flow = load(&runtime, &std::fs::read(scenario("loop-parser").join("flow.json")).expect("flow"));
+    let line = "x".repeat(100);
+    let mut req = request(&vec![line.as_str(); 800].join("\n"));
+    req.tweaks.insert("ParserComponent-lp004".into(), serde_json::json!({ "pattern": "{text}".repeat(1_000) }));
+    let error = runtime.sandbox(Limits::default()).run_flow(&flow, &req).expect_err("over the cap");
+    assert!(
+        matches!(&error, sandflow_runtime_host::RunError::Limit(m) if m.contains("collected over 64 MiB")),
+        "{error:?}"
+    );
+}
+
 /// A model server on its own tokio runtime (sandboxes run on plain threads).
 struct Model {
     server: ModelServer,

@@ -30,7 +30,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
         let run = store.data_mut().flow.as_mut().ok_or_else(not_running)?;
         let flow = run.flow.clone();
         check_index(&flow.plan, node as usize)?;
-        Ok((loops::next(&flow, run, node as usize),))
+        match loops::next(&flow, run, node as usize) {
+            Ok(more) => Ok((more,)),
+            Err(limit) => Err(store.data_mut().refuse(limit)),
+        }
     })?;
     Ok(())
 }

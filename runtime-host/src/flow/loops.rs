@@ -9,12 +9,17 @@ use crate::{Data, Table, Value};
 
 /// Most items one Loop may iterate over in a run.
 pub const MAX_ITEMS: usize = 10_000;
+/// Most bytes one Loop may collect from its passes: host memory a guest
+/// could otherwise fill by handing back a large output pass after pass.
+pub const MAX_COLLECTED_BYTES: usize = 64 << 20;
 
 /// Iteration state of one Loop node.
 pub struct LoopState {
     items: Vec<String>,
     next: usize,
     collected: Vec<String>,
+    /// Bytes of `collected`, a row's own bookkeeping included.
+    collected_bytes: usize,
 }
 
 /// Runs the Loop node itself: takes the items of its `data` field.
@@ -35,21 +40,32 @@ pub fn start(flow: &LoadedFlow, run: &mut FlowRun, index: usize) -> Result<(), R
         });
     }
     run.values[index].iter_mut().for_each(|v| *v = None);
-    run.loops.insert(index, LoopState { items, next: 0, collected: Vec::new() });
+    run.loops.insert(index, LoopState { items, next: 0, collected: Vec::new(), collected_bytes: 0 });
     Ok(())
 }
 
 /// `loop-next`: collects the previous pass, then hands out the next item.
-pub fn next(flow: &LoadedFlow, run: &mut FlowRun, index: usize) -> bool {
+/// `Err`: the passes brought back more than [`MAX_COLLECTED_BYTES`].
+pub fn next(flow: &LoadedFlow, run: &mut FlowRun, index: usize) -> Result<bool, String> {
     let outputs = &flow.plan.nodes[index].outputs;
     let item = outputs.iter().position(|o| o.name == "item");
     let done = outputs.iter().position(|o| o.name == "done");
-    let Some(mut state) = run.loops.remove(&index) else { return false };
+    let Some(mut state) = run.loops.remove(&index) else { return Ok(false) };
     if state.next > 0 {
+        let before = state.collected.len();
         for edge in flow.plan.edges.iter().filter(|e| e.feedback && e.to as usize == index) {
             if let Some(Some(value)) = run.values[edge.from as usize].get(edge.output as usize) {
                 rows_of(value, &mut state.collected);
             }
+        }
+        let row = std::mem::size_of::<String>();
+        state.collected_bytes += state.collected[before..].iter().map(|r| r.len() + row).sum::<usize>();
+        if state.collected_bytes > MAX_COLLECTED_BYTES {
+            return Err(format!(
+                "loop `{}` collected over {} MiB from its passes",
+                flow.plan.nodes[index].display_name,
+                MAX_COLLECTED_BYTES >> 20
+            ));
         }
     }
     let more = state.next < state.items.len();
@@ -62,7 +78,7 @@ pub fn next(flow: &LoadedFlow, run: &mut FlowRun, index: usize) -> bool {
         run.values[index][done] = Some(Value::Table(Table { rows: std::mem::take(&mut state.collected) }));
     }
     run.loops.insert(index, state);
-    more
+    Ok(more)
 }
 
 /// A value as Data rows (JSON objects), the way Langflow's Loop reads its input.
