@@ -9,6 +9,7 @@
 //! climb either ([`segment`]).
 
 use super::names::{self, shown};
+use dashmap::DashMap;
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
@@ -93,8 +94,10 @@ pub struct FileStore {
 
 struct Inner {
     config: FilesConfig,
-    /// Writes are serialised so the tenant cap cannot be raced past.
-    writing: Mutex<()>,
+    /// Each tenant's writes are serialised, so its cap cannot be raced
+    /// past; one tenant's writes (each walks the tenant's files to sum
+    /// them) never wait for another's.
+    writing: DashMap<String, Arc<Mutex<()>>>,
 }
 
 impl std::fmt::Debug for FileStore {
@@ -112,7 +115,7 @@ impl FileStore {
     /// Storage as `config` says, creating the root directory if needed.
     pub fn open(config: FilesConfig) -> Result<Self, FilesError> {
         std::fs::create_dir_all(&config.root)?;
-        Ok(Self { inner: Arc::new(Inner { config, writing: Mutex::new(()) }) })
+        Ok(Self { inner: Arc::new(Inner { config, writing: DashMap::new() }) })
     }
 
     /// The configuration.
@@ -180,7 +183,8 @@ impl FileStore {
                 config.max_file_bytes
             )));
         }
-        let _writing = self.inner.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let lock = self.inner.writing.entry(scope.tenant.clone()).or_default().clone();
+        let _writing = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let root = open_root(&config.root)?;
         let tenant_dir = open_dir(&root, &segment(&scope.tenant), true, "")?
             .ok_or_else(|| FilesError::Io(std::io::Error::other("the tenant directory could not be created")))?;
@@ -391,5 +395,26 @@ mod tests {
         assert!(segment("").starts_with('~'));
         assert_ne!(segment("~x"), segment("~y"));
         assert_eq!(segment("x").len(), 1);
+    }
+
+    #[test]
+    fn one_tenants_writes_never_wait_for_anothers() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::open(FilesConfig {
+            root: root.path().into(),
+            max_file_bytes: 1 << 20,
+            max_tenant_bytes: 1 << 20,
+        })
+        .expect("opens");
+        let scope = |tenant: &str| FilesScope { tenant: tenant.into(), agent: "a".into() };
+        store.write(&scope("slow"), "x.txt", b"x").expect("written");
+        // As if a write of tenant `slow` were walking its files.
+        let slow = store.inner.writing.get("slow").map(|lock| lock.clone()).expect("its lock");
+        let _held = slow.lock().expect("lock");
+        let (done, finished) = std::sync::mpsc::channel();
+        let other = store.clone();
+        std::thread::spawn(move || done.send(other.write(&scope("quick"), "y.txt", b"y").is_ok()));
+        let finished = finished.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(finished, Ok(true), "the other tenant's write went ahead");
     }
 }
