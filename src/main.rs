@@ -81,6 +81,9 @@ enum Command {
         /// Requests per minute per tenant, unless its quota says otherwise.
         #[arg(long, env = "SANDFLOW_TENANT_RPM", default_value_t = 60_000)]
         tenant_rpm: u32,
+        /// Runs of one tenant in progress (queued or running) at once; more get 429.
+        #[arg(long, env = "SANDFLOW_TENANT_RUNS_IN_FLIGHT", default_value_t = 256)]
+        tenant_runs_in_flight: usize,
         /// URL usage records are POSTed to (the control plane's `/api/runtime/usage/`).
         #[arg(long, env = "SANDFLOW_USAGE_SINK")]
         usage_sink: Option<String>,
@@ -159,13 +162,14 @@ fn main() -> ExitCode {
             dev_keys,
             key_rpm,
             tenant_rpm,
+            tenant_runs_in_flight,
             usage_sink,
             capabilities,
             database_url,
             runtime_token,
             control_plane,
         } => {
-            let limits = sandflow_runtime_host::api::DataPlaneConfig { key_rpm, tenant_rpm };
+            let limits = sandflow_runtime_host::api::DataPlaneConfig { key_rpm, tenant_rpm, tenant_runs_in_flight };
             commands::serve(
                 commands::ServeOptions {
                     role,

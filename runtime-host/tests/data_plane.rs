@@ -381,7 +381,7 @@ async fn keys_are_checked_at_the_door() {
 
 #[tokio::test]
 async fn rate_limits_and_quotas() {
-    let plane = data_plane(DataPlaneConfig { key_rpm: 2, tenant_rpm: 1_000 });
+    let plane = data_plane(DataPlaneConfig { key_rpm: 2, tenant_rpm: 1_000, ..DataPlaneConfig::default() });
     let k = key(&claims("acme"));
     for _ in 0..2 {
         assert_eq!(call(&plane, post("/api/v1/run/echo", Some(&k), json!({}))).await.0, StatusCode::OK);

@@ -19,6 +19,7 @@ mod body;
 pub mod clock;
 mod error;
 mod files;
+mod in_flight;
 pub mod keys;
 mod langflow;
 mod metrics;
@@ -44,6 +45,7 @@ use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use in_flight::{InFlight, Slot};
 use metrics::Metrics;
 use rate::RateLimiter;
 use std::sync::Arc;
@@ -59,11 +61,14 @@ pub struct DataPlaneConfig {
     pub key_rpm: u32,
     /// Requests per minute per tenant.
     pub tenant_rpm: u32,
+    /// Runs of one tenant in progress (queued or running) at once; more
+    /// are refused with 429 until one ends.
+    pub tenant_runs_in_flight: usize,
 }
 
 impl Default for DataPlaneConfig {
     fn default() -> Self {
-        Self { key_rpm: 6_000, tenant_rpm: 60_000 }
+        Self { key_rpm: 6_000, tenant_rpm: 60_000, tenant_runs_in_flight: 256 }
     }
 }
 
@@ -79,6 +84,7 @@ pub struct DataPlane {
     pub quotas: Arc<Quotas>,
     config: DataPlaneConfig,
     rate: RateLimiter,
+    in_flight: InFlight,
     metrics: Metrics,
     usage: Option<Arc<Outbox>>,
     lanes: RunLanes,
@@ -101,6 +107,7 @@ impl DataPlane {
             quotas: Arc::default(),
             config,
             rate: RateLimiter::new(),
+            in_flight: InFlight::default(),
             metrics: Metrics::default(),
             usage: None,
             lanes: RunLanes::per_core(),
@@ -145,8 +152,8 @@ impl DataPlane {
     /// Admits the request past rate limits and quota, then runs the agent's
     /// flow in a fresh sandbox on a run lane (see [`crate::lanes`]).
     pub async fn execute(&self, key: &ApiKey, agent: &Arc<Agent>, request: RunRequest) -> Result<Execution, ApiError> {
-        let reservation = self.admit_run(key, &request)?;
-        self.run_admitted(key, agent, request, None, reservation, new_run_id()).await
+        let admitted = self.admit_run(key, &request)?;
+        self.run_admitted(key, agent, request, None, admitted, new_run_id()).await
     }
 
     /// Like [`DataPlane::execute`], but answers at once with the run's
@@ -158,13 +165,13 @@ impl DataPlane {
         agent: Arc<Agent>,
         request: RunRequest,
     ) -> Result<progress::Progress, ApiError> {
-        let reservation = self.admit_run(&key, &request)?;
+        let admitted = self.admit_run(&key, &request)?;
         let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
         let plane = self.clone();
         let run_id = new_run_id();
         let id = run_id.clone();
         let run =
-            tokio::spawn(async move { plane.run_admitted(&key, &agent, request, Some(events), reservation, id).await });
+            tokio::spawn(async move { plane.run_admitted(&key, &agent, request, Some(events), admitted, id).await });
         Ok(progress::Progress::new(run_id, receiver, run))
     }
 
@@ -177,12 +184,12 @@ impl DataPlane {
         agent: Arc<Agent>,
         request: RunRequest,
     ) -> Result<String, ApiError> {
-        let reservation = self.admit_run(&key, &request)?;
+        let admitted = self.admit_run(&key, &request)?;
         let plane = self.clone();
         let run_id = new_run_id();
         let id = run_id.clone();
         tokio::spawn(async move {
-            if let Err(error) = plane.run_admitted(&key, &agent, request, None, reservation, id.clone()).await {
+            if let Err(error) = plane.run_admitted(&key, &agent, request, None, admitted, id.clone()).await {
                 tracing::warn!(run_id = %id, agent = %agent.id, %error, "background run failed");
             }
         });
@@ -195,13 +202,20 @@ impl DataPlane {
         self.quotas.check(&key.0.tenant, clock::month_index()).map_err(ApiError::QuotaExhausted)
     }
 
-    /// The request itself, rate limits, then the run counted against the
-    /// quota: the run's reservation, or a refusal. Nothing is charged for
-    /// a request refused here.
-    fn admit_run(&self, key: &ApiKey, request: &RunRequest) -> Result<Reservation, ApiError> {
+    /// The request itself, rate limits, the tenant's runs in progress,
+    /// then the run counted against the quota; or a refusal. Nothing is
+    /// charged for a request refused here.
+    fn admit_run(&self, key: &ApiKey, request: &RunRequest) -> Result<Admitted, ApiError> {
         check_request(key, request)?;
         self.limit_rate(key)?;
-        self.quotas.reserve(&key.0.tenant, clock::month_index()).map_err(ApiError::QuotaExhausted)
+        let tenant = &key.0.tenant;
+        let limit = self.config.tenant_runs_in_flight;
+        let slot = self.in_flight.enter(tenant, limit).ok_or_else(|| ApiError::RateLimited {
+            message: format!("tenant `{tenant}` has {limit} runs in progress; retry once one has ended"),
+            retry_after: std::time::Duration::from_secs(1),
+        })?;
+        let reservation = self.quotas.reserve(tenant, clock::month_index()).map_err(ApiError::QuotaExhausted)?;
+        Ok(Admitted { reservation, _slot: slot })
     }
 
     /// Refuses a key, or its tenant, over its requests per minute.
@@ -225,7 +239,7 @@ impl DataPlane {
         agent: &Arc<Agent>,
         request: RunRequest,
         events: Option<crate::EventSender>,
-        reservation: Reservation,
+        admitted: Admitted,
         run_id: String,
     ) -> Result<Execution, ApiError> {
         let claims = &key.0;
@@ -268,6 +282,8 @@ impl DataPlane {
         let result = self
             .lanes
             .run(move || {
+                // The slot counts the run as in progress until its job ends.
+                let Admitted { reservation, _slot } = admitted;
                 span.in_scope(|| {
                     let used = run(&runtime, &flow, limits, context, &request);
                     record.fuel = used.fuel;
@@ -314,6 +330,13 @@ impl DataPlane {
             }
         }
     }
+}
+
+/// A run let in: counted against its tenant's quota and among its runs in
+/// progress until it ends (or, never run, is dropped).
+struct Admitted {
+    reservation: Reservation,
+    _slot: Slot,
 }
 
 /// What the door checks in a run request before anything is charged.
