@@ -124,25 +124,27 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// The month the run counts in.
-    pub fn month(&self) -> u32 {
-        self.month
-    }
-
-    /// The run ended (however it ended): adds what it used.
+    /// The run ended (however it ended): adds what it used to the month
+    /// it was admitted in. A month that has ended meanwhile is not
+    /// brought back: that would wipe the new month's count.
     pub fn finish(mut self, fuel: u64, tokens: u64) {
         self.finished = true;
-        let mut entry = self.quotas.entry(&self.tenant, self.month);
-        entry.1.fuel += fuel;
-        entry.1.tokens += tokens;
+        if let Some(mut entry) = self.counted() {
+            entry.1.fuel += fuel;
+            entry.1.tokens += tokens;
+        }
+    }
+
+    /// The tenant's count, while it is still of the reservation's month.
+    fn counted(&self) -> Option<dashmap::mapref::one::RefMut<'_, String, (u32, Used)>> {
+        self.quotas.used.get_mut(&self.tenant).filter(|entry| entry.0 == self.month)
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.finished
-            && let Some(mut entry) = self.quotas.used.get_mut(&self.tenant)
-            && entry.0 == self.month
+            && let Some(mut entry) = self.counted()
         {
             entry.1.runs = entry.1.runs.saturating_sub(1);
         }
@@ -181,6 +183,17 @@ mod tests {
         assert!(q.reserve("t", 1).is_err());
         third.finish(1, 0);
         assert_eq!(q.used("t", 1), Used { runs: 2, fuel: 8, tokens: 3 });
+    }
+
+    #[test]
+    fn a_run_that_ends_in_the_next_month_leaves_that_months_count_alone() {
+        let q = Arc::new(Quotas::default());
+        let late = q.reserve("t", 1).expect("admitted in month 1");
+        let never_ran = q.reserve("t", 1).expect("admitted in month 1");
+        q.reserve("t", 2).expect("admitted in month 2").finish(5, 0);
+        late.finish(7, 0);
+        drop(never_ran);
+        assert_eq!(q.used("t", 2), Used { runs: 1, fuel: 5, tokens: 0 });
     }
 
     #[test]
