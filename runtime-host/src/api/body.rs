@@ -28,8 +28,12 @@ where
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|_| ApiError::TooLarge(format!("the body is over the {} byte limit", super::MAX_BODY_BYTES)))?;
-        let json: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-        serde_json::from_slice(json).map(Self).map_err(|e| {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return serde_json::from_slice(b"{}")
+                .map(Self)
+                .map_err(|e| ApiError::BadRequest(format!("the body is empty; send a JSON object: {e}")));
+        }
+        serde_json::from_slice(&bytes).map(Self).map_err(|e| {
             ApiError::BadRequest(format!("the body is not valid: {e} (line {}, column {})", e.line(), e.column()))
         })
     }

@@ -5,7 +5,7 @@
 use super::body::{JsonBody, null_as_default};
 use super::error::ApiError;
 use super::progress::Step;
-use super::{ApiKey, DataPlane, Execution, clock};
+use super::{ApiKey, DataPlane, Execution, clock, session_or};
 use crate::{FlowOutput, InputType, RunEvent, RunOutcome, RunRequest, Value};
 use axum::Json;
 use axum::body::Body;
@@ -82,7 +82,7 @@ pub async fn run(
     }
     let agent = state.agent_for(&key, &flow)?;
     // Without a session, Langflow uses the flow id.
-    let session_id = body.session_id.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| agent.flow_id.clone());
+    let session_id = session_or(body.session_id.clone(), || agent.flow_id.clone());
     let request = RunRequest {
         input_value: body.input_value.clone(),
         input_type,

@@ -12,7 +12,10 @@
 //!
 //! Every run request passes the same door ([`DataPlane::agent_for`] and
 //! [`DataPlane::execute`]): key verified, agent owned by the key's tenant,
-//! per-key and per-tenant rate limits, monthly quota, then a fresh sandbox.
+//! the request's own checks, per-key and per-tenant rate limits, the
+//! tenant's runs in progress, the monthly quota, then a fresh sandbox.
+//! Refusals are `{"detail", "code"}` ([`ApiError`]), in OpenAI's shape on
+//! the OpenAI-compatible route.
 
 mod agents;
 mod body;
@@ -339,9 +342,16 @@ struct Admitted {
     _slot: Slot,
 }
 
+/// The session a request names, or `otherwise` when it names none (an
+/// absent, empty or blank id).
+fn session_or(given: Option<String>, otherwise: impl FnOnce() -> String) -> String {
+    given.filter(|s| !s.trim().is_empty()).unwrap_or_else(otherwise)
+}
+
 /// What the door checks in a run request before anything is charged.
 fn check_request(key: &ApiKey, request: &RunRequest) -> Result<(), ApiError> {
-    memory::limits::check_session(&request.session_id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    memory::limits::check_session(&request.session_id)
+        .map_err(|e| ApiError::BadRequest(format!("the request's session id cannot be used: {e}")))?;
     // A widget key sits in public pages: tweaks would let anyone rewrite
     // the seller's flow (its prompts, or a Webhook node's payload).
     if !request.tweaks.is_empty() {

@@ -3,7 +3,7 @@
 use super::body::{JsonBody, null_as_default};
 use super::error::ApiError;
 use super::progress::Step;
-use super::{ApiKey, DataPlane, Execution};
+use super::{ApiKey, DataPlane, Execution, session_or};
 use crate::{RunEvent, RunRequest, Value};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -39,7 +39,7 @@ pub async fn run(
     JsonBody(body): JsonBody<RunBody>,
 ) -> Result<Response, ApiError> {
     let agent = state.agent_for(&key, &agent)?;
-    let session_id = body.session_id.filter(|s| !s.is_empty()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let session_id = session_or(body.session_id, || uuid::Uuid::new_v4().to_string());
     let request = RunRequest {
         input_value: body.input,
         session_id: session_id.clone(),

@@ -4,7 +4,7 @@
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::progress::Step;
-use super::{ApiKey, DataPlane, Execution, clock, native};
+use super::{ApiKey, DataPlane, Execution, clock, native, session_or};
 use crate::{RunEvent, RunRequest};
 use axum::Json;
 use axum::extract::State;
@@ -104,7 +104,7 @@ async fn complete(state: Arc<DataPlane>, key: ApiKey, body: ChatBody) -> Result<
         .map(ChatMessage::text)
         .ok_or_else(|| ApiError::BadRequest("`messages` needs at least one message with role `user`".into()))?;
     let agent = state.agent_for(&key, &body.model)?;
-    let session_id = body.user.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let session_id = session_or(body.user.clone(), || uuid::Uuid::new_v4().to_string());
     let request = RunRequest { input_value: Some(input), session_id, ..RunRequest::default() };
     let created = clock::unix_seconds();
     if !body.stream {
