@@ -565,26 +565,35 @@ mod tests {
     #[test]
     fn a_flood_of_appends_is_refused_past_the_queue_cap() {
         let store = MemoryStore::open_blocking("sqlite::memory:").expect("opens");
+        // A writer that has not caught up yet: nothing drains the queue.
+        let (sender, queue) = mpsc::unbounded_channel();
+        let bytes = Arc::new(AtomicUsize::new(0));
+        let behind = MemoryStore {
+            pool: store.pool.clone(),
+            writes: Writes::Queue(WriteQueue { sender, bytes: bytes.clone() }),
+            url: store.url.clone(),
+        };
         let scope = Scope { tenant: "t".into(), agent: "a".into() };
         let large = user_message(&"x".repeat(1 << 19));
         let mut pending = Vec::new();
-        let refused = (0..2_000).find_map(|_| match store.enqueue(&scope, &large) {
-            Ok(write) => {
-                pending.push(write);
-                None
+        let refused = loop {
+            match behind.enqueue(&scope, &large) {
+                Ok(write) => pending.push(write),
+                Err(error) => break error.to_string(),
             }
-            Err(error) => Some(error.to_string()),
-        });
-        let refused = refused.expect("refused before 1 GiB was queued");
+        };
         assert!(refused.contains("wait to be stored; try again later"), "{refused}");
-        let Writes::Queue(queue) = &store.writes else { panic!("an in-memory store queues") };
-        assert!(queue.bytes.load(Ordering::SeqCst) <= MAX_QUEUED_BYTES);
-        // What was queued is stored, and the queue empties.
+        let each = bytes.load(Ordering::SeqCst) / pending.len();
+        assert_eq!(pending.len(), MAX_QUEUED_BYTES / each, "queued up to the cap, not past it");
+        // Once the writer runs, what was queued is stored and the queue
+        // takes messages again.
+        let pool = store.pool.clone();
+        io::block_on(async { tokio::spawn(write_queued(pool, queue, bytes.clone())) });
         for write in pending {
             io::block_on(write.wait()).expect("stored");
         }
-        assert_eq!(queue.bytes.load(Ordering::SeqCst), 0);
-        io::block_on(store.append(&scope, &user_message("after"))).expect("room again");
+        assert_eq!(bytes.load(Ordering::SeqCst), 0);
+        io::block_on(behind.append(&scope, &user_message("after"))).expect("room again");
     }
 
     #[test]
