@@ -82,8 +82,8 @@ enum Command {
         #[arg(long, env = "SANDFLOW_TENANT_RPM", default_value_t = 60_000)]
         tenant_rpm: u32,
         /// Runs of one tenant in progress (queued or running) at once; more get 429.
-        #[arg(long, env = "SANDFLOW_TENANT_RUNS_IN_FLIGHT", default_value_t = 256)]
-        tenant_runs_in_flight: usize,
+        #[arg(long, env = "SANDFLOW_TENANT_RUNS_IN_FLIGHT", default_value = "256")]
+        tenant_runs_in_flight: std::num::NonZeroUsize,
         /// URL usage records are POSTed to (the control plane's `/api/runtime/usage/`).
         #[arg(long, env = "SANDFLOW_USAGE_SINK")]
         usage_sink: Option<String>,
@@ -169,7 +169,11 @@ fn main() -> ExitCode {
             runtime_token,
             control_plane,
         } => {
-            let limits = sandflow_runtime_host::api::DataPlaneConfig { key_rpm, tenant_rpm, tenant_runs_in_flight };
+            let limits = sandflow_runtime_host::api::DataPlaneConfig {
+                key_rpm,
+                tenant_rpm,
+                tenant_runs_in_flight: tenant_runs_in_flight.get(),
+            };
             commands::serve(
                 commands::ServeOptions {
                     role,

@@ -4,7 +4,8 @@
 //!
 //! A run keeps its lane only while it is short and busy. A run that waits
 //! for a capability (a model, a web page, a database: every wait goes
-//! through [`crate::capabilities::io::block_on`]) gives its lane up with
+//! through [`crate::capabilities::io::block_on`], and `http`'s `wait` and
+//! the guest's timers release before they sleep) gives its lane up with
 //! [`release`], and one that computes past its time slice (the sandbox's
 //! epoch callback) with [`release_after`]. Either run goes on on its own
 //! thread and another thread takes the lane, so the queue behind a slow

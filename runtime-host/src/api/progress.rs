@@ -17,7 +17,8 @@ pub enum Step {
 
 /// A running run's events, then its result. Dropping it (the client went
 /// away) cancels a run that has not begun; one already running runs to its
-/// end and is recorded as usual.
+/// end, and its usage record and quota are written as usual (on its lane;
+/// the host's run metrics, counted as the task ends, miss it).
 pub struct Progress {
     run_id: String,
     events: UnboundedReceiver<RunEvent>,
