@@ -224,6 +224,38 @@ async fn a_bad_session_id_is_refused_before_anything_is_charged() {
     assert_eq!(plane.quotas.used("acme", sandflow_runtime_host::api::clock::month_index()).runs, 1);
 }
 
+/// A tenant's runs in progress are capped, and a stream whose client left
+/// before its run began gives its place and its run of the quota back.
+#[tokio::test(flavor = "current_thread")]
+async fn a_tenant_past_its_runs_in_progress_is_told_to_wait() {
+    let plane = data_plane(DataPlaneConfig { tenant_runs_in_flight: 2, ..DataPlaneConfig::default() });
+    plane.quotas.set("acme", Quota { runs: Some(10), ..Quota::default() });
+    let month = sandflow_runtime_host::api::clock::month_index();
+    let k = key(&claims("acme"));
+    let stream = || post("/api/v1/run/echo?stream=true", Some(&k), json!({"input_value": "hi"}));
+    // On this test's one thread no run begins until the test waits: two
+    // streams answered are two runs admitted and not yet ended.
+    let first = router(plane.clone()).oneshot(stream()).await.expect("infallible");
+    let second = router(plane.clone()).oneshot(stream()).await.expect("infallible");
+    assert_eq!((first.status(), second.status()), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(plane.quotas.used("acme", month).runs, 2);
+    let (status, headers, body) = call(&plane, stream()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(String::from_utf8_lossy(&body).contains("has 2 runs in progress"), "{}", String::from_utf8_lossy(&body));
+    assert!(headers.contains_key("retry-after"));
+    // Both clients leave before their runs began.
+    drop((first, second));
+    for _ in 0..1_000 {
+        if plane.quotas.used("acme", month).runs == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    assert_eq!(plane.quotas.used("acme", month).runs, 0, "runs never run are not charged");
+    let (status, _, _) = call(&plane, post("/api/v1/run/echo", Some(&k), json!({"input_value": "hi"}))).await;
+    assert_eq!(status, StatusCode::OK, "their places are free again");
+}
+
 /// Runs admitted together each take a run of the quota as they are
 /// admitted, so they cannot all take the last one.
 #[tokio::test]
