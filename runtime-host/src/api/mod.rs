@@ -152,8 +152,9 @@ impl DataPlane {
         Ok(agent)
     }
 
-    /// Admits the request past rate limits and quota, then runs the agent's
-    /// flow in a fresh sandbox on a run lane (see [`crate::lanes`]).
+    /// Admits the request (its own checks, rate limits, the tenant's runs
+    /// in progress, quota), then runs the agent's flow in a fresh sandbox
+    /// on a run lane (see [`crate::lanes`]).
     pub async fn execute(&self, key: &ApiKey, agent: &Arc<Agent>, request: RunRequest) -> Result<Execution, ApiError> {
         let admitted = self.admit_run(key, &request)?;
         self.run_admitted(key, agent, request, None, admitted, new_run_id()).await
