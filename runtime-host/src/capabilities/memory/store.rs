@@ -588,7 +588,9 @@ mod tests {
         // Once the writer runs, what was queued is stored and the queue
         // takes messages again.
         let pool = store.pool.clone();
-        io::block_on(async { tokio::spawn(write_queued(pool, queue, bytes.clone())) });
+        io::block_on(async {
+            tokio::spawn(write_queued(pool, queue, bytes.clone()));
+        });
         for write in pending {
             io::block_on(write.wait()).expect("stored");
         }
