@@ -329,6 +329,19 @@ async fn openai_chat_completions() {
     assert_eq!(parsed[0]["choices"][0]["delta"]["role"], "assistant");
     let content: String = parsed.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert_eq!(content, "You said: hi", "a flow without a model sends its answer as one chunk");
+    assert!(parsed.iter().all(|c| c.get("usage").is_none()), "usage only when asked for");
+
+    // Asked for, the usage comes in a last chunk with no choices.
+    body["stream_options"] = json!({"include_usage": true});
+    let request = Request::post("/v1/chat/completions")
+        .header("authorization", &bearer)
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    let text = String::from_utf8(call(&plane, request).await.2).expect("utf-8");
+    let chunks: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    let last: Value = serde_json::from_str(chunks[chunks.len() - 2]).expect("chunk JSON");
+    assert_eq!(last["choices"], json!([]));
+    assert_eq!(last["usage"]["total_tokens"], 0, "{last}");
 
     // Refusals come in OpenAI's error shape, a missing key's included.
     let refused = |bearer: Option<&str>, body: Value| {

@@ -25,8 +25,23 @@ pub struct ChatBody {
     messages: Vec<ChatMessage>,
     #[serde(default)]
     stream: bool,
+    /// `{"include_usage": true}`: a last chunk carries the token usage.
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
     /// Used as the session id, so an agent with memory keeps the conversation.
     user: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+/// OpenAI's `usage` object.
+fn usage_json(tokens: crate::TokenCount) -> serde_json::Value {
+    let (input, output) = (tokens.input, tokens.output);
+    json!({ "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output })
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,7 +125,6 @@ async fn complete(state: Arc<DataPlane>, key: ApiKey, body: ChatBody) -> Result<
     if !body.stream {
         let Execution { outcome, run_id } = state.execute(&key, &agent, request).await?;
         let content = outcome.outputs.first().map(|o| native::text(&o.value)).unwrap_or_default();
-        let (input, output) = (outcome.tokens.input, outcome.tokens.output);
         return Ok(Json(json!({
             "id": format!("chatcmpl-{run_id}"),
             "object": "chat.completion",
@@ -121,7 +135,7 @@ async fn complete(state: Arc<DataPlane>, key: ApiKey, body: ChatBody) -> Result<
                 "message": { "role": "assistant", "content": content },
                 "finish_reason": "stop",
             }],
-            "usage": { "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output },
+            "usage": usage_json(outcome.tokens),
         }))
         .into_response());
     }
@@ -130,15 +144,17 @@ async fn complete(state: Arc<DataPlane>, key: ApiKey, body: ChatBody) -> Result<
     let progress = state.execute_streaming(key, agent, request)?;
     let id = format!("chatcmpl-{}", progress.run_id());
     let model = body.model;
+    let include_usage = body.stream_options.unwrap_or_default().include_usage;
+    let frame = move |choices: serde_json::Value| json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": choices });
+    let usage_frame = frame.clone();
     let chunk = move |delta: serde_json::Value, finish: Option<&str>| {
-        json!({
-            "id": id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }],
-        })
-        .to_string()
+        frame(json!([{ "index": 0, "delta": delta, "finish_reason": finish }])).to_string()
+    };
+    // The usage chunk: no choices, the run's tokens (as OpenAI sends it).
+    let usage_chunk = move |tokens| {
+        let mut last = usage_frame(json!([]));
+        last["usage"] = usage_json(tokens);
+        last.to_string()
     };
     let mut streamed = false;
     let first =
@@ -158,6 +174,9 @@ async fn complete(state: Arc<DataPlane>, key: ApiKey, body: ChatBody) -> Result<
                         data.push(chunk(json!({ "content": content }), None));
                     }
                     data.push(chunk(json!({}), Some("stop")));
+                    if include_usage {
+                        data.push(usage_chunk(outcome.tokens));
+                    }
                     data
                 }
                 Err(error) => vec![error_body(&error).to_string()],
