@@ -2,9 +2,10 @@
 //! PostgreSQL and MariaDB (a fresh database per test each): reads, typed
 //! values, writes refused by the database on read-only databases (and
 //! session tricks that do not outlive their call), one statement per call,
-//! the row cap, slow statements stopped at the run's deadline (and stopped
-//! on the server too), allow-listed names only, tenants, and SaaS Pricing's
-//! agent calling the SQL node as a tool against the model server.
+//! the row cap, SQLite's bound on the values it builds, slow statements
+//! stopped at the run's deadline (and stopped on the server too),
+//! allow-listed names only, tenants, and SaaS Pricing's agent calling the
+//! SQL node as a tool against the model server.
 //!
 //! PostgreSQL is reached at `SANDFLOW_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`), MariaDB at
@@ -505,6 +506,34 @@ fn sqlite_statements_cannot_open_host_files() {
             assert!(said.contains("open other files"), "{statement}: {said}");
         }
         assert!(!copy.exists() && !attached.exists(), "no file created on the host");
+    }
+}
+
+/// SQLite builds its values in the host's process: a value longer than
+/// the call's byte bound is refused as SQLite would build it, whether it
+/// is in the result or only on the way to it, so a statement cannot make
+/// the host allocate a gigabyte.
+#[test]
+fn sqlite_never_builds_a_value_past_the_byte_bound() {
+    let db = TestDb::new(Kind::Sqlite);
+    for options in ["", ",read-write"] {
+        let runtime = runtime(db.config(options), &[]);
+        let flow = load(&runtime, &query_flow());
+        for statement in [
+            "SELECT randomblob(999999999)",
+            "SELECT length(randomblob(999999999)) AS n",
+            "SELECT length(hex(zeroblob(5000000))) AS n",
+            "WITH RECURSIVE c(x) AS (SELECT 'ab' UNION ALL SELECT x || x FROM c) SELECT length(x) FROM c",
+        ] {
+            let said = failure(query(&runtime, &flow, statement));
+            assert!(
+                said.contains("larger than 8388608 bytes") && said.contains("smaller values"),
+                "{statement}: {said}"
+            );
+        }
+        let text =
+            answer(&query(&runtime, &flow, "SELECT length(randomblob(1000000)) AS n").expect("within the bound"));
+        assert!(text.contains("1000000"), "{text}");
     }
 }
 

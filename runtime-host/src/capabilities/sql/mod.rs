@@ -17,14 +17,15 @@
 //!   `BEGIN READ ONLY` transaction on a session whose
 //!   `default_transaction_read_only` is on, MySQL/MariaDB in `START
 //!   TRANSACTION READ ONLY` on a session set `READ ONLY`, SQLite on a
-//!   connection opened read-only (`mode=ro`) with `PRAGMA query_only`;
-//!   read-only transactions are rolled back.
+//!   connection opened read-only with `PRAGMA query_only`; read-only
+//!   transactions are rolled back.
 //! - **One statement per call**: PostgreSQL and MySQL prepare the text
 //!   first, which they refuse for several statements; SQLite's text is
 //!   checked by [`statements::several`].
-//! - **The host's files**: SQLite runs in the host's process, so a
-//!   statement that opens another file (`ATTACH`, `VACUUM INTO`) is
-//!   refused on SQLite databases ([`statements::opens_files`]).
+//! - **The host's files**: SQLite runs in the host's process (rusqlite,
+//!   on the run's thread), so a statement that opens another file
+//!   (`ATTACH`, `VACUUM INTO`) is refused on SQLite databases
+//!   ([`statements::opens_files`], and no database can be attached).
 //! - **Nothing survives a call**: every call opens its own connection and
 //!   closes it, so no session setting, lock, attached database or
 //!   temporary table carries over into the next call (or another run).
@@ -32,18 +33,28 @@
 //!   [`SqlConfig::max_bytes`] bytes of values (more is an error that says
 //!   to add a `LIMIT`), and the run's remaining time, enforced by the
 //!   database too (`statement_timeout`, `max_statement_time` /
-//!   `max_execution_time`, SQLite's progress handler).
+//!   `max_execution_time`, SQLite's progress handler). SQLite, which
+//!   builds its values in the host's process, also refuses any value
+//!   longer than `max_bytes` as it builds it (`sqlite.rs`).
 //!
 //! The database user in the URL is the last line: give it only the rights
 //! the flows should have (no superuser, no `FILE` privilege).
 
-mod exec;
+mod rows;
+mod servers;
+mod sqlite;
 pub mod statements;
 
 use crate::bindings::node::sandflow::host::sql::Host;
 use crate::bindings::node::sandflow::host::types::{CapabilityError, Table};
 use crate::sandbox::RunState;
 use std::str::FromStr;
+use std::time::Duration;
+
+/// `future`, or `None` once `time` has passed.
+async fn timeout<F: Future>(time: Duration, future: F) -> Option<F::Output> {
+    tokio::time::timeout(time, future).await.ok()
+}
 
 /// The operator's allow-list of databases and the bounds of one call.
 #[derive(Debug, Clone)]
@@ -219,18 +230,28 @@ impl Host for RunState {
         }
         let remaining =
             self.caps.remaining().ok_or_else(|| CapabilityError::Denied("the run's deadline has passed".into()))?;
-        let bounds = exec::Bounds { max_rows: config.max_rows, max_bytes: config.max_bytes, time: remaining };
-        let outcome =
-            super::io::block_on(async { tokio::time::timeout(remaining, exec::query(&db, &statement, &bounds)).await });
-        let rows = match outcome {
-            Ok(result) => result.map_err(|e| e.into_capability(&db.name))?,
-            Err(_) => {
-                return Err(CapabilityError::Denied(format!(
-                    "the statement on `{}` did not finish before the run's deadline",
-                    db.name
-                )));
+        let bounds = rows::Bounds { max_rows: config.max_rows, max_bytes: config.max_bytes, time: remaining };
+        // A trailing `;` ends the one statement; it is not a second one.
+        let mut sql = statement.trim_end();
+        while let Some(rest) = sql.strip_suffix(';') {
+            sql = rest.trim_end();
+        }
+        let outcome = match db.dialect {
+            Dialect::Sqlite => {
+                // SQLite works on this thread: the queue goes on meanwhile.
+                crate::lanes::release();
+                Some(sqlite::query(&db, sql, &bounds))
             }
+            Dialect::Postgres => super::io::block_on(timeout(remaining, servers::postgres(&db, sql, &bounds))),
+            Dialect::MySql => super::io::block_on(timeout(remaining, servers::mysql(&db, sql, &bounds))),
         };
+        let Some(result) = outcome else {
+            return Err(CapabilityError::Denied(format!(
+                "the statement on `{}` did not finish before the run's deadline",
+                db.name
+            )));
+        };
+        let rows = result.map_err(|e| e.into_capability(&db.name))?;
         span.record("rows", rows.len());
         Ok(Table { rows: rows.into_iter().map(|row| serde_json::Value::Object(row).to_string()).collect() })
     }
