@@ -619,8 +619,8 @@ fn the_usage_record_counts_the_bytes_a_run_fetched() {
 }
 
 /// A caller that hangs up while its run waits for a slow page is charged
-/// all the same: the run goes on to its end, leaves its usage record and
-/// counts against the tenant's quota.
+/// all the same: the run goes on to its end, leaves its usage record,
+/// counts against the tenant's quota and shows in the run metrics.
 #[test]
 fn a_run_whose_caller_hung_up_still_counts() {
     let researcher = Researcher::start();
@@ -639,6 +639,8 @@ fn a_run_whose_caller_hung_up_still_counts() {
     }
     let refused = researcher.io.block_on(researcher.ask("just answer")).expect("infallible");
     assert_eq!(refused.status(), axum::http::StatusCode::TOO_MANY_REQUESTS, "the run that was hung up on counted");
+    let metrics = researcher.io.block_on(researcher.metrics());
+    assert!(metrics.contains("sandflow_runs_total{outcome=\"completed\"} 1"), "{metrics}");
 }
 
 /// simple-agent.json as agent `researcher-flow` of tenant `acme`, with a
@@ -687,6 +689,16 @@ impl Researcher {
             .body(axum::body::Body::from(json!({"input_value": input}).to_string()))
             .expect("request");
         sandflow_runtime_host::api::router(self.plane.clone()).oneshot(request)
+    }
+
+    /// What `GET /metrics` says.
+    async fn metrics(&self) -> String {
+        use tower::ServiceExt as _;
+        let request = axum::http::Request::get("/metrics").body(axum::body::Body::empty()).expect("request");
+        let response =
+            sandflow_runtime_host::api::router(self.plane.clone()).oneshot(request).await.expect("infallible");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        String::from_utf8(body.to_vec()).expect("UTF-8")
     }
 
     /// The usage records in the outbox, oldest first.

@@ -88,7 +88,7 @@ pub struct DataPlane {
     config: DataPlaneConfig,
     rate: RateLimiter,
     in_flight: InFlight,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     usage: Option<Arc<Outbox>>,
     lanes: RunLanes,
 }
@@ -111,7 +111,7 @@ impl DataPlane {
             config,
             rate: RateLimiter::new(),
             in_flight: InFlight::default(),
-            metrics: Metrics::default(),
+            metrics: Arc::default(),
             usage: None,
             lanes: RunLanes::per_core(),
         }
@@ -282,7 +282,7 @@ impl DataPlane {
             started_at_ms: clock::unix_millis(),
             key_id: Some(claims.sub.clone()),
         };
-        let outbox = self.usage.clone();
+        let (outbox, metrics) = (self.usage.clone(), self.metrics.clone());
         let result = self
             .lanes
             .run(move || {
@@ -302,6 +302,9 @@ impl DataPlane {
                         .result
                         .as_ref()
                         .map_or(0, |o| o.outputs.iter().map(|out| native::text(&out.value).len() as u64).sum());
+                    // Counted here, like the usage record, so a run whose
+                    // caller left is in the metrics too.
+                    metrics.run(if used.result.is_ok() { "completed" } else { "failed" }, used.elapsed, used.fuel);
                     // The record is in the outbox before anyone hears of the run.
                     let recorded = outbox.map_or(Ok(()), |outbox| outbox.append(&record));
                     // Finished here, not once the caller has the answer: a
@@ -323,16 +326,7 @@ impl DataPlane {
         {
             used.result = Err(error);
         }
-        match used.result {
-            Ok(outcome) => {
-                self.metrics.run("completed", used.elapsed, used.fuel);
-                Ok(Execution { outcome, run_id })
-            }
-            Err(error) => {
-                self.metrics.run("failed", used.elapsed, used.fuel);
-                Err(error.into())
-            }
-        }
+        used.result.map(|outcome| Execution { outcome, run_id }).map_err(Into::into)
     }
 }
 
