@@ -2,7 +2,7 @@
 //! PostgreSQL and MariaDB (a fresh database per test each): reads, typed
 //! values, writes refused by the database on read-only databases (and
 //! session tricks that do not outlive their call), one statement per call,
-//! the row cap, SQLite's bound on the values it builds, slow statements
+//! the row cap, SQLite's bounds on memory and PRAGMAs, slow statements
 //! stopped at the run's deadline (and stopped on the server too),
 //! allow-listed names only, tenants, and SaaS Pricing's agent calling the
 //! SQL node as a tool against the model server.
@@ -511,10 +511,11 @@ fn sqlite_statements_cannot_open_host_files() {
 
 /// SQLite builds its values in the host's process: a value longer than
 /// the call's byte bound is refused as SQLite would build it, whether it
-/// is in the result or only on the way to it, so a statement cannot make
-/// the host allocate a gigabyte.
+/// is in the result or only on the way to it, and what a statement builds
+/// in all stops at SQLite's heap cap, so no statement drives the host out
+/// of memory.
 #[test]
-fn sqlite_never_builds_a_value_past_the_byte_bound() {
+fn sqlite_statements_cannot_take_the_hosts_memory() {
     let db = TestDb::new(Kind::Sqlite);
     for options in ["", ",read-write"] {
         let runtime = runtime(db.config(options), &[]);
@@ -526,14 +527,52 @@ fn sqlite_never_builds_a_value_past_the_byte_bound() {
             "WITH RECURSIVE c(x) AS (SELECT 'ab' UNION ALL SELECT x || x FROM c) SELECT length(x) FROM c",
         ] {
             let said = failure(query(&runtime, &flow, statement));
-            assert!(
-                said.contains("larger than 8388608 bytes") && said.contains("smaller values"),
-                "{statement}: {said}"
-            );
+            assert!(said.contains("over 8388608 bytes") && said.contains("smaller values"), "{statement}: {said}");
+        }
+        // Each value within the bound, together far past the heap cap.
+        let thousand = "(WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c LIMIT 1000) SELECT n FROM c)";
+        let wide: Vec<String> = (0..200).map(|i| format!("hex(zeroblob(4000000)) AS c{i}")).collect();
+        for statement in [
+            format!("SELECT length(json_group_array(hex(zeroblob(4000000)))) AS n FROM {thousand}"),
+            format!("SELECT {}", wide.join(", ")),
+        ] {
+            let said = failure(query(&runtime, &flow, &statement));
+            assert!(said.contains("more memory than SQLite may use"), "{}: {said}", &statement[..60]);
         }
         let text =
             answer(&query(&runtime, &flow, "SELECT length(randomblob(1000000)) AS n").expect("within the bound"));
         assert!(text.contains("1000000"), "{text}");
+    }
+}
+
+/// PRAGMAs reach past the call: some set the whole process's SQLite
+/// (its heap limits, its temporary directory), others the database file,
+/// and some tell where the host keeps it (`database_list`). Only those
+/// that describe the schema run, as statements or as tables.
+#[test]
+fn sqlite_statements_use_only_schema_pragmas() {
+    let db = TestDb::new(Kind::Sqlite);
+    let dir = tempfile::tempdir().expect("temp dir");
+    for options in ["", ",read-write"] {
+        let runtime = runtime(db.config(options), &[]);
+        let flow = load(&runtime, &query_flow());
+        for statement in [
+            "PRAGMA hard_heap_limit = 1".to_owned(),
+            "PRAGMA soft_heap_limit = 1".to_owned(),
+            "SELECT * FROM pragma_database_list".to_owned(),
+            format!("PRAGMA temp_store_directory = '{}'", dir.path().display()),
+            "PRAGMA journal_mode = DELETE".to_owned(),
+            "PRAGMA writable_schema = ON".to_owned(),
+        ] {
+            let said = failure(query(&runtime, &flow, &statement));
+            assert!(said.contains("only the schema PRAGMAs") && said.contains("table_info"), "{statement}: {said}");
+        }
+        for statement in ["PRAGMA table_info(plans)", "SELECT name, type FROM pragma_table_info('plans')"] {
+            let text = answer(&query(&runtime, &flow, statement).expect("a schema PRAGMA"));
+            assert!(text.contains("price") && text.contains("NUMERIC"), "{statement}: {text}");
+        }
+        // The host's cap was not lowered: SQLite still works here.
+        query(&runtime, &flow, "SELECT name FROM plans ORDER BY seats LIMIT 3").expect("SQLite still has its heap");
     }
 }
 

@@ -31,6 +31,24 @@ where
     }
 }
 
+/// Runs `action` on the I/O runtime once `time` has passed, unless the
+/// returned [`Timer`] is dropped first.
+pub fn after(time: std::time::Duration, action: impl FnOnce() + Send + 'static) -> Timer {
+    Timer(runtime().spawn(async move {
+        tokio::time::sleep(time).await;
+        action();
+    }))
+}
+
+/// An [`after`] still to come: dropping it cancels the action.
+pub struct Timer(tokio::task::JoinHandle<()>);
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 fn runtime() -> &'static tokio::runtime::Handle {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME

@@ -33,9 +33,9 @@
 //!   [`SqlConfig::max_bytes`] bytes of values (more is an error that says
 //!   to add a `LIMIT`), and the run's remaining time, enforced by the
 //!   database too (`statement_timeout`, `max_statement_time` /
-//!   `max_execution_time`, SQLite's progress handler). SQLite, which
-//!   builds its values in the host's process, also refuses any value
-//!   longer than `max_bytes` as it builds it (`sqlite.rs`).
+//!   `max_execution_time`, SQLite's interrupt). SQLite, which runs in the
+//!   host's process, is bound further: schema PRAGMAs only, a cap on its
+//!   heap, no value longer than `max_bytes` (`sqlite.rs`).
 //!
 //! The database user in the URL is the last line: give it only the rights
 //! the flows should have (no superuser, no `FILE` privilege).

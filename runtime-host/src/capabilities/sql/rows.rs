@@ -92,16 +92,17 @@ impl<'a> Gathered<'a> {
             )));
         }
         let mut object = Map::new();
+        // Checked value by value: a wide row stops being copied at the bound.
         for value in row {
             let (column, value) = value.map_err(Into::into)?;
             self.bytes += column.len() + size(&value);
+            if self.bytes > self.bounds.max_bytes {
+                return Err(SqlError::Invalid(format!(
+                    "the statement returns more than {} bytes; select fewer columns or rows",
+                    self.bounds.max_bytes
+                )));
+            }
             object.insert(column, value);
-        }
-        if self.bytes > self.bounds.max_bytes {
-            return Err(SqlError::Invalid(format!(
-                "the statement returns more than {} bytes; select fewer columns or rows",
-                self.bounds.max_bytes
-            )));
         }
         self.rows.push(object);
         Ok(())

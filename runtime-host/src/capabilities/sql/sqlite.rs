@@ -1,28 +1,46 @@
 //! SQLite: one statement on a connection of its own, in this process
 //! (rusqlite), on the run's own thread.
 //!
-//! SQLite builds every value in the host's memory, so the connection is
-//! bounded before the statement is read:
-//! - no string, blob or row is longer than the call's byte bound
-//!   (`SQLITE_LIMIT_LENGTH`): `SELECT randomblob(999999999)` fails with
-//!   "string or blob too big" instead of allocating a gigabyte (a
-//!   statement may still hold several such values at once, one per
-//!   result column or function argument);
-//! - no database can be attached (`SQLITE_LIMIT_ATTACHED` = 0), besides
-//!   the text check of [`statements::opens_files`];
-//! - a progress handler interrupts the statement at the run's deadline,
-//!   and a locked database is waited for until then at most.
+//! SQLite runs inside the host, so a statement could reach past its call:
+//! build values in the host's memory, or change settings that are the
+//! whole process's. Before the statement is read, the connection is bound:
+//! - **PRAGMAs**: only those that describe the schema ([`SCHEMA_PRAGMAS`])
+//!   pass the connection's authorizer, which also sees the `pragma_…`
+//!   table functions. Others change the process (`hard_heap_limit`,
+//!   `soft_heap_limit`, `temp_store_directory`) or the database file.
+//! - **Memory**: SQLite's heap, process-wide, is capped at [`HEAP_LIMIT`]
+//!   from the first call on (`PRAGMA hard_heap_limit`, set by the host
+//!   before any authorizer is in place), so no statement makes the host
+//!   allocate more than that, whatever it builds (`json_group_array` of
+//!   large values, thousands of result columns). A statement that reaches
+//!   it fails with `SQLITE_NOMEM`, as may SQLite work elsewhere in the
+//!   process (the chat history, an embedded control plane) for as long as
+//!   it is at the cap: the trade for a host that is never driven out of
+//!   memory. No single string, blob or row may be longer than the call's
+//!   byte bound either (`SQLITE_LIMIT_LENGTH`), read or built:
+//!   `SELECT randomblob(999999999)` fails at once.
+//! - **Files**: no database can be attached (`SQLITE_LIMIT_ATTACHED` = 0),
+//!   besides the text check of [`statements::opens_files`].
+//! - **Time**: the statement is interrupted at the run's deadline, and a
+//!   locked database is waited for until then at most.
 
 use super::rows::{Bounds, Gathered, Rows, SqlError, number};
 use super::{SqlDatabase, statements};
+use crate::capabilities::io;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::limits::Limit;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use serde_json::Value as Json;
-use std::time::Instant;
+use std::sync::Once;
 
-/// How many virtual machine steps SQLite takes between deadline checks.
-const STEPS_PER_CHECK: i32 = 1_000;
+/// PRAGMAs a statement may use: they read the schema and change nothing.
+const SCHEMA_PRAGMAS: &[&str] =
+    &["table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "foreign_key_list"];
+
+/// Most bytes SQLite may hold, over the whole process, once a flow has
+/// queried a SQLite database.
+const HEAP_LIMIT: i64 = 512 << 20;
 
 /// Runs `sql` (no trailing `;`) on the SQLite database `db`.
 pub(super) fn query(db: &SqlDatabase, sql: &str, bounds: &Bounds) -> Result<Rows, SqlError> {
@@ -34,10 +52,10 @@ pub(super) fn query(db: &SqlDatabase, sql: &str, bounds: &Bounds) -> Result<Rows
             "ATTACH and VACUUM are not allowed on SQLite databases: they open other files on the host".into(),
         ));
     }
-    let deadline = Instant::now() + bounds.time;
     let conn = open(db, bounds)?;
+    let interrupt = conn.get_interrupt_handle();
+    let _deadline = io::after(bounds.time, move || interrupt.interrupt());
     let fail = |error| refused(error, bounds);
-    conn.progress_handler(STEPS_PER_CHECK, Some(move || Instant::now() >= deadline));
     let mut statement = conn.prepare(sql).map_err(fail)?;
     let columns: Vec<String> = statement.column_names().into_iter().map(str::to_owned).collect();
     let mut rows = statement.query([]).map_err(fail)?;
@@ -52,11 +70,15 @@ pub(super) fn query(db: &SqlDatabase, sql: &str, bounds: &Bounds) -> Result<Rows
 }
 
 /// Opens `db` as the operator listed it, read-only unless marked
-/// `read-write`, never creating it, bounded as the module says.
+/// `read-write`, never creating it, bound as the module says.
 fn open(db: &SqlDatabase, bounds: &Bounds) -> Result<Connection, SqlError> {
     let access = if db.read_write { OpenFlags::SQLITE_OPEN_READ_WRITE } else { OpenFlags::SQLITE_OPEN_READ_ONLY };
     let flags = access | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(file_uri(&db.url), flags).map_err(SqlError::connect)?;
+    static HEAP: Once = Once::new();
+    let mut capped = Ok(());
+    HEAP.call_once(|| capped = conn.pragma_update(None, "hard_heap_limit", HEAP_LIMIT));
+    capped.map_err(SqlError::connect)?;
     conn.busy_timeout(bounds.time).map_err(SqlError::connect)?;
     let max_length = i32::try_from(bounds.max_bytes).unwrap_or(i32::MAX).max(1);
     conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, max_length);
@@ -64,7 +86,21 @@ fn open(db: &SqlDatabase, bounds: &Bounds) -> Result<Connection, SqlError> {
     if !db.read_write {
         conn.pragma_update(None, "query_only", true).map_err(SqlError::connect)?;
     }
+    conn.authorizer(Some(authorize));
     Ok(conn)
+}
+
+/// The connection's authorizer: schema PRAGMAs only; everything else is
+/// left to the database (read-only) and the limits above.
+fn authorize(context: AuthContext<'_>) -> Authorization {
+    match context.action {
+        AuthAction::Pragma { pragma_name, .. }
+            if !SCHEMA_PRAGMAS.iter().any(|allowed| pragma_name.eq_ignore_ascii_case(allowed)) =>
+        {
+            Authorization::Deny
+        }
+        _ => Authorization::Allow,
+    }
 }
 
 /// The operator's `sqlite:PATH` / `sqlite://PATH[?OPTIONS]` as SQLite's
@@ -75,19 +111,29 @@ fn file_uri(url: &str) -> String {
     if path.starts_with(":memory:") { path.to_owned() } else { format!("file:{path}") }
 }
 
-/// A statement's failure: the database's own words, or what to change
-/// when a value went past the byte bound.
+/// A statement's failure: what to change where a bound of this module
+/// refused it, else the database's own words.
 fn refused(error: rusqlite::Error, bounds: &Bounds) -> SqlError {
-    match error {
-        rusqlite::Error::SqliteFailure(failure, _) if failure.code == ErrorCode::TooBig => SqlError::Invalid(format!(
-            "a value of the statement is larger than {} bytes; select smaller values",
+    let rusqlite::Error::SqliteFailure(failure, message) = error else {
+        return SqlError::Failed(error.to_string());
+    };
+    match failure.code {
+        ErrorCode::TooBig => SqlError::Invalid(format!(
+            "the statement reads or builds a value (or row) over {} bytes, more than one call may return; select \
+             smaller values",
             bounds.max_bytes
         )),
-        rusqlite::Error::SqliteFailure(failure, message) => SqlError::Refused {
+        ErrorCode::OutOfMemory => SqlError::Invalid(format!(
+            "the statement needs more memory than SQLite may use on this host ({HEAP_LIMIT} bytes); narrow it"
+        )),
+        ErrorCode::AuthorizationForStatementDenied => SqlError::Invalid(format!(
+            "this PRAGMA is not allowed; statements may use only the schema PRAGMAs ({})",
+            SCHEMA_PRAGMAS.join(", ")
+        )),
+        _ => SqlError::Refused {
             code: failure.extended_code.to_string(),
             message: message.unwrap_or_else(|| failure.to_string()),
         },
-        other => SqlError::Failed(other.to_string()),
     }
 }
 
