@@ -8,6 +8,12 @@
 //!   pass the connection's authorizer, which also sees the `pragma_…`
 //!   table functions. Others change the process (`hard_heap_limit`,
 //!   `soft_heap_limit`, `temp_store_directory`) or the database file.
+//! - **Code that runs later**: on read-write databases too, no trigger,
+//!   view or virtual table can be created (they would run in the
+//!   operator's own applications, or parse index structures a flow
+//!   wrote), and the connection is defensive (`SQLITE_DBCONFIG_DEFENSIVE`:
+//!   no writing of the schema or of virtual tables' shadow tables) and
+//!   trusts no function named in the schema (`trusted_schema = OFF`).
 //! - **Memory**: SQLite's heap, process-wide, is capped at [`HEAP_LIMIT`]
 //!   from the first call on (`PRAGMA hard_heap_limit`, set by the host
 //!   before any authorizer is in place), so no statement makes the host
@@ -19,20 +25,25 @@
 //!   memory. No single string, blob or row may be longer than the call's
 //!   byte bound either (`SQLITE_LIMIT_LENGTH`), read or built:
 //!   `SELECT randomblob(999999999)` fails at once.
-//! - **Files**: no database can be attached (`SQLITE_LIMIT_ATTACHED` = 0),
-//!   besides the text check of [`statements::opens_files`].
-//! - **Time**: the statement is interrupted at the run's deadline, and a
-//!   locked database is waited for until then at most.
+//! - **Files**: no database can be attached (`SQLITE_LIMIT_ATTACHED` = 0,
+//!   and the authorizer), besides the text check of
+//!   [`statements::opens_files`].
+//! - **Time**: the statement stops at the run's deadline: a progress
+//!   handler checks the clock every thousand steps, and a timer interrupts
+//!   the connection for steps that call no handler (`count(*)`); a locked
+//!   database is waited for until then at most.
 
 use super::rows::{Bounds, Gathered, Rows, SqlError, number};
 use super::{SqlDatabase, statements};
 use crate::capabilities::io;
+use rusqlite::config::DbConfig;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::limits::Limit;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use serde_json::Value as Json;
-use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 /// PRAGMAs a statement may use: they read the schema and change nothing.
 const SCHEMA_PRAGMAS: &[&str] =
@@ -41,6 +52,9 @@ const SCHEMA_PRAGMAS: &[&str] =
 /// Most bytes SQLite may hold, over the whole process, once a flow has
 /// queried a SQLite database.
 const HEAP_LIMIT: i64 = 512 << 20;
+
+/// How many virtual machine steps SQLite takes between deadline checks.
+const STEPS_PER_CHECK: i32 = 1_000;
 
 /// Runs `sql` (no trailing `;`) on the SQLite database `db`.
 pub(super) fn query(db: &SqlDatabase, sql: &str, bounds: &Bounds) -> Result<Rows, SqlError> {
@@ -52,9 +66,11 @@ pub(super) fn query(db: &SqlDatabase, sql: &str, bounds: &Bounds) -> Result<Rows
             "ATTACH and VACUUM are not allowed on SQLite databases: they open other files on the host".into(),
         ));
     }
+    let deadline = Instant::now() + bounds.time;
     let conn = open(db, bounds)?;
+    conn.progress_handler(STEPS_PER_CHECK, Some(move || Instant::now() >= deadline));
     let interrupt = conn.get_interrupt_handle();
-    let _deadline = io::after(bounds.time, move || interrupt.interrupt());
+    let _interrupt = io::after(bounds.time, move || interrupt.interrupt());
     let fail = |error| refused(error, bounds);
     let mut statement = conn.prepare(sql).map_err(fail)?;
     let columns: Vec<String> = statement.column_names().into_iter().map(str::to_owned).collect();
@@ -75,14 +91,18 @@ fn open(db: &SqlDatabase, bounds: &Bounds) -> Result<Connection, SqlError> {
     let access = if db.read_write { OpenFlags::SQLITE_OPEN_READ_WRITE } else { OpenFlags::SQLITE_OPEN_READ_ONLY };
     let flags = access | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(file_uri(&db.url), flags).map_err(SqlError::connect)?;
-    static HEAP: Once = Once::new();
-    let mut capped = Ok(());
-    HEAP.call_once(|| capped = conn.pragma_update(None, "hard_heap_limit", HEAP_LIMIT));
-    capped.map_err(SqlError::connect)?;
+    // Set until it holds (the PRAGMA only ever lowers the cap).
+    static HEAP_CAPPED: AtomicBool = AtomicBool::new(false);
+    if !HEAP_CAPPED.load(Ordering::Acquire) {
+        conn.pragma_update(None, "hard_heap_limit", HEAP_LIMIT).map_err(SqlError::connect)?;
+        HEAP_CAPPED.store(true, Ordering::Release);
+    }
     conn.busy_timeout(bounds.time).map_err(SqlError::connect)?;
     let max_length = i32::try_from(bounds.max_bytes).unwrap_or(i32::MAX).max(1);
     conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, max_length);
     conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0);
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true).map_err(SqlError::connect)?;
+    conn.pragma_update(None, "trusted_schema", false).map_err(SqlError::connect)?;
     if !db.read_write {
         conn.pragma_update(None, "query_only", true).map_err(SqlError::connect)?;
     }
@@ -90,15 +110,27 @@ fn open(db: &SqlDatabase, bounds: &Bounds) -> Result<Connection, SqlError> {
     Ok(conn)
 }
 
-/// The connection's authorizer: schema PRAGMAs only; everything else is
+/// What the connection's authorizer refuses, as the guest is told.
+const REFUSED: &str = "PRAGMAs other than the schema ones, ATTACH, and creating triggers, views or virtual tables";
+
+/// The connection's authorizer: see the module's doc; everything else is
 /// left to the database (read-only) and the limits above.
 fn authorize(context: AuthContext<'_>) -> Authorization {
     match context.action {
-        AuthAction::Pragma { pragma_name, .. }
-            if !SCHEMA_PRAGMAS.iter().any(|allowed| pragma_name.eq_ignore_ascii_case(allowed)) =>
-        {
-            Authorization::Deny
+        AuthAction::Pragma { pragma_name, .. } => {
+            if SCHEMA_PRAGMAS.iter().any(|allowed| pragma_name.eq_ignore_ascii_case(allowed)) {
+                Authorization::Allow
+            } else {
+                Authorization::Deny
+            }
         }
+        AuthAction::Attach { .. }
+        | AuthAction::Detach { .. }
+        | AuthAction::CreateTrigger { .. }
+        | AuthAction::CreateTempTrigger { .. }
+        | AuthAction::CreateView { .. }
+        | AuthAction::CreateTempView { .. }
+        | AuthAction::CreateVtable { .. } => Authorization::Deny,
         _ => Authorization::Allow,
     }
 }
@@ -114,8 +146,16 @@ fn file_uri(url: &str) -> String {
 /// A statement's failure: what to change where a bound of this module
 /// refused it, else the database's own words.
 fn refused(error: rusqlite::Error, bounds: &Bounds) -> SqlError {
-    let rusqlite::Error::SqliteFailure(failure, message) = error else {
-        return SqlError::Failed(error.to_string());
+    let (failure, message) = match error {
+        rusqlite::Error::SqliteFailure(failure, message) => (failure, message),
+        rusqlite::Error::InvalidParameterCount(..) => {
+            return SqlError::Invalid(
+                "the statement has parameters (`?`, `:name`), which this node cannot bind; write the values into \
+                 the statement"
+                    .into(),
+            );
+        }
+        other => return SqlError::Failed(other.to_string()),
     };
     match failure.code {
         ErrorCode::TooBig => SqlError::Invalid(format!(
@@ -124,10 +164,11 @@ fn refused(error: rusqlite::Error, bounds: &Bounds) -> SqlError {
             bounds.max_bytes
         )),
         ErrorCode::OutOfMemory => SqlError::Invalid(format!(
-            "the statement needs more memory than SQLite may use on this host ({HEAP_LIMIT} bytes); narrow it"
+            "SQLite reached the memory it may use on this host ({HEAP_LIMIT} bytes, shared by all its work); \
+             narrow the statement, or try again later"
         )),
         ErrorCode::AuthorizationForStatementDenied => SqlError::Invalid(format!(
-            "this PRAGMA is not allowed; statements may use only the schema PRAGMAs ({})",
+            "the statement uses what SQLite databases do not allow here: {REFUSED} (schema PRAGMAs: {})",
             SCHEMA_PRAGMAS.join(", ")
         )),
         _ => SqlError::Refused {
