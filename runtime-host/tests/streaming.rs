@@ -144,6 +144,29 @@ async fn openai_stream_sends_content_chunks() {
     assert_eq!(chunks.last().expect("chunks")["choices"][0]["finish_reason"], "stop");
 }
 
+/// In a chain of agents every agent's model streams, but an OpenAI client
+/// reads the stream as the answer: it carries the last agent's tokens
+/// only, the same text as the non-streamed `content`.
+#[tokio::test(flavor = "multi_thread")]
+async fn openai_stream_of_a_chain_is_the_answer_alone() {
+    let (plane, _server, key) = plane().await;
+    let flow = support::shared_flow("starter/multi-agent-flow.json");
+    support::provision(&plane, "acme", "chain", &flow, Limits::default(), Secrets::default());
+    let messages = json!([{"role": "user", "content": "plan a launch"}]);
+    let (status, events) =
+        stream(&plane, "/v1/chat/completions", &key, json!({"model": "chain", "messages": messages})).await;
+    assert_eq!(status, StatusCode::OK);
+    let whole: Value = serde_json::from_str(&events.concat()).expect("one JSON body");
+    let answer = whole["choices"][0]["message"]["content"].as_str().expect("content").to_owned();
+    assert_eq!(answer, "You said: You said: You said: plan a launch");
+    let body = json!({"model": "chain", "stream": true, "messages": messages});
+    let (_, events) = stream(&plane, "/v1/chat/completions", &key, body).await;
+    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| sse_data(e)).collect();
+    let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(content, answer);
+    assert!(chunks.len() >= 5, "still token by token: {chunks:?}");
+}
+
 /// Every format hands each token on as it comes: with the model pausing
 /// between its chunks, the first token reaches the client well before the
 /// last one. A server that held the tokens back until the run ended would

@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use sandflow_flow_compiler::catalog::Role;
 use serde::Deserialize;
 use serde_json::json;
 use std::convert::Infallible;
@@ -141,6 +142,7 @@ async fn complete(state: Arc<DataPlane>, key: ApiKey, body: ChatBody) -> Result<
     }
     // Chunks as the agent's models produce tokens; when no model streamed,
     // the answer comes as one chunk at the end.
+    let answering = answer_nodes(&agent.flow);
     let progress = state.execute_streaming(key, agent, request)?;
     let id = format!("chatcmpl-{}", progress.run_id());
     let model = body.model;
@@ -161,10 +163,12 @@ async fn complete(state: Arc<DataPlane>, key: ApiKey, body: ChatBody) -> Result<
         futures_util::stream::once(std::future::ready(chunk(json!({ "role": "assistant", "content": "" }), None)));
     let rest = progress.steps().flat_map(move |step| {
         let data: Vec<String> = match step {
-            Step::Event(RunEvent::Token { text, .. }) => {
+            Step::Event(RunEvent::Token { node_id, text }) if answering.contains(&node_id) => {
                 streamed = true;
                 vec![chunk(json!({ "content": text }), None)]
             }
+            // Another model's tokens (an earlier agent of a chain) are not the answer.
+            Step::Event(RunEvent::Token { .. }) => Vec::new(),
             Step::Event(RunEvent::Input(_)) => Vec::new(),
             Step::Finished(result) => match *result {
                 Ok(Execution { outcome, .. }) => {
@@ -187,4 +191,21 @@ async fn complete(state: Arc<DataPlane>, key: ApiKey, body: ChatBody) -> Result<
     let done = futures_util::stream::once(std::future::ready("[DONE]".to_owned()));
     let events = first.chain(rest).chain(done).map(|data| Ok::<_, Infallible>(Event::default().data(data)));
     Ok(Sse::new(events).into_response())
+}
+
+/// The nodes whose tokens are the answer: those wired straight into an
+/// output node. In a chain of agents, only the last one's tokens are what
+/// the non-streamed `content` holds; a model whose text a later node
+/// reworks (a parser, another agent) streams nothing here, and its
+/// answer comes whole at the end.
+fn answer_nodes(flow: &crate::FlowComponent) -> Vec<String> {
+    let plan = flow.plan();
+    let is_output = |index: u32| {
+        plan.nodes.get(index as usize).is_some_and(|node| matches!(node.role, Role::ChatOutput | Role::TextOutput))
+    };
+    plan.edges
+        .iter()
+        .filter(|edge| !edge.feedback && is_output(edge.to))
+        .filter_map(|edge| plan.nodes.get(edge.from as usize).map(|node| node.id.clone()))
+        .collect()
 }
