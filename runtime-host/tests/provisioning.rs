@@ -1,14 +1,16 @@
 //! Following a control plane's change feed, against a feed served here.
 
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use sandflow_flow_compiler::{CompileOptions, compile};
 use sandflow_runtime_host::CapabilityConfig;
+use sandflow_runtime_host::api::DataPlane;
 use sandflow_runtime_host::api::keys::KeyError;
 use sandflow_runtime_host::provisioning::Provisioner;
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
 
@@ -17,27 +19,80 @@ mod support;
 const SECRET: &[u8] = b"provisioning-test-secret";
 
 /// A control plane's feed: `changes` after `?after=`, the component
-/// `artifact` under its digest (each fetch announced on `fetched`, then
-/// held until `release` is notified), and no usage yet.
+/// `artifact` under its `digest` (each fetch announced on `fetched`, then
+/// held until `release` is notified; any other digest fails with 500), and
+/// no usage yet.
 #[derive(Clone)]
 struct Feed {
-    changes: Arc<Vec<Value>>,
+    changes: Arc<Mutex<Vec<Value>>>,
+    digest: String,
     artifact: Arc<Vec<u8>>,
     fetched: mpsc::UnboundedSender<()>,
     release: Arc<Notify>,
 }
 
+impl Feed {
+    /// A feed of `changes` serving `flow` (Sandflow's `echo.json`), and
+    /// the runtime's digest of it.
+    fn new(plane: &DataPlane, changes: Vec<Value>) -> (Self, mpsc::UnboundedReceiver<()>) {
+        let flow = support::shared_flow("echo.json");
+        let (artifact, _) = compile(flow.to_string().as_bytes(), &CompileOptions::default()).expect("compiles");
+        let digest = plane.runtime.load_flow(&artifact.component).expect("loads").digest().to_owned();
+        let (fetched, fetches) = mpsc::unbounded_channel();
+        let feed = Self {
+            changes: Arc::new(Mutex::new(changes)),
+            digest,
+            artifact: Arc::new(artifact.component),
+            fetched,
+            release: Arc::new(Notify::new()),
+        };
+        (feed, fetches)
+    }
+
+    /// Agent `id` of tenant `acme` running the component of `digest`.
+    fn agent(id: &str, digest: &str) -> Value {
+        json!({"id": id, "tenant": "acme", "subscription": null, "flow_id": format!("{id}-flow"),
+               "endpoint_name": null, "digest": digest, "persona": null})
+    }
+
+    /// Serves the feed on loopback; returns its base URL.
+    async fn serve(&self) -> String {
+        let control_plane = Router::new()
+            .route("/api/runtime/changes/", get(changes))
+            .route("/api/runtime/artifacts/{digest}", get(component))
+            .route("/api/runtime/usage-totals/", get(|| async { Json(json!({"tenants": {}})) }))
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(listener, control_plane).await });
+        base
+    }
+}
+
 async fn changes(State(feed): State<Feed>, Query(query): Query<std::collections::HashMap<String, i64>>) -> Json<Value> {
     let after = query.get("after").copied().unwrap_or(0);
-    let page: Vec<&Value> = feed.changes.iter().filter(|c| c["seq"].as_i64().unwrap_or(0) > after).collect();
+    let all = feed.changes.lock().expect("changes").clone();
+    let page: Vec<&Value> = all.iter().filter(|c| c["seq"].as_i64().unwrap_or(0) > after).collect();
     let last = page.last().and_then(|c| c["seq"].as_i64()).unwrap_or(after);
     Json(json!({ "changes": page, "last": last }))
 }
 
-async fn component(State(feed): State<Feed>, Path(_digest): Path<String>) -> Vec<u8> {
+async fn component(State(feed): State<Feed>, Path(digest): Path<String>) -> Result<Vec<u8>, StatusCode> {
+    if digest != feed.digest {
+        return Err(StatusCode::INTERNAL_SERVER_ERROR);
+    }
     let _ = feed.fetched.send(());
     feed.release.notified().await;
-    feed.artifact.to_vec()
+    Ok(feed.artifact.to_vec())
+}
+
+/// Waits up to 10 s for `done`.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(10), "{what} never happened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// A host that starts replays the feed in order, and an agent comes
@@ -46,31 +101,14 @@ async fn component(State(feed): State<Feed>, Path(_digest): Path<String>) -> Vec
 #[tokio::test(flavor = "multi_thread")]
 async fn revocations_and_quotas_hold_before_the_first_agent_is_provisioned() {
     let plane = Arc::new(support::data_plane(CapabilityConfig::default(), SECRET));
-    let flow = support::shared_flow("echo.json");
-    let (artifact, _) = compile(flow.to_string().as_bytes(), &CompileOptions::default()).expect("compiles");
-    let digest = plane.runtime.load_flow(&artifact.component).expect("loads").digest().to_owned();
-    let agent = json!({"id": "echo", "tenant": "acme", "subscription": null, "flow_id": "echo-flow",
-                       "endpoint_name": null, "digest": digest, "persona": null});
-    let (fetched, mut fetches) = mpsc::unbounded_channel();
-    let feed = Feed {
-        changes: Arc::new(vec![
-            json!({"seq": 1, "kind": "quota.set", "tenant": "acme", "quota": {"runs": 10}}),
-            json!({"seq": 2, "kind": "agent.provisioned", "agent": agent}),
-            json!({"seq": 3, "kind": "key.revoked", "key_id": "key-acme"}),
-            json!({"seq": 4, "kind": "quota.set", "tenant": "acme", "quota": {"runs": 100}}),
-        ]),
-        artifact: Arc::new(artifact.component),
-        fetched,
-        release: Arc::new(Notify::new()),
-    };
-    let control_plane = Router::new()
-        .route("/api/runtime/changes/", get(changes))
-        .route("/api/runtime/artifacts/{digest}", get(component))
-        .route("/api/runtime/usage-totals/", get(|| async { Json(json!({"tenants": {}})) }))
-        .with_state(feed.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(async move { axum::serve(listener, control_plane).await });
+    let (feed, mut fetches) = Feed::new(&plane, Vec::new());
+    *feed.changes.lock().expect("changes") = vec![
+        json!({"seq": 1, "kind": "quota.set", "tenant": "acme", "quota": {"runs": 10}}),
+        json!({"seq": 2, "kind": "agent.provisioned", "agent": Feed::agent("echo", &feed.digest)}),
+        json!({"seq": 3, "kind": "key.revoked", "key_id": "key-acme"}),
+        json!({"seq": 4, "kind": "quota.set", "tenant": "acme", "quota": {"runs": 100}}),
+    ];
+    let base = feed.serve().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let following = tokio::spawn(Provisioner::new(plane.clone(), base, None).follow(async {
         let _ = stopped.await;
@@ -82,14 +120,48 @@ async fn revocations_and_quotas_hold_before_the_first_agent_is_provisioned() {
     assert_eq!(plane.keys.verify(&key), Err(KeyError::Revoked), "revoked before the agent can answer");
     assert_eq!(plane.quotas.get("acme").runs, Some(100), "the tenant's last quota");
     feed.release.notify_one();
-    let started = Instant::now();
-    while plane.agents.get("echo").is_none() {
-        assert!(started.elapsed() < Duration::from_secs(10), "the agent was never provisioned");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until("provisioning the agent", || plane.agents.get("echo").is_some()).await;
     // Passing the earlier quota again in the replay did not wind it back.
     assert_eq!(plane.quotas.get("acme").runs, Some(100));
     assert_eq!(plane.keys.verify(&key), Err(KeyError::Revoked));
+    let _ = stop.send(());
+    following.await.expect("follows until stopped");
+}
+
+/// An artifact the control plane fails to send holds up the agent that
+/// runs it, and that agent only: the revocations, quotas and
+/// deprovisions after it in the feed take effect meanwhile, while the
+/// host keeps asking for the artifact.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_artifact_that_fails_to_arrive_holds_up_no_revocation() {
+    let plane = Arc::new(support::data_plane(CapabilityConfig::default(), SECRET));
+    let (feed, mut fetches) = Feed::new(&plane, Vec::new());
+    feed.changes
+        .lock()
+        .expect("changes")
+        .push(json!({"seq": 1, "kind": "agent.provisioned", "agent": Feed::agent("echo", &feed.digest)}));
+    let base = feed.serve().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let following = tokio::spawn(Provisioner::new(plane.clone(), base, None).follow(async {
+        let _ = stopped.await;
+    }));
+    tokio::time::timeout(Duration::from_secs(10), fetches.recv()).await.expect("the artifact is fetched");
+    feed.release.notify_one();
+    until("provisioning the agent", || plane.agents.get("echo").is_some()).await;
+    let key = support::run_key("acme", SECRET);
+    assert!(plane.keys.verify(&key).is_ok());
+
+    let broken = "0".repeat(64);
+    feed.changes.lock().expect("changes").extend([
+        json!({"seq": 2, "kind": "agent.provisioned", "agent": Feed::agent("other", &broken)}),
+        json!({"seq": 3, "kind": "key.revoked", "key_id": "key-acme"}),
+        json!({"seq": 4, "kind": "quota.set", "tenant": "acme", "quota": {"runs": 5}}),
+        json!({"seq": 5, "kind": "agent.deprovisioned", "agent_id": "echo"}),
+    ]);
+    until("revoking the key", || plane.keys.verify(&key) == Err(KeyError::Revoked)).await;
+    until("deprovisioning the agent", || plane.agents.get("echo").is_none()).await;
+    assert_eq!(plane.quotas.get("acme").runs, Some(5));
+    assert!(plane.agents.get("other").is_none(), "its artifact never came");
     let _ = stop.send(());
     following.await.expect("follows until stopped");
 }

@@ -19,7 +19,10 @@
 //! A change that cannot take effect (an artifact that is gone or does not
 //! load) is logged and passed over, so one broken version cannot hold up
 //! the revocations behind it; a control plane that cannot be reached is
-//! retried from the same place.
+//! retried from the same place. An artifact the control plane fails to
+//! send (an error status, a body that does not arrive in time) is retried
+//! too, and meanwhile the revocations, quotas and deprovisions after it in
+//! the feed take effect (`Provisioner::apply_ahead`).
 
 pub mod change;
 
@@ -97,7 +100,16 @@ impl Provisioner {
                 let seq = raw.get("seq").and_then(serde_json::Value::as_i64).unwrap_or(self.cursor);
                 match serde_json::from_value::<Change>(raw) {
                     Ok(Change::KeyRevoked { .. } | Change::QuotaSet { .. }) if seq <= self.standing_until => {}
-                    Ok(change) => self.apply(change).await?,
+                    Ok(change) => {
+                        if let Err(error) = self.apply(change).await {
+                            // Stuck here until it takes effect: what must
+                            // not wait for it takes effect now.
+                            if let Err(ahead) = self.apply_ahead(seq).await {
+                                tracing::warn!(error = %ahead, "could not read the feed past a stuck change");
+                            }
+                            return Err(error);
+                        }
+                    }
                     Err(error) => tracing::warn!(seq, %error, "skipping a change this host does not understand"),
                 }
                 self.cursor = self.cursor.max(seq);
@@ -132,6 +144,52 @@ impl Provisioner {
                 return Ok(());
             }
         }
+    }
+
+    /// While the change at `stuck` cannot take effect (its artifact cannot
+    /// be fetched: the control plane fails it, or it does not arrive in
+    /// time), the feed's later revocations and quotas take effect anyway,
+    /// and so do its deprovisions of agents the feed does not provision
+    /// again later. The replay from `stuck` passes the revocations and
+    /// quotas over (they are standing now) and deprovisions again, which
+    /// changes nothing.
+    async fn apply_ahead(&mut self, stuck: i64) -> Result<(), SyncError> {
+        let mut ahead = Vec::new();
+        let mut after = stuck;
+        loop {
+            let page = self.page(after).await?;
+            let count = page.changes.len();
+            for raw in page.changes {
+                let seq = raw.get("seq").and_then(serde_json::Value::as_i64).unwrap_or(after);
+                if let Ok(change) = serde_json::from_value::<Change>(raw) {
+                    ahead.push((seq, change));
+                }
+            }
+            after = after.max(page.last);
+            if count < PAGE {
+                break;
+            }
+        }
+        let provisioned_again: std::collections::HashSet<String> = ahead
+            .iter()
+            .filter_map(|(_, change)| match change {
+                Change::AgentProvisioned { agent } => Some(agent.id.clone()),
+                _ => None,
+            })
+            .collect();
+        for (seq, change) in ahead {
+            match change {
+                Change::KeyRevoked { .. } | Change::QuotaSet { .. } => {
+                    self.apply(change).await?;
+                    self.standing_until = self.standing_until.max(seq);
+                }
+                Change::AgentDeprovisioned { ref agent_id } if !provisioned_again.contains(agent_id) => {
+                    self.apply(change).await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// The feed's changes after `after`, one page.
