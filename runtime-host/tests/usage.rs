@@ -125,6 +125,47 @@ async fn a_refused_batch_is_retried_until_taken() {
     assert_eq!(sink.keys(), ["run-0", "run-1", "run-2"]);
 }
 
+/// While the sink refuses, appends do not hasten the retry: a busy host
+/// backs off from a struggling control plane as an idle one does, and
+/// delivers everything once it takes records again.
+#[tokio::test]
+async fn appends_do_not_cut_the_backoff_short() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = TestSink::default();
+    sink.refuse.store(usize::MAX, Ordering::SeqCst);
+    let url = sink.clone().start().await;
+    let outbox = Arc::new(Outbox::open(dir.path()).expect("opens"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = {
+        let outbox = outbox.clone();
+        tokio::spawn(async move {
+            outbox
+                .deliver_forever(HttpSink::new(url, None), async {
+                    let _ = stopped.await;
+                })
+                .await;
+        })
+    };
+    // 1.2 s of a record every 5 ms: backing off from 100 ms (100, 200,
+    // 400, 800) leaves room for five tries, not one per record.
+    for n in 0..240 {
+        outbox.append(&record(n)).expect("appends");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let tries = sink.batches.load(Ordering::SeqCst);
+    assert!((1..=6).contains(&tries), "{tries} tries in 1.2 s");
+    sink.refuse.store(0, Ordering::SeqCst);
+    for _ in 0..200 {
+        if sink.keys().len() == 240 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    task.await.expect("delivery task ends");
+    assert_eq!(sink.keys().len(), 240, "all delivered once the sink takes them");
+}
+
 /// A record the sink will never take (it rejects the batch that holds it,
 /// whole) is set aside with the sink's reason; every record around it is
 /// delivered, and delivery goes on.

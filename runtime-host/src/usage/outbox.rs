@@ -124,6 +124,11 @@ impl Outbox {
         let local = |e: std::io::Error| SinkError::Unavailable(e.to_string());
         let mut delivered = 0;
         loop {
+            // Appends made while a backlog drains are on disk within a
+            // batch's time, not only once it has drained.
+            if delivered > 0 {
+                self.sync().map_err(local)?;
+            }
             let cursor = self.cursor();
             let (batch, next) = self.read_batch(cursor).map_err(local)?;
             if batch.is_empty() {
@@ -176,32 +181,44 @@ impl Outbox {
 
     /// Syncs and delivers until `shutdown`, retrying a refused batch with
     /// backoff. Run it as a task for the life of the host.
+    ///
+    /// The segment is synced every [`SYNC_INTERVAL`] whatever the sink
+    /// does. Records are delivered as they are appended while the sink
+    /// takes them; once it refuses, new appends do not hasten the retry,
+    /// which waits out its backoff (doubling to [`MAX_BACKOFF`]), so a
+    /// busy host does not hammer a struggling control plane.
     pub async fn deliver_forever(&self, sink: impl Sink, shutdown: impl Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut backoff = Duration::from_millis(100);
+        let mut retry_at: Option<tokio::time::Instant> = None;
         loop {
             if let Err(error) = self.sync() {
                 tracing::warn!(%error, "usage outbox sync failed");
             }
-            let wait = match self.deliver_pending(&sink).await {
-                Ok(_) => {
-                    backoff = Duration::from_millis(100);
-                    SYNC_INTERVAL
+            if retry_at.is_none_or(|at| tokio::time::Instant::now() >= at) {
+                match self.deliver_pending(&sink).await {
+                    Ok(_) => {
+                        backoff = Duration::from_millis(100);
+                        retry_at = None;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, retry_in = ?backoff, "usage delivery failed");
+                        retry_at = Some(tokio::time::Instant::now() + backoff);
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
                 }
-                Err(error) => {
-                    tracing::warn!(%error, retry_in = ?backoff, "usage delivery failed");
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    wait
-                }
-            };
+            }
+            let backing_off = retry_at.is_some();
+            let wait = retry_at.map_or(SYNC_INTERVAL, |at| {
+                at.saturating_duration_since(tokio::time::Instant::now()).min(SYNC_INTERVAL)
+            });
             tokio::select! {
                 () = &mut shutdown => {
                     let _ = self.sync();
                     return;
                 }
                 () = tokio::time::sleep(wait) => {}
-                () = self.appended.notified() => {}
+                () = self.appended.notified(), if !backing_off => {}
             }
         }
     }
