@@ -20,6 +20,7 @@ on_both_stores!(
     provider_approval_when_required,
     cancel_and_illegal_moves,
     only_active_offerings_and_live_plans_are_ordered,
+    approvals_after_a_withdrawal_are_refused,
     provisioning_retries_then_errs_and_retry_recovers,
     provisioning_twice_makes_one_resource,
     two_workers_never_run_the_same_job,
@@ -184,6 +185,36 @@ async fn only_active_offerings_and_live_plans_are_ordered(app: TestApp) {
     let detail = app.post("/api/orders/", &stranger, body).await.refused(409, "invalid_transition");
     assert!(detail.contains("archived"), "{detail}");
     assert_eq!(app.count("customer_order").await, 0);
+}
+
+/// An order placed while its offering was active waits for an approval;
+/// if the seller pauses the offering or archives the plan meanwhile, the
+/// approval is refused and nothing is provisioned, until it is active again.
+async fn approvals_after_a_withdrawal_are_refused(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let member = app.member(&m.buyer, &m.consumer, "clerk@example.com", "member").await;
+    let order =
+        app.post("/api/orders/", &member, json!({"plan_id": m.plan, "organization_id": m.consumer})).await.expect(201);
+    assert_eq!(order["state"], "pending_consumer");
+    app.post(&format!("/api/offerings/{}/pause", m.offering), &m.seller, json!({})).await.expect(200);
+    let detail = app
+        .post(&order_path(&order, "approve_by_consumer"), &m.buyer, json!({}))
+        .await
+        .refused(409, "invalid_transition");
+    assert!(detail.contains("paused"), "{detail}");
+    assert_eq!(app.count("job").await, 0, "nothing queued");
+    app.post(&format!("/api/offerings/{}/resume", m.offering), &m.seller, json!({})).await.expect(200);
+    app.post(&format!("/api/plans/{}/archive", m.plan), &m.seller, json!({})).await.expect(200);
+    let detail = app
+        .post(&order_path(&order, "approve_by_consumer"), &m.buyer, json!({}))
+        .await
+        .refused(409, "invalid_transition");
+    assert!(detail.contains("archived"), "{detail}");
+    assert_eq!(app.count("job").await, 0, "nothing queued");
+    assert_eq!(
+        app.get(&format!("/api/orders/{}", order["id"].as_str().unwrap()), &m.buyer).await.expect(200)["state"],
+        "pending_consumer"
+    );
 }
 
 /// Forces provisioning to fail (the agent's flow versions are removed

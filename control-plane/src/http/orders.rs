@@ -275,6 +275,9 @@ async fn move_order(
     reason: Option<String>,
 ) -> Result<Json<OrderOut>> {
     let mut tx = state.db.begin().await?;
+    if to == "executing" {
+        ensure_orderable(&mut tx, id).await?;
+    }
     transition(&mut tx, ORDER, id, from, to).await?;
     if let Some(reason) = reason {
         sqlx::query("UPDATE customer_order SET reason = $1 WHERE id = $2")
@@ -288,6 +291,30 @@ async fn move_order(
     jobs::wake(state);
     tracing::info!(order = %id, state = to, "order moved");
     fetch(state, id).await?.ok_or_else(|| Error::NotFound(format!("no order `{id}`"))).map(Json)
+}
+
+/// Refuses (409) to carry an order on to provisioning once its offering
+/// is no longer active or its plan is archived: an approval (or a retry)
+/// that comes after the seller withdrew what was ordered.
+async fn ensure_orderable(tx: &mut Transaction<'_, Any>, id: &str) -> Result<()> {
+    let row = sqlx::query(
+        "SELECT o.state, p.archived_at FROM customer_order c JOIN plan p ON p.id = c.plan_id \
+         JOIN offering o ON o.id = c.offering_id WHERE c.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("no order `{id}`")))?;
+    let offering_state: String = row.try_get("state")?;
+    if offering_state != "active" {
+        return Err(Error::InvalidTransition(format!(
+            "the offering is {offering_state}; its orders go on only while it is active"
+        )));
+    }
+    if row.try_get::<Option<i64>, _>("archived_at")?.is_some() {
+        return Err(Error::InvalidTransition("the plan was archived since the order was placed".into()));
+    }
+    Ok(())
 }
 
 /// A decision on an order; the body may be left out.
