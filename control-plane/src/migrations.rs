@@ -14,6 +14,7 @@ pub const SQLITE: &[Embedded] = embedded!("../migrations/sqlite":
     (7, "0007_training_documents"),
     (8, "0008_usage_http_bytes"),
     (9, "0009_docx_documents"),
+    (10, "0010_order_idempotency"),
 );
 
 /// PostgreSQL's migrations, in order.
@@ -27,6 +28,7 @@ pub const POSTGRES: &[Embedded] = embedded!("../migrations/postgres":
     (7, "0007_training_documents"),
     (8, "0008_usage_http_bytes"),
     (9, "0009_docx_documents"),
+    (10, "0010_order_idempotency"),
 );
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ on_both_stores!(
     cancel_and_illegal_moves,
     only_active_offerings_and_live_plans_are_ordered,
     approvals_after_a_withdrawal_are_refused,
+    a_retried_order_is_placed_once,
     provisioning_retries_then_errs_and_retry_recovers,
     provisioning_twice_makes_one_resource,
     two_workers_never_run_the_same_job,
@@ -185,6 +186,45 @@ async fn only_active_offerings_and_live_plans_are_ordered(app: TestApp) {
     let detail = app.post("/api/orders/", &stranger, body).await.refused(409, "invalid_transition");
     assert!(detail.contains("archived"), "{detail}");
     assert_eq!(app.count("customer_order").await, 0);
+}
+
+/// Posts an order with an `Idempotency-Key`.
+async fn order_with_key(app: &TestApp, token: &str, key: &str, body: &Value) -> common::Answer {
+    let request = axum::http::Request::post("/api/orders/")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    app.send(request).await
+}
+
+/// A client that retries an order (a timeout, a lost answer) with the same
+/// `Idempotency-Key` gets the order it placed, not a second subscription;
+/// the key is the ordering organisation's and names one order.
+async fn a_retried_order_is_placed_once(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let body = json!({"plan_id": m.plan, "organization_id": m.consumer});
+    let first = order_with_key(&app, &m.buyer, "retry-1", &body).await.expect(201);
+    let again = order_with_key(&app, &m.buyer, "retry-1", &body).await.expect(200);
+    assert_eq!(again["id"], first["id"]);
+    // Still the same after the seller paused the offering (and added a plan).
+    app.post(&format!("/api/offerings/{}/pause", m.offering), &m.seller, json!({})).await.expect(200);
+    assert_eq!(order_with_key(&app, &m.buyer, "retry-1", &body).await.expect(200)["id"], first["id"]);
+    let pro =
+        app.post(&format!("/api/offerings/{}/plans", m.offering), &m.seller, json!({"name": "Pro"})).await.expect(201);
+    app.post(&format!("/api/offerings/{}/resume", m.offering), &m.seller, json!({})).await.expect(200);
+    assert_eq!(app.count("customer_order").await, 1);
+    assert_eq!(app.count("job").await, 1, "provisioned once");
+    // A key reused for another plan is refused; a new key is a new order.
+    let pro = json!({"plan_id": pro["id"], "organization_id": m.consumer});
+    let detail = order_with_key(&app, &m.buyer, "retry-1", &pro).await.refused(409, "invalid_transition");
+    assert!(detail.contains("another plan"), "{detail}");
+    order_with_key(&app, &m.buyer, "retry-2", &body).await.expect(201);
+    for bad in ["", "a b", &"k".repeat(256)] {
+        order_with_key(&app, &m.buyer, bad, &body).await.refused(422, "invalid");
+    }
+    assert_eq!(app.count("customer_order").await, 2);
 }
 
 /// An order placed while its offering was active waits for an approval;

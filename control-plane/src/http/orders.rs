@@ -26,6 +26,7 @@ use crate::jobs::{self, PROVISION};
 use crate::transition::{ORDER, transition};
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -190,21 +191,27 @@ async fn provision_if_executing(tx: &mut Transaction<'_, Any>, id: &str, to: &st
 #[utoipa::path(
     post,
     path = "/api/orders",
+    params(("Idempotency-Key" = Option<String>, Header,
+            description = "Makes the request safe to retry: the organisation's order placed with this key \
+                           (1 to 255 visible ASCII characters) is answered with 200 instead of a second order.")),
     request_body = CreateOrder,
     responses(
         (status = 201, description = "The order.", body = OrderOut),
+        (status = 200, description = "The order this Idempotency-Key placed before.", body = OrderOut),
         (status = 403, description = "An operator who is not a member of the organisation.", body = ErrorBody),
         (status = 404, description = "Not one of the caller's organisations, or no such plan in the catalog.",
          body = ErrorBody),
-        (status = 409, description = "The offering is not active or the plan is archived (`invalid_transition`).",
-         body = ErrorBody),
+        (status = 409, description = "The offering is not active, the plan is archived, or the Idempotency-Key \
+         placed an order for another plan (`invalid_transition`).", body = ErrorBody),
     ),
 )]
 async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<CreateOrder>,
 ) -> Result<(StatusCode, Json<OrderOut>)> {
+    let key = idempotency_key(&headers)?;
     let Some(role) = role_in(&state, &user.id, &body.organization_id).await? else {
         // Operators see every organisation (403), others only theirs (404).
         if user.is_staff && org_exists(&state, &body.organization_id).await? {
@@ -212,6 +219,13 @@ async fn create(
         }
         return Err(Error::NotFound(format!("no organisation `{}` among yours", body.organization_id)));
     };
+    // A retry of an order already placed gets that order, whatever the
+    // catalog has done since.
+    if let Some(key) = &key
+        && let Some(order) = placed_with(&state, &body, key).await?
+    {
+        return Ok((StatusCode::OK, Json(order)));
+    }
     let no_plan = || Error::NotFound(format!("no plan `{}` in the catalog", body.plan_id));
     let plan = sqlx::query(
         "SELECT p.archived_at, o.id AS offering_id, o.organization_id AS provider, o.state, o.requires_approval \
@@ -243,9 +257,9 @@ async fn create(
     };
     let id = new_id();
     let mut tx = state.db.begin().await?;
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO customer_order (id, plan_id, offering_id, organization_id, provider_organization_id, state, \
-         created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+         created_by, created_at, updated_at, idempotency_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
     )
     .bind(&id)
     .bind(&body.plan_id)
@@ -255,14 +269,58 @@ async fn create(
     .bind(initial)
     .bind(&user.id)
     .bind(now_ms())
+    .bind(&key)
     .execute(&mut *tx)
-    .await?;
+    .await;
+    match (inserted, &key) {
+        (Ok(_), _) => {}
+        // The same key, placed by a request racing this one: its order.
+        (Err(sqlx::Error::Database(e)), Some(key)) if e.is_unique_violation() => {
+            drop(tx);
+            let order = placed_with(&state, &body, key).await?;
+            return order
+                .map(|o| (StatusCode::OK, Json(o)))
+                .ok_or_else(|| Error::internal("the racing order vanished"));
+        }
+        (Err(e), _) => return Err(e.into()),
+    }
     provision_if_executing(&mut tx, &id, initial).await?;
     tx.commit().await?;
     jobs::wake(&state);
     tracing::info!(order = %id, state = initial, "order placed");
     let order = fetch(&state, &id).await?.ok_or_else(|| Error::internal("the new order vanished"))?;
     Ok((StatusCode::CREATED, Json(order)))
+}
+
+/// The `Idempotency-Key` header, if sent: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|key| (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()))
+        .map(|key| Some(key.to_owned()))
+        .ok_or_else(|| Error::Invalid("`Idempotency-Key` must be 1 to 255 visible ASCII characters".into()))
+}
+
+/// The order the organisation placed with `key`, if any; a 409 when that
+/// order was for another plan (the key was reused for a different order).
+async fn placed_with(state: &AppState, body: &CreateOrder, key: &str) -> Result<Option<OrderOut>> {
+    let id: Option<String> =
+        sqlx::query_scalar("SELECT id FROM customer_order WHERE organization_id = $1 AND idempotency_key = $2")
+            .bind(&body.organization_id)
+            .bind(key)
+            .fetch_optional(state.db.pool())
+            .await?;
+    let Some(id) = id else { return Ok(None) };
+    let order = fetch(state, &id).await?.ok_or_else(|| Error::internal("the order vanished"))?;
+    if order.plan_id != body.plan_id {
+        return Err(Error::InvalidTransition(format!(
+            "this Idempotency-Key placed order `{id}` for another plan; use a new key for a new order"
+        )));
+    }
+    Ok(Some(order))
 }
 
 /// Moves an order in one transaction (recording `reason` if given, queuing
