@@ -46,6 +46,39 @@ impl TestSink {
     }
 }
 
+/// `Outbox::deliver_forever` to a sink, in the background until stopped.
+struct Delivering {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Delivering {
+    fn start(outbox: &Arc<Outbox>, url: String) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let outbox = outbox.clone();
+        let task = tokio::spawn(async move {
+            outbox
+                .deliver_forever(HttpSink::new(url, None), async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Self { stop, task }
+    }
+
+    /// Waits (10 s at most) until `sink` holds `count` records, then stops.
+    async fn stop_once(self, sink: &TestSink, count: usize) {
+        for _ in 0..200 {
+            if sink.keys().len() == count {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let _ = self.stop.send(());
+        self.task.await.expect("delivery task ends");
+    }
+}
+
 fn record(n: usize) -> UsageRecord {
     UsageRecord {
         idempotency_key: format!("run-{n}"),
@@ -103,25 +136,8 @@ async fn a_refused_batch_is_retried_until_taken() {
     }
     assert!(outbox.deliver_pending(&HttpSink::new(url.clone(), None)).await.is_err(), "first refusal surfaces");
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = {
-        let outbox = outbox.clone();
-        tokio::spawn(async move {
-            outbox
-                .deliver_forever(HttpSink::new(url, None), async {
-                    let _ = stopped.await;
-                })
-                .await;
-        })
-    };
-    for _ in 0..100 {
-        if sink.keys().len() == 3 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let _ = stop.send(());
-    task.await.expect("delivery task ends");
+    let delivering = Delivering::start(&outbox, url);
+    delivering.stop_once(&sink, 3).await;
     assert_eq!(sink.keys(), ["run-0", "run-1", "run-2"]);
 }
 
@@ -135,17 +151,7 @@ async fn appends_do_not_cut_the_backoff_short() {
     sink.refuse.store(usize::MAX, Ordering::SeqCst);
     let url = sink.clone().start().await;
     let outbox = Arc::new(Outbox::open(dir.path()).expect("opens"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = {
-        let outbox = outbox.clone();
-        tokio::spawn(async move {
-            outbox
-                .deliver_forever(HttpSink::new(url, None), async {
-                    let _ = stopped.await;
-                })
-                .await;
-        })
-    };
+    let delivering = Delivering::start(&outbox, url);
     // 1.2 s of a record every 5 ms: backing off from 100 ms (100, 200,
     // 400, 800) leaves room for five tries, not one per record.
     for n in 0..240 {
@@ -155,14 +161,7 @@ async fn appends_do_not_cut_the_backoff_short() {
     let tries = sink.batches.load(Ordering::SeqCst);
     assert!((1..=6).contains(&tries), "{tries} tries in 1.2 s");
     sink.refuse.store(0, Ordering::SeqCst);
-    for _ in 0..200 {
-        if sink.keys().len() == 240 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let _ = stop.send(());
-    task.await.expect("delivery task ends");
+    delivering.stop_once(&sink, 240).await;
     assert_eq!(sink.keys().len(), 240, "all delivered once the sink takes them");
 }
 
