@@ -221,36 +221,38 @@ async fn import_flow_creates_immutable_versions(app: TestApp) {
 }
 
 async fn stats_come_from_the_ledger(app: TestApp) {
-    let operator = app.operator().await;
-    let seller = app.signup("seller@example.com").await;
-    let org = app.provider(&seller, &operator, "Acme").await;
-    let agent =
-        app.post("/api/provider-agents/", &seller, json!({"organization": org, "name": "Echo"})).await.expect(201);
-    let id = agent["id"].as_str().unwrap();
-    let v1 = app.post_bytes(&format!("/api/provider-agents/{id}/import_flow"), &seller, flow("prompt-echo.json")).await;
-    let digest = v1.expect(201)["digest"].as_str().unwrap().to_owned();
-
-    let empty = app.get(&format!("/api/provider-agents/{id}/stats"), &seller).await.expect(200);
+    let m = app.market(json!({})).await;
+    let id = &m.agent;
+    let (artifact, _) = sandflow_flow_compiler::compile(&flow("prompt-echo.json"), &Default::default()).unwrap();
+    let digest = artifact.manifest.digest;
+    let empty = app.get(&format!("/api/provider-agents/{id}/stats"), &m.seller).await.expect(200);
     assert_eq!(empty["runs"], 0);
     assert_eq!(empty["last_run_at_ms"], serde_json::Value::Null);
+    let order = app.provisioned(&m).await;
+    let resource = order["resource_id"].as_str().unwrap();
+    // Another seller sells the very same export: same digest, other buyers.
+    let rival = app.signup("rival@example.com").await;
+    let rival_org = app.provider(&rival, &m.operator, "Rival").await;
+    let rival_agent = app.agent(&rival, &rival_org, "Echo too").await;
 
-    let record = |key: &str, tenant: &str, outcome: &str, flow: &str| {
-        json!({"idempotency_key": key, "tenant": tenant, "agent": "a", "subscription": null, "flow_version": flow,
-               "fuel": 1000, "tokens_in": 3, "tokens_out": 5, "wall_micros": 40, "bytes_in": 10, "bytes_out": 20,
-               "outcome": outcome, "started_at_ms": 1_700_000_000_000u64})
+    let record = |key: &str, tenant: &str, resource: &str, outcome: &str, flow: &str| {
+        json!({"idempotency_key": key, "tenant": tenant, "agent": resource, "subscription": resource,
+               "flow_version": flow, "fuel": 1000, "tokens_in": 3, "tokens_out": 5, "wall_micros": 40,
+               "bytes_in": 10, "bytes_out": 20, "outcome": outcome, "started_at_ms": 1_700_000_000_000u64})
     };
     let batch = json!([
-        record("r1", "t1", "completed", &digest),
-        record("r2", "t2", "completed", &digest),
-        record("r3", "t1", "out_of_fuel", &digest),
-        record("r1", "t1", "completed", &digest),
-        record("other", "t1", "completed", "sha256:someone-else"),
+        record("r1", "t1", resource, "completed", &digest),
+        record("r2", "t2", resource, "completed", &digest),
+        record("r3", "t1", resource, "out_of_fuel", &digest),
+        record("r1", "t1", resource, "completed", &digest),
+        record("other", "t1", resource, "completed", "sha256:someone-else"),
+        record("rivals", "t9", "a-resource-of-the-rival", "completed", &digest),
     ]);
     let answer = app.post("/api/runtime/usage/", RUNTIME_TOKEN, batch).await.expect(200);
-    assert_eq!(answer, json!({"accepted": 4, "duplicates": 1}));
+    assert_eq!(answer, json!({"accepted": 5, "duplicates": 1}));
 
-    let stats = app.get(&format!("/api/provider-agents/{id}/stats"), &seller).await.expect(200);
-    assert_eq!(stats["runs"], 3);
+    let stats = app.get(&format!("/api/provider-agents/{id}/stats"), &m.seller).await.expect(200);
+    assert_eq!(stats["runs"], 3, "{stats}");
     assert_eq!(stats["completed"], 2);
     assert_eq!(stats["failed"], 1);
     assert_eq!(stats["tenants"], 2);
@@ -259,6 +261,10 @@ async fn stats_come_from_the_ledger(app: TestApp) {
     assert_eq!(stats["last_run_at_ms"], 1_700_000_000_000u64);
     assert_eq!(stats["by_version"][0]["flow_version"], digest.as_str());
     assert_eq!(stats["by_version"][0]["runs"], 3);
+    assert_eq!(stats["by_version"].as_array().unwrap().len(), 1);
+    // Neither seller sees the other's buyers.
+    let theirs = app.get(&format!("/api/provider-agents/{rival_agent}/stats"), &rival).await.expect(200);
+    assert_eq!(theirs["runs"], 0, "{theirs}");
     let stranger = app.signup("stranger@example.com").await;
     app.get(&format!("/api/provider-agents/{id}/stats"), &stranger).await.refused(404, "not_found");
 }

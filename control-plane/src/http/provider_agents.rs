@@ -580,6 +580,15 @@ const TOTALS: &str = "COUNT(*) AS runs, \
      CAST(COALESCE(SUM(http_bytes), 0) AS BIGINT) AS http_bytes, \
      MAX(started_at_ms) AS last_run_at_ms";
 
+/// The ledger's runs of agent `$1`: of the resources its offerings were
+/// ordered as (the ledger's `subscription`, or without one its `agent`, is
+/// the resource id), on its own flow versions. A digest alone is not
+/// enough: another seller who imports the very same export has the same
+/// digest, and their buyers' runs are not this agent's.
+const OWN_RUNS: &str = "COALESCE(subscription, agent) IN (SELECT r.id FROM resource r \
+     JOIN offering o ON o.id = r.offering_id WHERE o.provider_agent_id = $1) \
+     AND flow_version IN (SELECT digest FROM flow_version WHERE provider_agent_id = $1)";
+
 fn totals(row: &AnyRow) -> Result<Totals> {
     let runs: i64 = row.try_get("runs")?;
     let completed: i64 = row.try_get("completed")?;
@@ -599,9 +608,10 @@ fn totals(row: &AnyRow) -> Result<Totals> {
     })
 }
 
-/// Usage of the agent's flow versions, from the ledger: runs (each counted
-/// once), outcomes, distinct tenants and resources used, in total and per
-/// version digest. Members; operators read any.
+/// Usage of the agent by its buyers, from the ledger: runs (each counted
+/// once) of the resources ordered from its offerings, outcomes, distinct
+/// tenants and resources used, in total and per version digest. Members;
+/// operators read any.
 #[utoipa::path(
     get,
     path = "/api/provider-agents/{id}/stats",
@@ -611,9 +621,7 @@ fn totals(row: &AnyRow) -> Result<Totals> {
 async fn stats(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<Stats>> {
     load(&state, &user, &id, false).await?;
     let rows = sqlx::query(&format!(
-        "SELECT flow_version, {TOTALS} FROM usage_record \
-         WHERE flow_version IN (SELECT digest FROM flow_version WHERE provider_agent_id = $1) \
-         GROUP BY flow_version ORDER BY flow_version"
+        "SELECT flow_version, {TOTALS} FROM usage_record WHERE {OWN_RUNS} GROUP BY flow_version ORDER BY flow_version"
     ))
     .bind(&id)
     .fetch_all(state.db.pool())
@@ -622,12 +630,9 @@ async fn stats(State(state): State<AppState>, user: CurrentUser, Path(id): Path<
         .iter()
         .map(|r| Ok(VersionStats { flow_version: r.try_get("flow_version")?, totals: totals(r)? }))
         .collect::<Result<Vec<_>>>()?;
-    let row = sqlx::query(&format!(
-        "SELECT {TOTALS} FROM usage_record \
-         WHERE flow_version IN (SELECT digest FROM flow_version WHERE provider_agent_id = $1)"
-    ))
-    .bind(&id)
-    .fetch_one(state.db.pool())
-    .await?;
+    let row = sqlx::query(&format!("SELECT {TOTALS} FROM usage_record WHERE {OWN_RUNS}"))
+        .bind(&id)
+        .fetch_one(state.db.pool())
+        .await?;
     Ok(Json(Stats { provider_agent: id, totals: totals(&row)?, by_version }))
 }
