@@ -15,6 +15,7 @@ pub const SQLITE: &[Embedded] = embedded!("../migrations/sqlite":
     (8, "0008_usage_http_bytes"),
     (9, "0009_docx_documents"),
     (10, "0010_order_idempotency"),
+    (11, "0011_offering_review"),
 );
 
 /// PostgreSQL's migrations, in order.
@@ -29,6 +30,7 @@ pub const POSTGRES: &[Embedded] = embedded!("../migrations/postgres":
     (8, "0008_usage_http_bytes"),
     (9, "0009_docx_documents"),
     (10, "0010_order_idempotency"),
+    (11, "0011_offering_review"),
 );
 
 #[cfg(test)]

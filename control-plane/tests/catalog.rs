@@ -126,9 +126,31 @@ async fn offering_state_machine(app: TestApp) {
     app.patch(&format!("/api/offerings/{id}"), &seller, json!({"name": "x"})).await.refused(409, "invalid_transition");
     assert_eq!(app.post(&act("pause"), &seller, json!({})).await.expect(200)["state"], "paused");
     app.post(&act("pause"), &seller, json!({})).await.refused(409, "invalid_transition");
+    // Resuming unchanged needs no review.
+    assert_eq!(app.post(&act("resume"), &seller, json!({})).await.expect(200)["state"], "active");
+    app.post(&act("pause"), &seller, json!({})).await.expect(200);
+    // Changed while paused, it goes back to the operators: pausing is no
+    // way around review.
     let renamed = app.patch(&format!("/api/offerings/{id}"), &seller, json!({"name": "Echo Max"})).await.expect(200);
     assert_eq!(renamed["name"], "Echo Max");
+    assert_eq!(app.post(&act("resume"), &seller, json!({})).await.expect(200)["state"], "pending_review");
+    let catalog = app.call(Method::GET, "/api/catalog/", None, None).await.expect(200);
+    assert!(!catalog.to_string().contains("Echo Max"), "{catalog}");
+    assert_eq!(app.post(&act("approve"), &operator, json!({})).await.expect(200)["state"], "active");
+    // So does a plan added, or changed, while paused; approval starts over.
+    app.post(&act("pause"), &seller, json!({})).await.expect(200);
     assert_eq!(app.post(&act("resume"), &seller, json!({})).await.expect(200)["state"], "active");
+    app.post(&act("pause"), &seller, json!({})).await.expect(200);
+    let pro = app.post(&act("plans"), &seller, json!({"name": "Pro", "per_run": 1})).await.expect(201);
+    assert_eq!(app.post(&act("resume"), &seller, json!({})).await.expect(200)["state"], "pending_review");
+    app.post(&act("approve"), &operator, json!({})).await.expect(200);
+    app.post(&act("pause"), &seller, json!({})).await.expect(200);
+    let plan = format!("/api/plans/{}", pro["id"].as_str().unwrap());
+    app.patch(&plan, &seller, json!({"per_run": 999_999})).await.expect(200);
+    assert_eq!(app.post(&act("resume"), &seller, json!({})).await.expect(200)["state"], "pending_review");
+    // While it waits for review, neither it nor its plans change.
+    app.patch(&plan, &seller, json!({"per_run": 5})).await.refused(409, "invalid_transition");
+    app.post(&act("approve"), &operator, json!({})).await.expect(200);
     app.post(&act("pause"), &seller, json!({})).await.expect(200);
     assert_eq!(app.post(&act("archive"), &seller, json!({})).await.expect(200)["state"], "archived");
     // Archived is for good.

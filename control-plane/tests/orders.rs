@@ -213,7 +213,9 @@ async fn a_retried_order_is_placed_once(app: TestApp) {
     assert_eq!(order_with_key(&app, &m.buyer, "retry-1", &body).await.expect(200)["id"], first["id"]);
     let pro =
         app.post(&format!("/api/offerings/{}/plans", m.offering), &m.seller, json!({"name": "Pro"})).await.expect(201);
-    app.post(&format!("/api/offerings/{}/resume", m.offering), &m.seller, json!({})).await.expect(200);
+    let resumed = app.post(&format!("/api/offerings/{}/resume", m.offering), &m.seller, json!({})).await.expect(200);
+    assert_eq!(resumed["state"], "pending_review", "a plan was added while paused");
+    app.post(&format!("/api/offerings/{}/approve", m.offering), &m.operator, json!({})).await.expect(200);
     assert_eq!(app.count("customer_order").await, 1);
     assert_eq!(app.count("job").await, 1, "provisioned once");
     // A key reused for another plan is refused; a new key is a new order.

@@ -22,8 +22,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -355,7 +355,7 @@ async fn update(
     // The state guard again, in case it was submitted meanwhile.
     let row = sqlx::query(&format!(
         "UPDATE offering SET name = $1, description = $2, category_id = $3, flow_version_id = $4, \
-         requires_approval = $5, updated_at = $6 WHERE id = $7 AND state IN ('draft', 'paused') \
+         requires_approval = $5, updated_at = $6, {MARK_CHANGED} WHERE id = $7 AND state IN ('draft', 'paused') \
          RETURNING {OFFERING_COLUMNS}"
     ))
     .bind(&name)
@@ -371,6 +371,25 @@ async fn update(
         Some(row) => offering_out(&row).map(Json),
         None => Err(Error::InvalidTransition("the offering changed state meanwhile: reload it".into())),
     }
+}
+
+/// Remembers that a paused offering changed since its review, so that
+/// resuming it sends it back to the operators (a draft is reviewed anyway).
+const MARK_CHANGED: &str = "changed_since_review = CASE WHEN state = 'paused' THEN 1 ELSE changed_since_review END";
+
+/// Records an edit of offering `id`'s plans in the edit's transaction:
+/// refuses (409) unless the offering is still draft or paused, and marks
+/// a paused one as changed since its review.
+pub async fn mark_changed(tx: &mut Transaction<'_, Any>, id: &str) -> Result<()> {
+    let marked =
+        sqlx::query(&format!("UPDATE offering SET {MARK_CHANGED} WHERE id = $1 AND state IN ('draft', 'paused')"))
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    if marked.rows_affected() == 0 {
+        return Err(Error::InvalidTransition("the offering changed state meanwhile: reload it".into()));
+    }
+    Ok(())
 }
 
 /// What a move does to `review_note`.
@@ -396,6 +415,10 @@ async fn change_state(
     };
     if let Some(note) = note {
         sqlx::query("UPDATE offering SET review_note = $1 WHERE id = $2").bind(note).bind(id).execute(&mut *tx).await?;
+    }
+    if to == "active" {
+        // Approved as it stands now: later changes while paused count anew.
+        sqlx::query("UPDATE offering SET changed_since_review = 0 WHERE id = $1").bind(id).execute(&mut *tx).await?;
     }
     tx.commit().await?;
     tracing::info!(offering = %id, state = to, "offering moved");
@@ -501,20 +524,32 @@ async fn pause(State(state): State<AppState>, user: CurrentUser, Path(id): Path<
     change_state(&state, &id, &["active"], "paused", Note::Keep).await
 }
 
-/// `paused → active` (owners and admins of the provider).
+/// `paused → active`, or `paused → pending_review` when the offering or
+/// one of its plans changed while paused: buyers see only what operators
+/// reviewed (owners and admins of the provider).
 #[utoipa::path(
     post,
     path = "/api/offerings/{id}/resume",
     params(("id" = String, Path, description = "Offering id.")),
     responses(
-        (status = 200, description = "The active offering.", body = OfferingOut),
+        (status = 200, description = "The offering: active, or pending review when it changed while paused.", body = OfferingOut),
         (status = 403, description = "Not an owner or admin of the provider.", body = ErrorBody),
         (status = 409, description = "Not paused (`invalid_transition`).", body = ErrorBody),
     ),
 )]
 async fn resume(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> Result<Json<OfferingOut>> {
     load_managed(&state, &user, &id).await?;
-    change_state(&state, &id, &["paused"], "active", Note::Keep).await
+    let mut tx = state.db.begin().await?;
+    // The move holds the row, so no edit slips in between it and the check.
+    transition(&mut tx, OFFERING, &id, &["paused"], "active").await?;
+    let review = sqlx::query("UPDATE offering SET state = 'pending_review' WHERE id = $1 AND changed_since_review = 1")
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let to = if review.rows_affected() == 1 { "pending_review" } else { "active" };
+    tracing::info!(offering = %id, state = to, "offering resumed");
+    fetch(&state, &id).await?.ok_or_else(|| Error::NotFound(format!("no offering `{id}`"))).map(Json)
 }
 
 /// `draft | pending_review | paused → archived`, for good (owners and

@@ -9,9 +9,10 @@
 //! changed while their offering is draft or paused (buyers of an active
 //! offering see what they ordered); a change re-sends the agents of the
 //! plan's running subscriptions to the runtime (`agent.provisioned` with
-//! the new rpm). Archiving stops new orders of a plan at any time.
+//! the new rpm), and a paused offering changed so goes back to review when
+//! resumed. Archiving stops new orders of a plan at any time.
 
-use super::offerings::{Viewer, ensure_editable, load, load_managed};
+use super::offerings::{Viewer, ensure_editable, load, load_managed, mark_changed};
 use super::{Empty, JsonBody, OptionalJsonBody, Path, non_negative, nullable, required_text};
 use crate::AppState;
 use crate::auth::{CurrentUser, MaybeUser};
@@ -274,6 +275,8 @@ async fn create(
     let plan = empty.apply(body)?;
     let [fixed_monthly, per_run, per_1k_tokens, per_million_fuel] = plan.prices;
     let [runs, tokens, fuel] = plan.allowances;
+    let mut tx = state.db.begin().await?;
+    mark_changed(&mut tx, &id).await?;
     let row = sqlx::query(&format!(
         "INSERT INTO plan (id, offering_id, name, currency, fixed_monthly, per_run, per_1k_tokens, per_million_fuel, \
          runs_per_month, tokens_per_month, fuel_per_month, requests_per_minute, created_at, updated_at) \
@@ -292,8 +295,9 @@ async fn create(
     .bind(fuel)
     .bind(plan.requests_per_minute)
     .bind(now_ms())
-    .fetch_one(state.db.pool())
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(plan_out(&row)?)))
 }
 
@@ -333,6 +337,7 @@ async fn update(
     let [fixed_monthly, per_run, per_1k_tokens, per_million_fuel] = plan.prices;
     let [runs, tokens, fuel] = plan.allowances;
     let mut tx = state.db.begin().await?;
+    mark_changed(&mut tx, &current.offering_id).await?;
     let row = sqlx::query(&format!(
         "UPDATE plan SET name = $1, currency = $2, fixed_monthly = $3, per_run = $4, per_1k_tokens = $5, \
          per_million_fuel = $6, runs_per_month = $7, tokens_per_month = $8, fuel_per_month = $9, \
