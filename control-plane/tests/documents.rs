@@ -292,6 +292,9 @@ async fn bad_uploads_are_refused(app: TestApp) {
     upload(&app, &market.buyer, vec![field("config_id", "no-such-config"), file("a.txt", "text/plain", b"a".to_vec())])
         .await
         .refused(404, "not_found");
+    let twice =
+        vec![field("config_id", &config_id), field("config_id", "other"), file("a.txt", "text/plain", b"a".to_vec())];
+    upload(&app, &market.buyer, twice).await.refused(422, "invalid");
     assert_eq!(app.count("training_document").await, 0);
     assert_eq!(app.count("job WHERE kind = 'process_document'").await, 0);
 }
@@ -356,6 +359,10 @@ async fn only_the_buyers_organisation_sees_its_documents(app: TestApp) {
         assert_eq!(listed.as_array().map(Vec::len), Some(0));
         let part = file("x.md", "text/markdown", b"planted".to_vec());
         upload(&app, outsider, vec![field("config_id", &config_id), part]).await.refused(404, "not_found");
+        // Refused before the file is read: an oversized one is not even
+        // measured against the limit.
+        let big = file("big.txt", "text/plain", vec![b'a'; common::MAX_DOCUMENT + 1]);
+        upload(&app, outsider, vec![field("config_id", &config_id), big]).await.refused(404, "not_found");
     }
     // A plain member reads but does not change.
     let member = app.member(&market.buyer, &market.consumer, "clerk@example.com", "member").await;

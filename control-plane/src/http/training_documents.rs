@@ -249,6 +249,10 @@ async fn upload(
     let limit = state.config.max_document_bytes;
     let mut file: Option<Upload> = None;
     let mut config_id = None;
+    // The config, once known and the caller checked against it: a
+    // `config_id` sent before the file (as curl's `-F` order does) spares
+    // reading a stranger's upload at all.
+    let mut config = None;
     let mut collection = String::new();
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_owned();
@@ -275,6 +279,12 @@ async fn upload(
                 let too_large = || Error::Invalid(format!("the form field `{name}` is too long"));
                 let text = form_text(&name, read_field(field, MAX_FORM_FIELD_BYTES, too_large).await?)?;
                 if name == "config_id" {
+                    if config_id.is_some() {
+                        return Err(Error::Invalid("the form field `config_id` is given twice".into()));
+                    }
+                    if file.is_none() && !text.is_empty() {
+                        config = Some(agent_configs::load(&state, &user, &text, true).await?);
+                    }
                     config_id = Some(text);
                 } else {
                     collection = text;
@@ -308,7 +318,10 @@ async fn upload(
     if !kind.is_binary() && std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes)).is_err() {
         return Err(Error::Invalid(format!("`{filename}` is not UTF-8 text: save it as UTF-8 and upload it again")));
     }
-    let config = agent_configs::load(&state, &user, &config_id, true).await?;
+    let config = match config {
+        Some(config) => config,
+        None => agent_configs::load(&state, &user, &config_id, true).await?,
+    };
     if !matches!(config.resource_state.as_str(), "ok" | "updating") {
         return Err(Error::InvalidTransition(format!(
             "the subscription is {}; documents can be added only while it is active",
