@@ -42,7 +42,9 @@ pub(crate) fn fill<'a>(
             let key = resolve(&field, lookup(&field), secrets)?;
             value.replace_range(start..start + OPEN.len() + end + CLOSE.len(), key.expose());
             from = start + key.expose().len();
-            filled.push(name.clone());
+            // As sent: `headers` trims the name, and so must the redirect
+            // that strips it again.
+            filled.push(name.trim().to_owned());
         }
     }
     Ok(filled)

@@ -35,6 +35,8 @@ pub(crate) struct Rules<'a> {
     /// Headers a secret was filled into: they follow a redirect only to
     /// the same origin, as `Authorization` does.
     pub secret_headers: &'a [String],
+    /// Whose run sends it: name lookups are bounded per tenant.
+    pub tenant: &'a str,
 }
 
 /// Sends `request` under `rules`, within `timeout`.
@@ -126,10 +128,10 @@ async fn exchange(
         let (real, routed) = route::resolve(rules.routes, &url);
         let shown = url.host_str().unwrap_or_default().to_owned();
         let target = if rules.trusted {
-            rules.policy.resolve(&real, Admission::Explicit).await?
+            rules.policy.resolve(&real, Admission::Explicit, rules.tenant).await?
         } else {
             let checked = match rules.policy.admit(&real) {
-                Ok(admission) => rules.policy.resolve(&real, admission).await,
+                Ok(admission) => rules.policy.resolve(&real, admission, rules.tenant).await,
                 Err(error) => Err(error),
             };
             checked.map_err(|e| if routed { refused_route(&shown, e) } else { e }).map_err(|e| on_hop(e, hop))?
@@ -186,7 +188,11 @@ fn strip_credentials(headers: &mut HeaderMap, secret_headers: &[String]) {
         headers.remove(sensitive);
     }
     for name in secret_headers {
-        headers.remove(name.as_str());
+        // `HeaderMap::remove` with a `&str` that is not a header name
+        // removes nothing, silently; `headers` sent the parsed name.
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            headers.remove(name);
+        }
     }
 }
 
@@ -292,6 +298,20 @@ fn describe(error: reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filled_headers_do_not_follow_a_redirect_whatever_their_spacing() {
+        use super::super::credentials;
+        use crate::capabilities::secrets::Secrets;
+        let secrets: Secrets = [("AAI_KEY", "k-agent")].into_iter().collect();
+        let variable = sandflow_flow_compiler::ir::ParamValue::Secret("AAI_KEY".into());
+        let mut pairs = vec![(" X-Api-Key ".to_owned(), "{{secret:api_key}}".to_owned())];
+        let filled = credentials::fill(&mut pairs, |_| Some(&variable), &secrets).expect("fills");
+        let mut sent = headers(&pairs).expect("valid headers");
+        assert_eq!(sent["x-api-key"], "k-agent");
+        strip_credentials(&mut sent, &filled);
+        assert!(sent.is_empty(), "{sent:?}");
+    }
 
     #[test]
     fn drops_framing_and_proxy_headers_and_refuses_split_values() {
