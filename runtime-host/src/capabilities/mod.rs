@@ -85,6 +85,8 @@ pub struct RunContext {
 /// The capability state of one run, in its store.
 pub(crate) struct RunCaps {
     pub config: Arc<CapabilityConfig>,
+    /// The run's tenant.
+    pub tenant: String,
     /// The agent's secrets over the operator's (model providers' keys).
     pub secrets: Secrets,
     /// The agent's own secrets: what `http` may send (see `http::credentials`).
@@ -123,6 +125,7 @@ impl RunCaps {
             deadline: Instant::now() + deadline,
             tokens: llm::TokenCount::default(),
             http_bytes: 0,
+            tenant: context.tenant,
         }
     }
 

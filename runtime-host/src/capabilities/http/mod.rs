@@ -19,7 +19,9 @@
 //! `web-search` asks the operator's provider, which is trusted (it need
 //! not be on the allow-list and may be on a private address). A header
 //! may carry a key the host fills in ([`credentials`]); `wait` pauses a
-//! node that polls a service, within the run's deadline.
+//! node that polls a service, within the run's deadline. Name lookups,
+//! which the system resolver cannot cancel, are bounded per tenant and on
+//! the host ([`lookup`]).
 //!
 //! Refusals answer `denied` with a message that names the host and says
 //! which flag allows it; the guest never learns more about the host's
@@ -27,6 +29,7 @@
 
 mod credentials;
 mod fetch;
+mod lookup;
 mod policy;
 mod route;
 mod search;
@@ -150,6 +153,7 @@ impl Host for RunState {
             max_bytes: http.max_response_bytes,
             follow_redirects: true,
             secret_headers: &secret_headers,
+            tenant: &self.caps.tenant,
         };
         let exchange = io::block_on(fetch::fetch(&rules, request, timeout));
         self.caps.http_bytes += exchange.bytes;
@@ -209,6 +213,7 @@ impl Host for RunState {
             max_bytes: http.max_response_bytes,
             follow_redirects: false,
             secret_headers: &[],
+            tenant: &self.caps.tenant,
         };
         let exchange = io::block_on(fetch::fetch(&rules, request, fetch::DEFAULT_TIMEOUT.min(remaining)));
         self.caps.http_bytes += exchange.bytes;

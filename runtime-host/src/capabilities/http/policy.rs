@@ -184,18 +184,19 @@ impl Policy<'_> {
 
     /// Resolves the URL's host and checks every address: the [`Target`] to
     /// connect to, or why not.
-    pub async fn resolve(&self, url: &reqwest::Url, admission: Admission) -> Result<Target, CapabilityError> {
+    pub async fn resolve(
+        &self,
+        url: &reqwest::Url,
+        admission: Admission,
+        tenant: &str,
+    ) -> Result<Target, CapabilityError> {
         let host = url.host_str().unwrap_or_default().to_owned();
         let port = url.port_or_known_default().unwrap_or(0);
         let (addrs, is_name) = match literal_ip(url) {
             Some(ip) => (vec![SocketAddr::new(ip, port)], false),
             None => {
                 let name = host.trim_end_matches('.').to_owned();
-                let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), port))
-                    .await
-                    .map_err(|e| CapabilityError::Failed(format!("cannot resolve `{name}`: {e}")))?
-                    .collect();
-                (found, true)
+                (super::lookup::lookup(tenant, &name, port).await?, true)
             }
         };
         if addrs.is_empty() {
@@ -204,11 +205,13 @@ impl Policy<'_> {
         if admission == Admission::Name && !self.allow_private {
             for addr in &addrs {
                 if let Some(kind) = non_public(addr.ip()) {
+                    // The address is the operator's to see, not the guest's:
+                    // answers of the host's resolver map its network.
+                    tracing::warn!(host = %host, address = %addr.ip(), kind, "a flow's request resolves to a non-public address");
                     return Err(CapabilityError::Denied(format!(
-                        "`{host}` resolves to {}, a {kind} address, which this host does not reach for flows; \
-                         the operator allows it with --http-allow {} (that address only) or --http-allow-private",
-                        addr.ip(),
-                        SocketAddr::new(addr.ip(), port),
+                        "`{host}` resolves to a {kind} address, which this host does not reach for flows; the \
+                         operator allows that address alone with --http-allow ADDRESS:{port} (the host's log names \
+                         it) or all such with --http-allow-private",
                     )));
                 }
             }
@@ -301,6 +304,9 @@ fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
         }
         // NAT64 (64:ff9b::a.b.c.d) reaches the IPv4 address it embeds.
         [0x64, 0xff9b, 0, 0, 0, 0, high, low] => return non_public_v4(embedded_v4(high, low)),
+        // The local-use NAT64 prefix (64:ff9b:1::/48, RFC 8215) puts the
+        // IPv4 address where its operator's prefix length says.
+        [0x64, 0xff9b, 1, ..] => "translated (local-use NAT64)",
         // 6to4 (2002:a.b.c.d::/48) embeds an IPv4 address too.
         [0x2002, high, low, ..] => return non_public_v4(embedded_v4(high, low)),
         [first, ..] if first & 0xffc0 == 0xfe80 => "link-local",
@@ -420,6 +426,8 @@ mod tests {
             ("::ffff:127.0.0.1", "loopback"),
             ("::ffff:169.254.169.254", "link-local"),
             ("64:ff9b::a00:1", "private"),
+            ("64:ff9b:1::a00:1", "translated (local-use NAT64)"),
+            ("64:ff9b:1:7f00::1", "translated (local-use NAT64)"),
             ("2002:c0a8:101::1", "private"),
         ] {
             let ip: IpAddr = ip.parse().expect("an address");
@@ -436,12 +444,14 @@ mod tests {
         let policy = Policy { allow: &allow, allow_private: false };
         let target = url("http://localhost:9/");
         let admission = policy.admit(&target).expect("on the list");
-        let Err(CapabilityError::Denied(message)) = policy.resolve(&target, admission).await else {
+        let Err(CapabilityError::Denied(message)) = policy.resolve(&target, admission, "policy-test").await else {
             panic!("localhost is loopback")
         };
         assert!(message.contains("loopback") && message.contains("--http-allow-private"), "{message}");
+        // What the host's resolver answered stays in the host's log.
+        assert!(!message.contains("127.0.0.1") && !message.contains("::1"), "{message}");
         let open = Policy { allow: &allow, allow_private: true };
-        let resolved = open.resolve(&target, admission).await.expect("private allowed");
+        let resolved = open.resolve(&target, admission, "policy-test").await.expect("private allowed");
         assert!(resolved.is_name && resolved.addrs.iter().all(|a| a.ip().is_loopback()));
     }
 }

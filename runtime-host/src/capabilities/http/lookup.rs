@@ -1,0 +1,126 @@
+//! Name lookups for `fetch`, bounded per tenant and per host.
+//!
+//! The system resolver runs on a blocking thread and cannot be cancelled:
+//! when a request times out, its lookup goes on until the resolver gives
+//! up, seconds later for a name server that never answers. Unbounded, a
+//! flow asking for such names in a loop with a 1 ms timeout would soon
+//! hold every thread of the I/O runtime's blocking pool, which every other
+//! tenant's lookups and `files` calls wait for too. So a lookup first
+//! takes a slot, which it gives back when the resolver returns, not when
+//! the request gives up: at most [`PER_TENANT`] a tenant and [`TOTAL`] on
+//! the host. Past either, the lookup fails at once and says why.
+
+use crate::bindings::node::sandflow::host::types::CapabilityError;
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
+
+/// Lookups in progress on the host, of all tenants.
+pub const TOTAL: usize = 64;
+/// Lookups in progress of one tenant.
+pub const PER_TENANT: usize = 8;
+
+#[derive(Default)]
+struct InFlight {
+    total: usize,
+    by_tenant: HashMap<String, usize>,
+}
+
+static IN_FLIGHT: LazyLock<Mutex<InFlight>> = LazyLock::new(Mutex::default);
+
+fn in_flight() -> MutexGuard<'static, InFlight> {
+    IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One lookup in progress, counted until dropped.
+struct Slot {
+    tenant: String,
+}
+
+impl Slot {
+    fn take(tenant: &str) -> Result<Self, CapabilityError> {
+        let mut in_flight = in_flight();
+        if in_flight.by_tenant.get(tenant).is_some_and(|&n| n >= PER_TENANT) {
+            return Err(CapabilityError::Failed(format!(
+                "{PER_TENANT} name lookups of this tenant are still unanswered (a name server that does not answer \
+                 holds each for seconds after its request gave up); try again later"
+            )));
+        }
+        if in_flight.total >= TOTAL {
+            return Err(CapabilityError::Failed(format!(
+                "this host has {TOTAL} name lookups unanswered; try again later"
+            )));
+        }
+        in_flight.total += 1;
+        *in_flight.by_tenant.entry(tenant.to_owned()).or_default() += 1;
+        Ok(Self { tenant: tenant.to_owned() })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut in_flight = in_flight();
+        in_flight.total -= 1;
+        if let Some(mine) = in_flight.by_tenant.get_mut(&self.tenant) {
+            *mine -= 1;
+            if *mine == 0 {
+                in_flight.by_tenant.remove(&self.tenant);
+            }
+        }
+    }
+}
+
+/// The addresses `name` resolves to, looked up for `tenant`.
+pub async fn lookup(tenant: &str, name: &str, port: u16) -> Result<Vec<SocketAddr>, CapabilityError> {
+    let slot = Slot::take(tenant)?;
+    let host = name.to_owned();
+    let found = tokio::task::spawn_blocking(move || {
+        // Held until the resolver returns, however long the request waits.
+        let _slot = slot;
+        (host.as_str(), port).to_socket_addrs().map(Iterator::collect)
+    })
+    .await;
+    match found {
+        Ok(Ok(addrs)) => Ok(addrs),
+        Ok(Err(error)) => Err(CapabilityError::Failed(format!("cannot resolve `{name}`: {error}"))),
+        Err(error) => Err(CapabilityError::Failed(format!("cannot resolve `{name}`: the lookup ended ({error})"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held_by(tenant: &str) -> usize {
+        in_flight().by_tenant.get(tenant).copied().unwrap_or(0)
+    }
+
+    #[test]
+    fn a_tenant_holds_at_most_its_share_of_lookups() {
+        let slots: Vec<Slot> =
+            (0..PER_TENANT).map(|_| Slot::take("lookup-test-a").expect("within the share")).collect();
+        let Err(CapabilityError::Failed(message)) = Slot::take("lookup-test-a") else {
+            panic!("one past the tenant's share")
+        };
+        assert!(message.contains("still unanswered"), "{message}");
+        // Another tenant is not held up by the first.
+        let other = Slot::take("lookup-test-b").expect("another tenant");
+        drop(other);
+        assert_eq!(held_by("lookup-test-b"), 0);
+        drop(slots);
+        assert_eq!(held_by("lookup-test-a"), 0);
+        drop(Slot::take("lookup-test-a").expect("freed again"));
+    }
+
+    #[tokio::test]
+    async fn resolves_and_gives_the_slot_back() {
+        let addrs = lookup("lookup-test-c", "localhost", 80).await.expect("localhost resolves");
+        assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 80), "{addrs:?}");
+        assert_eq!(held_by("lookup-test-c"), 0);
+        let Err(CapabilityError::Failed(message)) = lookup("lookup-test-c", "no-such-host.invalid", 80).await else {
+            panic!("an invalid name does not resolve")
+        };
+        assert!(message.contains("cannot resolve `no-such-host.invalid`"), "{message}");
+        assert_eq!(held_by("lookup-test-c"), 0);
+    }
+}
