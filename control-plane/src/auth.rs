@@ -6,8 +6,12 @@
 //! `SameSite=Lax` cookie (the console's way, out of reach of page scripts).
 //! The database keeps only its SHA-256, so a leaked database does not leak
 //! live sessions. Cross-site request forgery against cookie sessions is
-//! stopped by `SameSite=Lax` and by bodies being JSON only (a cross-site
-//! form cannot send `application/json` without a CORS preflight).
+//! stopped by `SameSite=Lax`, by bodies being JSON only (a cross-site form
+//! cannot send `application/json` without a CORS preflight) and, for the
+//! requests a form can still send (no body, or `multipart/form-data`) from
+//! a sibling subdomain, which `SameSite` counts as the same site, by
+//! [`check_cookie_origin`]: a cookie authenticates a request that changes
+//! something only when the browser says it comes from this origin.
 
 use crate::AppState;
 use crate::db::now_ms;
@@ -74,7 +78,40 @@ fn presented_token(parts: &Parts) -> Result<Option<String>> {
             .ok_or_else(|| Error::Unauthorized("the Authorization header must be `Bearer <token>`".into()))?;
         return Ok(Some(token.to_owned()));
     }
-    Ok(session_cookie(parts))
+    let token = session_cookie(parts);
+    if token.is_some() {
+        check_cookie_origin(parts)?;
+    }
+    Ok(token)
+}
+
+/// Refuses (403) a cookie-authenticated request that may change something
+/// (any method but `GET`, `HEAD`, `OPTIONS`) when the browser says it
+/// comes from another origin: `Sec-Fetch-Site` other than `same-origin`
+/// or `none`, or, from browsers that do not send that, an `Origin` whose
+/// host is not the request's `Host`. Clients that send neither (scripts,
+/// curl) are not browsers a page can drive.
+fn check_cookie_origin(parts: &Parts) -> Result<()> {
+    if parts.method.is_safe() {
+        return Ok(());
+    }
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let same_origin = match (header("sec-fetch-site"), header("origin")) {
+        (Some(site), _) => matches!(site, "same-origin" | "none"),
+        (None, Some(origin)) => {
+            let host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            header("host").is_some_and(|own| own.eq_ignore_ascii_case(host))
+        }
+        (None, None) => true,
+    };
+    if same_origin {
+        return Ok(());
+    }
+    Err(Error::Forbidden(
+        "the session cookie is accepted only from this console's own pages; other sites' pages and apps send \
+         `Authorization: Bearer <token>`"
+            .into(),
+    ))
 }
 
 fn session_cookie(parts: &Parts) -> Option<String> {

@@ -88,6 +88,37 @@ async fn bearer_and_cookie_sessions(app: TestApp) {
         .body(Body::empty())
         .unwrap();
     app.send(request).await.refused(401, "unauthorized");
+    // A page of another site (a sibling subdomain is the same site to
+    // `SameSite`) cannot change anything with the cookie; the console's
+    // own pages and non-browser clients can.
+    let create = |name: &str, headers: &[(&str, &str)]| {
+        let mut request = Request::post("/api/organizations/")
+            .header(header::COOKIE, format!("sandflow_session={token}"))
+            .header(header::CONTENT_TYPE, "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(Body::from(serde_json::json!({ "name": name }).to_string())).unwrap()
+    };
+    for foreign in [
+        &[("sec-fetch-site", "same-site"), ("origin", "https://evil.example.com")][..],
+        &[("sec-fetch-site", "cross-site")],
+        &[("host", "console.example.com"), ("origin", "https://evil.example.com")],
+    ] {
+        let detail = app.send(create("Forged", foreign)).await.refused(403, "forbidden");
+        assert!(detail.contains("Bearer"), "{detail}");
+    }
+    app.send(create("Console", &[("sec-fetch-site", "same-origin")])).await.expect(201);
+    let own_origin = [("host", "console.example.com"), ("origin", "https://console.example.com")];
+    app.send(create("Older browser", &own_origin)).await.expect(201);
+    app.send(create("Script", &[])).await.expect(201);
+    assert_eq!(app.count("organization WHERE name = 'Forged'").await, 0);
+    let cross_site_read = Request::get("/api/users/me")
+        .header(header::COOKIE, format!("sandflow_session={token}"))
+        .header("sec-fetch-site", "cross-site")
+        .body(Body::empty())
+        .unwrap();
+    app.send(cross_site_read).await.expect(200);
     // Signing out with the cookie ends that session, not others.
     let other = app.login("ada@example.com").await;
     let logout = Request::post("/api/auth/logout")
