@@ -14,6 +14,15 @@ use std::collections::HashMap;
 /// under 1 MiB; this bound keeps a hostile upload from holding memory.
 pub const MAX_FLOW_BYTES: usize = 16 * 1024 * 1024;
 
+/// Most components in one flow, group members included, and most
+/// connections. Starter projects have at most a dozen of each; these bound
+/// the compiler's passes, which look at a node's edges, on hostile uploads.
+pub const MAX_NODES: usize = 1_000;
+/// See [`MAX_NODES`].
+pub const MAX_EDGES: usize = 5_000;
+/// Longest node id, and longest display name kept (longer ones are cut).
+pub const MAX_NAME_CHARS: usize = 256;
+
 /// A parsed Langflow export.
 #[derive(Debug, Clone, Default)]
 pub struct Flow {
@@ -222,6 +231,10 @@ fn read_graph(
 ) {
     let nodes_ptr = format!("{base}/nodes");
     match graph.get("nodes") {
+        Some(Value::Array(nodes)) if flow.nodes.len() + nodes.len() > MAX_NODES => {
+            diags.push(too_large(&nodes_ptr, "components", MAX_NODES));
+            return;
+        }
         Some(Value::Array(nodes)) => {
             for (i, node) in nodes.iter().enumerate() {
                 read_node(node, &format!("{nodes_ptr}/{i}"), group, flow, outputs, diags);
@@ -238,6 +251,9 @@ fn read_graph(
     }
     let edges_ptr = format!("{base}/edges");
     match graph.get("edges") {
+        Some(Value::Array(edges)) if flow.edges.len() + edges.len() > MAX_EDGES => {
+            diags.push(too_large(&edges_ptr, "connections", MAX_EDGES));
+        }
         Some(Value::Array(edges)) => {
             for (i, edge) in edges.iter().enumerate() {
                 if let Some(edge) = read_edge(edge, &format!("{edges_ptr}/{i}"), diags) {
@@ -251,6 +267,11 @@ fn read_graph(
                 .help("`edges` lists the connections between components"),
         ),
     }
+}
+
+fn too_large(pointer: &str, what: &str, max: usize) -> Diagnostic {
+    Diagnostic::error("too-large", pointer, format!("the flow has more than {max} {what}"))
+        .help("split it into smaller flows; no flow Langflow's editor makes comes near this")
 }
 
 fn read_node(
@@ -277,6 +298,27 @@ fn read_node(
         );
         return;
     };
+    if id.chars().count() > MAX_NAME_CHARS {
+        diags.push(
+            Diagnostic::error(
+                "wrong-shape",
+                format!("{ptr}/id"),
+                format!("a node id is over {MAX_NAME_CHARS} characters"),
+            )
+            .help("export the flow again from Langflow, which gives short ids"),
+        );
+        return;
+    }
+    // Reported here, before a group copies fields into its members: later
+    // passes index nodes by id.
+    if let Some(first) = flow.nodes.iter().find(|n| n.id == id) {
+        diags.push(
+            Diagnostic::error("duplicate-id", ptr, format!("two nodes have the id `{id}`"))
+                .node(id, &first.display_name)
+                .help("give every node a unique id (duplicate the component in Langflow instead of editing ids)"),
+        );
+        return;
+    }
     let Some(data) = obj.get("data").and_then(Value::as_object) else {
         diags.push(
             Diagnostic::error("wrong-shape", format!("{ptr}/data"), format!("node `{id}` has no `data` object"))
@@ -286,7 +328,13 @@ fn read_node(
         return;
     };
     let node_obj = data.get("node").and_then(Value::as_object);
-    let display_name = node_obj.and_then(|n| n.get("display_name")).and_then(Value::as_str).unwrap_or(id).to_owned();
+    let display_name: String = node_obj
+        .and_then(|n| n.get("display_name"))
+        .and_then(Value::as_str)
+        .unwrap_or(id)
+        .chars()
+        .take(MAX_NAME_CHARS)
+        .collect();
     let Some(type_name) = data.get("type").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
         diags.push(
             Diagnostic::error("wrong-shape", format!("{ptr}/data/type"), format!("node `{id}` has no component type"))

@@ -38,7 +38,7 @@
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::langflow::{Edge, Field, Flow, Node, flag};
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// The catalog key the rewritten chains carry.
 pub const CHAIN: &str = "LLMChain";
@@ -66,6 +66,10 @@ sights, or people to experience. Provide the suggestions and any necessary infor
     {history}
     Human: {input}
     AI:";
+
+/// Most chains one `PromptTemplate` may feed, and most agents one chain
+/// may serve (see [`chain`] and [`zero_shot_agent`]): each gets a copy.
+const MAX_CHAINS_PER_PROMPT: usize = 8;
 
 /// Rewrites the pre-1.0 components of `flow`; a 1.x flow is left as it is.
 pub fn modernize(flow: &mut Flow, diags: &mut Diagnostics) {
@@ -222,7 +226,9 @@ impl ChainParts {
             let Some(source) = flow.nodes.iter().find(|n| n.id == edge.source) else { continue };
             match (edge.field.as_str(), source.type_name.as_str()) {
                 ("llm", _) => parts.api_key = source.field("api_key").cloned(),
-                ("prompt", "PromptTemplate") => {
+                // One prompt (a second edge into `prompt` is the schedule's to
+                // report): its fields are copied, once.
+                ("prompt", "PromptTemplate") if parts.prompt.is_none() => {
                     if let Some(t) = source.field("template") {
                         parts.template = Some((t.value.clone(), t.pointer.clone()));
                     }
@@ -252,6 +258,14 @@ fn chain(flow: &mut Flow, i: usize, folded: &mut HashSet<String>, diags: &mut Di
     let node = &flow.nodes[i];
     let (id, pointer, name) = (node.id.clone(), node.pointer.clone(), node.display_name.clone());
     let parts = ChainParts::gather(flow, &id, node.type_name == TIME_TRAVEL_GUIDE, &pointer);
+    // Each chain gets its own copy of its prompt's fields and edges: a
+    // prompt shared without end would multiply the upload.
+    if let Some(prompt) = parts.prompt.as_deref()
+        && let Some(chains) = shared_too_widely(flow, prompt, "prompt")
+    {
+        diags.push(shared_prompt(prompt, chains, &pointer, &id, &name));
+        return;
+    }
     folded.extend(parts.memory_node.clone());
     let fed = rewire(flow, &id, parts.prompt.as_deref(), folded);
     let (template, template_pointer) = parts.template.unwrap_or_else(|| {
@@ -549,6 +563,29 @@ fn node_of(flow: &Flow, id: &str) -> Option<Node> {
     flow.nodes.iter().find(|n| n.id == id).cloned()
 }
 
+/// How many nodes `source` feeds through `field`, if that is more than
+/// [`MAX_CHAINS_PER_PROMPT`].
+fn shared_too_widely(flow: &Flow, source: &str, field: &str) -> Option<usize> {
+    let fed = flow.edges.iter().filter(|e| e.source == source && e.field == field).count();
+    (fed > MAX_CHAINS_PER_PROMPT).then_some(fed)
+}
+
+fn shared_prompt(prompt: &str, chains: usize, pointer: &str, id: &str, name: &str) -> Diagnostic {
+    Diagnostic::error(
+        "legacy-prompt-shared",
+        pointer,
+        format!("prompt `{prompt}` feeds {chains} chains; at most {MAX_CHAINS_PER_PROMPT} may share one"),
+    )
+    .node(id, name)
+    .field("prompt")
+    .help("give each chain its own PromptTemplate in Langflow and export again")
+}
+
+/// The component type of node `id`.
+fn type_of<'a>(flow: &'a Flow, id: &str) -> Option<&'a str> {
+    flow.nodes.iter().find(|n| n.id == id).map(|n| n.type_name.as_str())
+}
+
 /// A `ZeroShotAgent` (LangChain's ReAct agent) becomes an Agent: its
 /// `llm_chain`'s model is the agent's model and the chain's
 /// `ZeroShotPrompt` prefix its system prompt (the chain and prompt are
@@ -560,8 +597,7 @@ fn zero_shot_agent(flow: &mut Flow, i: usize, folded: &mut HashSet<String>, diag
         let n = &flow.nodes[i];
         (n.id.clone(), n.pointer.clone(), n.display_name.clone())
     };
-    let chain =
-        source_of(flow, &id, "llm_chain").filter(|(c, _)| node_of(flow, c).is_some_and(|n| n.type_name == CHAIN));
+    let chain = source_of(flow, &id, "llm_chain").filter(|(c, _)| type_of(flow, c) == Some(CHAIN));
     let Some((chain, chain_edge)) = chain else {
         diags.push(
             Diagnostic::error("legacy-agent-chain", &pointer, format!("agent `{id}` has no LLMChain in `llm_chain`"))
@@ -571,7 +607,26 @@ fn zero_shot_agent(flow: &mut Flow, i: usize, folded: &mut HashSet<String>, diag
         );
         return;
     };
-    let prompt = source_of(flow, &chain, "prompt").and_then(|(p, _)| node_of(flow, &p));
+    // Each agent gets its own copy of the prompt's prefix.
+    if let Some(agents) = shared_too_widely(flow, &chain, "llm_chain") {
+        diags.push(
+            Diagnostic::error(
+                "legacy-prompt-shared",
+                &pointer,
+                format!("chain `{chain}` feeds {agents} agents; at most {MAX_CHAINS_PER_PROMPT} may share one"),
+            )
+            .node(&id, &display)
+            .field("llm_chain")
+            .help("give each agent its own LLMChain in Langflow and export again"),
+        );
+        return;
+    }
+    let prompt_id = source_of(flow, &chain, "prompt").map(|(p, _)| p);
+    if let Some(chains) = prompt_id.as_deref().and_then(|p| shared_too_widely(flow, p, "prompt")) {
+        diags.push(shared_prompt(prompt_id.as_deref().unwrap_or_default(), chains, &pointer, &id, &display));
+        return;
+    }
+    let prompt = prompt_id.and_then(|p| node_of(flow, &p));
     let prefix = prompt
         .as_ref()
         .filter(|p| p.type_name == "ZeroShotPrompt")
@@ -579,10 +634,12 @@ fn zero_shot_agent(flow: &mut Flow, i: usize, folded: &mut HashSet<String>, diag
         .map_or(Value::Null, |f| f.value.clone());
     // The chain and its prompt are the agents' own machinery when only
     // zero-shot agents use the chain.
-    let only_agents =
-        flow.edges.iter().filter(|e| e.source == chain).all(|e| {
-            node_of(flow, &e.target).is_some_and(|t| matches!(t.type_name.as_str(), "ZeroShotAgent" | "Agent"))
-        });
+    let types: HashMap<&str, &str> = flow.nodes.iter().map(|n| (n.id.as_str(), n.type_name.as_str())).collect();
+    let only_agents = flow
+        .edges
+        .iter()
+        .filter(|e| e.source == chain)
+        .all(|e| types.get(e.target.as_str()).is_some_and(|t| matches!(*t, "ZeroShotAgent" | "Agent")));
     if only_agents {
         folded.insert(chain.clone());
         folded.extend(prompt.filter(|p| p.type_name == "ZeroShotPrompt").map(|p| p.id));

@@ -18,7 +18,20 @@ pub fn schedule(plan: &mut Plan, flow: &Flow, diags: &mut Diagnostics) {
     let Some(order) = topological_order(plan, flow, diags) else { return };
     let absent = maybe_absent(plan, &order);
     let mut placed = vec![false; plan.nodes.len()];
-    plan.schedule = steps(plan, &order, &absent, &mut placed);
+    let mut nesting = Nesting { flow, diags, depth: 0 };
+    plan.schedule = steps(plan, &order, &absent, &mut placed, &mut nesting);
+}
+
+/// Most Loops one inside another. Each level nests the plan deeper, and
+/// the plan is read back with JSON's nesting limit of 128 (and walked
+/// recursively), so a hostile chain of loops must stop here.
+pub const MAX_LOOP_NESTING: usize = 16;
+
+/// How deep in loops [`steps`] is, and where it reports going too deep.
+struct Nesting<'a> {
+    flow: &'a Flow,
+    diags: &'a mut Diagnostics,
+    depth: usize,
 }
 
 /// Kahn's algorithm over non-feedback edges; ties go to inputs first, then
@@ -76,7 +89,7 @@ fn maybe_absent(plan: &Plan, order: &[usize]) -> Vec<bool> {
     absent
 }
 
-fn steps(plan: &Plan, order: &[usize], absent: &[bool], placed: &mut [bool]) -> Vec<Step> {
+fn steps(plan: &Plan, order: &[usize], absent: &[bool], placed: &mut [bool], nesting: &mut Nesting<'_>) -> Vec<Step> {
     let mut out = Vec::new();
     for &i in order {
         if placed[i] {
@@ -97,9 +110,24 @@ fn steps(plan: &Plan, order: &[usize], absent: &[bool], placed: &mut [bool]) -> 
             .collect();
         out.push(Step::Run { node: i as u32, guards });
         if node.role == Role::Loop {
+            if nesting.depth == MAX_LOOP_NESTING {
+                let node = &nesting.flow.nodes[i];
+                nesting.diags.push(
+                    Diagnostic::error(
+                        "loop-nesting",
+                        &node.pointer,
+                        format!("Loop `{}` is nested more than {MAX_LOOP_NESTING} Loops deep", node.id),
+                    )
+                    .node(&node.id, &node.display_name)
+                    .help("run the inner loops as a flow of their own, or flatten them"),
+                );
+                return out;
+            }
             let body = loop_body(plan, i);
             let body_order: Vec<usize> = order.iter().copied().filter(|&j| body[j] && !placed[j]).collect();
-            let body_steps = steps(plan, &body_order, absent, placed);
+            nesting.depth += 1;
+            let body_steps = steps(plan, &body_order, absent, placed, nesting);
+            nesting.depth -= 1;
             out.push(Step::Loop { node: i as u32, body: body_steps });
         }
     }

@@ -167,3 +167,145 @@ fn human_rendering_shows_line_and_snippet() {
     assert!(rendered.contains("\"type\": \"Mystery\""), "{rendered}");
     assert!(rendered.contains("1 error(s)"), "{rendered}");
 }
+
+fn shared_flow(name: &str) -> Value {
+    let path = format!("{}/../../shared/flows/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_slice(&std::fs::read(&path).expect("shared flow")).expect("JSON")
+}
+
+fn nodes_and_edges(flow: &mut Value) -> (&mut Vec<Value>, Vec<Value>) {
+    let edges = flow["data"]["edges"].as_array().expect("edges").clone();
+    (flow["data"]["nodes"].as_array_mut().expect("nodes"), edges)
+}
+
+/// A flow past [`MAX_NODES`] components or [`MAX_EDGES`] connections is
+/// refused before any pass looks at it, whatever its parts are.
+#[test]
+fn too_many_components_or_connections() {
+    use sandflow_flow_compiler::langflow::{MAX_EDGES, MAX_NODES};
+    let mut flow = prompt_echo();
+    let (nodes, _) = nodes_and_edges(&mut flow);
+    let template = nodes[1].clone();
+    for i in 0..MAX_NODES {
+        let mut node = template.clone();
+        node["id"] = json!(format!("Copy-{i}"));
+        nodes.push(node);
+    }
+    let d = only_error(&diagnose(&flow), "too-large").clone();
+    assert!(d.message.contains(&format!("more than {MAX_NODES} components")), "{}", d.message);
+    assert_eq!(d.pointer, "/data/nodes");
+
+    let mut flow = prompt_echo();
+    let (_, edges) = nodes_and_edges(&mut flow);
+    let many: Vec<Value> = edges.iter().cycle().take(MAX_EDGES + 1).cloned().collect();
+    flow["data"]["edges"] = json!(many);
+    let d = only_error(&diagnose(&flow), "too-large").clone();
+    assert!(d.message.contains(&format!("more than {MAX_EDGES} connections")), "{}", d.message);
+}
+
+/// Ids are bounded; display names are cut, so that the errors which
+/// repeat them stay small.
+#[test]
+fn long_ids_are_refused_and_long_names_cut() {
+    use sandflow_flow_compiler::langflow::MAX_NAME_CHARS;
+    let mut flow = prompt_echo();
+    flow["data"]["nodes"][1]["id"] = json!("x".repeat(MAX_NAME_CHARS + 1));
+    let d = only_error(&diagnose(&flow), "wrong-shape").clone();
+    assert!(d.message.contains("id is over"), "{}", d.message);
+
+    let mut flow = prompt_echo();
+    flow["data"]["nodes"][1]["data"]["node"]["display_name"] = json!("n".repeat(100_000));
+    flow["data"]["edges"][0]["source"] = json!("Ghost-1");
+    flow["data"]["edges"][0]["data"]["sourceHandle"]["id"] = json!("Ghost-1");
+    let diags = diagnose(&flow);
+    assert!(diags.has_errors());
+    for d in diags.iter() {
+        let shown = d.display_name.as_deref().unwrap_or_default();
+        assert!(shown.chars().count() <= MAX_NAME_CHARS && d.message.len() < 4 * MAX_NAME_CHARS, "{d:?}");
+    }
+}
+
+/// Loops within loops within loops: past [`MAX_LOOP_NESTING`] the flow is
+/// refused, where it would otherwise compile into a plan too deep to read
+/// back. Built from the research-translation loop: `extra` more Loops, each
+/// on the `item` of the one before, the innermost running the body, whose
+/// answer feeds back into every Loop.
+fn nested_loops(extra: usize) -> Value {
+    let mut flow = shared_flow("starter/research-translation-loop.json");
+    let (nodes, edges) = nodes_and_edges(&mut flow);
+    let outer = "LoopComponent-E7Ur0";
+    let loop_node = nodes.iter().find(|n| n["id"] == outer).expect("the loop").clone();
+    let into_data = edges.iter().find(|e| e["target"] == outer && e["data"]["targetHandle"]["fieldName"] == "data");
+    let feedback = edges.iter().find(|e| e["target"] == outer && e["data"]["targetHandle"]["name"] == "item");
+    let (into_data, feedback) = (into_data.expect("data edge").clone(), feedback.expect("feedback edge").clone());
+    let id = |k: usize| if k == 0 { outer.to_owned() } else { format!("LoopComponent-n{k}") };
+    for k in 1..=extra {
+        let mut node = loop_node.clone();
+        node["id"] = json!(id(k));
+        node["data"]["id"] = json!(id(k));
+        nodes.push(node);
+    }
+    let mut edges: Vec<Value> = edges
+        .into_iter()
+        .map(|mut e| {
+            // The body hangs off the innermost loop.
+            if e["source"] == outer && e["data"]["sourceHandle"]["name"] == "item" {
+                e["source"] = json!(id(extra));
+                e["data"]["sourceHandle"]["id"] = json!(id(extra));
+            }
+            e
+        })
+        .collect();
+    for k in 1..=extra {
+        let mut data = into_data.clone();
+        data["id"] = json!(format!("nest-data-{k}"));
+        data["source"] = json!(id(k - 1));
+        data["target"] = json!(id(k));
+        data["data"]["sourceHandle"] =
+            json!({"dataType": "LoopComponent", "id": id(k - 1), "name": "item", "output_types": ["Data"]});
+        data["data"]["targetHandle"]["id"] = json!(id(k));
+        let mut back = feedback.clone();
+        back["id"] = json!(format!("nest-back-{k}"));
+        back["target"] = json!(id(k));
+        back["data"]["targetHandle"]["id"] = json!(id(k));
+        edges.extend([data, back]);
+    }
+    flow["data"]["edges"] = json!(edges);
+    flow
+}
+
+#[test]
+fn loops_nest_only_so_deep() {
+    use sandflow_flow_compiler::ir::Step;
+    use sandflow_flow_compiler::schedule::MAX_LOOP_NESTING;
+    let (plan, diags) = check(nested_loops(2).to_string().as_bytes(), &CompileOptions::default());
+    let plan = plan.unwrap_or_else(|| panic!("three nested loops compile: {diags:#?}"));
+    fn depth(steps: &[Step]) -> usize {
+        let inner = steps.iter().filter_map(|s| match s {
+            Step::Loop { body, .. } => Some(depth(body)),
+            Step::Run { .. } => None,
+        });
+        inner.max().map_or(0, |d| d + 1)
+    }
+    assert_eq!(depth(&plan.schedule), 3, "{:#?}", plan.schedule);
+    let (plan, diags) = check(nested_loops(MAX_LOOP_NESTING).to_string().as_bytes(), &CompileOptions::default());
+    assert!(plan.is_none());
+    let d = only_error(&diags, "loop-nesting");
+    assert!(d.message.contains(&format!("more than {MAX_LOOP_NESTING} Loops deep")), "{}", d.message);
+}
+
+/// A legacy chain gets a copy of its prompt's fields and edges; a prompt
+/// fed into chains without end (here one edge repeated) is refused rather
+/// than copied that often.
+#[test]
+fn a_legacy_prompt_feeds_only_a_few_chains() {
+    let mut flow = shared_flow("legacy/one-group-chat.json");
+    assert!(check(flow.to_string().as_bytes(), &CompileOptions::default()).0.is_some(), "the export compiles");
+    let inner = &mut flow["data"]["nodes"][0]["data"]["node"]["flow"]["data"]["edges"];
+    let edges = inner.as_array_mut().expect("inner edges");
+    let prompt = edges.iter().find(|e| e["source"] == "PromptTemplate-h1IlH").expect("the prompt's edge").clone();
+    edges.extend(std::iter::repeat_n(prompt, 8));
+    let diags = diagnose(&flow);
+    let d = only_error(&diags, "legacy-prompt-shared");
+    assert!(d.message.contains("feeds 9 chains"), "{}", d.message);
+}
