@@ -26,10 +26,24 @@ fn data_plane(config: DataPlaneConfig) -> Arc<DataPlane> {
 }
 
 fn build_plane(config: DataPlaneConfig) -> DataPlane {
+    build_plane_with(config, sandflow_runtime_host::CapabilityConfig::default())
+}
+
+/// A data plane whose runs keep their chat history in `memory`.
+fn memory_plane(memory: &sandflow_runtime_host::MemoryStore) -> DataPlane {
+    let capabilities = sandflow_runtime_host::CapabilityConfig { memory: Some(memory.clone()), ..Default::default() };
+    build_plane_with(DataPlaneConfig::default(), capabilities)
+}
+
+fn build_plane_with(config: DataPlaneConfig, capabilities: sandflow_runtime_host::CapabilityConfig) -> DataPlane {
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandflow-cache");
-    let runtime =
-        Runtime::new(&RuntimeConfig { max_instances: 64, cache_dir: Some(cache), ..RuntimeConfig::default() })
-            .expect("runtime");
+    let runtime = Runtime::new(&RuntimeConfig {
+        max_instances: 64,
+        cache_dir: Some(cache),
+        capabilities,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
     let plane = DataPlane::new(runtime, config);
     plane.keys.add_secret("k1", SECRET);
     for (id, tenant, file) in [
@@ -203,6 +217,40 @@ async fn a_widget_key_may_chat_but_not_send_tweaks() {
         assert_eq!(status, StatusCode::FORBIDDEN, "{uri}");
         assert!(String::from_utf8_lossy(&bytes).contains("sending tweaks needs a key with the `run` scope"));
     }
+}
+
+/// A widget key is public: whoever copies it from a page must not read
+/// the sessions the agent's server-side callers (or webhooks) keep, nor
+/// share Langflow's default session (the flow id) with every other visitor.
+#[tokio::test(flavor = "multi_thread")]
+async fn widget_sessions_are_kept_apart() {
+    let memory = sandflow_runtime_host::MemoryStore::open("sqlite::memory:").await.expect("memory opens");
+    let plane = Arc::new(memory_plane(&memory));
+    let server = key(&claims("acme"));
+    let widget = key(&Claims { scopes: vec!["widget".into()], ..claims("acme") });
+    let run = |k: &str, body: Value| call(&plane, post("/api/v1/run/echo-agent-flow", Some(k), body));
+    let said = |(status, _, bytes): (StatusCode, axum::http::HeaderMap, Vec<u8>)| {
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+        serde_json::from_slice::<Value>(&bytes).expect("JSON")
+    };
+    said(run(&server, json!({"input_value": "order 42 ships to Ada", "session_id": "s"})).await);
+    said(run(&widget, json!({"input_value": "hello", "session_id": "s"})).await);
+    let history = |agent: &str| {
+        let scope = sandflow_runtime_host::MemoryScope { tenant: "acme".into(), agent: agent.into() };
+        let memory = memory.clone();
+        async move { memory.history(&scope, "s", 10).await.expect("history") }
+    };
+    let texts =
+        |messages: Vec<sandflow_runtime_host::Message>| messages.into_iter().map(|m| m.text).collect::<Vec<_>>();
+    assert_eq!(texts(history("echo-agent").await), ["order 42 ships to Ada", "order 42 ships to Ada"]);
+    assert_eq!(texts(history("echo-agent#widget").await), ["hello", "hello"]);
+    // Without a session id: a server key gets Langflow's shared default,
+    // a widget key a session of its own.
+    let shared = said(run(&server, json!({"input_value": "a"})).await);
+    assert_eq!(shared["session_id"], "echo-agent-flow");
+    let own = said(run(&widget, json!({"input_value": "b"})).await);
+    let own = own["session_id"].as_str().expect("a session id");
+    assert!(own != "echo-agent-flow" && uuid::Uuid::parse_str(own).is_ok(), "{own}");
 }
 
 /// A session id the chat history cannot take is refused at the door,
@@ -623,12 +671,7 @@ fn webhook_flow() -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_webhook_runs_its_flow_in_the_background_with_the_posted_body() {
     let memory = sandflow_runtime_host::MemoryStore::open("sqlite::memory:").await.expect("memory opens");
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandflow-cache");
-    let capabilities = sandflow_runtime_host::CapabilityConfig { memory: Some(memory.clone()), ..Default::default() };
-    let runtime = Runtime::new(&RuntimeConfig { cache_dir: Some(cache), capabilities, ..RuntimeConfig::default() })
-        .expect("runtime");
-    let plane = DataPlane::new(runtime, DataPlaneConfig::default());
-    plane.keys.add_secret("k1", SECRET);
+    let plane = memory_plane(&memory);
     provision(&plane, "hook", "acme", "hook-flow", webhook_flow().to_string().as_bytes());
     let plane = Arc::new(plane);
     let acme = key(&claims("acme"));

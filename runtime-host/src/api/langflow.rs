@@ -81,8 +81,11 @@ pub async fn run(
         )));
     }
     let agent = state.agent_for(&key, &flow)?;
-    // Without a session, Langflow uses the flow id.
-    let session_id = session_or(body.session_id.clone(), || agent.flow_id.clone());
+    // Without a session, Langflow uses the flow id, which every such caller
+    // shares; a public (widget) caller gets a session of its own instead.
+    let session_id = session_or(body.session_id.clone(), || {
+        if key.can_run() { agent.flow_id.clone() } else { uuid::Uuid::new_v4().to_string() }
+    });
     let request = RunRequest {
         input_value: body.input_value.clone(),
         input_type,

@@ -261,6 +261,7 @@ impl DataPlane {
             secrets: agent.secrets.clone(),
             events,
             persona: agent.persona.clone(),
+            public: !key.can_run(),
         };
         let (runtime, flow, limits) = (self.runtime.clone(), agent.flow.clone(), agent.limits);
         let bytes_in = request.input_value.as_ref().map_or(0, String::len)
@@ -414,10 +415,16 @@ pub struct Execution {
 pub struct ApiKey(pub Claims);
 
 impl ApiKey {
+    /// Whether the key has the `run` scope (a server's key), not only
+    /// `widget` (a key in public pages).
+    pub(crate) fn can_run(&self) -> bool {
+        self.0.scopes.iter().any(|s| s == "run")
+    }
+
     /// Refuses a key without the `run` scope: a widget key sits in public
     /// web pages, so it may chat through the widget and nothing more.
     pub(crate) fn require_run(&self, what: &str) -> Result<(), ApiError> {
-        if self.0.scopes.iter().any(|s| s == "run") {
+        if self.can_run() {
             return Ok(());
         }
         Err(ApiError::Forbidden(format!("{what} needs a key with the `run` scope")))

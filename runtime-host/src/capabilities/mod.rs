@@ -80,6 +80,11 @@ pub struct RunContext {
     pub events: Option<EventSender>,
     /// The buyer's persona, which every model call of the run starts with.
     pub persona: Option<Arc<persona::Persona>>,
+    /// The caller holds a public (widget) key: its chat sessions are kept
+    /// apart from the agent's other sessions, which server-side callers and
+    /// webhooks fill and which anyone who copies the key from a page would
+    /// otherwise read.
+    pub public: bool,
 }
 
 /// The capability state of one run, in its store.
@@ -112,7 +117,11 @@ pub(crate) struct RunCaps {
 impl RunCaps {
     pub fn new(config: Arc<CapabilityConfig>, context: RunContext, deadline: Duration) -> Self {
         Self {
-            memory: memory::RunMemory::prepare(config.memory.as_ref(), &context.tenant, &context.agent),
+            memory: memory::RunMemory::prepare(
+                config.memory.as_ref(),
+                &context.tenant,
+                &memory::history_agent(&context.agent, context.public),
+            ),
             files: files::RunFiles::prepare(config.files.as_ref(), &context.tenant, &context.agent),
             sql: sql::RunSql::prepare(&context.tenant),
             retrieval: retrieval::RunRetrieval::prepare(config.documents.as_ref(), &context.tenant, &context.agent),

@@ -45,6 +45,12 @@ pub(crate) struct RunMemory {
     pub pending: PendingWrites,
 }
 
+/// Whose chat history a run of `agent` keeps: the agent's own, or for a
+/// public (widget) caller a part of it that no server-side caller shares.
+pub(crate) fn history_agent(agent: &str, public: bool) -> std::borrow::Cow<'_, str> {
+    if public { format!("{agent}#widget").into() } else { agent.into() }
+}
+
 impl RunMemory {
     /// Binds `store` (if the host has one) to `tenant` and `agent`.
     pub fn prepare(store: Option<&MemoryStore>, tenant: &str, agent: &str) -> Self {
