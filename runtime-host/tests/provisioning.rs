@@ -21,7 +21,7 @@ const SECRET: &[u8] = b"provisioning-test-secret";
 /// A control plane's feed: `changes` after `?after=`, the component
 /// `artifact` under its `digest` (each fetch announced on `fetched`, then
 /// held until `release` is notified; any other digest fails with 500), and
-/// no usage yet.
+/// the ledger's usage `totals` (none at first).
 #[derive(Clone)]
 struct Feed {
     changes: Arc<Mutex<Vec<Value>>>,
@@ -29,6 +29,9 @@ struct Feed {
     artifact: Arc<Vec<u8>>,
     fetched: mpsc::UnboundedSender<()>,
     release: Arc<Notify>,
+    totals: Arc<Mutex<Value>>,
+    /// How often the totals were asked for.
+    totals_asked: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Feed {
@@ -45,6 +48,8 @@ impl Feed {
             artifact: Arc::new(artifact.component),
             fetched,
             release: Arc::new(Notify::new()),
+            totals: Arc::new(Mutex::new(json!({"tenants": {}}))),
+            totals_asked: Arc::default(),
         };
         (feed, fetches)
     }
@@ -60,7 +65,13 @@ impl Feed {
         let control_plane = Router::new()
             .route("/api/runtime/changes/", get(changes))
             .route("/api/runtime/artifacts/{digest}", get(component))
-            .route("/api/runtime/usage-totals/", get(|| async { Json(json!({"tenants": {}})) }))
+            .route(
+                "/api/runtime/usage-totals/",
+                get(|State(feed): State<Feed>| async move {
+                    feed.totals_asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Json(feed.totals.lock().expect("totals").clone())
+                }),
+            )
             .with_state(self.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
         let base = format!("http://{}", listener.local_addr().expect("address"));
@@ -164,4 +175,29 @@ async fn an_artifact_that_fails_to_arrive_holds_up_no_revocation() {
     assert!(plane.agents.get("other").is_none(), "its artifact never came");
     let _ = stop.send(());
     following.await.expect("follows until stopped");
+}
+
+/// With several hosts, each counts only its own runs: a host raises its
+/// quota counters to the ledger's totals again while it follows the feed,
+/// not only when it starts, or every host would grant the whole month.
+#[tokio::test(flavor = "multi_thread")]
+async fn quota_counters_follow_the_ledger_while_running() {
+    let plane = Arc::new(support::data_plane(CapabilityConfig::default(), SECRET));
+    let (feed, _fetches) = Feed::new(&plane, Vec::new());
+    let base = feed.serve().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let following = tokio::spawn(
+        Provisioner::new(plane.clone(), base, None).seed_quotas_every(Duration::from_millis(50)).follow(async {
+            let _ = stopped.await;
+        }),
+    );
+    let month = sandflow_runtime_host::api::clock::month_index();
+    let asked = || feed.totals_asked.load(std::sync::atomic::Ordering::SeqCst);
+    until("the host seeded its counters as it started", || asked() >= 1).await;
+    // Other hosts ran 7 of acme's runs this month, and the ledger has them.
+    *feed.totals.lock().expect("totals") = json!({"tenants": {"acme": {"runs": 7, "fuel": 700, "tokens": 0}}});
+    until("the counters rose to the ledger's", || plane.quotas.used("acme", month).runs == 7).await;
+    assert_eq!(plane.quotas.used("acme", month).fuel, 700);
+    let _ = stop.send(());
+    following.await.expect("follows");
 }

@@ -39,6 +39,11 @@ use std::time::Duration;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Changes asked for per request.
 const PAGE: usize = 500;
+/// How often the quota counters are raised to the ledger's totals again:
+/// with several hosts, each counts only its own runs between times, so a
+/// tenant's month can overrun its quota by what the others admitted in
+/// that while (and the ledger lags by the usage sink's delivery).
+pub const QUOTA_SEED_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Why a sync stopped; it is tried again from the same change.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +78,7 @@ pub struct Provisioner {
     /// back to an older one until the replay reaches the newest.
     standing_until: i64,
     flows: HashMap<String, FlowComponent>,
+    quota_seed_every: Duration,
 }
 
 impl Provisioner {
@@ -82,7 +88,24 @@ impl Provisioner {
         let client =
             crate::capabilities::io::client_builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
         let base_url = base_url.into().trim_end_matches('/').to_owned();
-        Self { plane, client, base_url, token, cursor: 0, standing_until: 0, flows: HashMap::new() }
+        Self {
+            plane,
+            client,
+            base_url,
+            token,
+            cursor: 0,
+            standing_until: 0,
+            flows: HashMap::new(),
+            quota_seed_every: QUOTA_SEED_INTERVAL,
+        }
+    }
+
+    /// Raises the quota counters to the ledger's every `every` while
+    /// following (by default [`QUOTA_SEED_INTERVAL`]).
+    #[must_use]
+    pub fn seed_quotas_every(mut self, every: Duration) -> Self {
+        self.quota_seed_every = every;
+        self
     }
 
     /// The last change applied.
@@ -218,12 +241,19 @@ impl Provisioner {
 
     /// Seeds the quota counters and applies the standing changes, then
     /// follows the feed until `shutdown`, backing off while the control
-    /// plane is unreachable.
+    /// plane is unreachable, and seeds the counters again every while.
     pub async fn follow(mut self, shutdown: impl Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut prepared = false;
         let mut backoff = POLL_INTERVAL;
+        let mut seeded = std::time::Instant::now();
         loop {
+            if prepared && seeded.elapsed() >= self.quota_seed_every {
+                seeded = std::time::Instant::now();
+                if let Err(error) = self.seed_quota_usage().await {
+                    tracing::warn!(%error, "quota counters not raised to the ledger's this time");
+                }
+            }
             let result = if prepared { self.sync().await.map(drop) } else { self.prepare().await };
             let wait = match result {
                 Ok(()) => {
