@@ -61,6 +61,13 @@ fn tweaks_override_parameters_by_id_or_display_name() {
     let outcome = runtime.sandbox(Limits::default()).run_flow(&flow, &req).expect("runs");
     assert_eq!(answer(&outcome), "<x>");
 
+    // A field an edge feeds keeps the edge's value, as in Langflow: the
+    // node upstream (here the prompt) cannot be skipped by a tweak.
+    let mut req = request("x");
+    req.tweaks.insert("ChatOutput-yK0AU".into(), serde_json::json!({"input_value": "not what the prompt said"}));
+    let outcome = runtime.sandbox(Limits::default()).run_flow(&flow, &req).expect("runs");
+    assert_eq!(answer(&outcome), "You said: x");
+
     let mut bad = request("x");
     bad.tweaks.insert("NoSuchNode".into(), serde_json::json!({"template": "y"}));
     let err = runtime.sandbox(Limits::default()).run_flow(&flow, &bad).expect_err("unknown node");

@@ -47,8 +47,13 @@ impl RunRequest {
                 return Err(RunError::Request(format!("tweaks for `{key}` must be an object of field values")));
             };
             for i in matching {
-                // As in Langflow, a tweak to a field the export hides changes nothing.
-                for (name, value) in fields.iter().filter(|(name, _)| !plan.nodes[i].hidden.contains(name)) {
+                // As in Langflow, a tweak changes nothing of a field the
+                // export hides, nor of one an edge feeds (the edge's value
+                // wins): a caller cannot skip the node upstream of it, a
+                // seller's guard or sanitizer, by tweaking what it feeds.
+                let fed = |name: &str| plan.edges.iter().any(|e| e.to as usize == i && !e.feedback && e.field == name);
+                let kept = fields.iter().filter(|(name, _)| !plan.nodes[i].hidden.contains(*name) && !fed(name));
+                for (name, value) in kept {
                     overrides[i].extend(super::values::fields(name, value));
                 }
             }
