@@ -260,10 +260,10 @@ fn chain(flow: &mut Flow, i: usize, folded: &mut HashSet<String>, diags: &mut Di
     let parts = ChainParts::gather(flow, &id, node.type_name == TIME_TRAVEL_GUIDE, &pointer);
     // Each chain gets its own copy of its prompt's fields and edges: a
     // prompt shared without end would multiply the upload.
-    if let Some(prompt) = parts.prompt.as_deref()
-        && let Some(chains) = shared_too_widely(flow, prompt, "prompt")
+    if let Some(refused) =
+        parts.prompt.as_deref().and_then(|p| shared_too_widely(flow, p, "prompt", (&pointer, &id, &name)))
     {
-        diags.push(shared_prompt(prompt, chains, &pointer, &id, &name));
+        diags.push(refused);
         return;
     }
     folded.extend(parts.memory_node.clone());
@@ -563,22 +563,27 @@ fn node_of(flow: &Flow, id: &str) -> Option<Node> {
     flow.nodes.iter().find(|n| n.id == id).cloned()
 }
 
-/// How many nodes `source` feeds through `field`, if that is more than
-/// [`MAX_CHAINS_PER_PROMPT`].
-fn shared_too_widely(flow: &Flow, source: &str, field: &str) -> Option<usize> {
+/// Refuses `source` feeding more than [`MAX_CHAINS_PER_PROMPT`] nodes
+/// through `field` (a prompt's chains, a chain's agents), each of which
+/// would get a copy: the error for node `at` (pointer, id, name).
+fn shared_too_widely(flow: &Flow, source: &str, field: &str, at: (&str, &str, &str)) -> Option<Diagnostic> {
     let fed = flow.edges.iter().filter(|e| e.source == source && e.field == field).count();
-    (fed > MAX_CHAINS_PER_PROMPT).then_some(fed)
-}
-
-fn shared_prompt(prompt: &str, chains: usize, pointer: &str, id: &str, name: &str) -> Diagnostic {
-    Diagnostic::error(
-        "legacy-prompt-shared",
-        pointer,
-        format!("prompt `{prompt}` feeds {chains} chains; at most {MAX_CHAINS_PER_PROMPT} may share one"),
-    )
-    .node(id, name)
-    .field("prompt")
-    .help("give each chain its own PromptTemplate in Langflow and export again")
+    let (what, fix) = if field == "prompt" {
+        ("chains", "give each chain its own PromptTemplate")
+    } else {
+        ("agents", "give each agent its own LLMChain")
+    };
+    let (pointer, id, name) = at;
+    (fed > MAX_CHAINS_PER_PROMPT).then(|| {
+        Diagnostic::error(
+            "legacy-prompt-shared",
+            pointer,
+            format!("`{source}` feeds {fed} {what}; at most {MAX_CHAINS_PER_PROMPT} may share one"),
+        )
+        .node(id, name)
+        .field(field)
+        .help(format!("{fix} in Langflow and export again"))
+    })
 }
 
 /// The component type of node `id`.
@@ -608,22 +613,12 @@ fn zero_shot_agent(flow: &mut Flow, i: usize, folded: &mut HashSet<String>, diag
         return;
     };
     // Each agent gets its own copy of the prompt's prefix.
-    if let Some(agents) = shared_too_widely(flow, &chain, "llm_chain") {
-        diags.push(
-            Diagnostic::error(
-                "legacy-prompt-shared",
-                &pointer,
-                format!("chain `{chain}` feeds {agents} agents; at most {MAX_CHAINS_PER_PROMPT} may share one"),
-            )
-            .node(&id, &display)
-            .field("llm_chain")
-            .help("give each agent its own LLMChain in Langflow and export again"),
-        );
-        return;
-    }
     let prompt_id = source_of(flow, &chain, "prompt").map(|(p, _)| p);
-    if let Some(chains) = prompt_id.as_deref().and_then(|p| shared_too_widely(flow, p, "prompt")) {
-        diags.push(shared_prompt(prompt_id.as_deref().unwrap_or_default(), chains, &pointer, &id, &display));
+    let at = (pointer.as_str(), id.as_str(), display.as_str());
+    let refused = shared_too_widely(flow, &chain, "llm_chain", at)
+        .or_else(|| prompt_id.as_deref().and_then(|p| shared_too_widely(flow, p, "prompt", at)));
+    if let Some(refused) = refused {
+        diags.push(refused);
         return;
     }
     let prompt = prompt_id.and_then(|p| node_of(flow, &p));
