@@ -90,7 +90,7 @@ pub struct RunContext {
 /// The capability state of one run, in its store.
 pub(crate) struct RunCaps {
     pub config: Arc<CapabilityConfig>,
-    /// The run's tenant.
+    /// The run's tenant (the SQL allow-list's, and name lookups' bound).
     pub tenant: String,
     /// The agent's secrets over the operator's (model providers' keys).
     pub secrets: Secrets,
@@ -108,8 +108,6 @@ pub(crate) struct RunCaps {
     pub http_bytes: u64,
     /// The tenant's files, scoped to the run's tenant and agent.
     pub files: files::RunFiles,
-    /// The run's tenant, for the SQL allow-list.
-    pub sql: sql::RunSql,
     /// The tenant's document index, scoped to the run's tenant and agent.
     pub retrieval: retrieval::RunRetrieval,
 }
@@ -123,7 +121,6 @@ impl RunCaps {
                 &memory::history_agent(&context.agent, context.public),
             ),
             files: files::RunFiles::prepare(config.files.as_ref(), &context.tenant, &context.agent),
-            sql: sql::RunSql::prepare(&context.tenant),
             retrieval: retrieval::RunRetrieval::prepare(config.documents.as_ref(), &context.tenant, &context.agent),
             agent_secrets: context.secrets.clone(),
             secrets: context.secrets.or(&config.secrets),

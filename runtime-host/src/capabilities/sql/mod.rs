@@ -4,8 +4,9 @@
 //! (`--sql-database NAME=URL[,read-write][,tenant=ID…]`): SQLite,
 //! PostgreSQL, MySQL or MariaDB, read-only unless marked `read-write`,
 //! open to every tenant of the host or only to the tenants named. Prepare
-//! (per run): [`RunSql`] remembers the run's tenant. Host: `query(database,
-//! statement)` → a table of JSON rows (column name → value).
+//! (per run): nothing; the run's tenant is in its capabilities. Host:
+//! `query(database, statement)` → a table of JSON rows (column name →
+//! value).
 //!
 //! What a flow controls, and what it cannot:
 //! - **Which database**: the flow's `database_url` names an allowed
@@ -194,19 +195,6 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// The SQL databases of one run: the host's allow-list and the run's tenant.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct RunSql {
-    tenant: String,
-}
-
-impl RunSql {
-    /// Remembers the run's tenant.
-    pub fn prepare(tenant: &str) -> Self {
-        Self { tenant: tenant.to_owned() }
-    }
-}
-
 impl Host for RunState {
     fn query(&mut self, database: String, statement: String) -> Result<Table, CapabilityError> {
         let config = &self.caps.config.sql;
@@ -217,7 +205,7 @@ impl Host for RunState {
                     .into(),
             ));
         }
-        let db = config.resolve(&database, &self.caps.sql.tenant)?.clone();
+        let db = config.resolve(&database, &self.caps.tenant)?.clone();
         let span = tracing::info_span!(
             "runtime_host.sql",
             database = %db.name,
