@@ -9,8 +9,10 @@
 //! `--job-backoff-ms`, doubling each time, until `--job-max-attempts`; then
 //! the job is `failed` and its cause is told (an order becomes `erred`). A
 //! job left `running` by a process that died is queued again on start
-//! ([`recover`]); handlers are idempotent, so running one twice does no
-//! harm.
+//! ([`recover`]), and one left `running` for longer than [`LEASE_MS`] (its
+//! worker stalled, died on another replica, or could not record how the
+//! job went) is claimed again by any worker; handlers are idempotent, so
+//! running one twice does no harm.
 
 use crate::AppState;
 use crate::db::{Db, new_id, now_ms};
@@ -31,6 +33,9 @@ pub const DEPROVISION: &str = "deprovision";
 const POLL: Duration = Duration::from_millis(250);
 /// Longest wait between two attempts.
 const MAX_BACKOFF_MS: u64 = 3_600_000;
+/// How long a claimed job is its worker's: past it, the job is taken for
+/// abandoned and claimed again.
+pub const LEASE_MS: i64 = 600_000;
 
 /// Queues a job inside `tx`; call [`wake`] after committing.
 pub async fn enqueue(tx: &mut Transaction<'_, Any>, kind: &str, payload: &Value) -> Result<String> {
@@ -97,12 +102,16 @@ pub async fn recover(db: &Db) -> Result<u64> {
 
 async fn claim(state: &AppState) -> Result<Option<Claimed>> {
     let now = now_ms();
-    let row = sqlx::query(
+    // Due: queued and past its backoff, or running past its lease. The
+    // outer guard repeats the condition, so of two workers one wins.
+    let due = "((state = 'queued' AND run_after <= $1) OR (state = 'running' AND updated_at < $2))";
+    let row = sqlx::query(&format!(
         "UPDATE job SET state = 'running', attempts = attempts + 1, updated_at = $1 \
-         WHERE id = (SELECT id FROM job WHERE state = 'queued' AND run_after <= $1 ORDER BY run_after, id LIMIT 1) \
-         AND state = 'queued' RETURNING id, kind, payload, attempts",
-    )
+         WHERE id = (SELECT id FROM job WHERE {due} ORDER BY run_after, id LIMIT 1) \
+         AND {due} RETURNING id, kind, payload, attempts"
+    ))
     .bind(now)
+    .bind(now.saturating_sub(LEASE_MS))
     .fetch_optional(state.db.pool())
     .await?;
     let Some(row) = row else { return Ok(None) };

@@ -26,6 +26,7 @@ on_both_stores!(
     provisioning_twice_makes_one_resource,
     two_workers_never_run_the_same_job,
     running_jobs_are_recovered_on_start,
+    a_job_running_past_its_lease_is_claimed_again,
     resources_visibility_and_termination,
     a_pinned_flow_version_is_provisioned,
     start_recovers_stale_jobs_and_runs_them,
@@ -373,6 +374,29 @@ async fn running_jobs_are_recovered_on_start(app: TestApp) {
     worker.abort();
     let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM job").fetch_one(app.db.pool()).await.unwrap();
     assert_eq!(attempts, 2);
+}
+
+/// A worker that claimed a job and then could not say how it went (the
+/// database failed under it, or its replica stalled) leaves it `running`;
+/// past its lease any worker takes it again, without a restart.
+async fn a_job_running_past_its_lease_is_claimed_again(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let body = json!({"plan_id": m.plan, "organization_id": m.consumer});
+    let order = app.post("/api/orders/", &m.buyer, body).await.expect(201);
+    let claimed_at = sandflow_control_plane::db::now_ms() - jobs::LEASE_MS + 60_000;
+    sqlx::query("UPDATE job SET state = 'running', attempts = 1, updated_at = $1")
+        .bind(claimed_at)
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    assert!(app.run_jobs().await.is_empty(), "within its lease the job is its worker's");
+    sqlx::query("UPDATE job SET updated_at = $1").bind(claimed_at - 120_000).execute(app.db.pool()).await.unwrap();
+    let ran = app.run_jobs().await;
+    assert_eq!(ran.len(), 1, "past its lease the job is claimed again");
+    assert_eq!(ran[0].outcome, jobs::Outcome::Done);
+    let path = format!("/api/orders/{}", order["id"].as_str().unwrap());
+    assert_eq!(app.get(&path, &m.buyer).await.expect(200)["state"], "done");
+    assert_eq!(app.count("resource").await, 1);
 }
 
 async fn resources_visibility_and_termination(app: TestApp) {
