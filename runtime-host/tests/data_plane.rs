@@ -487,8 +487,11 @@ async fn rate_limits_and_quotas() {
     let plane = data_plane(DataPlaneConfig::default());
     plane.quotas.set("acme", Quota { runs: Some(1), ..Quota::default() });
     assert_eq!(call(&plane, post("/api/v1/run/echo", Some(&k), json!({}))).await.0, StatusCode::OK);
-    let (status, _, body) = call(&plane, post("/api/v1/run/echo", Some(&k), json!({}))).await;
+    let (status, headers, body) = call(&plane, post("/api/v1/run/echo", Some(&k), json!({}))).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Retry when the month turns: within 31 days, and never at once.
+    let wait: u64 = headers["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!((1..=31 * 86_400).contains(&wait), "{wait}");
     let body: Value = serde_json::from_slice(&body).expect("JSON");
     assert_eq!(body["code"], "quota_exhausted");
     assert!(body["detail"].as_str().expect("detail").contains("monthly quota of 1 runs"));

@@ -38,6 +38,20 @@ pub fn month() -> (String, u32) {
     (format!("{y:04}-{m:02}"), index(y, m))
 }
 
+/// Seconds from now until the next month starts (UTC), when monthly
+/// quotas start over: what a quota refusal's `Retry-After` says.
+pub fn seconds_to_next_month() -> u64 {
+    let (days, secs, _) = now_parts();
+    until_next_month(days, secs)
+}
+
+fn until_next_month(days: i64, secs: u64) -> u64 {
+    let (y, m, _) = civil_from_days(days);
+    let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    let start = days_from_civil(y, m, 1) * 86_400;
+    u64::try_from(start - days * 86_400).unwrap_or(0).saturating_sub(secs).max(1)
+}
+
 fn year_month() -> (i64, u32) {
     let (days, _, _) = now_parts();
     let (y, m, _) = civil_from_days(days);
@@ -67,6 +81,18 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// Howard Hinnant's civil-to-days algorithm, the inverse of
+/// [`civil_from_days`].
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +103,19 @@ mod tests {
         assert_eq!(civil_from_days(20_417), (2025, 11, 25));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert!(langflow_timestamp().ends_with(" UTC"));
+        for days in [0, 11_016, 20_417, 20_453] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+
+    #[test]
+    fn next_month_starts() {
+        // 2025-11-25 00:00:10 UTC: six days, less ten seconds, to December.
+        assert_eq!(until_next_month(20_417, 10), 6 * 86_400 - 10);
+        // 2025-12-31 23:59:59 UTC: one second to the new year.
+        assert_eq!(until_next_month(20_453, 86_399), 1);
+        // 2000-02-29, a leap day: March is a day away.
+        assert_eq!(until_next_month(11_016, 0), 86_400);
     }
 }

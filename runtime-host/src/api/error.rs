@@ -1,6 +1,7 @@
 //! The data plane's one error type: every refusal says what to fix.
 
 use crate::RunError;
+use crate::api::clock;
 use crate::api::keys::KeyError;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -37,8 +38,13 @@ pub enum ApiError {
         retry_after: Duration,
     },
     /// The tenant's monthly quota is used up.
-    #[error("{0}")]
-    QuotaExhausted(String),
+    #[error("{message}")]
+    QuotaExhausted {
+        /// Which allowance is used up.
+        message: String,
+        /// How long until the month turns and the quota starts over.
+        retry_after: Duration,
+    },
     /// The run failed or hit its limits.
     #[error(transparent)]
     Run(#[from] RunError),
@@ -61,7 +67,7 @@ impl ApiError {
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            Self::QuotaExhausted(_) => (StatusCode::TOO_MANY_REQUESTS, "quota_exhausted"),
+            Self::QuotaExhausted { .. } => (StatusCode::TOO_MANY_REQUESTS, "quota_exhausted"),
             Self::Run(RunError::OutOfFuel(_) | RunError::Deadline(_) | RunError::Limit(_)) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "run_limit")
             }
@@ -86,12 +92,18 @@ impl ApiError {
         self.to_string()
     }
 
+    /// A refusal of a tenant over its monthly quota (`message` says which
+    /// allowance): retry when the month turns.
+    pub(crate) fn quota_exhausted(message: String) -> Self {
+        Self::QuotaExhausted { message, retry_after: Duration::from_secs(clock::seconds_to_next_month()) }
+    }
+
     /// This error as a response with `body`: its status, and `Retry-After`
-    /// when rate limited.
+    /// when rate limited or over quota.
     pub(crate) fn respond(self, body: serde_json::Value) -> Response {
         let (status, _) = self.status_and_code();
         let mut response = (status, Json(body)).into_response();
-        if let Self::RateLimited { retry_after, .. } = &self {
+        if let Self::RateLimited { retry_after, .. } | Self::QuotaExhausted { retry_after, .. } = &self {
             let secs = retry_after.as_secs_f64().ceil().max(1.0).to_string();
             if let Ok(value) = HeaderValue::from_str(&secs) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);

@@ -203,7 +203,7 @@ impl DataPlane {
     /// Rate limits and quota, for a request that is not a run (an upload).
     pub(crate) fn admit(&self, key: &ApiKey) -> Result<(), ApiError> {
         self.limit_rate(key)?;
-        self.quotas.check(&key.0.tenant, clock::month_index()).map_err(ApiError::QuotaExhausted)
+        self.quotas.check(&key.0.tenant, clock::month_index()).map_err(ApiError::quota_exhausted)
     }
 
     /// The request itself, rate limits, the tenant's runs in progress,
@@ -218,7 +218,7 @@ impl DataPlane {
             message: format!("tenant `{tenant}` has {limit} runs in progress; retry once one has ended"),
             retry_after: std::time::Duration::from_secs(1),
         })?;
-        let reservation = self.quotas.reserve(tenant, clock::month_index()).map_err(ApiError::QuotaExhausted)?;
+        let reservation = self.quotas.reserve(tenant, clock::month_index()).map_err(ApiError::quota_exhausted)?;
         Ok(Admitted { reservation, _slot: slot })
     }
 
