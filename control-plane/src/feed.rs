@@ -122,9 +122,12 @@ pub async fn agent_deprovisioned(tx: &mut Transaction<'_, Any>, id: &str) -> Res
     emit(tx, &json!({ "kind": "agent.deprovisioned", "agent_id": id })).await
 }
 
-/// Emits `key.revoked` for agent API key `id`.
-pub async fn key_revoked(tx: &mut Transaction<'_, Any>, id: &str) -> Result<i64> {
-    emit(tx, &json!({ "kind": "key.revoked", "key_id": id })).await
+/// Emits `key.revoked` for agent API key `id`, which expires at
+/// `expires_at_ms`.
+pub async fn key_revoked(tx: &mut Transaction<'_, Any>, id: &str, expires_at_ms: i64) -> Result<i64> {
+    // The JWT's `exp`, as the key was minted with.
+    let exp = expires_at_ms.max(0) / 1000;
+    emit(tx, &json!({ "kind": "key.revoked", "key_id": id, "exp": exp })).await
 }
 
 /// Emits `quota.set` for `tenant` from its quota row (all null without one).

@@ -114,9 +114,9 @@ pub async fn deprovision(state: &AppState, resource_id: &str) -> Result<()> {
         tracing::info!(resource = %resource_id, "resource is not terminating: nothing to deprovision");
         return Ok(());
     }
-    let revoked: Vec<String> = sqlx::query_scalar(
+    let mut revoked: Vec<(String, i64)> = sqlx::query_as(
         "UPDATE agent_api_key SET revoked_at = $1, updated_at = $1 WHERE resource_id = $2 AND revoked_at IS NULL \
-         RETURNING id",
+         RETURNING id, expires_at",
     )
     .bind(now)
     .bind(resource_id)
@@ -124,10 +124,9 @@ pub async fn deprovision(state: &AppState, resource_id: &str) -> Result<()> {
     .await?;
     transition(&mut tx, RESOURCE, resource_id, &["terminating"], "terminated").await?;
     feed::agent_deprovisioned(&mut tx, resource_id).await?;
-    let mut revoked = revoked;
     revoked.sort();
-    for key in &revoked {
-        feed::key_revoked(&mut tx, key).await?;
+    for (key, expires_at) in &revoked {
+        feed::key_revoked(&mut tx, key, *expires_at).await?;
     }
     tx.commit().await?;
     tracing::info!(resource = %resource_id, keys_revoked = revoked.len(), "resource deprovisioned");

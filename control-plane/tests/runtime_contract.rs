@@ -92,9 +92,15 @@ async fn feed_follows_the_whole_journey(app: TestApp) {
     let changes = feed["changes"].as_array().unwrap();
     assert_eq!(changes[0]["agent"]["persona"], persona);
     assert_eq!(changes[0]["agent"]["id"], resource.as_str());
-    assert_eq!(changes[1], json!({"seq": changes[1]["seq"], "kind": "key.revoked", "key_id": first_id}));
+    // With the key's expiry, so hosts forget the revocation once it passes.
+    let first_exp = first["expires_at_ms"].as_i64().unwrap() / 1000;
+    assert_eq!(
+        changes[1],
+        json!({"seq": changes[1]["seq"], "kind": "key.revoked", "key_id": first_id, "exp": first_exp})
+    );
     assert_eq!(changes[2], json!({"seq": changes[2]["seq"], "kind": "agent.deprovisioned", "agent_id": resource}));
     assert_eq!(changes[3]["key_id"], second["id"]);
+    assert_eq!(changes[3]["exp"], second["expires_at_ms"].as_i64().unwrap() / 1000);
     let seqs: Vec<i64> = changes.iter().map(|c| c["seq"].as_i64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]) && seqs[0] > seq, "{seqs:?}");
     assert_eq!(feed["last"], *seqs.last().unwrap());

@@ -468,7 +468,7 @@ async fn keys_are_checked_at_the_door() {
     // Revocation applies to the next request.
     let good = key(&claims("acme"));
     assert_eq!(status(call(&plane, post("/api/v1/run/echo", Some(&good), body())).await), StatusCode::OK);
-    plane.keys.revoke("key-acme");
+    plane.keys.revoke("key-acme", None);
     assert_eq!(status(call(&plane, post("/api/v1/run/echo", Some(&good), body())).await), StatusCode::UNAUTHORIZED);
 }
 

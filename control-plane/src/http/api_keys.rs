@@ -297,18 +297,20 @@ async fn load(state: &AppState, user: &CurrentUser, id: &str) -> Result<KeyOut> 
     Ok(key)
 }
 
-/// Revokes `id` inside `tx` (a guarded update: 409 when already revoked).
+/// Revokes `id` inside `tx` (a guarded update: 409 when already revoked)
+/// and tells the runtime hosts.
 async fn revoke_in(tx: &mut Transaction<'_, Any>, id: &str) -> Result<()> {
     let now = now_ms();
-    let revoked =
-        sqlx::query("UPDATE agent_api_key SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-    if revoked.rows_affected() == 0 {
-        return Err(Error::InvalidTransition("the key is already revoked".into()));
-    }
+    let expires_at: i64 = sqlx::query_scalar(
+        "UPDATE agent_api_key SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL \
+         RETURNING expires_at",
+    )
+    .bind(now)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| Error::InvalidTransition("the key is already revoked".into()))?;
+    feed::key_revoked(tx, id, expires_at).await?;
     Ok(())
 }
 
@@ -328,7 +330,6 @@ async fn revoke(State(state): State<AppState>, user: CurrentUser, Path(id): Path
     load(&state, &user, &id).await?;
     let mut tx = state.db.begin().await?;
     revoke_in(&mut tx, &id).await?;
-    feed::key_revoked(&mut tx, &id).await?;
     tx.commit().await?;
     tracing::info!(key = %id, "agent API key revoked");
     Ok(StatusCode::NO_CONTENT)
@@ -369,7 +370,6 @@ async fn regenerate(
     // them in, so the two cannot deadlock.
     let key = mint(&state, &mut tx, &user, &spec).await?;
     revoke_in(&mut tx, &id).await?;
-    feed::key_revoked(&mut tx, &id).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(key)))
 }

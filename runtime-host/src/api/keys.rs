@@ -7,6 +7,11 @@
 //! algorithm confusion (only HS256 is accepted), replay after expiry (`exp`
 //! required, no leeway), and revoked keys (checked on every request).
 //!
+//! A revocation that names the key's expiry is forgotten once the key has
+//! expired (it could not verify any more), so the set holds only the
+//! revoked keys that could still be used, however many are revoked over
+//! the years.
+//!
 //! A key that verified once is remembered (by its exact text, so no other
 //! token can match it) until it expires, the signing secrets change or it
 //! is revoked, which every hit checks: repeat requests skip the HMAC and
@@ -15,9 +20,9 @@
 //! so a key checked against a secret that was rotated out meanwhile is
 //! never taken from memory.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use dashmap::{DashMap, DashSet};
+use dashmap::DashMap;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -61,13 +66,20 @@ pub enum KeyError {
 /// Most verified keys remembered; past it the memory starts over.
 pub const VERIFIED_CACHE: usize = 10_000;
 
+/// Revocations held before the first sweep of expired ones; later sweeps
+/// come when the set has doubled since the last.
+const REVOKED_SWEEP_FROM: usize = 1_024;
+
 /// Verifies keys against the signing secrets and the revocation set.
 #[derive(Default)]
 pub struct KeyVerifier {
     secrets: DashMap<String, DecodingKey>,
     /// Bumped by every change to `secrets`.
     generation: AtomicU64,
-    revoked: DashSet<String>,
+    /// Revoked key ids, with the key's expiry when the revocation said it.
+    revoked: DashMap<String, Option<u64>>,
+    /// The size of `revoked` after its last sweep.
+    revoked_swept: AtomicUsize,
     verified: DashMap<String, Verified>,
 }
 
@@ -97,9 +109,28 @@ impl KeyVerifier {
         self.verified.clear();
     }
 
-    /// Revokes the key whose `sub` is `key_id`.
-    pub fn revoke(&self, key_id: &str) {
-        self.revoked.insert(key_id.to_owned());
+    /// Revokes the key whose `sub` is `key_id`; `expires` is its `exp`
+    /// when known, after which the revocation is forgotten.
+    pub fn revoke(&self, key_id: &str, expires: Option<u64>) {
+        self.revoke_at(key_id, expires, unix_seconds());
+    }
+
+    fn revoke_at(&self, key_id: &str, expires: Option<u64>, now: u64) {
+        if expires.is_some_and(|exp| exp <= now) {
+            return; // Expired: refused as such already.
+        }
+        self.revoked.insert(key_id.to_owned(), expires);
+        let swept = self.revoked_swept.load(Ordering::Relaxed).max(REVOKED_SWEEP_FROM / 2);
+        if self.revoked.len() >= 2 * swept {
+            self.revoked.retain(|_, exp| exp.is_none_or(|exp| exp > now));
+            self.revoked_swept.store(self.revoked.len(), Ordering::Relaxed);
+        }
+    }
+
+    /// Revocations held (those of keys that have not expired, and those
+    /// whose expiry was not said).
+    pub fn revoked_len(&self) -> usize {
+        self.revoked.len()
     }
 
     /// Checks a token and returns what it grants.
@@ -108,7 +139,7 @@ impl KeyVerifier {
         let generation = self.generation.load(Ordering::SeqCst);
         if let Some(known) = self.verified.get(token) {
             let live = known.generation == generation && known.claims.exp > unix_seconds();
-            if live && !self.revoked.contains(&known.claims.sub) {
+            if live && !self.revoked.contains_key(&known.claims.sub) {
                 return Ok(known.claims.clone());
             }
         }
@@ -138,7 +169,7 @@ impl KeyVerifier {
         let claims = jsonwebtoken::decode::<Claims>(token, &secret, &validation)
             .map_err(|e| KeyError::Invalid(e.to_string()))?
             .claims;
-        if self.revoked.contains(&claims.sub) {
+        if self.revoked.contains_key(&claims.sub) {
             return Err(KeyError::Revoked);
         }
         Ok(claims)
@@ -209,7 +240,7 @@ mod tests {
         v.add_secret("k1", b"secret-one");
         let token = issue(&claims(far_future()), "k1", b"secret-one").unwrap();
         assert!(v.verify(&token).is_ok(), "verified, and now remembered");
-        v.revoke("key-1");
+        v.revoke("key-1", Some(far_future()));
         assert_eq!(v.verify(&token), Err(KeyError::Revoked));
         let v = KeyVerifier::default();
         v.add_secret("k1", b"secret-one");
@@ -221,6 +252,29 @@ mod tests {
         assert!(v.verify(&token).is_ok());
         v.add_secret("k1", b"secret-two");
         assert!(matches!(v.verify(&token), Err(KeyError::Invalid(_))));
+    }
+
+    #[test]
+    fn revocations_of_expired_keys_are_forgotten() {
+        let v = KeyVerifier::default();
+        v.add_secret("k1", b"secret-one");
+        let token = issue(&claims(far_future()), "k1", b"secret-one").unwrap();
+        let now = 1_000_000;
+        // Revocations without an expiry, or of a key still live, stay.
+        v.revoke_at("key-1", None, now);
+        v.revoke_at("still-live", Some(now + 60), now);
+        // An expired key's revocation is not even stored.
+        v.revoke_at("gone", Some(now), now);
+        assert_eq!(v.revoked_len(), 2);
+        // Years of revocations of keys that expire: the set sweeps itself.
+        // (A thousand revocations a second, of keys a second from expiry.)
+        for i in 0..100_000 {
+            let at = now + 10 + i / 1_000;
+            v.revoke_at(&format!("old-{i}"), Some(at + 1), at);
+        }
+        assert!(v.revoked_len() < 3 * REVOKED_SWEEP_FROM, "{} held", v.revoked_len());
+        assert_eq!(v.verify(&token), Err(KeyError::Revoked), "a revocation without expiry is kept");
+        assert!(!v.revoked.contains_key("still-live"), "swept once it expired");
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub enum Change {
     KeyRevoked {
         /// The key's id (its `sub`).
         key_id: String,
+        /// The key's expiry (its `exp`, seconds since the Unix epoch), after
+        /// which the host forgets the revocation; absent from older feeds.
+        #[serde(default)]
+        exp: Option<u64>,
     },
     /// Set a tenant's monthly quota.
     #[serde(rename = "quota.set")]
@@ -124,7 +128,9 @@ mod tests {
             Ok(Change::QuotaSet { quota: Quota { runs: Some(5), .. }, .. })
         ));
         let revoked = serde_json::json!({"seq": 3, "kind": "key.revoked", "key_id": "k"});
-        assert!(matches!(serde_json::from_value(revoked), Ok(Change::KeyRevoked { .. })));
+        assert!(matches!(serde_json::from_value(revoked), Ok(Change::KeyRevoked { exp: None, .. })));
+        let revoked = serde_json::json!({"seq": 3, "kind": "key.revoked", "key_id": "k", "exp": 1_900_000_000});
+        assert!(matches!(serde_json::from_value(revoked), Ok(Change::KeyRevoked { exp: Some(1_900_000_000), .. })));
         let gone = serde_json::json!({"seq": 4, "kind": "agent.deprovisioned", "agent_id": "r1"});
         assert!(matches!(serde_json::from_value(gone), Ok(Change::AgentDeprovisioned { .. })));
         let unknown = serde_json::json!({"seq": 5, "kind": "invoice.issued"});

@@ -306,7 +306,7 @@ impl Provisioner {
                 self.plane.agents.deprovision(&agent_id);
                 self.forget_unused(gone);
             }
-            Change::KeyRevoked { key_id } => self.plane.keys.revoke(&key_id),
+            Change::KeyRevoked { key_id, exp } => self.plane.keys.revoke(&key_id, exp),
             Change::QuotaSet { tenant, quota } => self.plane.quotas.set(&tenant, quota),
         }
         Ok(())
