@@ -41,6 +41,10 @@ pub enum RunError {
     /// The request cannot run as given (bad tweaks, say).
     #[error("{0}")]
     Request(String),
+    /// The host failed while running the flow (a bug of ours, not the
+    /// flow's); the cause is in the host's log.
+    #[error("the host failed while running this flow; the operator can find the cause in the host's log")]
+    Host,
     /// The run finished, but the chat-history messages it appended could
     /// not be stored, so its answer is not given.
     #[error("the run's chat history could not be stored: {0}")]
@@ -57,6 +61,7 @@ impl RunError {
             Self::Trap(_) => "trap",
             Self::Node { .. } => "node_error",
             Self::Request(_) => "bad_request",
+            Self::Host => "host_error",
             Self::History(_) => "history_not_stored",
         }
     }

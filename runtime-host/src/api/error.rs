@@ -73,6 +73,7 @@ impl ApiError {
             }
             Self::Run(RunError::Node { .. } | RunError::Trap(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "run_failed"),
             Self::Run(RunError::History(_)) => (StatusCode::SERVICE_UNAVAILABLE, "history_not_stored"),
+            Self::Run(RunError::Host) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

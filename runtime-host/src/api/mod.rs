@@ -323,7 +323,7 @@ impl DataPlane {
         // The run's chat-history messages are stored before it is answered,
         // waited for here rather than on the run's thread.
         if used.result.is_ok()
-            && let Err(error) = settle(used.history_writes).await
+            && let Err(error) = memory::settle_run(used.history_writes).await
         {
             used.result = Err(error);
         }
@@ -367,23 +367,6 @@ struct Used {
     history_writes: PendingWrites,
 }
 
-/// Waits (without holding a thread) until a run's chat-history messages
-/// are stored.
-async fn settle(writes: PendingWrites) -> Result<(), crate::RunError> {
-    if writes.is_empty() {
-        return Ok(());
-    }
-    match tokio::time::timeout(memory::SETTLE_TIMEOUT, writes.settle()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => {
-            // The database's own words stay in the host's log.
-            tracing::error!(%error, "chat history not stored");
-            Err(crate::RunError::History("the memory store is unavailable; try again later".into()))
-        }
-        Err(_) => Err(crate::RunError::History("the memory store did not answer in time".into())),
-    }
-}
-
 /// One run in a fresh sandbox. The sandbox, and with it the run's event
 /// sender, is gone when this returns, which ends a streaming client's
 /// token stream.
@@ -397,10 +380,20 @@ fn run(
     let started = std::time::Instant::now();
     let mut sandbox = runtime.sandbox_for(limits, context);
     sandbox.defer_history_writes();
-    let result = sandbox.run_flow(flow, request);
+    let result = contain_panic(|| sandbox.run_flow(flow, request));
     let history_writes = sandbox.take_history_writes();
     let (fuel, tokens, http_bytes) = (sandbox.fuel_consumed(), sandbox.tokens(), sandbox.http_bytes());
     Used { result, fuel, tokens, http_bytes, elapsed: started.elapsed(), history_writes }
+}
+
+/// Runs `job`, turning a panic of the host's own code into the run's
+/// error, so a run that panics still has its usage record and its place
+/// in the quota, and the sandbox it leaves behind can say what it used.
+fn contain_panic(job: impl FnOnce() -> Result<RunOutcome, crate::RunError>) -> Result<RunOutcome, crate::RunError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).unwrap_or_else(|panic| {
+        tracing::error!(panic = %crate::lanes::panic_message(&*panic), "the host panicked during a run");
+        Err(crate::RunError::Host)
+    })
 }
 
 /// A finished run.
@@ -496,4 +489,19 @@ async fn track(State(state): State<Arc<DataPlane>>, request: Request, next: Next
     let response = next.run(request).instrument(span).await;
     state.metrics.request(&route, response.status().as_u16());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_panic_is_the_runs_error() {
+        let result = contain_panic(|| panic!("a capability's bug"));
+        let error = result.err().expect("the panic is the run's error");
+        assert_eq!(error.kind(), "host_error", "recorded as the host's failure, not the flow's");
+        let refusal = ApiError::Run(error);
+        assert_eq!(refusal.status_and_code(), (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal"));
+        assert!(!refusal.message().contains("capability's bug"), "the panic's words stay in the log");
+    }
 }

@@ -232,21 +232,7 @@ impl Sandbox {
     /// Waits until the run's chat-history messages are stored.
     fn settle_history_writes(&mut self) -> Result<(), RunError> {
         let pending = self.take_history_writes();
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let settled = crate::capabilities::io::block_on(async {
-            tokio::time::timeout(crate::capabilities::memory::SETTLE_TIMEOUT, pending.settle()).await
-        });
-        match settled {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => {
-                // The database's own words stay in the host's log.
-                tracing::error!(%error, "chat history not stored");
-                Err(RunError::History("the memory store is unavailable; try again later".into()))
-            }
-            Err(_) => Err(RunError::History("the memory store did not answer in time".into())),
-        }
+        crate::capabilities::io::block_on(crate::capabilities::memory::settle_run(pending))
     }
 }
 

@@ -36,6 +36,23 @@ use std::time::Duration;
 /// stored before it fails.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Waits, at most [`SETTLE_TIMEOUT`], until a finished run's chat-history
+/// messages are stored: the run's error if they are not.
+pub(crate) async fn settle_run(writes: PendingWrites) -> Result<(), crate::RunError> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    match tokio::time::timeout(SETTLE_TIMEOUT, writes.settle()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => {
+            // The database's own words stay in the host's log.
+            tracing::error!(%error, "chat history not stored");
+            Err(crate::RunError::History("the memory store is unavailable; try again later".into()))
+        }
+        Err(_) => Err(crate::RunError::History("the memory store did not answer in time".into())),
+    }
+}
+
 /// The memory of one run: the host's store, scoped to the run's tenant and
 /// agent, and the messages the run appended that are still on their way.
 #[derive(Debug, Default)]
