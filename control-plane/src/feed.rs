@@ -8,10 +8,13 @@
 //!
 //! - `agent.provisioned`: `{"agent": {"id", "tenant", "subscription",
 //!   "flow_id", "endpoint_name", "digest", "limits": {"fuel",
-//!   "memory_bytes", "deadline_ms"}, "persona", "rpm"}}`; sent again
+//!   "memory_bytes", "deadline_ms"}, "persona", "rpm", "widget_origins"}}`
+//!   (`widget_origins`: the pages the buyer's widget settings allow, whose
+//!   widget keys the host takes; empty for any page); sent again
 //!   whenever the agent's configuration or limits change (hosts replace it);
 //! - `agent.deprovisioned`: `{"agent_id"}`;
-//! - `key.revoked`: `{"key_id"}`;
+//! - `key.revoked`: `{"key_id", "exp"}`, `exp` the key's expiry as in its
+//!   JWT (seconds since the Unix epoch), after which hosts forget it;
 //! - `quota.set`: `{"tenant", "quota": {"runs", "fuel", "tokens", "rpm"}}`.
 //!
 //! Ordering: PostgreSQL hands out `seq` values at insert, not at commit, so
@@ -22,6 +25,7 @@
 //! time anyway.) Callers emit after their other writes, so the lock is
 //! always the last one a transaction takes and writers cannot deadlock on it.
 
+use crate::agent_config::Widget;
 use crate::db::now_ms;
 use crate::error::{Error, Result};
 use serde_json::{Value, json};
@@ -43,7 +47,7 @@ pub async fn emit(tx: &mut Transaction<'_, Any>, body: &Value) -> Result<i64> {
 pub async fn agent_provisioned(tx: &mut Transaction<'_, Any>, id: &str) -> Result<i64> {
     let row = sqlx::query(
         "SELECT r.id, r.organization_id, r.flow_version_id, v.digest, v.source, p.requests_per_minute, \
-         q.fuel_per_run, q.memory_bytes_per_run, q.deadline_ms, c.persona \
+         q.fuel_per_run, q.memory_bytes_per_run, q.deadline_ms, c.persona, c.widget \
          FROM resource r JOIN flow_version v ON v.id = r.flow_version_id JOIN plan p ON p.id = r.plan_id \
          LEFT JOIN quota q ON q.organization_id = r.organization_id \
          LEFT JOIN customer_agent_config c ON c.resource_id = r.id WHERE r.id = $1",
@@ -61,6 +65,11 @@ pub async fn agent_provisioned(tx: &mut Transaction<'_, Any>, id: &str) -> Resul
         Some(text) => serde_json::from_str(&text).map_err(Error::internal)?,
         None => Value::Null,
     };
+    let widget: Option<String> = row.try_get("widget")?;
+    let widget_origins = match widget {
+        Some(text) => serde_json::from_str::<Widget>(&text).map_err(Error::internal)?.allowed_origins,
+        None => Vec::new(),
+    };
     let agent = json!({
         "id": id,
         "tenant": row.try_get::<String, _>("organization_id")?,
@@ -75,6 +84,7 @@ pub async fn agent_provisioned(tx: &mut Transaction<'_, Any>, id: &str) -> Resul
         },
         "persona": persona,
         "rpm": row.try_get::<Option<i64>, _>("requests_per_minute")?,
+        "widget_origins": widget_origins,
     });
     emit(tx, &json!({ "kind": "agent.provisioned", "agent": agent })).await
 }

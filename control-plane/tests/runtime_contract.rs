@@ -69,7 +69,7 @@ async fn feed_follows_the_whole_journey(app: TestApp) {
             "id": resource, "tenant": m.consumer, "subscription": resource, "flow_id": "flow-123",
             "endpoint_name": "prompt-echo", "digest": digest,
             "limits": {"fuel": null, "memory_bytes": null, "deadline_ms": null},
-            "persona": null, "rpm": 120}})
+            "persona": null, "rpm": 120, "widget_origins": []}})
     );
 
     // A config change re-sends the agent with its persona.
@@ -174,6 +174,11 @@ async fn agent_configs_are_validated(app: TestApp) {
     assert_eq!(changed["branding"]["primary_color"], "#ff8800");
     assert_eq!(changed["widget"]["allowed_origins"], json!(["https://shop.example", "http://localhost:3000"]));
     assert_eq!(changed["widget"]["position"], "bottom-left");
+    // The hosts hear of the origins, whose pages alone may use widget keys.
+    let feed = app.feed(0).await;
+    let last = feed["changes"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["kind"], "agent.provisioned");
+    assert_eq!(last["agent"]["widget_origins"], json!(["https://shop.example", "http://localhost:3000"]));
 
     for (bad, needle) in [
         (json!({"branding": {"primary_color": "red"}}), "primary_color"),

@@ -397,6 +397,7 @@ async fn plane(max_file: u64, max_tenant: u64) -> Plane {
             limits: Limits::default(),
             secrets: Secrets::default(),
             persona: None,
+            widget_origins: Vec::new(),
         });
     }
     Plane { plane: Arc::new(plane), model, files, _dir: dir }

@@ -674,6 +674,7 @@ impl Researcher {
             limits: Limits::default(),
             secrets: Secrets::default(),
             persona: None,
+            widget_origins: Vec::new(),
         });
         let key = support::run_key("acme", b"web-test-secret");
         let io = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");

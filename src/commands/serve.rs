@@ -117,6 +117,7 @@ pub fn serve(options: ServeOptions, on_ready: Option<OnReady>) -> anyhow::Result
             limits: Limits::default(),
             secrets: Secrets::default(),
             persona: None,
+            widget_origins: Vec::new(),
         });
         if !tenants.contains(&spec.tenant) {
             tenants.push(spec.tenant);

@@ -22,6 +22,9 @@ pub struct Agent {
     pub secrets: Secrets,
     /// The buyer's persona, if they configured one.
     pub persona: Option<Arc<Persona>>,
+    /// Origins (`https://shop.example`) whose pages may call the agent with
+    /// a widget key; empty lets any page.
+    pub widget_origins: Vec<String>,
 }
 
 /// Agents by id, and by flow id and endpoint name within their tenant (two

@@ -20,6 +20,7 @@
 mod agents;
 mod body;
 pub mod clock;
+mod cors;
 mod error;
 mod files;
 mod in_flight;
@@ -127,7 +128,7 @@ impl DataPlane {
     /// The agent `reference` names, if `key` may call it. Another tenant's
     /// agent answers exactly like a missing one.
     pub fn agent_for(&self, key: &ApiKey, reference: &str) -> Result<Arc<Agent>, ApiError> {
-        let claims = &key.0;
+        let claims = &key.claims;
         let not_found = || ApiError::NotFound(format!("no agent or flow `{reference}` for this key"));
         let agent = self
             .agents
@@ -149,6 +150,7 @@ impl DataPlane {
         if !claims.scopes.iter().any(|s| s == "run" || s == "widget") {
             return Err(ApiError::Forbidden("this key has no `run` scope".into()));
         }
+        key.check_widget_origin(&agent)?;
         Ok(agent)
     }
 
@@ -203,7 +205,7 @@ impl DataPlane {
     /// Rate limits and quota, for a request that is not a run (an upload).
     pub(crate) fn admit(&self, key: &ApiKey) -> Result<(), ApiError> {
         self.limit_rate(key)?;
-        self.quotas.check(&key.0.tenant, clock::month_index()).map_err(ApiError::quota_exhausted)
+        self.quotas.check(&key.claims.tenant, clock::month_index()).map_err(ApiError::quota_exhausted)
     }
 
     /// The request itself, rate limits, the tenant's runs in progress,
@@ -212,7 +214,7 @@ impl DataPlane {
     fn admit_run(&self, key: &ApiKey, request: &RunRequest) -> Result<Admitted, ApiError> {
         check_request(key, request)?;
         self.limit_rate(key)?;
-        let tenant = &key.0.tenant;
+        let tenant = &key.claims.tenant;
         let limit = self.config.tenant_runs_in_flight;
         let slot = self.in_flight.enter(tenant, limit).ok_or_else(|| ApiError::RateLimited {
             message: format!("tenant `{tenant}` has {limit} runs in progress; retry once one has ended"),
@@ -224,7 +226,7 @@ impl DataPlane {
 
     /// Refuses a key, or its tenant, over its requests per minute.
     fn limit_rate(&self, key: &ApiKey) -> Result<(), ApiError> {
-        let claims = &key.0;
+        let claims = &key.claims;
         let quota = self.quotas.get(&claims.tenant);
         self.rate.check(&format!("key:{}", claims.sub), claims.rpm.unwrap_or(self.config.key_rpm)).map_err(|wait| {
             ApiError::RateLimited { message: format!("key `{}` is over its rate limit", claims.sub), retry_after: wait }
@@ -246,7 +248,7 @@ impl DataPlane {
         admitted: Admitted,
         run_id: String,
     ) -> Result<Execution, ApiError> {
-        let claims = &key.0;
+        let claims = &key.claims;
         let span = tracing::info_span!(
             "runtime_host.run",
             tenant = %agent.tenant,
@@ -353,6 +355,11 @@ fn check_request(key: &ApiKey, request: &RunRequest) -> Result<(), ApiError> {
     if !request.tweaks.is_empty() {
         key.require_run("sending tweaks")?;
     }
+    // Nor may it fill the flow's Text Inputs, which hold what the seller
+    // wrote there (instructions, say): a widget chats.
+    if request.input_value.is_some() && request.input_type != crate::InputType::Chat {
+        key.require_run("an `input_type` other than `chat`")?;
+    }
     Ok(())
 }
 
@@ -405,13 +412,42 @@ pub struct Execution {
 }
 
 /// A verified API key, from `x-api-key` (header or query) or `Authorization: Bearer`.
-pub struct ApiKey(pub Claims);
+pub struct ApiKey {
+    /// What it grants.
+    pub claims: Claims,
+    /// The page the request came from (its `Origin`), when a browser sent
+    /// it.
+    pub origin: Option<String>,
+}
 
 impl ApiKey {
     /// Whether the key has the `run` scope (a server's key), not only
     /// `widget` (a key in public pages).
     pub(crate) fn can_run(&self) -> bool {
-        self.0.scopes.iter().any(|s| s == "run")
+        self.claims.scopes.iter().any(|s| s == "run")
+    }
+
+    /// Refuses a widget key from a page the agent's widget settings do
+    /// not list (when they list any).
+    fn check_widget_origin(&self, agent: &Agent) -> Result<(), ApiError> {
+        if self.can_run() || agent.widget_origins.is_empty() {
+            return Ok(());
+        }
+        let listed = |origin: &str| agent.widget_origins.iter().any(|o| o.eq_ignore_ascii_case(origin));
+        match self.origin.as_deref() {
+            Some(origin) if listed(origin) => Ok(()),
+            Some(origin) => Err(ApiError::Forbidden(format!(
+                "agent `{}` takes widget keys only from pages on {}; `{origin}` is not one of them: add it to \
+                 the agent's widget settings (`allowed_origins`)",
+                agent.id,
+                agent.widget_origins.join(", ")
+            ))),
+            None => Err(ApiError::Forbidden(format!(
+                "agent `{}` takes widget keys only from pages on its allowed origins, and this request names \
+                 no `Origin`: call it from the widget's page, or use a key with the `run` scope on a server",
+                agent.id
+            ))),
+        }
     }
 
     /// Refuses a key without the `run` scope: a widget key sits in public
@@ -429,13 +465,17 @@ impl FromRequestParts<Arc<DataPlane>> for ApiKey {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<DataPlane>) -> Result<Self, Self::Rejection> {
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let bearer = header("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned));
+        // The scheme's name is case-insensitive (RFC 9110).
+        let bearer = header("authorization").and_then(|v| {
+            let (scheme, token) = v.trim_start().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.to_owned())
+        });
         let query = parts
             .uri
             .query()
             .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("x-api-key=").map(str::to_owned)));
         let token = header("x-api-key").or(bearer).or(query).ok_or(keys::KeyError::Missing)?;
-        Ok(Self(state.keys.verify(token.trim())?))
+        Ok(Self { claims: state.keys.verify(token.trim())?, origin: header("origin") })
     }
 }
 
@@ -449,6 +489,7 @@ pub fn router(state: Arc<DataPlane>) -> Router {
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/health", get(health))
         .route("/metrics", get(render_metrics))
+        .layer(middleware::from_fn(cors::cors))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -7,7 +7,7 @@ use super::{ApiKey, DataPlane, Execution, session_or};
 use crate::{RunEvent, RunRequest, Value};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::response::sse::{Event, Sse};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -65,7 +65,9 @@ pub async fn run(
         };
         futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>))
     });
-    Ok(Sse::new(events).into_response())
+    // Comments while the run works without an event, for proxies that
+    // cut idle connections.
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
 }
 
 fn outputs_json(execution: &Execution) -> Vec<serde_json::Value> {

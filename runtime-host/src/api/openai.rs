@@ -4,11 +4,13 @@
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::progress::Step;
+use super::keys::KeyError;
 use super::{ApiKey, DataPlane, Execution, clock, native, session_or};
 use crate::{RunEvent, RunRequest};
 use axum::Json;
 use axum::extract::State;
-use axum::response::sse::{Event, Sse};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use sandflow_flow_compiler::catalog::Role;
@@ -89,14 +91,25 @@ impl From<ApiError> for OpenAiError {
 
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
-        let body = error_body(&self.0);
-        self.0.respond(body)
+        let (status, body) = (status(&self.0), error_body(&self.0));
+        let mut response = self.0.respond(body);
+        *response.status_mut() = status;
+        response
+    }
+}
+
+/// The error's status; a missing key is 401, as OpenAI answers and its
+/// SDKs expect (Langflow answers 403, which its route keeps).
+fn status(error: &ApiError) -> StatusCode {
+    match error {
+        ApiError::Key(KeyError::Missing) => StatusCode::UNAUTHORIZED,
+        other => other.status_and_code().0,
     }
 }
 
 fn error_body(error: &ApiError) -> serde_json::Value {
-    let (status, code) = error.status_and_code();
-    let kind = match status.as_u16() {
+    let code = error.status_and_code().1;
+    let kind = match status(error).as_u16() {
         401 => "authentication_error",
         403 => "permission_error",
         404 => "not_found_error",
@@ -190,7 +203,9 @@ async fn complete(state: Arc<DataPlane>, key: ApiKey, body: ChatBody) -> Result<
     });
     let done = futures_util::stream::once(std::future::ready("[DONE]".to_owned()));
     let events = first.chain(rest).chain(done).map(|data| Ok::<_, Infallible>(Event::default().data(data)));
-    Ok(Sse::new(events).into_response())
+    // Comments while a run works without a token (tools, say), so proxies
+    // that cut idle connections leave the stream be; SDKs skip them.
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
 }
 
 /// The nodes whose tokens are the answer: those wired straight into an

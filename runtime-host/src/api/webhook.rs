@@ -26,8 +26,7 @@ pub async fn trigger(
     Path(flow): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body =
-        body.map_err(|_| ApiError::TooLarge(format!("the body is over the {} byte limit", super::MAX_BODY_BYTES)))?;
+    let body = body.map_err(super::body::unreadable)?;
     let agent = state.agent_for(&key, &flow)?;
     // A widget key is public: it must not post payloads the flow trusts.
     key.require_run("triggering a webhook")?;

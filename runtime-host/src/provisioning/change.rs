@@ -76,6 +76,10 @@ pub struct AgentSpec {
     pub limits: LimitsSpec,
     /// The buyer's persona.
     pub persona: Option<Persona>,
+    /// Origins whose pages may call the agent with a widget key (the
+    /// buyer's widget settings); empty lets any page.
+    #[serde(default)]
+    pub widget_origins: Vec<String>,
 }
 
 /// Per-run limits as the control plane sets them.

@@ -297,6 +297,7 @@ impl Provisioner {
                     endpoint_name: agent.endpoint_name,
                     flow,
                     secrets: crate::Secrets::default(),
+                    widget_origins: agent.widget_origins,
                 });
                 self.forget_unused(replaced);
             }

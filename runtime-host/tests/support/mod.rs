@@ -53,6 +53,7 @@ pub fn provision(plane: &DataPlane, tenant: &str, id: &str, flow: &Json, limits:
         limits,
         secrets,
         persona: None,
+        widget_origins: Vec::new(),
     });
 }
 
