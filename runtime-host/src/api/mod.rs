@@ -224,19 +224,23 @@ impl DataPlane {
         Ok(Admitted { reservation, _slot: slot })
     }
 
-    /// Refuses a key, or its tenant, over its requests per minute.
+    /// Refuses a key, or its tenant, over its requests per minute. A
+    /// request the tenant's bucket refuses costs the key's nothing.
     fn limit_rate(&self, key: &ApiKey) -> Result<(), ApiError> {
         let claims = &key.claims;
         let quota = self.quotas.get(&claims.tenant);
-        self.rate.check(&format!("key:{}", claims.sub), claims.rpm.unwrap_or(self.config.key_rpm)).map_err(|wait| {
-            ApiError::RateLimited { message: format!("key `{}` is over its rate limit", claims.sub), retry_after: wait }
-        })?;
-        self.rate.check(&format!("tenant:{}", claims.tenant), quota.rpm.unwrap_or(self.config.tenant_rpm)).map_err(
-            |wait| ApiError::RateLimited {
-                message: format!("tenant `{}` is over its rate limit", claims.tenant),
-                retry_after: wait,
+        let buckets = [
+            (format!("key:{}", claims.sub), claims.rpm.unwrap_or(self.config.key_rpm)),
+            (format!("tenant:{}", claims.tenant), quota.rpm.unwrap_or(self.config.tenant_rpm)),
+        ];
+        self.rate.check_all(&buckets).map_err(|(refused, wait)| ApiError::RateLimited {
+            message: if refused == 0 {
+                format!("key `{}` is over its rate limit", claims.sub)
+            } else {
+                format!("tenant `{}` is over its rate limit", claims.tenant)
             },
-        )
+            retry_after: wait,
+        })
     }
 
     async fn run_admitted(

@@ -28,12 +28,35 @@ impl RateLimiter {
         Self { buckets: DashMap::new(), last_sweep: Mutex::new(Instant::now()) }
     }
 
-    /// Takes one request from `key`'s bucket of `per_minute` (burst of the
-    /// same size). `Err` holds how long until a request would be admitted.
-    pub fn check(&self, key: &str, per_minute: u32) -> Result<(), Duration> {
-        self.check_at(key, per_minute, Instant::now())
+    /// Takes one request from each of `buckets` (name, per minute; a
+    /// bucket holds a minute's requests, its burst), or
+    /// from none: `Err` holds the index of the first that refused and how
+    /// long until it would admit one; the ones before it get theirs back.
+    pub fn check_all(&self, buckets: &[(String, u32)]) -> Result<(), (usize, Duration)> {
+        self.check_all_at(buckets, Instant::now())
     }
 
+    fn check_all_at(&self, buckets: &[(String, u32)], now: Instant) -> Result<(), (usize, Duration)> {
+        for (i, (name, per_minute)) in buckets.iter().enumerate() {
+            if let Err(wait) = self.check_at(name, *per_minute, now) {
+                for (taken, per_minute) in &buckets[..i] {
+                    self.give_back(taken, *per_minute);
+                }
+                return Err((i, wait));
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns a request taken from `key`'s bucket.
+    fn give_back(&self, key: &str, per_minute: u32) {
+        if let Some(mut bucket) = self.buckets.get_mut(key) {
+            bucket.tokens = (bucket.tokens + 1.0).min(f64::from(per_minute));
+        }
+    }
+
+    /// Takes one request from `key`'s bucket of `per_minute`; `Err` holds
+    /// how long until it would admit one.
     fn check_at(&self, key: &str, per_minute: u32, now: Instant) -> Result<(), Duration> {
         if per_minute == 0 {
             return Err(Duration::from_secs(60));
@@ -81,12 +104,29 @@ mod tests {
     #[test]
     fn admits_a_burst_then_refuses_with_a_wait() {
         let limiter = RateLimiter::new();
+        let now = Instant::now();
         for _ in 0..3 {
-            assert!(limiter.check("k", 3).is_ok());
+            assert!(limiter.check_at("k", 3, now).is_ok());
         }
-        let wait = limiter.check("k", 3).expect_err("bucket empty");
+        let wait = limiter.check_at("k", 3, now + Duration::from_secs(1)).expect_err("bucket empty");
         assert!(wait > Duration::from_secs(15) && wait <= Duration::from_secs(20), "{wait:?}");
-        assert!(limiter.check("other", 3).is_ok(), "buckets are per key");
+        assert!(limiter.check_at("other", 3, now).is_ok(), "buckets are per key");
+    }
+
+    #[test]
+    fn a_request_one_bucket_refuses_costs_the_others_nothing() {
+        let limiter = RateLimiter::new();
+        let now = Instant::now();
+        let both = [("key".to_owned(), 3), ("tenant".to_owned(), 1)];
+        assert!(limiter.check_all_at(&both, now).is_ok());
+        for _ in 0..5 {
+            let (refused, _) = limiter.check_all_at(&both, now).expect_err("the tenant's bucket is empty");
+            assert_eq!(refused, 1);
+        }
+        // The key spent one request, not six: two are left.
+        assert!(limiter.check_at("key", 3, now).is_ok());
+        assert!(limiter.check_at("key", 3, now).is_ok());
+        assert!(limiter.check_at("key", 3, now).is_err());
     }
 
     #[test]
