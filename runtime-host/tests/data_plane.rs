@@ -260,8 +260,8 @@ async fn widget_sessions_are_kept_apart() {
 #[tokio::test]
 async fn widget_keys_answer_only_on_listed_pages_and_only_chat() {
     let plane = build_plane(DataPlaneConfig::default());
-    let (artifact, _) = compile(&std::fs::read(shared("echo.json")).expect("flow"), &CompileOptions::default())
-        .expect("compiles");
+    let (artifact, _) =
+        compile(&std::fs::read(shared("echo.json")).expect("flow"), &CompileOptions::default()).expect("compiles");
     plane.agents.provision(Agent {
         id: "shop-agent".into(),
         tenant: "acme".into(),

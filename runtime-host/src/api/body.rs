@@ -73,7 +73,9 @@ mod tests {
 
     #[test]
     fn json_content_types() {
-        for json in ["application/json", "Application/JSON", "application/json; charset=utf-8", "application/vnd.api+json"] {
+        for json in
+            ["application/json", "Application/JSON", "application/json; charset=utf-8", "application/vnd.api+json"]
+        {
             assert!(is_json(json), "{json}");
         }
         for other in ["application/jsonp", "text/plain", "application/x-www-form-urlencoded", "json", ""] {

@@ -542,8 +542,7 @@ mod tests {
 
     #[test]
     fn a_host_panic_is_the_runs_error() {
-        let result = contain_panic(|| panic!("a capability's bug"));
-        let error = result.err().expect("the panic is the run's error");
+        let Err(error) = contain_panic(|| panic!("a capability's bug")) else { panic!("the panic is the run's error") };
         assert_eq!(error.kind(), "host_error", "recorded as the host's failure, not the flow's");
         let refusal = ApiError::Run(error);
         assert_eq!(refusal.status_and_code(), (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal"));

@@ -3,8 +3,8 @@
 
 use super::body::JsonBody;
 use super::error::ApiError;
-use super::progress::Step;
 use super::keys::KeyError;
+use super::progress::Step;
 use super::{ApiKey, DataPlane, Execution, clock, native, session_or};
 use crate::{RunEvent, RunRequest};
 use axum::Json;

@@ -27,8 +27,9 @@ pub enum Change {
     /// Provision an agent, or replace it (new version, config or limits).
     #[serde(rename = "agent.provisioned")]
     AgentProvisioned {
-        /// The agent.
-        agent: AgentSpec,
+        /// The agent (boxed: it is several times the size of the other
+        /// changes).
+        agent: Box<AgentSpec>,
     },
     /// Remove an agent.
     #[serde(rename = "agent.deprovisioned")]
