@@ -53,7 +53,7 @@ pub struct Claims {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
     /// No key in the request.
-    #[error("an API key is required: send it in the `x-api-key` header")]
+    #[error("an API key is required: send it in the `x-api-key` header or as `Authorization: Bearer <key>`")]
     Missing,
     /// Malformed, forged, wrongly signed or expired.
     #[error("the API key is invalid: {0}")]
