@@ -21,6 +21,26 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// SQL for the sum of integer column `$column` that never overflows: as a
+/// `DOUBLE PRECISION`, exact for totals below 2^53; read it with
+/// [`sum_of`], which saturates at `i64::MAX`. SQLite's integer `SUM`
+/// raises on overflow, and so does PostgreSQL's cast of its `NUMERIC` sum
+/// to `BIGINT`, so one corrupt usage record would otherwise fail a
+/// month's totals for every tenant (and hosts seeding their quotas).
+#[macro_export]
+macro_rules! sql_sum {
+    ($column:literal) => {
+        concat!("COALESCE(SUM(CAST(", $column, " AS DOUBLE PRECISION)), 0.0)")
+    };
+}
+
+/// Reads a [`sql_sum!`] column as an `i64`, saturating.
+pub fn sum_of(row: &sqlx::any::AnyRow, column: &str) -> Result<i64, sqlx::Error> {
+    use sqlx::Row;
+    // `as` saturates at the bounds (a NaN, which SUM never gives, is 0).
+    Ok(row.try_get::<f64, _>(column)? as i64)
+}
+
 /// Which database is behind a [`Db`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {

@@ -492,6 +492,22 @@ async fn artifacts_and_usage_totals(app: TestApp) {
         app.get("/api/runtime/usage-totals/?month=2020-01", RUNTIME_TOKEN).await.expect(200),
         json!({"tenants": {}})
     );
+    // Records whose counters sum past i64::MAX (a host's bug) saturate the
+    // totals, rather than failing them for every tenant and every host
+    // that seeds its quotas from them.
+    let huge = |key: &str| {
+        let mut huge = record(key, "t3", "r3", NOVEMBER);
+        for field in ["fuel", "tokens_in", "tokens_out", "wall_micros"] {
+            huge[field] = json!(i64::MAX);
+        }
+        huge
+    };
+    app.post("/api/runtime/usage/", RUNTIME_TOKEN, json!([huge("e"), huge("f")])).await.expect(200);
+    let totals = app.get("/api/runtime/usage-totals/?month=2026-11", RUNTIME_TOKEN).await.expect(200);
+    assert_eq!(totals["tenants"]["t3"], json!({"runs": 2, "fuel": i64::MAX, "tokens": i64::MAX}));
+    assert_eq!(totals["tenants"]["t1"], json!({"runs": 2, "fuel": 2000, "tokens": 16}), "the others' stay exact");
+    let platform = app.get("/api/analytics/usage/?period=2026-11", &m.operator).await.expect(200);
+    assert_eq!(platform["platform"]["fuel"], i64::MAX);
     app.get("/api/runtime/usage-totals/?month=2026-13", RUNTIME_TOKEN).await.refused(422, "invalid");
     app.get("/api/runtime/usage-totals/", RUNTIME_TOKEN).await.refused(422, "invalid");
     app.get("/api/runtime/usage-totals/?month=2026-11", &m.operator).await.refused(401, "unauthorized");

@@ -13,6 +13,7 @@ use super::organizations::authorize;
 use super::runtime::month_bounds_ms;
 use crate::AppState;
 use crate::auth::CurrentUser;
+use crate::db::sum_of;
 use crate::error::{Error, Result};
 use axum::Json;
 use axum::extract::State;
@@ -49,9 +50,15 @@ struct Totals {
     tokens_out: i64,
 }
 
-const TOTALS: &str = "COUNT(*) AS runs, CAST(COALESCE(SUM(u.fuel), 0) AS BIGINT) AS fuel, \
-     CAST(COALESCE(SUM(u.tokens_in), 0) AS BIGINT) AS tokens_in, \
-     CAST(COALESCE(SUM(u.tokens_out), 0) AS BIGINT) AS tokens_out";
+const TOTALS: &str = concat!(
+    "COUNT(*) AS runs, ",
+    crate::sql_sum!("u.fuel"),
+    " AS fuel, ",
+    crate::sql_sum!("u.tokens_in"),
+    " AS tokens_in, ",
+    crate::sql_sum!("u.tokens_out"),
+    " AS tokens_out"
+);
 
 /// Ledger rows of the month joined to the resource they ran for.
 const JOINED: &str = "usage_record u JOIN resource r ON r.id = COALESCE(u.subscription, u.agent)";
@@ -59,9 +66,9 @@ const JOINED: &str = "usage_record u JOIN resource r ON r.id = COALESCE(u.subscr
 fn totals(row: &AnyRow) -> Result<Totals> {
     Ok(Totals {
         runs: row.try_get("runs")?,
-        fuel: row.try_get("fuel")?,
-        tokens_in: row.try_get("tokens_in")?,
-        tokens_out: row.try_get("tokens_out")?,
+        fuel: sum_of(row, "fuel")?,
+        tokens_in: sum_of(row, "tokens_in")?,
+        tokens_out: sum_of(row, "tokens_out")?,
     })
 }
 

@@ -13,7 +13,7 @@ use super::{JsonBody, RawJson, required_text};
 use super::{Path, Query};
 use crate::AppState;
 use crate::auth::CurrentUser;
-use crate::db::{new_id, now_ms};
+use crate::db::{new_id, now_ms, sum_of};
 use crate::error::{Error, Result};
 use axum::Json;
 use axum::extract::State;
@@ -568,17 +568,25 @@ struct VersionStats {
     totals: Totals,
 }
 
-const TOTALS: &str = "COUNT(*) AS runs, \
+const TOTALS: &str = concat!(
+    "COUNT(*) AS runs, \
      CAST(COALESCE(SUM(CASE WHEN outcome = 'completed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS completed, \
-     COUNT(DISTINCT tenant) AS tenants, \
-     CAST(COALESCE(SUM(fuel), 0) AS BIGINT) AS fuel, \
-     CAST(COALESCE(SUM(tokens_in), 0) AS BIGINT) AS tokens_in, \
-     CAST(COALESCE(SUM(tokens_out), 0) AS BIGINT) AS tokens_out, \
-     CAST(COALESCE(SUM(wall_micros), 0) AS BIGINT) AS wall_micros, \
-     CAST(COALESCE(SUM(bytes_in), 0) AS BIGINT) AS bytes_in, \
-     CAST(COALESCE(SUM(bytes_out), 0) AS BIGINT) AS bytes_out, \
-     CAST(COALESCE(SUM(http_bytes), 0) AS BIGINT) AS http_bytes, \
-     MAX(started_at_ms) AS last_run_at_ms";
+     COUNT(DISTINCT tenant) AS tenants, ",
+    crate::sql_sum!("fuel"),
+    " AS fuel, ",
+    crate::sql_sum!("tokens_in"),
+    " AS tokens_in, ",
+    crate::sql_sum!("tokens_out"),
+    " AS tokens_out, ",
+    crate::sql_sum!("wall_micros"),
+    " AS wall_micros, ",
+    crate::sql_sum!("bytes_in"),
+    " AS bytes_in, ",
+    crate::sql_sum!("bytes_out"),
+    " AS bytes_out, ",
+    crate::sql_sum!("http_bytes"),
+    " AS http_bytes, MAX(started_at_ms) AS last_run_at_ms"
+);
 
 /// The ledger's runs of agent `$1`: of the resources its offerings were
 /// ordered as (the ledger's `subscription`, or without one its `agent`, is
@@ -597,13 +605,13 @@ fn totals(row: &AnyRow) -> Result<Totals> {
         completed,
         failed: runs - completed,
         tenants: row.try_get("tenants")?,
-        fuel: row.try_get("fuel")?,
-        tokens_in: row.try_get("tokens_in")?,
-        tokens_out: row.try_get("tokens_out")?,
-        wall_micros: row.try_get("wall_micros")?,
-        bytes_in: row.try_get("bytes_in")?,
-        bytes_out: row.try_get("bytes_out")?,
-        http_bytes: row.try_get("http_bytes")?,
+        fuel: sum_of(row, "fuel")?,
+        tokens_in: sum_of(row, "tokens_in")?,
+        tokens_out: sum_of(row, "tokens_out")?,
+        wall_micros: sum_of(row, "wall_micros")?,
+        bytes_in: sum_of(row, "bytes_in")?,
+        bytes_out: sum_of(row, "bytes_out")?,
+        http_bytes: sum_of(row, "http_bytes")?,
         last_run_at_ms: row.try_get("last_run_at_ms")?,
     })
 }

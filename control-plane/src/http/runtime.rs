@@ -13,6 +13,7 @@
 use super::{Path, Query};
 use crate::AppState;
 use crate::auth::RuntimeService;
+use crate::db::sum_of;
 use crate::error::{Error, Result};
 use axum::Json;
 use axum::extract::State;
@@ -173,11 +174,15 @@ async fn usage_totals(
     Query(query): Query<TotalsQuery>,
 ) -> Result<Json<UsageTotals>> {
     let (start, end) = month_bounds_ms(&query.month)?;
-    let rows = sqlx::query(
-        "SELECT tenant, COUNT(*) AS runs, CAST(COALESCE(SUM(fuel), 0) AS BIGINT) AS fuel, \
-         CAST(COALESCE(SUM(tokens_in + tokens_out), 0) AS BIGINT) AS tokens \
-         FROM usage_record WHERE started_at_ms >= $1 AND started_at_ms < $2 GROUP BY tenant",
-    )
+    let rows = sqlx::query(concat!(
+        "SELECT tenant, COUNT(*) AS runs, ",
+        crate::sql_sum!("fuel"),
+        " AS fuel, ",
+        crate::sql_sum!("tokens_in"),
+        " + ",
+        crate::sql_sum!("tokens_out"),
+        " AS tokens FROM usage_record WHERE started_at_ms >= $1 AND started_at_ms < $2 GROUP BY tenant",
+    ))
     .bind(start)
     .bind(end)
     .fetch_all(state.db.pool())
@@ -186,7 +191,7 @@ async fn usage_totals(
     for row in &rows {
         tenants.insert(
             row.try_get("tenant")?,
-            TenantTotals { runs: row.try_get("runs")?, fuel: row.try_get("fuel")?, tokens: row.try_get("tokens")? },
+            TenantTotals { runs: row.try_get("runs")?, fuel: sum_of(row, "fuel")?, tokens: sum_of(row, "tokens")? },
         );
     }
     Ok(Json(UsageTotals { tenants }))
