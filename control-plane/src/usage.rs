@@ -47,7 +47,9 @@ pub struct UsageRecord {
     /// out when zero (and older ones always do).
     #[serde(default)]
     pub http_bytes: u64,
-    /// `completed`, or the kind of failure (`node_error`, `out_of_fuel`, …).
+    /// `completed`, the kind of failure (`node_error`, `out_of_fuel`, …),
+    /// or `interrupted`: the host stopped during the run, which is counted
+    /// with what it had used by its last model call.
     pub outcome: String,
     /// When the run started, milliseconds since the Unix epoch.
     pub started_at_ms: u64,

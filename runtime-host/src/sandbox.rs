@@ -178,7 +178,8 @@ const SLICE_TICKS: u64 = 2;
 /// Interrupts the guest every [`SLICE_TICKS`] epoch ticks until the run
 /// has computed for that long and given its lane up (see
 /// [`crate::lanes::release_after`]), then lets it go on until `deadline`,
-/// where it traps.
+/// where it traps. A run interrupted so is journaled among the runs in
+/// progress, when its usage is recorded.
 fn slice_until_deadline(store: &mut Store<RunState>, deadline: Duration, tick: Duration) {
     let ticks =
         move |d: Duration| u64::try_from(d.as_nanos().div_ceil(tick.as_nanos().max(1))).unwrap_or(u64::MAX).max(1);
@@ -186,10 +187,15 @@ fn slice_until_deadline(store: &mut Store<RunState>, deadline: Duration, tick: D
     let deadline_at = std::time::Instant::now() + deadline;
     let mut on_lane = true;
     store.set_epoch_deadline(ticks(deadline).min(SLICE_TICKS));
-    store.epoch_deadline_callback(move |_| {
+    store.epoch_deadline_callback(move |store| {
         let left = deadline_at.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
             return Err(wasmtime::Trap::Interrupt.into());
+        }
+        // A run that computes this long is worth journaling (once; see
+        // `usage::InProgress`).
+        if let Some(run) = &store.data().caps.in_progress {
+            run.journal();
         }
         on_lane = on_lane && !crate::lanes::release_after(slice);
         let next = if on_lane { SLICE_TICKS } else { u64::MAX };

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use sandflow_runtime_host::usage::{HttpSink, Outbox, UsageRecord};
+use sandflow_runtime_host::{Invocation, Limits, RunContext, Runtime, RuntimeConfig};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -278,4 +279,39 @@ async fn segments_rotate_and_delivered_ones_are_removed() {
     let keys: HashSet<String> = sink.keys().into_iter().collect();
     assert_eq!(keys.len(), count, "each record once");
     assert_eq!(segments(dir.path()), 1, "delivered segments are removed");
+}
+
+/// A run that computes for longer than a slice of its lane is journaled
+/// among the runs in progress: a host that stops before the run ends (here
+/// the outbox is dropped with the run unfinished) records it as
+/// interrupted when the outbox next opens.
+#[tokio::test]
+async fn a_run_the_host_stops_in_is_recorded_as_interrupted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = Runtime::new(&RuntimeConfig::default()).expect("runtime");
+    let hostile = std::fs::read(sandflow_guest_artifacts::HOSTILE_NODE).expect("built");
+    let node = runtime.load_node(&hostile).expect("loads");
+    {
+        let outbox = Outbox::open(dir.path()).expect("opens");
+        let context = RunContext { in_progress: Some(outbox.start(&record(1))), ..RunContext::default() };
+        let limits =
+            Limits { fuel: u64::MAX / 2, deadline: std::time::Duration::from_millis(100), ..Limits::default() };
+        let spin = Invocation {
+            component: "Spin".into(),
+            node_id: "Spin-1".into(),
+            display_name: "Spin".into(),
+            session_id: "s".into(),
+            fields: vec![],
+            wanted: vec!["out".into()],
+        };
+        runtime.sandbox_for(limits, context).run_node(&node, &spin).expect_err("spins until its deadline");
+        // The host stops here, before the run's record is written.
+    }
+    let sink = TestSink::default();
+    let url = sink.clone().start().await;
+    let outbox = Outbox::open(dir.path()).expect("reopens");
+    assert_eq!(outbox.deliver_pending(&HttpSink::new(url, None)).await.expect("delivers"), 1);
+    let received = sink.received.lock().expect("lock").clone();
+    assert_eq!(received.len(), 1);
+    assert_eq!((received[0].idempotency_key.as_str(), received[0].outcome.as_str()), ("run-1", "interrupted"));
 }

@@ -261,13 +261,14 @@ impl DataPlane {
             run_id = %run_id,
             http_bytes = tracing::field::Empty,
         );
-        let context = RunContext {
+        let mut context = RunContext {
             tenant: agent.tenant.clone(),
             agent: agent.id.clone(),
             secrets: agent.secrets.clone(),
             events,
             persona: agent.persona.clone(),
             public: !key.can_run(),
+            in_progress: None,
         };
         let (runtime, flow, limits) = (self.runtime.clone(), agent.flow.clone(), agent.limits);
         let bytes_in = request.input_value.as_ref().map_or(0, String::len)
@@ -296,6 +297,13 @@ impl DataPlane {
                 // The slot counts the run as in progress until its job ends.
                 let Admitted { reservation, _slot } = admitted;
                 span.in_scope(|| {
+                    // Journaled once it computes for a while or calls out, so
+                    // that a run the process dies in is recorded too.
+                    let journaled = outbox.map(|outbox| {
+                        let run = outbox.start(&record);
+                        (outbox, run)
+                    });
+                    context.in_progress = journaled.as_ref().map(|(_, run)| run.clone());
                     let used = run(&runtime, &flow, limits, context, &request);
                     record.fuel = used.fuel;
                     record.http_bytes = used.http_bytes;
@@ -313,7 +321,7 @@ impl DataPlane {
                     // caller left is in the metrics too.
                     metrics.run(if used.result.is_ok() { "completed" } else { "failed" }, used.elapsed, used.fuel);
                     // The record is in the outbox before anyone hears of the run.
-                    let recorded = outbox.map_or(Ok(()), |outbox| outbox.append(&record));
+                    let recorded = journaled.map_or(Ok(()), |(outbox, run)| outbox.finish(&run, &record));
                     // Finished here, not once the caller has the answer: a
                     // caller that went away meanwhile is charged all the
                     // same. A failed run used fuel too. A job never run

@@ -114,11 +114,13 @@ impl RunState {
             serde_json::from_str::<Value>(&text)
                 .map_err(|e| failed(format!("provider `{name}` answered something other than JSON: {e}")))
         };
+        self.caps.calling_out();
         let answer = io::block_on(async { tokio::time::timeout(timeout, exchange).await })
             .map_err(|_| failed(format!("provider `{name}` did not embed before the run's deadline")))??;
         let vectors = parse(&answer, texts.len()).map_err(|e| failed(format!("provider `{name}`: {e}")))?;
         let tokens = answer.pointer("/usage/prompt_tokens").and_then(Value::as_u64).unwrap_or(0);
         self.caps.tokens.input += tokens;
+        self.caps.checkpoint();
         Ok(Embedded { model: format!("{}/{model}", provider.name), vectors })
     }
 

@@ -85,6 +85,9 @@ pub struct RunContext {
     /// webhooks fill and which anyone who copies the key from a page would
     /// otherwise read.
     pub public: bool,
+    /// The run's place in the usage outbox's journal of runs in progress:
+    /// what it has used is journaled after each model call.
+    pub in_progress: Option<crate::usage::InProgress>,
 }
 
 /// The capability state of one run, in its store.
@@ -110,6 +113,7 @@ pub(crate) struct RunCaps {
     pub files: files::RunFiles,
     /// The tenant's document index, scoped to the run's tenant and agent.
     pub retrieval: retrieval::RunRetrieval,
+    pub in_progress: Option<crate::usage::InProgress>,
 }
 
 impl RunCaps {
@@ -132,7 +136,31 @@ impl RunCaps {
             tokens: llm::TokenCount::default(),
             http_bytes: 0,
             tenant: context.tenant,
+            in_progress: context.in_progress,
         }
+    }
+
+    /// Before the run calls outside (a model, a web page): it is journaled
+    /// among the runs in progress, when its usage is recorded, so that
+    /// what the call costs is counted even if the host stops meanwhile.
+    pub fn calling_out(&self) {
+        if let Some(run) = &self.in_progress {
+            run.journal();
+        }
+    }
+
+    /// Journals what the run has used so far (after a call outside), when
+    /// its usage is recorded.
+    pub fn checkpoint(&self) {
+        if let Some(run) = &self.in_progress {
+            run.checkpoint(self.tokens, self.http_bytes);
+        }
+    }
+
+    /// Counts what an `http` call received.
+    pub fn received(&mut self, bytes: u64) {
+        self.http_bytes += bytes;
+        self.checkpoint();
     }
 
     /// Time left before the run's deadline, if any.

@@ -11,10 +11,18 @@
 //! batch the sink rejects for what it holds (400, 413, 422) is halved until
 //! the records at fault stand alone; those are kept in [`REJECTED`] with
 //! the sink's reason, and delivery goes on past them.
+//!
+//! A run the process is killed in the middle of is recorded too: each run
+//! is journaled when it starts and after each model call, and the next
+//! [`Outbox::open`] records the runs left in the journal with outcome
+//! [`INTERRUPTED`] and what they had used by then (see [`InProgress`]).
 
+mod in_progress;
+mod lines;
 mod outbox;
 mod sink;
 
+pub use in_progress::{GENERATION_BYTES, INTERRUPTED, InProgress};
 pub use outbox::{BATCH, Outbox, OutboxError, REJECTED, SEGMENT_BYTES, SYNC_INTERVAL};
 pub use sink::{HttpSink, Sink, SinkError};
 
@@ -55,7 +63,9 @@ pub struct UsageRecord {
     /// of runs that made no requests.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub http_bytes: u64,
-    /// `completed`, or the kind of failure (`node_error`, `out_of_fuel`, …).
+    /// `completed`, the kind of failure (`node_error`, `out_of_fuel`, …),
+    /// or `interrupted`: the host stopped during the run, which is counted
+    /// with what it had used by its last model call.
     pub outcome: String,
     /// When the run started, milliseconds since the Unix epoch.
     pub started_at_ms: u64,

@@ -2,11 +2,13 @@
 //! cursor, in one directory the host owns.
 
 use super::UsageRecord;
+use super::in_progress::{InProgress, Journal, interrupted_runs};
+use super::lines::LineFile;
 use super::sink::{Sink, SinkError};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -36,12 +38,8 @@ struct Cursor {
 }
 
 struct Writer {
-    file: File,
+    file: LineFile,
     segment: u64,
-    len: u64,
-    /// A failed write may have left part of a line past `len`, and cutting
-    /// it off failed too: the next append tries again before it writes.
-    torn: bool,
 }
 
 /// The outbox of one host.
@@ -49,11 +47,16 @@ pub struct Outbox {
     dir: PathBuf,
     writer: Mutex<Writer>,
     appended: Notify,
+    journal: Arc<Journal>,
 }
 
 impl Outbox {
     /// Opens (or creates) the outbox in `dir`. A record torn by a crash in
     /// the middle of its write (never acknowledged to anyone) is cut off.
+    ///
+    /// Runs the last process was killed in the middle of (see
+    /// [`super::in_progress`]) get their records, with outcome
+    /// [`super::INTERRUPTED`], before anything else is appended.
     ///
     /// New records go to a new segment. After a power loss the saved
     /// delivery cursor can point past what the disk kept of the last
@@ -72,8 +75,40 @@ impl Outbox {
         let segment = last.max(read_cursor(dir).map(|c| c.segment)).map_or(1, |newest| newest + 1);
         let file =
             OpenOptions::new().create(true).read(true).append(true).open(segment_path(dir, segment)).map_err(err)?;
-        let writer = Writer { file, segment, len: 0, torn: false };
-        Ok(Self { dir: dir.to_path_buf(), writer: Mutex::new(writer), appended: Notify::new() })
+        let writer = Writer { file: LineFile::new(file, 0), segment };
+        let (interrupted, journal_files) = interrupted_runs(dir).map_err(err)?;
+        let journal = Arc::new(Journal::create(dir).map_err(err)?);
+        let outbox = Self { dir: dir.to_path_buf(), writer: Mutex::new(writer), appended: Notify::new(), journal };
+        for record in &interrupted {
+            tracing::warn!(run_id = %record.idempotency_key, tenant = %record.tenant, "recorded a run the host was stopped in");
+            outbox.append(record)?;
+        }
+        // On disk before the journal that held them is gone. Should the
+        // process die in between, the next open records them again under
+        // the same keys, which the ledger counts once.
+        outbox.sync().map_err(err)?;
+        for path in journal_files {
+            std::fs::remove_file(&path).map_err(|source| OutboxError { path, source })?;
+        }
+        Ok(outbox)
+    }
+
+    /// The run `record` describes (its outcome not known yet) starts: it
+    /// is recorded even if the process ends before it does, once it is
+    /// journaled (see [`InProgress::journal`]). It ends with
+    /// [`Outbox::finish`].
+    pub fn start(&self, record: &UsageRecord) -> InProgress {
+        self.journal.run(record)
+    }
+
+    /// Appends the finished run's record, and ends its place in the
+    /// journal of runs in progress. Should the append fail, the journal
+    /// keeps the run, to be recorded as interrupted when the outbox next
+    /// opens.
+    pub fn finish(&self, run: &InProgress, record: &UsageRecord) -> Result<(), OutboxError> {
+        self.append(record)?;
+        run.end();
+        Ok(())
     }
 
     /// Appends one record. When this returns, killing the process loses
@@ -82,28 +117,16 @@ impl Outbox {
         let mut line = serde_json::to_vec(record).expect("a usage record always serializes");
         line.push(b'\n');
         let mut w = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if w.len > 0 && w.len + line.len() as u64 > SEGMENT_BYTES {
+        if w.file.len() > 0 && w.file.len() + line.len() as u64 > SEGMENT_BYTES {
             let next = w.segment + 1;
             let path = segment_path(&self.dir, next);
             let err = |source| OutboxError { path: path.clone(), source };
-            w.file.sync_data().map_err(err)?;
-            w.file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(err)?;
+            w.file.file().sync_data().map_err(err)?;
+            let file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(err)?;
+            w.file = LineFile::new(file, 0);
             w.segment = next;
-            w.len = 0;
         }
-        let path = segment_path(&self.dir, w.segment);
-        if w.torn {
-            w.file.set_len(w.len).map_err(|source| OutboxError { path: path.clone(), source })?;
-            w.torn = false;
-        }
-        if let Err(source) = write_line(&mut w.file, &line) {
-            // A write that failed halfway (a full disk) left part of a line,
-            // and the next record would be appended to it: one line that
-            // reads as neither. It is cut off first.
-            w.torn = w.file.set_len(w.len).is_err();
-            return Err(OutboxError { path, source });
-        }
-        w.len += line.len() as u64;
+        w.file.append(&line).map_err(|source| OutboxError { path: segment_path(&self.dir, w.segment), source })?;
         drop(w);
         self.appended.notify_one();
         Ok(())
@@ -113,7 +136,7 @@ impl Outbox {
     /// sync holds a handle of its own, not the writer's lock, for as long
     /// as the disk takes.
     pub fn sync(&self) -> std::io::Result<()> {
-        let file = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).file.try_clone()?;
+        let file = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).file.file().try_clone()?;
         file.sync_data()
     }
 
@@ -290,25 +313,20 @@ fn segment_path(dir: &Path, segment: u64) -> PathBuf {
 
 /// Segment numbers present in `dir`, ascending.
 fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
+    numbered_files(dir, "usage-")
+}
+
+/// The numbers of `dir`'s files named `<prefix><number>.jsonl`, ascending.
+pub(super) fn numbered_files(dir: &Path, prefix: &str) -> std::io::Result<Vec<u64>> {
     let mut found: Vec<u64> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            name.strip_prefix("usage-")?.strip_suffix(".jsonl")?.parse().ok()
+            name.strip_prefix(prefix)?.strip_suffix(".jsonl")?.parse().ok()
         })
         .collect();
     found.sort_unstable();
     Ok(found)
-}
-
-/// Appends `line` to `file` (tests make it fail halfway:
-/// [`crate::short_write`]).
-fn write_line(file: &mut File, line: &[u8]) -> std::io::Result<()> {
-    if let Some((part, error)) = crate::short_write::injected(line) {
-        file.write_all(part)?;
-        return Err(error);
-    }
-    file.write_all(line)
 }
 
 /// Truncates `file` after its last newline; returns the resulting length.
@@ -330,6 +348,7 @@ fn cut_torn_tail(file: &mut File, path: &Path) -> std::io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::usage::{GENERATION_BYTES, INTERRUPTED};
 
     fn record(key: &str) -> UsageRecord {
         UsageRecord {
@@ -366,5 +385,85 @@ mod tests {
         let (batch, _) = outbox.read_batch(outbox.cursor()).expect("reads");
         let keys: Vec<_> = batch.iter().map(|r| r.idempotency_key.as_str()).collect();
         assert_eq!(keys, ["one", "three"]);
+    }
+
+    /// Every record from the cursor on, over all segments.
+    fn all_records(outbox: &Outbox) -> Vec<UsageRecord> {
+        let (mut cursor, mut records) = (outbox.cursor(), Vec::new());
+        loop {
+            let (batch, next) = outbox.read_batch(cursor).expect("reads");
+            records.extend(batch);
+            if next == cursor {
+                return records;
+            }
+            cursor = next;
+        }
+    }
+
+    fn keys(records: &[UsageRecord]) -> Vec<&str> {
+        records.iter().map(|r| r.idempotency_key.as_str()).collect()
+    }
+
+    #[test]
+    fn a_run_the_process_ended_in_is_recorded_once_as_interrupted() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        {
+            let outbox = Outbox::open(dir.path()).expect("opens");
+            let left = outbox.start(&record("left"));
+            left.checkpoint(crate::TokenCount { input: 5, output: 3 }, 40);
+            let done = outbox.start(&record("done"));
+            done.journal();
+            outbox.finish(&done, &record("done")).expect("recorded");
+            // Never journaled: it had not computed for long nor called out.
+            let _brief = outbox.start(&record("brief"));
+            // The process ends here: `left` never finishes.
+        }
+        let outbox = Outbox::open(dir.path()).expect("reopens");
+        let records = all_records(&outbox);
+        assert_eq!(keys(&records), ["done", "left"]);
+        assert_eq!(records[0].outcome, "completed");
+        let left = &records[1];
+        assert_eq!(left.outcome, INTERRUPTED);
+        assert_eq!((left.tokens_in, left.tokens_out, left.http_bytes), (5, 3, 40), "used by its last checkpoint");
+        drop(outbox);
+        let outbox = Outbox::open(dir.path()).expect("reopens again");
+        assert_eq!(keys(&all_records(&outbox)), ["done", "left"], "recorded once, not at every open");
+    }
+
+    #[test]
+    fn a_record_that_could_not_be_written_is_kept_as_interrupted() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        {
+            let outbox = Outbox::open(dir.path()).expect("opens");
+            let run = outbox.start(&record("unlucky"));
+            run.journal();
+            crate::short_write::fail_next_after(10);
+            outbox.finish(&run, &record("unlucky")).expect_err("the disk is full");
+        }
+        let outbox = Outbox::open(dir.path()).expect("reopens");
+        let records = all_records(&outbox);
+        assert_eq!(keys(&records), ["unlucky"]);
+        assert_eq!(records[0].outcome, INTERRUPTED);
+    }
+
+    #[test]
+    fn the_journal_holds_only_runs_in_progress() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let outbox = Outbox::open(dir.path()).expect("opens");
+        let line = serde_json::to_vec(&record("k")).expect("serializes").len() as u64;
+        let runs = 3 * GENERATION_BYTES / line;
+        let open = outbox.start(&record("still running"));
+        open.journal();
+        for n in 0..runs {
+            let run = outbox.start(&record(&format!("run {n}")));
+            run.journal();
+            outbox.finish(&run, &record(&format!("run {n}"))).expect("recorded");
+        }
+        // The runs filled three generations or more.
+        let journal_files = || numbered_files(dir.path(), "running-").expect("lists");
+        let files = journal_files();
+        assert!(files.len() <= 2 && files[0] == 1, "the first generation, where a run is open, and the current one");
+        outbox.finish(&open, &record("still running")).expect("recorded");
+        assert!(journal_files().len() <= 1, "at most the current generation");
     }
 }

@@ -155,8 +155,9 @@ impl Host for RunState {
             secret_headers: &secret_headers,
             tenant: &self.caps.tenant,
         };
+        self.caps.calling_out();
         let exchange = io::block_on(fetch::fetch(&rules, request, timeout));
-        self.caps.http_bytes += exchange.bytes;
+        self.caps.received(exchange.bytes);
         span.record("bytes", exchange.bytes);
         match &exchange.result {
             Ok(response) => {
@@ -215,8 +216,9 @@ impl Host for RunState {
             secret_headers: &[],
             tenant: &self.caps.tenant,
         };
+        self.caps.calling_out();
         let exchange = io::block_on(fetch::fetch(&rules, request, fetch::DEFAULT_TIMEOUT.min(remaining)));
-        self.caps.http_bytes += exchange.bytes;
+        self.caps.received(exchange.bytes);
         span.record("bytes", exchange.bytes);
         let response = exchange.result.map_err(|error| {
             // The provider's address is the operator's business.

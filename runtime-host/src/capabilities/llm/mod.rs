@@ -206,9 +206,11 @@ impl Host for RunState {
             caps.remaining().ok_or_else(|| CapabilityError::Denied("the run's deadline has passed".into()))?;
         let tokens = if request.stream_tokens { caps.token_sink() } else { None };
         let span = tracing::info_span!("runtime_host.llm", provider = %provider.name, model = %call.model, streamed = tokens.is_some());
+        caps.calling_out();
         let completion = span.in_scope(|| send(&call, &request, tokens, timeout))?;
         self.caps.tokens.input += u64::from(completion.usage.input_tokens);
         self.caps.tokens.output += u64::from(completion.usage.output_tokens);
+        self.caps.checkpoint();
         Ok(completion)
     }
 }
