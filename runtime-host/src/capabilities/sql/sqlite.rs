@@ -27,7 +27,10 @@
 //!   `SELECT randomblob(999999999)` fails at once.
 //! - **Files**: no database can be attached (`SQLITE_LIMIT_ATTACHED` = 0,
 //!   and the authorizer), besides the text check of
-//!   [`statements::opens_files`].
+//!   [`statements::opens_files`]. Sorts and temporary tables stay in
+//!   memory (`temp_store = MEMORY`), under the heap cap: in files they
+//!   would fill the disk without bound (`ORDER BY` over rows of
+//!   `randomblob`, say).
 //! - **Time**: the statement stops at the run's deadline: a progress
 //!   handler checks the clock every thousand steps, and a timer interrupts
 //!   the connection for steps that call no handler (`count(*)`); a locked
@@ -103,6 +106,7 @@ fn open(db: &SqlDatabase, bounds: &Bounds) -> Result<Connection, SqlError> {
     conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0);
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true).map_err(SqlError::connect)?;
     conn.pragma_update(None, "trusted_schema", false).map_err(SqlError::connect)?;
+    conn.pragma_update(None, "temp_store", "MEMORY").map_err(SqlError::connect)?;
     if !db.read_write {
         conn.pragma_update(None, "query_only", true).map_err(SqlError::connect)?;
     }
@@ -190,7 +194,24 @@ fn json(value: ValueRef<'_>) -> Json {
 
 #[cfg(test)]
 mod tests {
-    use super::file_uri;
+    use super::*;
+
+    #[test]
+    fn sorts_and_temporary_tables_stay_in_memory() {
+        let db = SqlDatabase {
+            name: "scratch".into(),
+            url: "sqlite::memory:".into(),
+            dialect: super::super::Dialect::Sqlite,
+            read_write: false,
+            tenants: Vec::new(),
+        };
+        let bounds = Bounds { max_rows: 10, max_bytes: 1 << 20, time: std::time::Duration::from_secs(5) };
+        let Ok(conn) = open(&db, &bounds) else { panic!("an in-memory database opens") };
+        // The guest may not read it (the authorizer); the host may.
+        conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+        let store: i64 = conn.pragma_query_value(None, "temp_store", |row| row.get(0)).expect("reads");
+        assert_eq!(store, 2, "MEMORY");
+    }
 
     #[test]
     fn urls_become_sqlite_uris() {
