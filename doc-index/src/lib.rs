@@ -55,6 +55,10 @@ pub const MAX_VECTOR_SCAN: i64 = 50_000;
 pub const MAX_CHUNKS_PER_SCOPE: i64 = 100_000;
 /// Most bytes of one chunk's text.
 pub const MAX_CHUNK_BYTES: usize = 64 << 10;
+/// Most bytes one tenant's chunks may hold over all its agents (texts and
+/// vectors): the index is one database for every tenant, and a flow that
+/// ingests in a loop must not fill its disk.
+pub const MAX_TENANT_BYTES: i64 = 1 << 30;
 
 /// Whose chunks a call reads or writes. Built by the host or the control
 /// plane from who is calling, never from request content.

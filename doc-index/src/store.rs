@@ -5,8 +5,10 @@
 
 use crate::rank::{self, decode, encode, fuse};
 use crate::{
-    Hit, MAX_CHUNK_BYTES, MAX_CHUNKS_PER_SCOPE, MAX_LIMIT, MAX_VECTOR_SCAN, NewChunk, Ranking, Scope, SearchRequest,
+    Hit, MAX_CHUNK_BYTES, MAX_CHUNKS_PER_SCOPE, MAX_LIMIT, MAX_TENANT_BYTES, MAX_VECTOR_SCAN, NewChunk, Ranking, Scope,
+    SearchRequest,
 };
+use futures_util::TryStreamExt;
 use sandflow_sql_migrations::store::{Dialect, OpenError, StoreUrl};
 use sandflow_sql_migrations::{Embedded, embedded};
 use sha2::{Digest, Sha256};
@@ -16,8 +18,10 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const SQLITE_MIGRATIONS: &[Embedded] = embedded!("../migrations/sqlite": (1, "0001_doc_chunk"));
-const POSTGRES_MIGRATIONS: &[Embedded] = embedded!("../migrations/postgres": (1, "0001_doc_chunk"));
+const SQLITE_MIGRATIONS: &[Embedded] =
+    embedded!("../migrations/sqlite": (1, "0001_doc_chunk"), (2, "0002_tenant_bytes"));
+const POSTGRES_MIGRATIONS: &[Embedded] =
+    embedded!("../migrations/postgres": (1, "0001_doc_chunk"), (2, "0002_tenant_bytes"));
 
 impl From<OpenError> for IndexError {
     fn from(error: OpenError) -> Self {
@@ -38,7 +42,8 @@ pub enum IndexError {
     /// The request breaks a rule (empty text, NUL characters, too large).
     #[error("{0}")]
     Invalid(String),
-    /// The scope would hold more than [`MAX_CHUNKS_PER_SCOPE`] chunks.
+    /// The scope would hold more than [`MAX_CHUNKS_PER_SCOPE`] chunks, or
+    /// its tenant more than [`MAX_TENANT_BYTES`].
     #[error("{0}")]
     Full(String),
     /// The database failed.
@@ -112,7 +117,7 @@ impl DocIndex {
         check_chunks(chunks)?;
         let mut tx = self.pool.begin().await?;
         delete(&mut tx, scope, document).await?;
-        check_room(&mut tx, scope, chunks.len()).await?;
+        check_room(&mut tx, scope, &chunks.iter().collect::<Vec<_>>()).await?;
         for (ordinal, chunk) in chunks.iter().enumerate() {
             insert(&mut tx, scope, collection, document, ordinal as i64, chunk, embedding_model).await?;
         }
@@ -155,7 +160,7 @@ impl DocIndex {
                 fresh.push(chunk);
             }
         }
-        check_room(&mut tx, scope, fresh.len()).await?;
+        check_room(&mut tx, scope, &fresh).await?;
         let next: i64 = sqlx::query_scalar(
             "SELECT CAST(COALESCE(MAX(ordinal), -1) + 1 AS BIGINT) FROM doc_chunk \
              WHERE tenant = $1 AND agent = $2 AND document = $3",
@@ -253,6 +258,16 @@ impl DocIndex {
         Ok(count)
     }
 
+    /// Bytes of text and vectors `tenant`'s chunks hold, over all its
+    /// agents (counted against [`MAX_TENANT_BYTES`]).
+    pub async fn tenant_bytes(&self, tenant: &str) -> Result<i64, IndexError> {
+        let bytes: Option<i64> = sqlx::query_scalar("SELECT bytes FROM doc_tenant_bytes WHERE tenant = $1")
+            .bind(tenant)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(bytes.unwrap_or(0))
+    }
+
     /// Searches `scope`: lexical when the request has words, vector when it
     /// has an embedding, hybrid (reciprocal rank fusion) when it has both;
     /// without either, the first chunks in document order. At most
@@ -319,7 +334,9 @@ impl DocIndex {
         embedding: crate::QueryEmbedding<'_>,
         limit: usize,
     ) -> Result<Vec<Hit>, IndexError> {
-        let rows = sqlx::query(
+        // Scored row by row: the vectors together (up to 50,000 of them, of
+        // thousands of dimensions) would be hundreds of megabytes at once.
+        let mut rows = sqlx::query(
             "SELECT id, embedding FROM doc_chunk WHERE tenant = $1 AND agent = $2 AND ($3 = '' OR collection = $3) \
              AND embedding_model = $4 AND embedding IS NOT NULL ORDER BY id LIMIT $5",
         )
@@ -328,13 +345,13 @@ impl DocIndex {
         .bind(collection)
         .bind(embedding.model)
         .bind(MAX_VECTOR_SCAN)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut scored = Vec::with_capacity(rows.len());
-        for row in &rows {
+        .fetch(&self.pool);
+        let mut scored = Vec::new();
+        while let Some(row) = rows.try_next().await? {
             let bytes: Vec<u8> = row.try_get("embedding")?;
             scored.push((row.try_get::<i64, _>("id")?, rank::cosine(embedding.vector, &decode(&bytes))));
         }
+        drop(rows);
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         scored.truncate(limit);
         if scored.is_empty() {
@@ -414,20 +431,43 @@ fn check_chunks(chunks: &[NewChunk]) -> Result<(), IndexError> {
     Ok(())
 }
 
-async fn check_room(tx: &mut Transaction<'_, Any>, scope: &Scope, adding: usize) -> Result<(), IndexError> {
+async fn check_room(tx: &mut Transaction<'_, Any>, scope: &Scope, adding: &[&NewChunk]) -> Result<(), IndexError> {
     let held: i64 =
         sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM doc_chunk WHERE tenant = $1 AND agent = $2")
             .bind(&scope.tenant)
             .bind(&scope.agent)
             .fetch_one(&mut **tx)
             .await?;
-    if held + adding as i64 > MAX_CHUNKS_PER_SCOPE {
+    if held + adding.len() as i64 > MAX_CHUNKS_PER_SCOPE {
         return Err(IndexError::Full(format!(
-            "the agent's document index holds {held} chunks; adding {adding} would pass its limit of \
-             {MAX_CHUNKS_PER_SCOPE}: delete documents first"
+            "the agent's document index holds {held} chunks; adding {} would pass its limit of \
+             {MAX_CHUNKS_PER_SCOPE}: delete documents first",
+            adding.len()
+        )));
+    }
+    let stored: Option<i64> = sqlx::query_scalar("SELECT bytes FROM doc_tenant_bytes WHERE tenant = $1")
+        .bind(&scope.tenant)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let stored = stored.unwrap_or(0);
+    let bytes: i64 = adding.iter().map(|c| stored_bytes(c)).sum();
+    if stored.saturating_add(bytes) > MAX_TENANT_BYTES {
+        return Err(IndexError::Full(format!(
+            "the tenant's documents hold {} MiB; adding {} KiB would pass its limit of {} MiB: delete \
+             documents first",
+            stored >> 20,
+            bytes >> 10,
+            MAX_TENANT_BYTES >> 20
         )));
     }
     Ok(())
+}
+
+/// What a chunk adds to its tenant's bytes: its text and its vector, as
+/// the migration's triggers count them.
+fn stored_bytes(chunk: &NewChunk) -> i64 {
+    let vector = chunk.embedding.as_ref().map_or(0, |e| e.len() * 4);
+    i64::try_from(chunk.text.len() + vector).unwrap_or(i64::MAX)
 }
 
 async fn delete(tx: &mut Transaction<'_, Any>, scope: &Scope, document: &str) -> Result<u64, IndexError> {

@@ -7,7 +7,9 @@
 //! `postgres://postgres@127.0.0.1:5432/test`; a test fails if it is not
 //! there, since both stores must be tested.
 
-use sandflow_doc_index::{DocIndex, IndexError, NewChunk, QueryEmbedding, Ranking, Scope, SearchRequest};
+use sandflow_doc_index::{
+    DocIndex, IndexError, MAX_TENANT_BYTES, NewChunk, QueryEmbedding, Ranking, Scope, SearchRequest,
+};
 use serde_json::json;
 use sqlx::{Connection, Executor};
 use std::future::Future;
@@ -97,6 +99,7 @@ on_both!(
     collections_narrow_a_search,
     bad_chunks_are_refused,
     chunks_written_without_vectors_are_embedded_later,
+    tenants_bytes_are_counted,
 );
 
 fn chunks(texts: &[&str]) -> Vec<NewChunk> {
@@ -302,4 +305,42 @@ async fn chunks_written_without_vectors_are_embedded_later(index: DocIndex) {
         ..SearchRequest::lexical("", "", 5)
     };
     assert_eq!(texts(&index.search(&scope, &request).await.expect("search")), ["alpha", "beta"]);
+}
+
+async fn tenants_bytes_are_counted(index: DocIndex) {
+    let (scope, other_agent) = (Scope::new("t", "a"), Scope::new("t", "b"));
+    index.replace_document(&scope, "", "d", &chunks(&["four", "sixsix"]), None).await.expect("write");
+    index.ingest(&other_agent, "", "e", &[embedded("three", [1.0, 0.0, 0.0])], Some("m")).await.expect("ingest");
+    assert_eq!(index.tenant_bytes("t").await.expect("bytes"), 4 + 6 + 5 + 12, "texts and vectors, over agents");
+    let pending = index.unembedded(&scope, "", "m", 10).await.expect("pending");
+    let vectors: Vec<(i64, Vec<f32>)> = pending.iter().map(|(id, _)| (*id, vec![1.0, 0.0])).collect();
+    index.set_embeddings(&scope, "m", &vectors).await.expect("stored");
+    assert_eq!(index.tenant_bytes("t").await.expect("bytes"), 27 + 2 * 8, "vectors added later count");
+    index.replace_document(&scope, "", "d", &chunks(&["x"]), None).await.expect("write");
+    assert_eq!(index.tenant_bytes("t").await.expect("bytes"), 1 + 5 + 12, "replaced chunks count no more");
+    index.delete_document(&other_agent, "e").await.expect("delete");
+    assert_eq!(index.tenant_bytes("t").await.expect("bytes"), 1);
+    assert_eq!(index.tenant_bytes("u").await.expect("bytes"), 0, "another tenant holds nothing");
+}
+
+/// A tenant's chunks stop at [`MAX_TENANT_BYTES`]: its counter is set near
+/// the quota here (filling a gigabyte would take the test's time).
+#[tokio::test]
+async fn a_tenant_stops_at_its_byte_quota() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = DocIndex::sqlite_url_in(dir.path());
+    let index = DocIndex::open(&url).await.expect("open");
+    let scope = Scope::new("t", "a");
+    index.replace_document(&scope, "", "d", &chunks(&["seed"]), None).await.expect("write");
+    let mut conn = sqlx::AnyConnection::connect(&url).await.expect("connect");
+    sqlx::query("UPDATE doc_tenant_bytes SET bytes = $1 WHERE tenant = 't'")
+        .bind(MAX_TENANT_BYTES - 6)
+        .execute(&mut conn)
+        .await
+        .expect("near the quota");
+    let error = index.ingest(&Scope::new("t", "other"), "", "e", &chunks(&["sevenxx"]), None).await.expect_err("full");
+    assert!(matches!(&error, IndexError::Full(m) if m.contains("delete documents first")), "{error}");
+    index.ingest(&scope, "", "e", &chunks(&["six666"]), None).await.expect("fits exactly");
+    index.ingest(&Scope::new("u", "a"), "", "e", &chunks(&["another tenant's"]), None).await.expect("not counted");
+    index.close().await;
 }
