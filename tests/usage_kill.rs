@@ -129,13 +129,13 @@ async fn a_run_the_host_is_killed_in_is_recorded_as_interrupted() {
         .json(&serde_json::json!({"input": "plan a launch"}))
         .send();
     let run = tokio::spawn(run);
-    for _ in 0..100 {
+    for _ in 0..600 {
         if model.calls.load(Ordering::SeqCst) >= 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(model.calls.load(Ordering::SeqCst), 2, "the run reached its second model call");
+    assert!(model.calls.load(Ordering::SeqCst) >= 2, "the run reached its second model call");
     host.child.kill().expect("kill -9");
     host.child.wait().expect("reaped");
     assert!(run.await.expect("joined").is_err(), "the caller never got an answer");

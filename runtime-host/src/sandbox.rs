@@ -175,31 +175,39 @@ pub struct Sandbox {
 /// Epoch ticks a run computes on its lane before it gives the lane up.
 const SLICE_TICKS: u64 = 2;
 
+/// Epoch ticks between checkpoints of what a run off its lane has used.
+const CHECKPOINT_TICKS: u64 = 100;
+
 /// Interrupts the guest every [`SLICE_TICKS`] epoch ticks until the run
 /// has computed for that long and given its lane up (see
-/// [`crate::lanes::release_after`]), then lets it go on until `deadline`,
-/// where it traps. A run interrupted so is journaled among the runs in
-/// progress, when its usage is recorded.
-fn slice_until_deadline(store: &mut Store<RunState>, deadline: Duration, tick: Duration) {
+/// [`crate::lanes::release_after`]), then every [`CHECKPOINT_TICKS`] until
+/// `deadline`, where it traps. From the lane on, the run is journaled
+/// among the runs in progress with what it has used (when its usage is
+/// recorded: `usage::InProgress`), so a host that dies meanwhile still
+/// counts it.
+fn slice_until_deadline(store: &mut Store<RunState>, deadline: Duration, tick: Duration, fuel: u64) {
     let ticks =
         move |d: Duration| u64::try_from(d.as_nanos().div_ceil(tick.as_nanos().max(1))).unwrap_or(u64::MAX).max(1);
     let slice = tick.saturating_mul(SLICE_TICKS as u32);
     let deadline_at = std::time::Instant::now() + deadline;
     let mut on_lane = true;
     store.set_epoch_deadline(ticks(deadline).min(SLICE_TICKS));
-    store.epoch_deadline_callback(move |store| {
+    store.epoch_deadline_callback(move |mut store| {
         let left = deadline_at.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
             return Err(wasmtime::Trap::Interrupt.into());
         }
-        // A run that computes this long is worth journaling (once; see
-        // `usage::InProgress`).
-        if let Some(run) = &store.data().caps.in_progress {
-            run.journal();
-        }
         on_lane = on_lane && !crate::lanes::release_after(slice);
-        let next = if on_lane { SLICE_TICKS } else { u64::MAX };
-        Ok(wasmtime::UpdateDeadline::Continue(ticks(left).min(next)))
+        if on_lane {
+            return Ok(wasmtime::UpdateDeadline::Continue(ticks(left).min(SLICE_TICKS)));
+        }
+        // As of the guest's last call or return: compiled code keeps a
+        // function's running count in a register and stores it only there.
+        let used = fuel.saturating_sub(store.get_fuel().unwrap_or(fuel));
+        let caps = &mut store.data_mut().caps;
+        caps.fuel_used = used;
+        caps.checkpoint();
+        Ok(wasmtime::UpdateDeadline::Continue(ticks(left).min(CHECKPOINT_TICKS)))
     });
 }
 
@@ -239,7 +247,7 @@ impl Sandbox {
         store.limiter(|s| &mut s.budget);
         if runtime.metering() {
             store.set_fuel(limits.fuel).expect("fuel is enabled on the engine");
-            slice_until_deadline(&mut store, limits.deadline, epoch_tick);
+            slice_until_deadline(&mut store, limits.deadline, epoch_tick, limits.fuel);
         }
         Self { store, runtime: runtime.clone(), limits, defer_history_writes: false, _alive: alive }
     }

@@ -282,9 +282,9 @@ async fn segments_rotate_and_delivered_ones_are_removed() {
 }
 
 /// A run that computes for longer than a slice of its lane is journaled
-/// among the runs in progress: a host that stops before the run ends (here
-/// the outbox is dropped with the run unfinished) records it as
-/// interrupted when the outbox next opens.
+/// among the runs in progress, with what it uses as it goes: a host that
+/// stops before the run ends (here the outbox is dropped with the run
+/// unfinished) records it as interrupted when the outbox next opens.
 #[tokio::test]
 async fn a_run_the_host_stops_in_is_recorded_as_interrupted() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -295,7 +295,7 @@ async fn a_run_the_host_stops_in_is_recorded_as_interrupted() {
         let outbox = Outbox::open(dir.path()).expect("opens");
         let context = RunContext { in_progress: Some(outbox.start(&record(1))), ..RunContext::default() };
         let limits =
-            Limits { fuel: u64::MAX / 2, deadline: std::time::Duration::from_millis(100), ..Limits::default() };
+            Limits { fuel: u64::MAX / 2, deadline: std::time::Duration::from_millis(500), ..Limits::default() };
         let spin = Invocation {
             component: "Spin".into(),
             node_id: "Spin-1".into(),
@@ -314,4 +314,8 @@ async fn a_run_the_host_stops_in_is_recorded_as_interrupted() {
     let received = sink.received.lock().expect("lock").clone();
     assert_eq!(received.len(), 1);
     assert_eq!((received[0].idempotency_key.as_str(), received[0].outcome.as_str()), ("run-1", "interrupted"));
+    // Checkpointed every tenth of a second as it computed: nearly all of
+    // its half second is counted. (Its fuel is as of its last call: a loop
+    // that calls nothing keeps its count in a register.)
+    assert!(received[0].wall_micros >= 300_000, "{:?}", received[0]);
 }

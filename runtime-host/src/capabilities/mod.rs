@@ -114,6 +114,9 @@ pub(crate) struct RunCaps {
     /// The tenant's document index, scoped to the run's tenant and agent.
     pub retrieval: retrieval::RunRetrieval,
     pub in_progress: Option<crate::usage::InProgress>,
+    /// Fuel the run had used when the epoch callback last looked (host
+    /// calls cannot read the store's fuel), for its checkpoints.
+    pub fuel_used: u64,
 }
 
 impl RunCaps {
@@ -137,6 +140,7 @@ impl RunCaps {
             http_bytes: 0,
             tenant: context.tenant,
             in_progress: context.in_progress,
+            fuel_used: 0,
         }
     }
 
@@ -149,11 +153,11 @@ impl RunCaps {
         }
     }
 
-    /// Journals what the run has used so far (after a call outside), when
-    /// its usage is recorded.
+    /// Journals what the run has used so far (after a call outside, and
+    /// while it computes), when its usage is recorded.
     pub fn checkpoint(&self) {
         if let Some(run) = &self.in_progress {
-            run.checkpoint(self.tokens, self.http_bytes);
+            run.checkpoint(self.fuel_used, self.tokens, self.http_bytes);
         }
     }
 

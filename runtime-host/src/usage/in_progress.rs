@@ -5,15 +5,19 @@
 //! first calls outside (a model, a web page), or once it has computed for
 //! a slice of its lane (two epoch ticks, see `sandbox.rs`), whichever
 //! comes first, the record as far as it is known (tenant, agent, key,
-//! bytes in, start time) goes to this journal; after each model call, what
-//! the run has used so far; when its record is in the outbox, an end mark.
+//! bytes in, start time) goes to this journal; then what the run has used
+//! so far (fuel, tokens, bytes fetched, wall time), after each call outside
+//! and every tenth of a second while it computes (`sandbox.rs`); when
+//! its record is in the outbox, an end mark.
 //! The next [`super::Outbox::open`] turns every run the journal holds
 //! without an end mark into a record with outcome [`INTERRUPTED`].
 //!
 //! So a run the process dies in leaves no record only if it had computed
 //! for less than a slice and called nothing outside: its fuel for a
-//! millisecond or two. The runs that end sooner, nearly all of them, never
-//! touch the journal.
+//! millisecond or two; one that is recorded misses at most what it used
+//! since its last checkpoint (a tenth of a second of computing, or the
+//! model call it was in). The runs that end sooner, nearly all of them,
+//! never touch the journal.
 //!
 //! The journal is files of lines, `running-<generation>.jsonl` in the
 //! outbox's directory. A generation takes new runs until it passes
@@ -23,7 +27,7 @@
 use super::UsageRecord;
 use super::lines::LineFile;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, btree_map};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -38,6 +42,8 @@ pub const GENERATION_BYTES: u64 = 1 << 20;
 /// What a run has used so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Progress {
+    #[serde(default)]
+    fuel: u64,
     tokens_in: u64,
     tokens_out: u64,
     http_bytes: u64,
@@ -131,11 +137,13 @@ impl Journal {
         let line = to_line(&Entry::Start(record));
         let mut state = self.lock();
         let current = state.current;
-        if !state.generations.contains_key(&current) {
-            let file = OpenOptions::new().create(true).append(true).open(generation_path(&self.dir, current))?;
-            state.generations.insert(current, Generation { file: LineFile::new(file, 0), open: 0 });
-        }
-        let generation = state.generations.get_mut(&current).expect("just made sure of it");
+        let generation = match state.generations.entry(current) {
+            btree_map::Entry::Occupied(generation) => generation.into_mut(),
+            btree_map::Entry::Vacant(place) => {
+                let file = OpenOptions::new().create(true).append(true).open(generation_path(&self.dir, current))?;
+                place.insert(Generation { file: LineFile::new(file, 0), open: 0 })
+            }
+        };
         generation.file.append(&line)?;
         generation.open += 1;
         if generation.file.len() >= GENERATION_BYTES {
@@ -155,11 +163,20 @@ impl Journal {
             return Ok(()); // ended already
         };
         let written = open.file.append(&line);
-        if ended {
+        let done = ended && {
             open.open -= 1;
-            if open.open == 0 && generation != current {
-                state.generations.remove(&generation);
-                std::fs::remove_file(generation_path(&self.dir, generation))?;
+            open.open == 0 && generation != current
+        };
+        if done {
+            state.generations.remove(&generation);
+        }
+        drop(state);
+        if done {
+            let path = generation_path(&self.dir, generation);
+            if let Err(error) = std::fs::remove_file(&path) {
+                // Its runs have all ended: the next open finds nothing to
+                // record in it, and deletes it.
+                tracing::warn!(%error, path = %path.display(), "could not delete a finished journal file");
             }
         }
         written
@@ -187,12 +204,12 @@ impl InProgress {
         }
     }
 
-    /// Journals what the run has used so far (after a model call), so that
-    /// it is counted if the process ends before the run does.
-    pub fn checkpoint(&self, tokens: crate::TokenCount, http_bytes: u64) {
+    /// Journals what the run has used so far (`fuel` as last measured), so
+    /// that it is counted if the process ends before the run does.
+    pub fn checkpoint(&self, fuel: u64, tokens: crate::TokenCount, http_bytes: u64) {
         let run = &self.0;
         let wall_micros = u64::try_from(run.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let used = Progress { tokens_in: tokens.input, tokens_out: tokens.output, http_bytes, wall_micros };
+        let used = Progress { fuel, tokens_in: tokens.input, tokens_out: tokens.output, http_bytes, wall_micros };
         let key = &run.start.idempotency_key;
         let written = self.generation().and_then(|g| run.journal.write(g, &Entry::Progress { key, used }, false));
         if let Err(error) = written {
@@ -225,7 +242,15 @@ pub(super) fn interrupted_runs(dir: &Path) -> std::io::Result<(Vec<UsageRecord>,
     let mut files = Vec::new();
     for generation in generations(dir)? {
         let path = generation_path(dir, generation);
-        for line in BufReader::new(File::open(&path)?).split(b'\n') {
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            // Left for the next open, rather than keeping the host down.
+            Err(error) => {
+                tracing::error!(%error, path = %path.display(), "cannot read a file of the runs journal");
+                continue;
+            }
+        };
+        for line in BufReader::new(file).split(b'\n') {
             let entry = match serde_json::from_slice::<ReadEntry>(&line?) {
                 Ok(entry) => entry,
                 // The end of a line a crash tore, or a failed write's part.
@@ -242,6 +267,7 @@ pub(super) fn interrupted_runs(dir: &Path) -> std::io::Result<(Vec<UsageRecord>,
                 }
                 ReadEntry::Progress { key, used } => {
                     if let Some(record) = at.get(&key).and_then(|&i| runs[i].as_mut()) {
+                        record.fuel = used.fuel;
                         record.tokens_in = used.tokens_in;
                         record.tokens_out = used.tokens_out;
                         record.http_bytes = used.http_bytes;

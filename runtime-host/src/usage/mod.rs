@@ -12,10 +12,11 @@
 //! the records at fault stand alone; those are kept in [`REJECTED`] with
 //! the sink's reason, and delivery goes on past them.
 //!
-//! A run the process is killed in the middle of is recorded too: each run
-//! is journaled when it starts and after each model call, and the next
-//! [`Outbox::open`] records the runs left in the journal with outcome
-//! [`INTERRUPTED`] and what they had used by then (see [`InProgress`]).
+//! A run the process is killed in the middle of is recorded too: a run
+//! that calls outside or computes for more than a lane slice is journaled
+//! with what it has used as it goes, and the next [`Outbox::open`] records
+//! the runs left in the journal with outcome [`INTERRUPTED`] and what they
+//! had used by then (see [`InProgress`]).
 
 mod in_progress;
 mod lines;

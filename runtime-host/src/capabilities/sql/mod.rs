@@ -224,6 +224,9 @@ impl Host for RunState {
         while let Some(rest) = sql.strip_suffix(';') {
             sql = rest.trim_end();
         }
+        if db.dialect != Dialect::Sqlite {
+            self.caps.calling_out();
+        }
         let outcome = match db.dialect {
             Dialect::Sqlite => {
                 // SQLite works on this thread: the queue goes on meanwhile.
