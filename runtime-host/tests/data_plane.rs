@@ -729,6 +729,25 @@ async fn a_failed_run_still_counts_its_fuel() {
     assert!(String::from_utf8_lossy(&body).contains("fuel"));
 }
 
+/// Records the control plane has not taken for long fill the outbox up to
+/// its limit; then runs are refused (503) rather than run unrecorded or
+/// left to fill the host's disk.
+#[tokio::test]
+async fn a_host_whose_usage_backlog_is_full_takes_no_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outbox = Arc::new(sandflow_runtime_host::usage::Outbox::open_with_backlog(dir.path(), 1).expect("outbox"));
+    let plane = Arc::new(build_plane(DataPlaneConfig::default()).with_usage(outbox.clone()));
+    let k = key(&claims("acme"));
+    let run = || post("/api/v1/run/prompt-echo", Some(&k), json!({"input_value": "hey"}));
+    let (status, _, _) = call(&plane, run()).await;
+    assert_eq!(status, StatusCode::OK, "nothing waited yet");
+    let (status, _, body) = call(&plane, run()).await;
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("usage records wait for the control plane"), "{body}");
+    assert!(outbox.is_full());
+}
+
 #[tokio::test]
 async fn every_run_leaves_a_usage_record_before_its_answer() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -744,7 +763,8 @@ async fn every_run_leaves_a_usage_record_before_its_answer() {
     let mut lines = Vec::new();
     for entry in std::fs::read_dir(dir.path()).expect("dir") {
         let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|x| x == "jsonl") {
+        let segment = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("usage-"));
+        if segment && path.extension().is_some_and(|x| x == "jsonl") {
             lines.extend(std::fs::read_to_string(path).expect("read").lines().map(str::to_owned));
         }
     }

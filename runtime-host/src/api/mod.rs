@@ -208,11 +208,18 @@ impl DataPlane {
         self.quotas.check(&key.claims.tenant, clock::month_index()).map_err(ApiError::quota_exhausted)
     }
 
-    /// The request itself, rate limits, the tenant's runs in progress,
-    /// then the run counted against the quota; or a refusal. Nothing is
-    /// charged for a request refused here.
+    /// The request itself, room in the usage outbox, rate limits, the
+    /// tenant's runs in progress, then the run counted against the quota;
+    /// or a refusal. Nothing is charged for a request refused here.
     fn admit_run(&self, key: &ApiKey, request: &RunRequest) -> Result<Admitted, ApiError> {
         check_request(key, request)?;
+        if let Some(outbox) = self.usage.as_ref().filter(|outbox| outbox.is_full()) {
+            return Err(ApiError::Unavailable(format!(
+                "this host takes no runs for now: {} MiB of usage records wait for the control plane, which \
+                 has not taken them for a while; runs resume once it does",
+                outbox.backlog() >> 20
+            )));
+        }
         self.limit_rate(key)?;
         let tenant = &key.claims.tenant;
         let limit = self.config.tenant_runs_in_flight;

@@ -24,7 +24,7 @@ mod outbox;
 mod sink;
 
 pub use in_progress::{GENERATION_BYTES, INTERRUPTED, InProgress};
-pub use outbox::{BATCH, Outbox, OutboxError, REJECTED, SEGMENT_BYTES, SYNC_INTERVAL};
+pub use outbox::{BATCH, MAX_BACKLOG_BYTES, Outbox, OutboxError, REJECTED, SEGMENT_BYTES, SYNC_INTERVAL};
 pub use sink::{HttpSink, Sink, SinkError};
 
 use serde::{Deserialize, Serialize};

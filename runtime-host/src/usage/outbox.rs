@@ -8,6 +8,7 @@ use super::sink::{Sink, SinkError};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -20,6 +21,9 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(200);
 pub const BATCH: usize = 1_000;
 /// The file, in the outbox's directory, of records the sink rejected.
 pub const REJECTED: &str = "rejected.jsonl";
+/// Most bytes of records waiting for the sink before the host takes no
+/// more runs ([`Outbox::is_full`]), by default: about three million runs.
+pub const MAX_BACKLOG_BYTES: u64 = 1 << 30;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Why the outbox could not take or read a record.
@@ -48,6 +52,9 @@ pub struct Outbox {
     writer: Mutex<Writer>,
     appended: Notify,
     journal: Arc<Journal>,
+    /// Bytes of records not yet delivered.
+    backlog: AtomicU64,
+    max_backlog: u64,
 }
 
 impl Outbox {
@@ -64,6 +71,12 @@ impl Outbox {
     /// segment whose creation was lost; records written there again would
     /// be passed over.
     pub fn open(dir: &Path) -> Result<Self, OutboxError> {
+        Self::open_with_backlog(dir, MAX_BACKLOG_BYTES)
+    }
+
+    /// Like [`Outbox::open`], full once `max_backlog` bytes of records
+    /// wait for the sink.
+    pub fn open_with_backlog(dir: &Path, max_backlog: u64) -> Result<Self, OutboxError> {
         let err = |source| OutboxError { path: dir.to_path_buf(), source };
         std::fs::create_dir_all(dir).map_err(err)?;
         let last = segments(dir).map_err(err)?.last().copied();
@@ -78,7 +91,15 @@ impl Outbox {
         let writer = Writer { file: LineFile::new(file, 0), segment };
         let (interrupted, journal_files) = interrupted_runs(dir).map_err(err)?;
         let journal = Arc::new(Journal::create(dir).map_err(err)?);
-        let outbox = Self { dir: dir.to_path_buf(), writer: Mutex::new(writer), appended: Notify::new(), journal };
+        let outbox = Self {
+            dir: dir.to_path_buf(),
+            writer: Mutex::new(writer),
+            appended: Notify::new(),
+            journal,
+            backlog: AtomicU64::new(0),
+            max_backlog,
+        };
+        outbox.count_backlog(outbox.cursor()).map_err(err)?;
         for record in &interrupted {
             tracing::warn!(run_id = %record.idempotency_key, tenant = %record.tenant, "recorded a run the host was stopped in");
             outbox.append(record)?;
@@ -130,8 +151,34 @@ impl Outbox {
             w.segment = next;
         }
         w.file.append(&line).map_err(|source| OutboxError { path: segment_path(&self.dir, w.segment), source })?;
+        self.backlog.fetch_add(line.len() as u64, Ordering::Relaxed);
         drop(w);
         self.appended.notify_one();
+        Ok(())
+    }
+
+    /// Whether so many records wait for the sink (it has been down, or
+    /// refusing, for long) that the host should take no more runs until it
+    /// takes them: past that, the records would fill the disk.
+    pub fn is_full(&self) -> bool {
+        self.backlog() >= self.max_backlog
+    }
+
+    /// Bytes of records not yet delivered.
+    pub fn backlog(&self) -> u64 {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
+    /// Counts the bytes from `cursor` to the end of the newest segment,
+    /// under the writer's lock so no append is counted twice or missed.
+    fn count_backlog(&self, cursor: Cursor) -> std::io::Result<()> {
+        let _appends = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut bytes = 0u64;
+        for segment in segments(&self.dir)?.into_iter().filter(|&s| s >= cursor.segment) {
+            let len = std::fs::metadata(segment_path(&self.dir, segment)).map_or(0, |m| m.len());
+            bytes += if segment == cursor.segment { len.saturating_sub(cursor.offset) } else { len };
+        }
+        self.backlog.store(bytes, Ordering::Relaxed);
         Ok(())
     }
 
@@ -262,7 +309,7 @@ impl Outbox {
         for segment in segments(&self.dir)?.into_iter().filter(|&s| s < cursor.segment) {
             let _ = std::fs::remove_file(segment_path(&self.dir, segment));
         }
-        Ok(())
+        self.count_backlog(cursor)
     }
 
     /// Up to [`BATCH`] complete records from `cursor`, and the cursor after
@@ -469,5 +516,34 @@ mod tests {
         assert!(files.len() <= 2 && files[0] == 1, "the first generation, where a run is open, and the current one");
         outbox.finish(&open, &record("still running")).expect("recorded");
         assert!(journal_files().len() <= 1, "at most the current generation");
+    }
+
+    /// A sink that takes everything.
+    struct Takes;
+
+    impl Sink for Takes {
+        async fn deliver(&self, _batch: &[UsageRecord]) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_backlog_past_its_limit_fills_the_outbox_until_delivered() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let line = serde_json::to_vec(&record("k")).expect("serializes").len() as u64 + 1;
+        {
+            let outbox = Outbox::open_with_backlog(dir.path(), 3 * line).expect("opens");
+            outbox.append(&record("one")).expect("appended");
+            outbox.append(&record("two")).expect("appended");
+            assert!(!outbox.is_full(), "two records wait");
+            outbox.append(&record("six")).expect("appended");
+            assert!(outbox.is_full(), "three records wait: {} bytes", outbox.backlog());
+        }
+        // Counted again from the disk after a restart.
+        let outbox = Outbox::open_with_backlog(dir.path(), 3 * line).expect("reopens");
+        assert!(outbox.is_full());
+        assert_eq!(outbox.deliver_pending(&Takes).await.expect("delivers"), 3);
+        assert_eq!(outbox.backlog(), 0, "delivered records wait no more");
+        assert!(!outbox.is_full());
     }
 }
