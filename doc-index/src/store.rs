@@ -178,7 +178,8 @@ impl DocIndex {
     }
 
     /// Up to `limit` chunks of `scope` (of `collection`, when not empty)
-    /// that have no vector of `model`, oldest first: `(id, text)`. The
+    /// that have no vector of `model`, least recently written or
+    /// [postponed](DocIndex::postpone) first: `(id, text)`. The
     /// runtime embeds them when a hybrid search asks for `model`, so
     /// documents written without vectors (training documents) join vector
     /// search after their first searches.
@@ -191,7 +192,7 @@ impl DocIndex {
     ) -> Result<Vec<(i64, String)>, IndexError> {
         let rows = sqlx::query(
             "SELECT id, text FROM doc_chunk WHERE tenant = $1 AND agent = $2 AND ($3 = '' OR collection = $3) \
-             AND (embedding_model IS NULL OR embedding_model <> $4) ORDER BY id LIMIT $5",
+             AND (embedding_model IS NULL OR embedding_model <> $4) ORDER BY updated_at, id LIMIT $5",
         )
         .bind(&scope.tenant)
         .bind(&scope.agent)
@@ -234,6 +235,27 @@ impl DocIndex {
         }
         tx.commit().await?;
         Ok(stored)
+    }
+
+    /// Puts chunks of `scope` (by id) behind every other chunk waiting for
+    /// a vector, after embedding them failed: a chunk no provider takes
+    /// (too many tokens, say) must not hold up the ones behind it.
+    pub async fn postpone(&self, scope: &Scope, ids: &[i64]) -> Result<(), IndexError> {
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE doc_chunk SET updated_at = \
+                 (SELECT MAX(updated_at) + 1 FROM doc_chunk WHERE tenant = $1 AND agent = $2) \
+                 WHERE id = $3 AND tenant = $1 AND agent = $2",
+            )
+            .bind(&scope.tenant)
+            .bind(&scope.agent)
+            .bind(*id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Deletes every chunk of `document` in `scope`; returns how many.

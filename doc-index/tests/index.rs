@@ -305,6 +305,16 @@ async fn chunks_written_without_vectors_are_embedded_later(index: DocIndex) {
         ..SearchRequest::lexical("", "", 5)
     };
     assert_eq!(texts(&index.search(&scope, &request).await.expect("search")), ["alpha", "beta"]);
+    // A chunk that failed to embed goes behind the others waiting.
+    index.replace_document(&scope, "kb", "d2", &chunks(&["delta", "epsilon"]), None).await.expect("write");
+    let waiting = |n| index.unembedded(&scope, "kb", "m", n);
+    let first = waiting(1).await.expect("pending");
+    assert_eq!(first[0].1, "gamma");
+    index.postpone(&scope, &[first[0].0]).await.expect("postponed");
+    let texts_of = |pending: Vec<(i64, String)>| pending.into_iter().map(|(_, t)| t).collect::<Vec<_>>();
+    assert_eq!(texts_of(waiting(3).await.expect("pending")), ["delta", "epsilon", "gamma"]);
+    index.postpone(&other, &[first[0].0]).await.expect("another scope's id is left alone");
+    assert_eq!(texts_of(waiting(1).await.expect("pending")), ["delta"]);
 }
 
 async fn tenants_bytes_are_counted(index: DocIndex) {

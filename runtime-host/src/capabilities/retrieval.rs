@@ -228,8 +228,9 @@ impl Host for RunState {
 impl RunState {
     /// Embeds up to [`BACKFILL_CHUNKS`] chunks of the scope that have no
     /// vector of `model` yet (training documents are written without), so
-    /// hybrid search covers them from then on. Best effort: a failure is
-    /// logged and the search goes on.
+    /// hybrid search covers them from then on, as many as one embeddings
+    /// call takes. Best effort: a failure is logged, the chunks go behind
+    /// the others waiting, and the search goes on.
     fn embed_pending(&mut self, collection: &str, settings: Option<&ModelSettings>, model: &str) {
         let Some(settings) = settings else { return };
         let pending = {
@@ -246,16 +247,23 @@ impl RunState {
                 return;
             }
         };
+        let pending = &pending[..one_call(&pending)];
         let texts: Vec<String> = pending.iter().map(|(_, text)| text.clone()).collect();
         let embedded = match self.embed_texts(settings, &texts) {
             Ok(embedded) if embedded.model == model => embedded,
             Ok(_) => return,
             Err(error) => {
-                tracing::warn!(?error, "cannot embed the scope's chunks");
+                // Behind the others, so that a chunk the provider refuses
+                // does not keep every later one out of vector search.
+                tracing::warn!(?error, "cannot embed the scope's chunks; trying later ones first");
+                let ids: Vec<i64> = pending.iter().map(|(id, _)| *id).collect();
+                if let Err(error) = self.index_call(|index, scope| async move { index.postpone(&scope, &ids).await }) {
+                    tracing::warn!(?error, "cannot postpone the chunks that failed to embed");
+                }
                 return;
             }
         };
-        let vectors: Vec<(i64, Vec<f32>)> = pending.into_iter().map(|(id, _)| id).zip(embedded.vectors).collect();
+        let vectors: Vec<(i64, Vec<f32>)> = pending.iter().map(|(id, _)| *id).zip(embedded.vectors).collect();
         let model = model.to_owned();
         let stored =
             self.index_call(|index, scope| async move { index.set_embeddings(&scope, &model, &vectors).await });
@@ -288,6 +296,17 @@ impl RunState {
     }
 }
 
+/// How many of `pending`'s first chunks one embeddings call takes (at
+/// least one: a chunk too large is the provider's to refuse).
+fn one_call(pending: &[(i64, String)]) -> usize {
+    let mut bytes = 0;
+    let fit = pending.iter().take_while(|(_, text)| {
+        bytes += text.len();
+        bytes <= embeddings::MAX_INPUT_BYTES
+    });
+    fit.count().max(1)
+}
+
 /// The document a chunk belongs to: its metadata's `document`, `source`
 /// or `file_path`, else [`INGESTED_DOCUMENT`].
 fn document_of(metadata: &Value) -> String {
@@ -300,6 +319,15 @@ fn document_of(metadata: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backfill_call_takes_what_fits() {
+        let chunk = |kib: usize| (0, "x".repeat(kib << 10));
+        assert_eq!(one_call(&[chunk(64), chunk(64)]), 2);
+        let large: Vec<_> = (0..128).map(|_| chunk(64)).collect();
+        assert_eq!(one_call(&large), embeddings::MAX_INPUT_BYTES / (64 << 10), "8 MiB would be refused whole");
+        assert_eq!(one_call(&[chunk(5 << 10)]), 1, "one too large is tried alone");
+    }
 
     #[test]
     fn chunks_name_their_document() {
