@@ -85,8 +85,9 @@ pub struct RunContext {
     /// webhooks fill and which anyone who copies the key from a page would
     /// otherwise read.
     pub public: bool,
-    /// The run's place in the usage outbox's journal of runs in progress:
-    /// what it has used is journaled after each model call.
+    /// The run as the usage outbox's journal of runs in progress knows it:
+    /// what it has used is journaled as it goes (see
+    /// [`crate::usage::InProgress`]).
     pub in_progress: Option<crate::usage::InProgress>,
 }
 
@@ -113,6 +114,8 @@ pub(crate) struct RunCaps {
     pub files: files::RunFiles,
     /// The tenant's document index, scoped to the run's tenant and agent.
     pub retrieval: retrieval::RunRetrieval,
+    /// The run in the journal of runs in progress, when its usage is
+    /// recorded.
     pub in_progress: Option<crate::usage::InProgress>,
     /// Fuel the run had used when the epoch callback last looked (host
     /// calls cannot read the store's fuel), for its checkpoints.

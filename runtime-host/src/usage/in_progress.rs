@@ -2,9 +2,9 @@
 //! the middle of still has its usage record.
 //!
 //! A run's record goes to the outbox when the run ends. Before the run
-//! first calls outside (a model, a web page), or once it has computed for
-//! a slice of its lane (two epoch ticks, see `sandbox.rs`), whichever
-//! comes first, the record as far as it is known (tenant, agent, key,
+//! first calls outside (a model, a web page, a database server), or once
+//! it has computed for a slice of its lane and given the lane up (two
+//! epoch ticks, see `sandbox.rs`), whichever comes first, the record as far as it is known (tenant, agent, key,
 //! bytes in, start time) goes to this journal; then what the run has used
 //! so far (fuel, tokens, bytes fetched, wall time), after each call outside
 //! and every tenth of a second while it computes (`sandbox.rs`); when
