@@ -87,6 +87,10 @@ enum Command {
         /// URL usage records are POSTed to (the control plane's `/api/runtime/usage/`).
         #[arg(long, env = "SANDFLOW_USAGE_SINK")]
         usage_sink: Option<String>,
+        /// A token `GET /metrics` requires (`Authorization: Bearer`); without it, the metrics
+        /// are open to whoever reaches the data plane.
+        #[arg(long, env = "SANDFLOW_METRICS_TOKEN", hide_env_values = true)]
+        metrics_token: Option<String>,
         #[command(flatten)]
         capabilities: commands::CapabilityArgs,
         /// The control plane's database: `sqlite://PATH` or `postgres://USER@HOST/DB`; without it,
@@ -164,6 +168,7 @@ fn main() -> ExitCode {
             tenant_rpm,
             tenant_runs_in_flight,
             usage_sink,
+            metrics_token,
             capabilities,
             database_url,
             runtime_token,
@@ -173,6 +178,7 @@ fn main() -> ExitCode {
                 key_rpm,
                 tenant_rpm,
                 tenant_runs_in_flight: tenant_runs_in_flight.get(),
+                metrics_token: metrics_token.map(sandflow_runtime_host::Secret::new),
             };
             commands::serve(
                 commands::ServeOptions {

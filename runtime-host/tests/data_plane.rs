@@ -729,6 +729,31 @@ async fn a_failed_run_still_counts_its_fuel() {
     assert!(String::from_utf8_lossy(&body).contains("fuel"));
 }
 
+/// With a metrics token set, `/metrics` answers only requests bearing it.
+#[tokio::test]
+async fn metrics_can_require_a_token() {
+    let token = Some(sandflow_runtime_host::Secret::new("scrape-me"));
+    let plane = data_plane(DataPlaneConfig { metrics_token: token, ..DataPlaneConfig::default() });
+    let get = |authorization: Option<&str>| {
+        let request = Request::get("/metrics");
+        let request = match authorization {
+            Some(value) => request.header("authorization", value),
+            None => request,
+        };
+        request.body(Body::empty()).expect("request")
+    };
+    for refused in [None, Some("Bearer scrape"), Some("Bearer scrape-me-too"), Some("Basic scrape-me")] {
+        let (status, _, body) = call(&plane, get(refused)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused:?}");
+        assert!(String::from_utf8_lossy(&body).contains("--metrics-token"));
+    }
+    let (status, _, body) = call(&plane, get(Some("bearer scrape-me"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&body).contains("sandflow_"), "Prometheus text");
+    let (status, _, _) = call(&plane, Request::get("/health").body(Body::empty()).expect("request")).await;
+    assert_eq!(status, StatusCode::OK, "health stays open");
+}
+
 /// Records the control plane has not taken for long fill the outbox up to
 /// its limit; then runs are refused (503) rather than run unrecorded or
 /// left to fill the host's disk.

@@ -14,6 +14,9 @@ pub enum ApiError {
     /// The key is missing, invalid or revoked.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// A credential other than an API key is missing or wrong.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The key may not call this agent.
     #[error("{0}")]
     Forbidden(String),
@@ -61,6 +64,7 @@ impl ApiError {
         match self {
             Self::Key(KeyError::Missing) => (StatusCode::FORBIDDEN, "missing_key"),
             Self::Key(_) => (StatusCode::UNAUTHORIZED, "invalid_key"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::BadRequest(_) | Self::Run(RunError::Request(_)) => (StatusCode::BAD_REQUEST, "bad_request"),

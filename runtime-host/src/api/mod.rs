@@ -42,7 +42,7 @@ pub use quotas::{Quota, Quotas, Reservation};
 use crate::capabilities::memory::{self, PendingWrites};
 use crate::lanes::RunLanes;
 use crate::usage::{Outbox, UsageRecord};
-use crate::{Limits, RunContext, RunOutcome, RunRequest, Runtime};
+use crate::{Limits, RunContext, RunOutcome, RunRequest, Runtime, Secret};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
@@ -68,11 +68,15 @@ pub struct DataPlaneConfig {
     /// Runs of one tenant in progress (queued or running) at once; more
     /// are refused with 429 until one ends.
     pub tenant_runs_in_flight: usize,
+    /// When set, `GET /metrics` answers only `Authorization: Bearer` with
+    /// this token (its names of routes and counts of runs are the
+    /// operator's business).
+    pub metrics_token: Option<Secret>,
 }
 
 impl Default for DataPlaneConfig {
     fn default() -> Self {
-        Self { key_rpm: 6_000, tenant_rpm: 60_000, tenant_runs_in_flight: 256 }
+        Self { key_rpm: 6_000, tenant_rpm: 60_000, tenant_runs_in_flight: 256, metrics_token: None }
     }
 }
 
@@ -533,8 +537,26 @@ async fn health() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn render_metrics(State(state): State<Arc<DataPlane>>) -> impl IntoResponse {
-    ([("content-type", "text/plain; version=0.0.4")], state.metrics.render(state.agents.len()))
+async fn render_metrics(State(state): State<Arc<DataPlane>>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(expected) = &state.config.metrics_token {
+        let presented = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        // Digests compared, so the time taken does not tell how much of the
+        // token matched.
+        let digest = |token: &str| <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes());
+        if presented.is_none_or(|token| digest(token) != digest(expected.expose())) {
+            return ApiError::Unauthorized(
+                "the metrics need `Authorization: Bearer <token>` with the host's metrics token (--metrics-token)"
+                    .into(),
+            )
+            .into_response();
+        }
+    }
+    ([("content-type", "text/plain; version=0.0.4")], state.metrics.render(state.agents.len())).into_response()
 }
 
 /// The root span of every request, named by route template, and its metrics.
