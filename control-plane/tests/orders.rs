@@ -20,6 +20,7 @@ on_both_stores!(
     provider_approval_when_required,
     cancel_and_illegal_moves,
     only_active_offerings_and_live_plans_are_ordered,
+    an_offering_paused_while_ordering_takes_no_order,
     approvals_after_a_withdrawal_are_refused,
     a_retried_order_is_placed_once,
     provisioning_retries_then_errs_and_retry_recovers,
@@ -187,6 +188,31 @@ async fn only_active_offerings_and_live_plans_are_ordered(app: TestApp) {
     let detail = app.post("/api/orders/", &stranger, body).await.refused(409, "invalid_transition");
     assert!(detail.contains("archived"), "{detail}");
     assert_eq!(app.count("customer_order").await, 0);
+}
+
+/// An offering paused between an order's check of the catalog and its
+/// insert takes no order: the order (which read the offering as active)
+/// waits for the pause to commit and is then refused, rather than placed
+/// against plans the seller may now edit.
+async fn an_offering_paused_while_ordering_takes_no_order(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let mut pause = app.db.begin().await.expect("a write transaction");
+    sqlx::query("UPDATE offering SET state = 'paused' WHERE id = $1")
+        .bind(&m.offering)
+        .execute(&mut *pause)
+        .await
+        .expect("paused, not yet committed");
+    let body = json!({"plan_id": m.plan, "organization_id": m.consumer});
+    let order = app.post("/api/orders/", &m.buyer, body);
+    let commit = async {
+        // The order has read the offering as active and waits to insert.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        pause.commit().await.expect("committed");
+    };
+    let (answer, ()) = tokio::join!(order, commit);
+    // Refused as any order of a paused offering is: to a buyer, it is gone.
+    answer.refused(404, "not_found");
+    assert_eq!(app.count("customer_order").await, 0, "placed before the pause, it would be here");
 }
 
 /// Posts an order with an `Idempotency-Key`.

@@ -20,7 +20,7 @@ use super::parties::Parties;
 use super::{JsonBody, OptionalJsonBody, Path, Query};
 use crate::AppState;
 use crate::auth::CurrentUser;
-use crate::db::{new_id, now_ms};
+use crate::db::{Dialect, new_id, now_ms};
 use crate::error::{Error, Result};
 use crate::jobs::{self, PROVISION};
 use crate::transition::{ORDER, transition};
@@ -226,54 +226,47 @@ async fn create(
     {
         return Ok((StatusCode::OK, Json(order)));
     }
-    let no_plan = || Error::NotFound(format!("no plan `{}` in the catalog", body.plan_id));
-    let plan = sqlx::query(
-        "SELECT p.archived_at, o.id AS offering_id, o.organization_id AS provider, o.state, o.requires_approval \
-         FROM plan p JOIN offering o ON o.id = p.offering_id WHERE p.id = $1",
-    )
-    .bind(&body.plan_id)
-    .fetch_optional(state.db.pool())
-    .await?
-    .ok_or_else(no_plan)?;
-    let offering: String = plan.try_get("offering_id")?;
-    let provider: String = plan.try_get("provider")?;
-    let offering_state: String = plan.try_get("state")?;
-    if offering_state != "active" {
-        // Only its provider may learn that an inactive offering exists.
-        if role_in(&state, &user.id, &provider).await?.is_none() {
-            return Err(no_plan());
-        }
-        return Err(Error::InvalidTransition(format!(
-            "the offering is {offering_state}; only active offerings can be ordered"
-        )));
-    }
-    if plan.try_get::<Option<i64>, _>("archived_at")?.is_some() {
-        return Err(Error::InvalidTransition("the plan is archived; choose another plan of the offering".into()));
-    }
-    let initial = if role.can_manage() {
-        after_consumer(plan.try_get::<i64, _>("requires_approval")? != 0)
-    } else {
-        "pending_consumer"
-    };
+    let plan = orderable(&state, &user.id, &body.plan_id).await?;
+    let initial = if role.can_manage() { after_consumer(plan.requires_approval) } else { "pending_consumer" };
     let id = new_id();
     let mut tx = state.db.begin().await?;
-    let inserted = sqlx::query(
+    // Placed only if the plan is still orderable as read above: an offering
+    // paused (and its plans edited) or a plan archived meanwhile takes no
+    // order, and the database, not this request, decides which came first.
+    // PostgreSQL waits for a pause in progress (`FOR SHARE`) and reads the
+    // offering as it leaves it; SQLite has one writer at a time.
+    let lock = match state.db.dialect() {
+        Dialect::Postgres => " FOR SHARE OF o, p",
+        Dialect::Sqlite => "",
+    };
+    let inserted = sqlx::query(&format!(
         "INSERT INTO customer_order (id, plan_id, offering_id, organization_id, provider_organization_id, state, \
-         created_by, created_at, updated_at, idempotency_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
-    )
+         created_by, created_at, updated_at, idempotency_key) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $8, $9 FROM plan p JOIN offering o ON o.id = p.offering_id \
+         WHERE p.id = $2 AND o.state = 'active' AND p.archived_at IS NULL AND o.requires_approval = $10{lock}"
+    ))
     .bind(&id)
     .bind(&body.plan_id)
-    .bind(&offering)
+    .bind(&plan.offering)
     .bind(&body.organization_id)
-    .bind(&provider)
+    .bind(&plan.provider)
     .bind(initial)
     .bind(&user.id)
     .bind(now_ms())
     .bind(&key)
+    .bind(i64::from(plan.requires_approval))
     .execute(&mut *tx)
     .await;
     match (inserted, &key) {
-        (Ok(_), _) => {}
+        (Ok(done), _) if done.rows_affected() == 1 => {}
+        // The offering or plan changed since it was read: say how.
+        (Ok(_), _) => {
+            drop(tx);
+            orderable(&state, &user.id, &body.plan_id).await?;
+            return Err(Error::InvalidTransition(
+                "the offering changed while the order was placed; look at it again and place the order anew".into(),
+            ));
+        }
         // The same key, placed by a request racing this one: its order.
         (Err(sqlx::Error::Database(e)), Some(key)) if e.is_unique_violation() => {
             drop(tx);
@@ -290,6 +283,46 @@ async fn create(
     tracing::info!(order = %id, state = initial, "order placed");
     let order = fetch(&state, &id).await?.ok_or_else(|| Error::internal("the new order vanished"))?;
     Ok((StatusCode::CREATED, Json(order)))
+}
+
+/// A plan that can be ordered now: its offering and provider.
+struct Orderable {
+    offering: String,
+    provider: String,
+    requires_approval: bool,
+}
+
+/// The plan `plan_id`, if `user` may order it now; otherwise the refusal
+/// they may see (only its provider learns that an inactive offering
+/// exists).
+async fn orderable(state: &AppState, user: &str, plan_id: &str) -> Result<Orderable> {
+    let no_plan = || Error::NotFound(format!("no plan `{plan_id}` in the catalog"));
+    let plan = sqlx::query(
+        "SELECT p.archived_at, o.id AS offering_id, o.organization_id AS provider, o.state, o.requires_approval \
+         FROM plan p JOIN offering o ON o.id = p.offering_id WHERE p.id = $1",
+    )
+    .bind(plan_id)
+    .fetch_optional(state.db.pool())
+    .await?
+    .ok_or_else(no_plan)?;
+    let provider: String = plan.try_get("provider")?;
+    let offering_state: String = plan.try_get("state")?;
+    if offering_state != "active" {
+        if role_in(state, user, &provider).await?.is_none() {
+            return Err(no_plan());
+        }
+        return Err(Error::InvalidTransition(format!(
+            "the offering is {offering_state}; only active offerings can be ordered"
+        )));
+    }
+    if plan.try_get::<Option<i64>, _>("archived_at")?.is_some() {
+        return Err(Error::InvalidTransition("the plan is archived; choose another plan of the offering".into()));
+    }
+    Ok(Orderable {
+        offering: plan.try_get("offering_id")?,
+        provider,
+        requires_approval: plan.try_get::<i64, _>("requires_approval")? != 0,
+    })
 }
 
 /// The `Idempotency-Key` header, if sent: 1 to 255 visible ASCII characters.
