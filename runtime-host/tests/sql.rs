@@ -171,6 +171,7 @@ on_every_database!(
     the_row_cap_holds,
     a_slow_statement_stops_at_the_deadline,
     read_write_databases_take_writes,
+    a_huge_value_is_refused_before_the_host_reads_it,
     saas_pricing_queries_through_its_agent,
 );
 
@@ -405,6 +406,36 @@ fn a_slow_statement_stops_at_the_deadline(db: &TestDb) {
         assert!(Instant::now() < deadline, "the slow statements still run on the server");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A value over the call's byte bound is refused from its message's
+/// header: the host never buffers it (before, the driver read all 200 MB
+/// and only then was the row refused, with another message).
+fn a_huge_value_is_refused_before_the_host_reads_it(db: &TestDb) {
+    let mut config = db.config("");
+    config.max_bytes = 1 << 20;
+    let runtime = runtime(config, &[]);
+    let flow = load(&runtime, &query_flow());
+    let huge: &[&str] = match db.kind {
+        // SQLite refuses such values itself (`sqlite_statements_cannot_take_the_hosts_memory`).
+        Kind::Sqlite => &[],
+        Kind::Postgres => {
+            &["SELECT repeat('x', 200000000) AS huge", "DO $$ BEGIN RAISE NOTICE '%', repeat('x', 50000000); END $$"]
+        }
+        // MariaDB's own packet bound (16 MiB) turns longer values into NULL.
+        Kind::MariaDb => &["SELECT REPEAT('x', 10000000) AS huge"],
+    };
+    for statement in huge {
+        let said = failure(query(&runtime, &flow, statement));
+        assert!(said.contains("bytes or more") && said.contains("substr()"), "{statement}: {said}");
+    }
+    let fits = match db.kind {
+        Kind::Sqlite => "SELECT length(y) AS n, y AS text FROM (SELECT replace(hex(zeroblob(450000)), '0', 'y') AS y)",
+        Kind::Postgres => "SELECT length(repeat('x', 900000)) AS n, repeat('y', 900000) AS text",
+        Kind::MariaDb => "SELECT LENGTH(REPEAT('x', 900000)) AS n, REPEAT('y', 900000) AS text",
+    };
+    let text = answer(&query(&runtime, &flow, fits).expect("a value under the bound"));
+    assert!(text.contains("900000") && text.contains(&"y".repeat(1000)), "{}", &text[..100.min(text.len())]);
 }
 
 fn read_write_databases_take_writes(db: &TestDb) {

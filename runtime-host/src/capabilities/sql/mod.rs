@@ -34,13 +34,16 @@
 //!   [`SqlConfig::max_bytes`] bytes of values (more is an error that says
 //!   to add a `LIMIT`), and the run's remaining time, enforced by the
 //!   database too (`statement_timeout`, `max_statement_time` /
-//!   `max_execution_time`, SQLite's interrupt). SQLite, which runs in the
+//!   `max_execution_time`, SQLite's interrupt). A server's message over
+//!   the byte bound ends the connection at its header, before the host
+//!   reads it ([`guard`]). SQLite, which runs in the
 //!   host's process, is bound further: schema PRAGMAs only, a cap on its
 //!   heap, no value longer than `max_bytes` (`sqlite.rs`).
 //!
 //! The database user in the URL is the last line: give it only the rights
 //! the flows should have (no superuser, no `FILE` privilege).
 
+mod guard;
 mod rows;
 mod servers;
 mod sqlite;

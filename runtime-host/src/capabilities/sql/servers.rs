@@ -6,13 +6,18 @@
 //! has (numeric, dates, UUIDs, …) arrives without a decoder per type:
 //! integers, floats, numerics and booleans become JSON numbers and
 //! booleans, JSON columns JSON, everything else its text.
+//!
+//! The driver reaches the server through a [`Guard`], which ends the
+//! connection at any server message longer than the call may return.
 
 use super::SqlDatabase;
+use super::guard::{Framing, Guard, Upstream};
 use super::rows::{Bounds, Gathered, Rows, SqlError, number};
 use futures_util::TryStreamExt;
 use futures_util::stream::BoxStream;
 use serde_json::Value as Json;
 use sqlx::{Column, ConnectOptions, Connection, Decode, Executor, Row, TypeInfo, ValueRef};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -35,12 +40,30 @@ fn millis(time: Duration) -> u128 {
 
 /// Runs `sql` (one statement, no trailing `;`) on PostgreSQL.
 pub(super) async fn postgres(db: &SqlDatabase, sql: &str, bounds: &Bounds) -> Result<Rows, SqlError> {
+    let options = sqlx::postgres::PgConnectOptions::from_str(&db.url).map_err(SqlError::connect)?;
+    let port = options.get_port();
+    let socket = format!(".s.PGSQL.{port}");
+    let upstream = match options.get_socket() {
+        Some(dir) => Upstream::Unix(dir.join(&socket)),
+        None if options.get_host().starts_with('/') => Upstream::Unix(Path::new(options.get_host()).join(&socket)),
+        None => Upstream::Tcp(options.get_host().to_owned(), port),
+    };
+    let guard = Guard::start(upstream, Framing::Postgres, &socket, bounds).map_err(SqlError::connect)?;
+    postgres_through(options.socket(guard.dir()), db, sql, bounds).await.map_err(|e| guard.explain(e))
+}
+
+async fn postgres_through(
+    options: sqlx::postgres::PgConnectOptions,
+    db: &SqlDatabase,
+    sql: &str,
+    bounds: &Bounds,
+) -> Result<Rows, SqlError> {
     let ms = millis(bounds.time).to_string();
     let mut settings = vec![("statement_timeout", ms.clone()), ("lock_timeout", ms)];
     if !db.read_write {
         settings.push(("default_transaction_read_only", "on".to_owned()));
     }
-    let options = sqlx::postgres::PgConnectOptions::from_str(&db.url).map_err(SqlError::connect)?.options(settings);
+    let options = options.options(settings);
     let mut conn = options.connect().await.map_err(SqlError::connect)?;
     conn.execute(if db.read_write { "BEGIN" } else { "BEGIN READ ONLY" }).await?;
     // Parsing it as a prepared statement refuses a text of several statements.
@@ -64,6 +87,20 @@ pub(super) async fn postgres(db: &SqlDatabase, sql: &str, bounds: &Bounds) -> Re
 pub(super) async fn mysql(db: &SqlDatabase, sql: &str, bounds: &Bounds) -> Result<Rows, SqlError> {
     let url = db.url.strip_prefix("mariadb://").map_or_else(|| db.url.clone(), |rest| format!("mysql://{rest}"));
     let options = sqlx::mysql::MySqlConnectOptions::from_str(&url).map_err(SqlError::connect)?;
+    let upstream = match options.get_socket() {
+        Some(path) => Upstream::Unix(path.clone()),
+        None => Upstream::Tcp(options.get_host().to_owned(), options.get_port()),
+    };
+    let guard = Guard::start(upstream, Framing::MySql, "mysql.sock", bounds).map_err(SqlError::connect)?;
+    mysql_through(options.socket(guard.socket()), db, sql, bounds).await.map_err(|e| guard.explain(e))
+}
+
+async fn mysql_through(
+    options: sqlx::mysql::MySqlConnectOptions,
+    db: &SqlDatabase,
+    sql: &str,
+    bounds: &Bounds,
+) -> Result<Rows, SqlError> {
     let mut conn = options.connect().await.map_err(SqlError::connect)?;
     // MariaDB counts seconds (any statement), MySQL milliseconds (SELECT).
     let secs = bounds.time.as_secs_f64().max(0.001);
