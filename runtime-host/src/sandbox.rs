@@ -36,6 +36,11 @@ impl RunState {
         self.budget.refused.get_or_insert(limit);
         error
     }
+
+    /// The digest of the flow this run runs; empty for a lone node.
+    pub(crate) fn flow_digest(&self) -> &str {
+        self.flow.as_ref().map_or("", |run| run.flow.digest.as_str())
+    }
 }
 
 impl WasiView for RunState {

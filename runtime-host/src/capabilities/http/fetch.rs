@@ -35,8 +35,8 @@ pub(crate) struct Rules<'a> {
     /// Headers a secret was filled into: they follow a redirect only to
     /// the same origin, as `Authorization` does.
     pub secret_headers: &'a [String],
-    /// Whose run sends it: name lookups are bounded per tenant.
-    pub tenant: &'a str,
+    /// Whose run sends it: name lookups are bounded per tenant and flow.
+    pub caller: super::lookup::Caller<'a>,
 }
 
 /// Sends `request` under `rules`, within `timeout`.
@@ -128,10 +128,10 @@ async fn exchange(
         let (real, routed) = route::resolve(rules.routes, &url);
         let shown = url.host_str().unwrap_or_default().to_owned();
         let target = if rules.trusted {
-            rules.policy.resolve(&real, Admission::Explicit, rules.tenant).await?
+            rules.policy.resolve(&real, Admission::Explicit, rules.caller).await?
         } else {
             let checked = match rules.policy.admit(&real) {
-                Ok(admission) => rules.policy.resolve(&real, admission, rules.tenant).await,
+                Ok(admission) => rules.policy.resolve(&real, admission, rules.caller).await,
                 Err(error) => Err(error),
             };
             checked.map_err(|e| if routed { refused_route(&shown, e) } else { e }).map_err(|e| on_hop(e, hop))?

@@ -1,4 +1,4 @@
-//! Name lookups for `fetch`, bounded per tenant and per host.
+//! Name lookups for `fetch`, bounded per tenant, per flow and per host.
 //!
 //! The system resolver runs on a blocking thread and cannot be cancelled:
 //! when a request times out, its lookup goes on until the resolver gives
@@ -7,8 +7,11 @@
 //! hold every thread of the I/O runtime's blocking pool, which every other
 //! tenant's lookups and `files` calls wait for too. So a lookup first
 //! takes a slot, which it gives back when the resolver returns, not when
-//! the request gives up: at most [`PER_TENANT`] a tenant and [`TOTAL`] on
-//! the host. Past either, the lookup fails at once and says why.
+//! the request gives up: at most [`PER_TENANT`] a tenant, [`PER_FLOW`] a
+//! flow (one seller's flow sold to many tenants runs under each of them,
+//! and would otherwise take [`PER_TENANT`] in each until the host's are
+//! gone) and [`TOTAL`] on the host. Past any, the lookup fails at once and
+//! says why.
 
 use crate::bindings::node::sandflow::host::types::CapabilityError;
 use std::collections::HashMap;
@@ -19,11 +22,24 @@ use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 pub const TOTAL: usize = 64;
 /// Lookups in progress of one tenant.
 pub const PER_TENANT: usize = 8;
+/// Lookups in progress of one flow (by its artifact's digest), over every
+/// tenant that runs it.
+pub const PER_FLOW: usize = 16;
+
+/// Whose lookup it is.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    /// The run's tenant.
+    pub tenant: &'a str,
+    /// The digest of the flow the run runs (empty for a lone node).
+    pub flow: &'a str,
+}
 
 #[derive(Default)]
 struct InFlight {
     total: usize,
     by_tenant: HashMap<String, usize>,
+    by_flow: HashMap<String, usize>,
 }
 
 static IN_FLIGHT: LazyLock<Mutex<InFlight>> = LazyLock::new(Mutex::default);
@@ -35,15 +51,22 @@ fn in_flight() -> MutexGuard<'static, InFlight> {
 /// One lookup in progress, counted until dropped.
 struct Slot {
     tenant: String,
+    flow: String,
 }
 
 impl Slot {
-    fn take(tenant: &str) -> Result<Self, CapabilityError> {
+    fn take(caller: Caller<'_>) -> Result<Self, CapabilityError> {
         let mut in_flight = in_flight();
-        if in_flight.by_tenant.get(tenant).is_some_and(|&n| n >= PER_TENANT) {
+        if in_flight.by_tenant.get(caller.tenant).is_some_and(|&n| n >= PER_TENANT) {
             return Err(CapabilityError::Failed(format!(
                 "{PER_TENANT} name lookups of this tenant are still unanswered (a name server that does not answer \
                  holds each for seconds after its request gave up); try again later"
+            )));
+        }
+        if in_flight.by_flow.get(caller.flow).is_some_and(|&n| n >= PER_FLOW) {
+            return Err(CapabilityError::Failed(format!(
+                "{PER_FLOW} name lookups of this flow, over all the tenants that run it, are still unanswered; try \
+                 again later"
             )));
         }
         if in_flight.total >= TOTAL {
@@ -52,8 +75,9 @@ impl Slot {
             )));
         }
         in_flight.total += 1;
-        *in_flight.by_tenant.entry(tenant.to_owned()).or_default() += 1;
-        Ok(Self { tenant: tenant.to_owned() })
+        *in_flight.by_tenant.entry(caller.tenant.to_owned()).or_default() += 1;
+        *in_flight.by_flow.entry(caller.flow.to_owned()).or_default() += 1;
+        Ok(Self { tenant: caller.tenant.to_owned(), flow: caller.flow.to_owned() })
     }
 }
 
@@ -61,18 +85,24 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut in_flight = in_flight();
         in_flight.total -= 1;
-        if let Some(mine) = in_flight.by_tenant.get_mut(&self.tenant) {
-            *mine -= 1;
-            if *mine == 0 {
-                in_flight.by_tenant.remove(&self.tenant);
-            }
+        release(&mut in_flight.by_tenant, &self.tenant);
+        release(&mut in_flight.by_flow, &self.flow);
+    }
+}
+
+/// One fewer for `key`, forgotten at none.
+fn release(counts: &mut HashMap<String, usize>, key: &str) {
+    if let Some(held) = counts.get_mut(key) {
+        *held -= 1;
+        if *held == 0 {
+            counts.remove(key);
         }
     }
 }
 
-/// The addresses `name` resolves to, looked up for `tenant`.
-pub async fn lookup(tenant: &str, name: &str, port: u16) -> Result<Vec<SocketAddr>, CapabilityError> {
-    let slot = Slot::take(tenant)?;
+/// The addresses `name` resolves to, looked up for `caller`.
+pub async fn lookup(caller: Caller<'_>, name: &str, port: u16) -> Result<Vec<SocketAddr>, CapabilityError> {
+    let slot = Slot::take(caller)?;
     let host = name.to_owned();
     let found = tokio::task::spawn_blocking(move || {
         // Held until the resolver returns, however long the request waits.
@@ -95,29 +125,52 @@ mod tests {
         in_flight().by_tenant.get(tenant).copied().unwrap_or(0)
     }
 
+    fn caller<'a>(tenant: &'a str, flow: &'a str) -> Caller<'a> {
+        Caller { tenant, flow }
+    }
+
     #[test]
     fn a_tenant_holds_at_most_its_share_of_lookups() {
         let slots: Vec<Slot> =
-            (0..PER_TENANT).map(|_| Slot::take("lookup-test-a").expect("within the share")).collect();
-        let Err(CapabilityError::Failed(message)) = Slot::take("lookup-test-a") else {
+            (0..PER_TENANT).map(|_| Slot::take(caller("lookup-test-a", "flow-a")).expect("within the share")).collect();
+        let Err(CapabilityError::Failed(message)) = Slot::take(caller("lookup-test-a", "flow-a")) else {
             panic!("one past the tenant's share")
         };
         assert!(message.contains("still unanswered"), "{message}");
         // Another tenant is not held up by the first.
-        let other = Slot::take("lookup-test-b").expect("another tenant");
+        let other = Slot::take(caller("lookup-test-b", "flow-a")).expect("another tenant");
         drop(other);
         assert_eq!(held_by("lookup-test-b"), 0);
         drop(slots);
         assert_eq!(held_by("lookup-test-a"), 0);
-        drop(Slot::take("lookup-test-a").expect("freed again"));
+        drop(Slot::take(caller("lookup-test-a", "flow-a")).expect("freed again"));
+    }
+
+    #[test]
+    fn a_flow_run_by_many_tenants_holds_at_most_its_share() {
+        // One seller's flow, sold to many tenants, each within its own share.
+        let tenants: Vec<String> = (0..PER_FLOW).map(|i| format!("lookup-test-f{i}")).collect();
+        let slots: Vec<Slot> = tenants
+            .iter()
+            .map(|tenant| Slot::take(caller(tenant, "flow-f")).expect("within the flow's share"))
+            .collect();
+        let Err(CapabilityError::Failed(message)) = Slot::take(caller("lookup-test-fresh", "flow-f")) else {
+            panic!("one past the flow's share, from a tenant with none in flight")
+        };
+        assert!(message.contains("of this flow"), "{message}");
+        // Another flow of that same fresh tenant goes on.
+        drop(Slot::take(caller("lookup-test-fresh", "flow-g")).expect("another flow"));
+        drop(slots);
+        assert!(!in_flight().by_flow.contains_key("flow-f"), "given back");
     }
 
     #[tokio::test]
     async fn resolves_and_gives_the_slot_back() {
-        let addrs = lookup("lookup-test-c", "localhost", 80).await.expect("localhost resolves");
+        let me = caller("lookup-test-c", "flow-c");
+        let addrs = lookup(me, "localhost", 80).await.expect("localhost resolves");
         assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 80), "{addrs:?}");
         assert_eq!(held_by("lookup-test-c"), 0);
-        let Err(CapabilityError::Failed(message)) = lookup("lookup-test-c", "no-such-host.invalid", 80).await else {
+        let Err(CapabilityError::Failed(message)) = lookup(me, "no-such-host.invalid", 80).await else {
             panic!("an invalid name does not resolve")
         };
         assert!(message.contains("cannot resolve `no-such-host.invalid`"), "{message}");

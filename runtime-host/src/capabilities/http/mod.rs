@@ -153,7 +153,7 @@ impl Host for RunState {
             max_bytes: http.max_response_bytes,
             follow_redirects: true,
             secret_headers: &secret_headers,
-            tenant: &self.caps.tenant,
+            caller: lookup::Caller { tenant: &self.caps.tenant, flow: self.flow_digest() },
         };
         self.caps.calling_out();
         let exchange = io::block_on(fetch::fetch(&rules, request, timeout));
@@ -214,7 +214,7 @@ impl Host for RunState {
             max_bytes: http.max_response_bytes,
             follow_redirects: false,
             secret_headers: &[],
-            tenant: &self.caps.tenant,
+            caller: lookup::Caller { tenant: &self.caps.tenant, flow: self.flow_digest() },
         };
         self.caps.calling_out();
         let exchange = io::block_on(fetch::fetch(&rules, request, fetch::DEFAULT_TIMEOUT.min(remaining)));

@@ -188,7 +188,7 @@ impl Policy<'_> {
         &self,
         url: &reqwest::Url,
         admission: Admission,
-        tenant: &str,
+        caller: super::lookup::Caller<'_>,
     ) -> Result<Target, CapabilityError> {
         let host = url.host_str().unwrap_or_default().to_owned();
         let port = url.port_or_known_default().unwrap_or(0);
@@ -196,7 +196,7 @@ impl Policy<'_> {
             Some(ip) => (vec![SocketAddr::new(ip, port)], false),
             None => {
                 let name = host.trim_end_matches('.').to_owned();
-                (super::lookup::lookup(tenant, &name, port).await?, true)
+                (super::lookup::lookup(caller, &name, port).await?, true)
             }
         };
         if addrs.is_empty() {
@@ -444,14 +444,15 @@ mod tests {
         let policy = Policy { allow: &allow, allow_private: false };
         let target = url("http://localhost:9/");
         let admission = policy.admit(&target).expect("on the list");
-        let Err(CapabilityError::Denied(message)) = policy.resolve(&target, admission, "policy-test").await else {
+        let caller = super::super::lookup::Caller { tenant: "policy-test", flow: "policy-test" };
+        let Err(CapabilityError::Denied(message)) = policy.resolve(&target, admission, caller).await else {
             panic!("localhost is loopback")
         };
         assert!(message.contains("loopback") && message.contains("--http-allow-private"), "{message}");
         // What the host's resolver answered stays in the host's log.
         assert!(!message.contains("127.0.0.1") && !message.contains("::1"), "{message}");
         let open = Policy { allow: &allow, allow_private: true };
-        let resolved = open.resolve(&target, admission, "policy-test").await.expect("private allowed");
+        let resolved = open.resolve(&target, admission, caller).await.expect("private allowed");
         assert!(resolved.is_name && resolved.addrs.iter().all(|a| a.ip().is_loopback()));
     }
 }
