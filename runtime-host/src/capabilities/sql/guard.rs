@@ -7,23 +7,32 @@
 //! of as much) had the host buffer a gigabyte per call, and a flow making
 //! such calls from many runs at once could take the host's memory. Now
 //! the driver connects to a Unix socket of the host's own, in a directory
-//! only the host's user can enter, and a relay task copies bytes between
-//! it and the real server. The relay reads the server's messages' headers
-//! as they pass ([`Frames`]) and ends the connection at the header of any
-//! message longer than the call may return, before its body is read; the
-//! driver then fails, and [`Guard::explain`] says why.
+//! only the host's user can enter, and a relay copies bytes between it
+//! and the real server. The relay reads the server's messages' headers as
+//! they pass ([`Frames`]) and ends the connection at the header of any
+//! message longer than the call may return (or malformed), before its
+//! body is read; the driver then fails, and [`Guard::explain`] says why.
+//! The relay runs inside the call's own future ([`Guard::run`]), on the
+//! run's thread, not on the shared I/O runtime.
 //!
-//! The relay holds at most one read buffer (64 KiB); the driver at most
-//! one message under the cap. It works on the plain protocol, which is
-//! all this build of sqlx speaks (it has no TLS).
+//! The relay holds one read buffer (64 KiB); the driver one message under
+//! the cap (MySQL's driver reserves up to twice a full 16 MiB packet for a
+//! message that spans packets, which only a cap of 16 MiB or more lets
+//! through).
+//!
+//! It reads the plain protocol, which is all this build of sqlx speaks:
+//! the workspace gives sqlx no TLS feature, so it sends PostgreSQL no
+//! `SSLRequest` (whose one-byte answer is not framed) and MySQL no TLS or
+//! compression flag. Turning TLS on would need the guard to follow the
+//! handshake first.
 //!
 //! [`Bounds::max_bytes`]: super::rows::Bounds
 
 use super::rows::{Bounds, SqlError};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
 
@@ -53,10 +62,28 @@ impl Framing {
 }
 
 /// Where the real server is.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Upstream {
     Tcp(String, u16),
     Unix(PathBuf),
+}
+
+impl Upstream {
+    /// `host` as a URL gives it (an IPv6 address in brackets) and `port`.
+    pub fn tcp(host: &str, port: u16) -> Self {
+        Self::Tcp(host.trim_start_matches('[').trim_end_matches(']').to_owned(), port)
+    }
+}
+
+/// Why the relay ended a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Cut {
+    /// A message of this many bytes (so far), over the cap.
+    TooLarge(u64),
+    /// A header no server sends (a PostgreSQL length under 4).
+    Malformed,
+    /// The server could not be reached.
+    Unreachable(String),
 }
 
 /// Follows a server's messages through the bytes it sends and finds the
@@ -78,9 +105,9 @@ impl Frames {
         Self { framing, cap, header: [0; 5], have: 0, body_left: 0, continued: 0 }
     }
 
-    /// Reads `bytes`, the next the server sent: `Err(size)` when a message
-    /// is `size` bytes (so far), over the cap.
-    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), u64> {
+    /// Reads `bytes`, the next the server sent: an error at the first
+    /// header over the cap or malformed.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), Cut> {
         let header_len = self.framing.header_len();
         while !bytes.is_empty() {
             if self.body_left > 0 {
@@ -100,7 +127,9 @@ impl Frames {
             let h = self.header;
             let (body, message) = match self.framing {
                 Framing::Postgres => {
-                    let body = u64::from(u32::from_be_bytes([h[1], h[2], h[3], h[4]])).saturating_sub(4);
+                    let length = u64::from(u32::from_be_bytes([h[1], h[2], h[3], h[4]]));
+                    // The driver would take a shorter length on trust and panic.
+                    let body = length.checked_sub(4).ok_or(Cut::Malformed)?;
                     (body, body)
                 }
                 Framing::MySql => {
@@ -111,7 +140,7 @@ impl Frames {
                 }
             };
             if message > self.cap {
-                return Err(message);
+                return Err(Cut::TooLarge(message));
             }
             self.body_left = body;
         }
@@ -119,23 +148,33 @@ impl Frames {
     }
 }
 
-/// The relay of one connection: the socket the driver connects to, and
-/// what the relay saw. Dropping it ends the relay and removes the socket.
+/// The socket of one call's relay, and why the relay ended the
+/// connection if it did. Dropping it removes the socket.
 pub(super) struct Guard {
     dir: PathBuf,
     socket: PathBuf,
     max_bytes: usize,
-    /// The size of the message the relay cut the connection at; 0 if none.
-    cut: Arc<AtomicU64>,
-    relay: tokio::task::JoinHandle<()>,
+    cut: Arc<Mutex<Option<Cut>>>,
+    relay: Option<Relay>,
+}
+
+/// What the relay needs once it runs.
+struct Relay {
+    listener: UnixListener,
+    upstream: Upstream,
+    frames: Frames,
 }
 
 impl Guard {
-    /// Listens on `socket_name` in a new private directory and relays the
-    /// first connection there to `upstream`, cutting it at any message over
-    /// what `bounds` let a call return. Call it on a tokio runtime.
+    /// Listens on `socket_name` in a new private directory, to relay the
+    /// first connection there to `upstream` while [`Guard::run`] runs,
+    /// cutting it at any message over what `bounds` let a call return.
+    /// Call it on a tokio runtime.
     pub fn start(upstream: Upstream, framing: Framing, socket_name: &str, bounds: &Bounds) -> std::io::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("sandflow-sql-{}", uuid::Uuid::new_v4().simple()));
+        // A Unix socket's path has at most 107 bytes.
+        let base = std::env::temp_dir();
+        let base = if base.as_os_str().len() > 64 { PathBuf::from("/tmp") } else { base };
+        let dir = base.join(format!("sandflow-sql-{:016x}", rand_u64()));
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         let socket = dir.join(socket_name);
         let listener = match UnixListener::bind(&socket) {
@@ -145,10 +184,9 @@ impl Guard {
                 return Err(error);
             }
         };
-        let cut = Arc::new(AtomicU64::new(0));
         let frames = Frames::new(framing, bounds.max_bytes as u64 + SLACK);
-        let relay = tokio::spawn(relay(listener, upstream, frames, cut.clone()));
-        Ok(Self { dir, socket, max_bytes: bounds.max_bytes, cut, relay })
+        let relay = Some(Relay { listener, upstream, frames });
+        Ok(Self { dir, socket, max_bytes: bounds.max_bytes, cut: Arc::default(), relay })
     }
 
     /// The directory the socket is in (PostgreSQL's drivers take that).
@@ -161,55 +199,80 @@ impl Guard {
         &self.socket
     }
 
-    /// `error` as the caller should see it: if the relay cut the
+    /// Runs `call` (which connects to [`Guard::socket`]) with the relay
+    /// beside it, and says why it failed if the relay ended its connection.
+    pub async fn run<T>(mut self, call: impl Future<Output = Result<T, SqlError>>) -> Result<T, SqlError> {
+        let Some(relay) = self.relay.take() else { return call.await };
+        let mut call = pin!(call);
+        let result = tokio::select! {
+            result = &mut call => result,
+            // Its end closes the driver's connection: the call ends soon.
+            () = relay.serve(self.cut.clone()) => call.await,
+        };
+        result.map_err(|error| self.explain(error))
+    }
+
+    /// `error` as the caller should see it: if the relay ended the
     /// connection, that is why the driver failed.
-    pub fn explain(&self, error: SqlError) -> SqlError {
-        match self.cut.load(Ordering::SeqCst) {
-            0 => error,
-            size => SqlError::Invalid(format!(
+    fn explain(&self, error: SqlError) -> SqlError {
+        if !matches!(error, SqlError::Failed(_) | SqlError::Connect(_)) {
+            return error; // The host's or the database's own reason.
+        }
+        match self.cut.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            None => error,
+            Some(Cut::TooLarge(size)) => SqlError::Invalid(format!(
                 "the database sent a message of {size} bytes or more (one row, or a notice), over the \
                  {} bytes of values one call may return; select less: a LIMIT, fewer columns, or a \
                  substr() of long text",
                 self.max_bytes
             )),
+            Some(Cut::Malformed) => SqlError::Failed("the database sent a malformed message".into()),
+            Some(Cut::Unreachable(error)) => SqlError::Connect(error),
         }
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        self.relay.abort();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-async fn relay(listener: UnixListener, upstream: Upstream, frames: Frames, cut: Arc<AtomicU64>) {
-    let Ok((client, _)) = listener.accept().await else { return };
-    drop(listener);
-    let error = match &upstream {
-        Upstream::Tcp(host, port) => match TcpStream::connect((host.as_str(), *port)).await {
-            Ok(server) => {
-                let _ = server.set_nodelay(true);
-                return pump(client, server, frames, cut).await;
-            }
-            Err(error) => error,
-        },
-        Upstream::Unix(path) => match UnixStream::connect(path).await {
-            Ok(server) => return pump(client, server, frames, cut).await,
-            Err(error) => error,
-        },
-    };
-    // Dropping the driver's end fails its connect.
-    tracing::warn!(%error, "cannot reach the SQL database");
+fn rand_u64() -> u64 {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    u64::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7]])
 }
 
-/// Copies both ways until either side ends or a message is over the cap.
-async fn pump(
-    client: UnixStream,
-    server: impl AsyncRead + AsyncWrite + Send + 'static,
-    mut frames: Frames,
-    cut: Arc<AtomicU64>,
-) {
+impl Relay {
+    /// Relays the first connection until either side ends or a message
+    /// is cut, noting why in `cut`.
+    async fn serve(self, cut: Arc<Mutex<Option<Cut>>>) {
+        let Relay { listener, upstream, frames } = self;
+        let Ok((client, _)) = listener.accept().await else { return };
+        drop(listener);
+        let outcome = match &upstream {
+            Upstream::Tcp(host, port) => match TcpStream::connect((host.as_str(), *port)).await {
+                Ok(server) => {
+                    let _ = server.set_nodelay(true);
+                    pump(client, server, frames).await
+                }
+                Err(error) => Err(Cut::Unreachable(error.to_string())),
+            },
+            Upstream::Unix(path) => match UnixStream::connect(path).await {
+                Ok(server) => pump(client, server, frames).await,
+                Err(error) => Err(Cut::Unreachable(error.to_string())),
+            },
+        };
+        if let Err(why) = outcome {
+            tracing::warn!(?why, "the SQL relay ended the connection");
+            *cut.lock().unwrap_or_else(PoisonError::into_inner) = Some(why);
+        }
+        // Dropping the driver's end here fails its call.
+    }
+}
+
+/// Copies both ways until either side ends, or a message is cut.
+async fn pump(client: UnixStream, server: impl AsyncRead + AsyncWrite, mut frames: Frames) -> Result<(), Cut> {
     let (mut from_client, mut to_client) = client.into_split();
     let (mut from_server, mut to_server) = tokio::io::split(server);
     let up = tokio::io::copy(&mut from_client, &mut to_server);
@@ -217,22 +280,18 @@ async fn pump(
         let mut buffer = vec![0; 64 << 10];
         loop {
             let read = match from_server.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => return Ok(()),
                 Ok(read) => read,
             };
-            if let Err(size) = frames.feed(&buffer[..read]) {
-                tracing::warn!(size, "a SQL server message is over the call's byte bound; connection ended");
-                cut.store(size, Ordering::SeqCst);
-                return;
-            }
+            frames.feed(&buffer[..read])?;
             if to_client.write_all(&buffer[..read]).await.is_err() {
-                return;
+                return Ok(());
             }
         }
     };
     tokio::select! {
-        _ = up => {}
-        () = down => {}
+        _ = up => Ok(()),
+        outcome = down => outcome,
     }
 }
 
@@ -267,7 +326,42 @@ mod tests {
         let mut header = vec![b'D'];
         header.extend_from_slice(&(1_000_000_004u32).to_be_bytes());
         assert_eq!(frames.feed(&header[..3]), Ok(()));
-        assert_eq!(frames.feed(&header[3..]), Err(1_000_000_000));
+        assert_eq!(frames.feed(&header[3..]), Err(Cut::TooLarge(1_000_000_000)));
+    }
+
+    #[test]
+    fn a_postgres_length_under_four_is_malformed() {
+        let mut frames = Frames::new(Framing::Postgres, 100);
+        assert_eq!(frames.feed(&[b'D', 0, 0, 0, 3]), Err(Cut::Malformed));
+    }
+
+    #[test]
+    fn ipv6_hosts_lose_their_brackets() {
+        assert_eq!(Upstream::tcp("[::1]", 5432), Upstream::Tcp("::1".into(), 5432));
+        assert_eq!(Upstream::tcp("db.internal", 3306), Upstream::Tcp("db.internal".into(), 3306));
+    }
+
+    fn bounds() -> Bounds {
+        Bounds { max_rows: 10, max_bytes: 1 << 20, time: std::time::Duration::from_secs(5) }
+    }
+
+    /// What a driver would do: connect, send, read until the end; then fail
+    /// as a driver whose connection ended does.
+    async fn drive(socket: PathBuf) -> Result<Vec<u8>, SqlError> {
+        let mut client = UnixStream::connect(socket).await.expect("connects");
+        client.write_all(b"ping").await.expect("sends");
+        let mut received = Vec::new();
+        let _ = client.read_to_end(&mut received).await;
+        Err(SqlError::Failed(format!("the connection ended after {} bytes", received.len())))
+    }
+
+    fn said(error: SqlError) -> String {
+        match error {
+            SqlError::Invalid(said) => format!("invalid: {said}"),
+            SqlError::Connect(said) => format!("connect: {said}"),
+            SqlError::Failed(said) => format!("failed: {said}"),
+            SqlError::Refused { message, .. } => format!("refused: {message}"),
+        }
     }
 
     #[test]
@@ -288,23 +382,40 @@ mod tests {
                 let _ = connection.write_all(&[b'x'; 4096]).await;
                 std::future::pending::<()>().await;
             });
-            let bounds = Bounds { max_rows: 10, max_bytes: 1 << 20, time: std::time::Duration::from_secs(5) };
             let guard =
-                Guard::start(Upstream::Tcp("127.0.0.1".into(), port), Framing::Postgres, "s", &bounds).expect("starts");
-            let mut client = UnixStream::connect(guard.socket()).await.expect("connects");
-            client.write_all(b"ping").await.expect("sends");
-            let mut received = Vec::new();
-            client.read_to_end(&mut received).await.expect("ends");
-            assert!(received.is_empty(), "nothing of the reply reached the driver: {} bytes", received.len());
-            let said = match guard.explain(SqlError::Failed("connection closed".into())) {
-                SqlError::Invalid(said) => said,
-                _ => panic!("the cut explains the failure"),
-            };
-            assert!(said.contains("1000000000 bytes or more") && said.contains("1048576"), "{said}");
-            let dir = guard.dir().to_owned();
+                Guard::start(Upstream::tcp("127.0.0.1", port), Framing::Postgres, "s", &bounds()).expect("starts");
+            let (dir, socket) = (guard.dir().to_owned(), guard.socket().to_owned());
             assert!(dir.exists());
-            drop(guard);
+            let said = said(guard.run(drive(socket)).await.expect_err("cut"));
+            assert!(said.starts_with("invalid: ") && said.contains("1000000000 bytes or more"), "{said}");
+            assert!(said.contains("1048576"), "{said}");
             assert!(!dir.exists(), "the socket's directory is removed");
+        });
+    }
+
+    #[test]
+    fn an_unreachable_server_is_a_connect_error() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+            let port = closed.local_addr().expect("address").port();
+            drop(closed);
+            let guard = Guard::start(Upstream::tcp("127.0.0.1", port), Framing::MySql, "s", &bounds()).expect("starts");
+            let socket = guard.socket().to_owned();
+            let said = said(guard.run(drive(socket)).await.expect_err("unreachable"));
+            assert!(said.starts_with("connect: ") && said.to_lowercase().contains("refused"), "{said}");
+        });
+    }
+
+    #[test]
+    fn the_hosts_own_refusals_are_kept() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let guard = Guard::start(Upstream::tcp("127.0.0.1", 9), Framing::MySql, "s", &bounds()).expect("starts");
+            *guard.cut.lock().expect("lock") = Some(Cut::TooLarge(1 << 30));
+            let call = async { Err::<(), _>(SqlError::Invalid("the statement returns more than 10 rows".into())) };
+            let said = said(guard.run(call).await.expect_err("refused"));
+            assert!(said.contains("more than 10 rows"), "{said}");
         });
     }
 
@@ -329,6 +440,6 @@ mod tests {
         // The next message starts from nothing, and goes over at its second packet.
         assert_eq!(frames.feed(&mysql(0xFF_FFFF, 3)), Ok(()));
         assert_eq!(frames.feed(&vec![0; 0xFF_FFFF]), Ok(()));
-        assert_eq!(frames.feed(&mysql(11, 4)), Err(0xFF_FFFF + 11));
+        assert_eq!(frames.feed(&mysql(11, 4)), Err(Cut::TooLarge(0xFF_FFFF + 11)));
     }
 }

@@ -46,10 +46,11 @@ pub(super) async fn postgres(db: &SqlDatabase, sql: &str, bounds: &Bounds) -> Re
     let upstream = match options.get_socket() {
         Some(dir) => Upstream::Unix(dir.join(&socket)),
         None if options.get_host().starts_with('/') => Upstream::Unix(Path::new(options.get_host()).join(&socket)),
-        None => Upstream::Tcp(options.get_host().to_owned(), port),
+        None => Upstream::tcp(options.get_host(), port),
     };
     let guard = Guard::start(upstream, Framing::Postgres, &socket, bounds).map_err(SqlError::connect)?;
-    postgres_through(options.socket(guard.dir()), db, sql, bounds).await.map_err(|e| guard.explain(e))
+    let options = options.socket(guard.dir());
+    guard.run(postgres_through(options, db, sql, bounds)).await
 }
 
 async fn postgres_through(
@@ -89,10 +90,11 @@ pub(super) async fn mysql(db: &SqlDatabase, sql: &str, bounds: &Bounds) -> Resul
     let options = sqlx::mysql::MySqlConnectOptions::from_str(&url).map_err(SqlError::connect)?;
     let upstream = match options.get_socket() {
         Some(path) => Upstream::Unix(path.clone()),
-        None => Upstream::Tcp(options.get_host().to_owned(), options.get_port()),
+        None => Upstream::tcp(options.get_host(), options.get_port()),
     };
     let guard = Guard::start(upstream, Framing::MySql, "mysql.sock", bounds).map_err(SqlError::connect)?;
-    mysql_through(options.socket(guard.socket()), db, sql, bounds).await.map_err(|e| guard.explain(e))
+    let options = options.socket(guard.socket());
+    guard.run(mysql_through(options, db, sql, bounds)).await
 }
 
 async fn mysql_through(
