@@ -96,8 +96,16 @@ pub fn serve(options: ServeOptions, on_ready: Option<OnReady>) -> anyhow::Result
         capabilities: options.capabilities.serving_config(options.role != Role::ControlPlane)?,
         ..RuntimeConfig::default()
     })?;
-    let outbox = Arc::new(Outbox::open(&super::data_dir().join("usage"))?);
-    let plane = DataPlane::new(runtime, options.limits.clone()).with_usage(outbox.clone());
+    // The usage outbox is the runtime's: a control plane alone serves no
+    // runs, and leaves it to the runtime beside it in the data directory.
+    let outbox = match options.role {
+        Role::ControlPlane => None,
+        Role::All | Role::Runtime => Some(Arc::new(Outbox::open(&super::data_dir().join("usage"))?)),
+    };
+    let mut plane = DataPlane::new(runtime, options.limits.clone());
+    if let Some(outbox) = &outbox {
+        plane = plane.with_usage(outbox.clone());
+    }
     let secrets = key_secrets(&options)?;
     for (kid, secret) in &secrets {
         plane.keys.add_secret(kid, secret.as_bytes());
@@ -180,7 +188,7 @@ pub fn serve(options: ServeOptions, on_ready: Option<OnReady>) -> anyhow::Result
         if options.role != Role::ControlPlane {
             println!("serving the data plane on http://{address}");
         }
-        let delivery = usage_sink.filter(|_| options.role != Role::ControlPlane).map(|(url, token)| {
+        let delivery = usage_sink.zip(outbox).map(|((url, token), outbox)| {
             let mut stopped = stopped.clone();
             tokio::spawn(async move {
                 let shutdown = async move {

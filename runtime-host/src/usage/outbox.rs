@@ -1,5 +1,12 @@
 //! The durable outbox: append-only JSON-lines segments plus a delivery
 //! cursor, in one directory the host owns.
+//!
+//! One process at a time: an open outbox holds an exclusive lock on its
+//! directory (`flock` on `.lock`, which the kernel lets go when the
+//! process ends, however it ends). A second host started on the same data
+//! directory would otherwise append to the same segment, move the same
+//! cursor, and at its open record the first host's runs in progress as
+//! interrupted, while they go on and finish.
 
 use super::UsageRecord;
 use super::in_progress::{InProgress, Journal, interrupted_runs};
@@ -21,6 +28,8 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(200);
 pub const BATCH: usize = 1_000;
 /// The file, in the outbox's directory, of records the sink rejected.
 pub const REJECTED: &str = "rejected.jsonl";
+/// The file, in the outbox's directory, an open outbox holds locked.
+const LOCK: &str = ".lock";
 /// Most bytes of records waiting for the sink before the host takes no
 /// more runs ([`Outbox::is_full`]), by default: about three million runs.
 pub const MAX_BACKLOG_BYTES: u64 = 1 << 30;
@@ -28,10 +37,26 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Why the outbox could not take or read a record.
 #[derive(Debug, thiserror::Error)]
-#[error("usage outbox {path}: {source}")]
+#[error("usage outbox {path}: {error}")]
 pub struct OutboxError {
     path: PathBuf,
-    source: std::io::Error,
+    // Said in the message, not as a source: printed with its causes, the
+    // error would say it twice.
+    error: std::io::Error,
+}
+
+/// Takes the directory's lock, or says which process must stop first.
+fn lock(dir: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            "another sandflow process has this usage outbox open; stop it, or give each host its own data \
+             directory (SANDFLOW_DATA_DIR)",
+        )),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Where delivery stands: a segment and a byte offset in it.
@@ -55,6 +80,8 @@ pub struct Outbox {
     /// Bytes of records not yet delivered.
     backlog: AtomicU64,
     max_backlog: u64,
+    /// Locked while the outbox is open (see the module's docs).
+    _lock: File,
 }
 
 impl Outbox {
@@ -77,8 +104,9 @@ impl Outbox {
     /// Like [`Outbox::open`], full once `max_backlog` bytes of records
     /// wait for the sink.
     pub fn open_with_backlog(dir: &Path, max_backlog: u64) -> Result<Self, OutboxError> {
-        let err = |source| OutboxError { path: dir.to_path_buf(), source };
+        let err = |error| OutboxError { path: dir.to_path_buf(), error };
         std::fs::create_dir_all(dir).map_err(err)?;
+        let lock = lock(dir).map_err(err)?;
         let last = segments(dir).map_err(err)?.last().copied();
         if let Some(last) = last {
             let path = segment_path(dir, last);
@@ -98,6 +126,7 @@ impl Outbox {
             journal,
             backlog: AtomicU64::new(0),
             max_backlog,
+            _lock: lock,
         };
         outbox.count_backlog(outbox.cursor()).map_err(err)?;
         for record in &interrupted {
@@ -144,13 +173,13 @@ impl Outbox {
         if w.file.len() > 0 && w.file.len() + line.len() as u64 > SEGMENT_BYTES {
             let next = w.segment + 1;
             let path = segment_path(&self.dir, next);
-            let err = |source| OutboxError { path: path.clone(), source };
+            let err = |error| OutboxError { path: path.clone(), error };
             w.file.file().sync_data().map_err(err)?;
             let file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(err)?;
             w.file = LineFile::new(file, 0);
             w.segment = next;
         }
-        w.file.append(&line).map_err(|source| OutboxError { path: segment_path(&self.dir, w.segment), source })?;
+        w.file.append(&line).map_err(|error| OutboxError { path: segment_path(&self.dir, w.segment), error })?;
         self.backlog.fetch_add(line.len() as u64, Ordering::Relaxed);
         drop(w);
         self.appended.notify_one();
@@ -452,6 +481,16 @@ mod tests {
 
     fn keys(records: &[UsageRecord]) -> Vec<&str> {
         records.iter().map(|r| r.idempotency_key.as_str()).collect()
+    }
+
+    #[test]
+    fn one_process_at_a_time() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let outbox = Outbox::open(dir.path()).expect("opens");
+        let refused = Outbox::open(dir.path()).err().expect("a second open is refused").to_string();
+        assert!(refused.contains("another sandflow process") && refused.contains("SANDFLOW_DATA_DIR"), "{refused}");
+        drop(outbox);
+        Outbox::open(dir.path()).expect("opens once the first is closed");
     }
 
     #[test]
