@@ -37,9 +37,9 @@ impl RunState {
         error
     }
 
-    /// The digest of the flow this run runs; empty for a lone node.
-    pub(crate) fn flow_digest(&self) -> &str {
-        self.flow.as_ref().map_or("", |run| run.flow.digest.as_str())
+    /// The digest of the flow this run runs; `None` for a lone node.
+    pub(crate) fn flow_digest(&self) -> Option<&str> {
+        self.flow.as_ref().map(|run| run.flow.digest.as_str())
     }
 }
 

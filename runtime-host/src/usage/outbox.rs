@@ -55,7 +55,10 @@ fn lock(dir: &Path) -> std::io::Result<File> {
             "another sandflow process has this usage outbox open; stop it, or give each host its own data \
              directory (SANDFLOW_DATA_DIR)",
         )),
-        Err(error) => Err(error.into()),
+        Err(error) => Err(std::io::Error::new(
+            std::io::Error::from(error).kind(),
+            format!("cannot lock {LOCK} ({error}): the data directory must be on a file system that supports flock"),
+        )),
     }
 }
 

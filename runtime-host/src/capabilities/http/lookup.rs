@@ -11,7 +11,14 @@
 //! flow (one seller's flow sold to many tenants runs under each of them,
 //! and would otherwise take [`PER_TENANT`] in each until the host's are
 //! gone) and [`TOTAL`] on the host. Past any, the lookup fails at once and
-//! says why.
+//! says why, and the host's log names the tenant and flow.
+//!
+//! The flow's share is half the host's, four tenants' worth: a flow's
+//! buyers can keep one another from looking names up (the price of
+//! bounding its seller), but two of them cannot, and a flow cannot keep
+//! the other half of the host from it. A seller's several flows (or
+//! versions) each have a share of their own; the flow's digest is what
+//! the host knows of who wrote it.
 
 use crate::bindings::node::sandflow::host::types::CapabilityError;
 use std::collections::HashMap;
@@ -24,15 +31,16 @@ pub const TOTAL: usize = 64;
 pub const PER_TENANT: usize = 8;
 /// Lookups in progress of one flow (by its artifact's digest), over every
 /// tenant that runs it.
-pub const PER_FLOW: usize = 16;
+pub const PER_FLOW: usize = 32;
 
 /// Whose lookup it is.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller<'a> {
     /// The run's tenant.
     pub tenant: &'a str,
-    /// The digest of the flow the run runs (empty for a lone node).
-    pub flow: &'a str,
+    /// The digest of the flow the run runs; `None` for a lone node, which
+    /// has only the tenant's and the host's bounds.
+    pub flow: Option<&'a str>,
 }
 
 #[derive(Default)]
@@ -51,33 +59,37 @@ fn in_flight() -> MutexGuard<'static, InFlight> {
 /// One lookup in progress, counted until dropped.
 struct Slot {
     tenant: String,
-    flow: String,
+    flow: Option<String>,
 }
 
 impl Slot {
     fn take(caller: Caller<'_>) -> Result<Self, CapabilityError> {
         let mut in_flight = in_flight();
+        let refused = |message: String| {
+            tracing::warn!(tenant = caller.tenant, flow = caller.flow, "{message}");
+            Err(CapabilityError::Failed(message))
+        };
         if in_flight.by_tenant.get(caller.tenant).is_some_and(|&n| n >= PER_TENANT) {
-            return Err(CapabilityError::Failed(format!(
+            return refused(format!(
                 "{PER_TENANT} name lookups of this tenant are still unanswered (a name server that does not answer \
                  holds each for seconds after its request gave up); try again later"
-            )));
+            ));
         }
-        if in_flight.by_flow.get(caller.flow).is_some_and(|&n| n >= PER_FLOW) {
-            return Err(CapabilityError::Failed(format!(
+        if caller.flow.is_some_and(|flow| in_flight.by_flow.get(flow).is_some_and(|&n| n >= PER_FLOW)) {
+            return refused(format!(
                 "{PER_FLOW} name lookups of this flow, over all the tenants that run it, are still unanswered; try \
                  again later"
-            )));
+            ));
         }
         if in_flight.total >= TOTAL {
-            return Err(CapabilityError::Failed(format!(
-                "this host has {TOTAL} name lookups unanswered; try again later"
-            )));
+            return refused(format!("this host has {TOTAL} name lookups unanswered; try again later"));
         }
         in_flight.total += 1;
         *in_flight.by_tenant.entry(caller.tenant.to_owned()).or_default() += 1;
-        *in_flight.by_flow.entry(caller.flow.to_owned()).or_default() += 1;
-        Ok(Self { tenant: caller.tenant.to_owned(), flow: caller.flow.to_owned() })
+        if let Some(flow) = caller.flow {
+            *in_flight.by_flow.entry(flow.to_owned()).or_default() += 1;
+        }
+        Ok(Self { tenant: caller.tenant.to_owned(), flow: caller.flow.map(str::to_owned) })
     }
 }
 
@@ -86,7 +98,9 @@ impl Drop for Slot {
         let mut in_flight = in_flight();
         in_flight.total -= 1;
         release(&mut in_flight.by_tenant, &self.tenant);
-        release(&mut in_flight.by_flow, &self.flow);
+        if let Some(flow) = &self.flow {
+            release(&mut in_flight.by_flow, flow);
+        }
     }
 }
 
@@ -126,7 +140,7 @@ mod tests {
     }
 
     fn caller<'a>(tenant: &'a str, flow: &'a str) -> Caller<'a> {
-        Caller { tenant, flow }
+        Caller { tenant, flow: Some(flow) }
     }
 
     #[test]
@@ -158,8 +172,9 @@ mod tests {
             panic!("one past the flow's share, from a tenant with none in flight")
         };
         assert!(message.contains("of this flow"), "{message}");
-        // Another flow of that same fresh tenant goes on.
+        // Another flow of that same fresh tenant goes on, and a lone node.
         drop(Slot::take(caller("lookup-test-fresh", "flow-g")).expect("another flow"));
+        drop(Slot::take(Caller { tenant: "lookup-test-fresh", flow: None }).expect("a lone node"));
         drop(slots);
         assert!(!in_flight().by_flow.contains_key("flow-f"), "given back");
     }

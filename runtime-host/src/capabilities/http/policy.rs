@@ -444,7 +444,7 @@ mod tests {
         let policy = Policy { allow: &allow, allow_private: false };
         let target = url("http://localhost:9/");
         let admission = policy.admit(&target).expect("on the list");
-        let caller = super::super::lookup::Caller { tenant: "policy-test", flow: "policy-test" };
+        let caller = super::super::lookup::Caller { tenant: "policy-test", flow: None };
         let Err(CapabilityError::Denied(message)) = policy.resolve(&target, admission, caller).await else {
             panic!("localhost is loopback")
         };
