@@ -32,7 +32,6 @@ use super::rows::{Bounds, SqlError};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::pin::pin;
-use std::sync::{Arc, Mutex, PoisonError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
 
@@ -148,14 +147,21 @@ impl Frames {
     }
 }
 
-/// The socket of one call's relay, and why the relay ended the
-/// connection if it did. Dropping it removes the socket.
+/// The socket of one call's relay, and the relay to run beside the call.
 pub(super) struct Guard {
-    dir: PathBuf,
+    dir: SocketDir,
     socket: PathBuf,
     max_bytes: usize,
-    cut: Arc<Mutex<Option<Cut>>>,
-    relay: Option<Relay>,
+    relay: Relay,
+}
+
+/// The private directory the socket is in, removed when dropped.
+struct SocketDir(PathBuf);
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// What the relay needs once it runs.
@@ -174,24 +180,18 @@ impl Guard {
         // A Unix socket's path has at most 107 bytes.
         let base = std::env::temp_dir();
         let base = if base.as_os_str().len() > 64 { PathBuf::from("/tmp") } else { base };
-        let dir = base.join(format!("sandflow-sql-{:016x}", rand_u64()));
-        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-        let socket = dir.join(socket_name);
-        let listener = match UnixListener::bind(&socket) {
-            Ok(listener) => listener,
-            Err(error) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(error);
-            }
-        };
+        let path = base.join(format!("sandflow-sql-{:016x}", rand_u64()));
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        let dir = SocketDir(path);
+        let socket = dir.0.join(socket_name);
+        let listener = UnixListener::bind(&socket)?;
         let frames = Frames::new(framing, bounds.max_bytes as u64 + SLACK);
-        let relay = Some(Relay { listener, upstream, frames });
-        Ok(Self { dir, socket, max_bytes: bounds.max_bytes, cut: Arc::default(), relay })
+        Ok(Self { dir, socket, max_bytes: bounds.max_bytes, relay: Relay { listener, upstream, frames } })
     }
 
     /// The directory the socket is in (PostgreSQL's drivers take that).
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.dir.0
     }
 
     /// The socket (MySQL's drivers take that).
@@ -201,40 +201,32 @@ impl Guard {
 
     /// Runs `call` (which connects to [`Guard::socket`]) with the relay
     /// beside it, and says why it failed if the relay ended its connection.
-    pub async fn run<T>(mut self, call: impl Future<Output = Result<T, SqlError>>) -> Result<T, SqlError> {
-        let Some(relay) = self.relay.take() else { return call.await };
+    pub async fn run<T>(self, call: impl Future<Output = Result<T, SqlError>>) -> Result<T, SqlError> {
+        let Self { dir: _dir, max_bytes, relay, .. } = self;
         let mut call = pin!(call);
-        let result = tokio::select! {
-            result = &mut call => result,
+        let (result, cut) = tokio::select! {
+            result = &mut call => (result, None),
             // Its end closes the driver's connection: the call ends soon.
-            () = relay.serve(self.cut.clone()) => call.await,
+            cut = relay.serve() => (call.await, cut),
         };
-        result.map_err(|error| self.explain(error))
-    }
-
-    /// `error` as the caller should see it: if the relay ended the
-    /// connection, that is why the driver failed.
-    fn explain(&self, error: SqlError) -> SqlError {
-        if !matches!(error, SqlError::Failed(_) | SqlError::Connect(_)) {
-            return error; // The host's or the database's own reason.
-        }
-        match self.cut.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            None => error,
-            Some(Cut::TooLarge(size)) => SqlError::Invalid(format!(
-                "the database sent a message of {size} bytes or more (one row, or a notice), over the \
-                 {} bytes of values one call may return; select less: a LIMIT, fewer columns, or a \
-                 substr() of long text",
-                self.max_bytes
-            )),
-            Some(Cut::Malformed) => SqlError::Failed("the database sent a malformed message".into()),
-            Some(Cut::Unreachable(error)) => SqlError::Connect(error),
-        }
+        result.map_err(|error| explain(error, cut, max_bytes))
     }
 }
 
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// `error` as the caller should see it: if the relay ended the connection
+/// (`cut`), that is why the driver failed.
+fn explain(error: SqlError, cut: Option<Cut>, max_bytes: usize) -> SqlError {
+    if !matches!(error, SqlError::Failed(_) | SqlError::Connect(_)) {
+        return error; // The host's or the database's own reason.
+    }
+    match cut {
+        None => error,
+        Some(Cut::TooLarge(size)) => SqlError::Invalid(format!(
+            "the database sent a message of {size} bytes or more (one row, or a notice), over the {max_bytes} \
+             bytes of values one call may return; select less: a LIMIT, fewer columns, or a substr() of long text"
+        )),
+        Some(Cut::Malformed) => SqlError::Failed("the database sent a malformed message".into()),
+        Some(Cut::Unreachable(error)) => SqlError::Connect(error),
     }
 }
 
@@ -245,10 +237,10 @@ fn rand_u64() -> u64 {
 
 impl Relay {
     /// Relays the first connection until either side ends or a message
-    /// is cut, noting why in `cut`.
-    async fn serve(self, cut: Arc<Mutex<Option<Cut>>>) {
+    /// is cut, and says why it ended the connection if it did.
+    async fn serve(self) -> Option<Cut> {
         let Relay { listener, upstream, frames } = self;
-        let Ok((client, _)) = listener.accept().await else { return };
+        let (client, _) = listener.accept().await.ok()?;
         drop(listener);
         let outcome = match &upstream {
             Upstream::Tcp(host, port) => match TcpStream::connect((host.as_str(), *port)).await {
@@ -263,11 +255,10 @@ impl Relay {
                 Err(error) => Err(Cut::Unreachable(error.to_string())),
             },
         };
-        if let Err(why) = outcome {
-            tracing::warn!(?why, "the SQL relay ended the connection");
-            *cut.lock().unwrap_or_else(PoisonError::into_inner) = Some(why);
-        }
-        // Dropping the driver's end here fails its call.
+        // Dropping the driver's end on return fails its call.
+        let why = outcome.err()?;
+        tracing::warn!(?why, "the SQL relay ended the connection");
+        Some(why)
     }
 }
 
@@ -409,14 +400,9 @@ mod tests {
 
     #[test]
     fn the_hosts_own_refusals_are_kept() {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        runtime.block_on(async {
-            let guard = Guard::start(Upstream::tcp("127.0.0.1", 9), Framing::MySql, "s", &bounds()).expect("starts");
-            *guard.cut.lock().expect("lock") = Some(Cut::TooLarge(1 << 30));
-            let call = async { Err::<(), _>(SqlError::Invalid("the statement returns more than 10 rows".into())) };
-            let said = said(guard.run(call).await.expect_err("refused"));
-            assert!(said.contains("more than 10 rows"), "{said}");
-        });
+        let refusal = SqlError::Invalid("the statement returns more than 10 rows".into());
+        let said = said(explain(refusal, Some(Cut::TooLarge(1 << 30)), 1 << 20));
+        assert!(said.contains("more than 10 rows"), "{said}");
     }
 
     fn mysql(len: usize, sequence: u8) -> Vec<u8> {
