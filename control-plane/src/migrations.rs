@@ -16,6 +16,7 @@ pub const SQLITE: &[Embedded] = embedded!("../migrations/sqlite":
     (9, "0009_docx_documents"),
     (10, "0010_order_idempotency"),
     (11, "0011_offering_review"),
+    (12, "0012_offering_reviewed_version"),
 );
 
 /// PostgreSQL's migrations, in order.
@@ -31,6 +32,7 @@ pub const POSTGRES: &[Embedded] = embedded!("../migrations/postgres":
     (9, "0009_docx_documents"),
     (10, "0010_order_idempotency"),
     (11, "0011_offering_review"),
+    (12, "0012_offering_reviewed_version"),
 );
 
 #[cfg(test)]

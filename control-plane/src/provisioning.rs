@@ -13,8 +13,8 @@ use crate::transition::{RESOURCE, transition};
 use serde_json::Value;
 use sqlx::{Any, Row, Transaction};
 
-/// Provisions an `executing` order: picks the flow version (pinned, or the
-/// agent's latest), creates the resource and its default agent config,
+/// Provisions an `executing` order: takes the flow version the operators
+/// approved for the offering (never one imported since), creates the resource and its default agent config,
 /// emits `agent.provisioned`, and marks the resource `ok` and the order
 /// `done`. Does nothing for an order that is not `executing`.
 pub async fn provision(state: &AppState, order_id: &str) -> Result<()> {
@@ -40,25 +40,12 @@ pub async fn provision(state: &AppState, order_id: &str) -> Result<()> {
         let organization: String = order.try_get("organization_id")?;
         let offering_id: String = order.try_get("offering_id")?;
         let plan_id: String = order.try_get("plan_id")?;
-        let offering = sqlx::query("SELECT provider_agent_id, flow_version_id, name FROM offering WHERE id = $1")
+        let offering = sqlx::query("SELECT approved_flow_version_id, name FROM offering WHERE id = $1")
             .bind(&offering_id)
             .fetch_one(&mut *tx)
             .await?;
-        let version = match offering.try_get::<Option<String>, _>("flow_version_id")? {
-            Some(pinned) => Some(pinned),
-            None => {
-                sqlx::query_scalar(
-                    "SELECT id FROM flow_version WHERE provider_agent_id = $1 ORDER BY version DESC LIMIT 1",
-                )
-                .bind(offering.try_get::<String, _>("provider_agent_id")?)
-                .fetch_optional(&mut *tx)
-                .await?
-            }
-        };
-        let version = version.ok_or_else(|| {
-            Error::Invalid(
-                "the offering's provider agent has no flow version to run: the provider must import one".into(),
-            )
+        let version: String = offering.try_get::<Option<String>, _>("approved_flow_version_id")?.ok_or_else(|| {
+            Error::Invalid("the offering has no approved flow version: an operator must approve it first".into())
         })?;
         let resource = new_id();
         sqlx::query(

@@ -543,7 +543,10 @@ impl World {
     async fn restore(&self, app: &TestApp) {
         let pool = app.db.pool();
         for (sql, id) in [
-            ("UPDATE offering SET state = 'active', review_note = NULL WHERE id = $1", &self.offering),
+            (
+                "UPDATE offering SET state = 'active', review_note = NULL, review_flow_version_id = NULL WHERE id = $1",
+                &self.offering,
+            ),
             ("UPDATE plan SET archived_at = NULL WHERE id = $1", &self.plan),
             ("UPDATE resource SET state = 'ok' WHERE id = $1", &self.resource),
             ("UPDATE agent_api_key SET revoked_at = NULL WHERE id = $1", &self.key),

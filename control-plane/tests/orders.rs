@@ -30,6 +30,7 @@ on_both_stores!(
     a_job_running_past_its_lease_is_claimed_again,
     resources_visibility_and_termination,
     a_pinned_flow_version_is_provisioned,
+    only_the_approved_flow_version_is_sold,
     start_recovers_stale_jobs_and_runs_them,
 );
 
@@ -286,13 +287,13 @@ async fn approvals_after_a_withdrawal_are_refused(app: TestApp) {
     );
 }
 
-/// Forces provisioning to fail (the agent's flow versions are removed
-/// behind the API's back), lets the job use up its attempts, then
-/// restores a version and retries.
+/// Forces provisioning to fail (the offering's approval of a flow version
+/// is removed behind the API's back), lets the job use up its attempts,
+/// then has the offering reviewed again and retries.
 async fn provisioning_retries_then_errs_and_retry_recovers(app: TestApp) {
     let m = app.market(json!({})).await;
-    sqlx::query("DELETE FROM flow_version WHERE provider_agent_id = $1")
-        .bind(&m.agent)
+    sqlx::query("UPDATE offering SET approved_flow_version_id = NULL WHERE id = $1")
+        .bind(&m.offering)
         .execute(app.db.pool())
         .await
         .unwrap();
@@ -301,12 +302,12 @@ async fn provisioning_retries_then_errs_and_retry_recovers(app: TestApp) {
     let ran = app.run_jobs().await;
     let outcomes: Vec<&Outcome> = ran.iter().map(|r| &r.outcome).collect();
     assert_eq!(outcomes.len(), JOB_ATTEMPTS as usize, "{outcomes:?}");
-    assert!(matches!(outcomes[0], Outcome::Retrying(e) if e.contains("no flow version")), "{outcomes:?}");
+    assert!(matches!(outcomes[0], Outcome::Retrying(e) if e.contains("no approved flow version")), "{outcomes:?}");
     assert!(matches!(outcomes.last().unwrap(), Outcome::Failed(_)), "{outcomes:?}");
     let path = format!("/api/orders/{}", order["id"].as_str().unwrap());
     let erred = app.get(&path, &m.buyer).await.expect(200);
     assert_eq!(erred["state"], "erred");
-    assert!(erred["error"].as_str().unwrap().contains("no flow version"), "{erred}");
+    assert!(erred["error"].as_str().unwrap().contains("no approved flow version"), "{erred}");
     let (state, attempts): (String, i64) =
         sqlx::query_as("SELECT state, attempts FROM job").fetch_one(app.db.pool()).await.unwrap();
     assert_eq!((state.as_str(), attempts), ("failed", i64::from(JOB_ATTEMPTS)));
@@ -315,9 +316,11 @@ async fn provisioning_retries_then_errs_and_retry_recovers(app: TestApp) {
 
     // Only the consumer's owners/admins and operators may retry.
     app.post(&order_path(&erred, "retry"), &m.seller, json!({})).await.refused(403, "forbidden");
-    app.post_bytes(&format!("/api/provider-agents/{}/import_flow", m.agent), &m.seller, flow("echo.json"))
-        .await
-        .expect(201);
+    let offering = format!("/api/offerings/{}", m.offering);
+    app.post(&format!("{offering}/pause"), &m.seller, json!({})).await.expect(200);
+    let resumed = app.post(&format!("{offering}/resume"), &m.seller, json!({})).await.expect(200);
+    assert_eq!(resumed["state"], "pending_review", "nothing approved to sell: {resumed}");
+    app.post(&format!("{offering}/approve"), &m.operator, json!({})).await.expect(200);
     let retried = app.post(&order_path(&erred, "retry"), &m.operator, json!({})).await.expect(200);
     assert_eq!(retried["state"], "executing");
     app.post(&order_path(&erred, "retry"), &m.buyer, json!({})).await.refused(409, "invalid_transition");
@@ -474,6 +477,78 @@ async fn a_pinned_flow_version_is_provisioned(app: TestApp) {
     let order = app.get(&format!("/api/orders/{}", order["id"].as_str().unwrap()), &buyer).await.expect(200);
     let resource = app.get(&format!("/api/resources/{}", order["resource_id"].as_str().unwrap()), &buyer).await;
     assert_eq!(resource.expect(200)["flow_version_id"], v1.as_str(), "the pinned version, not the latest");
+}
+
+/// The id of the agent's flow version `version`.
+async fn version_id(app: &TestApp, agent: &str, version: i64) -> String {
+    sqlx::query_scalar("SELECT id FROM flow_version WHERE provider_agent_id = $1 AND version = $2")
+        .bind(agent)
+        .bind(version)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap()
+}
+
+/// Orders the market's plan for a new organisation of the buyer, runs the
+/// job and returns the flow version of the resource it made.
+async fn provisioned_version(app: &TestApp, m: &common::Market, organization: &str) -> String {
+    let consumer = app.organization(&m.buyer, organization).await;
+    let order = app.post("/api/orders/", &m.buyer, json!({"plan_id": m.plan, "organization_id": consumer})).await;
+    let order = order.expect(201);
+    app.run_jobs().await;
+    let order = app.get(&format!("/api/orders/{}", order["id"].as_str().unwrap()), &m.buyer).await.expect(200);
+    let resource = app.get(&format!("/api/resources/{}", order["resource_id"].as_str().unwrap()), &m.buyer).await;
+    resource.expect(200)["flow_version_id"].as_str().unwrap().to_owned()
+}
+
+/// An unpinned offering sells the version the operators approved: one
+/// imported after the approval, or while a review is pending, waits for
+/// the next review.
+async fn only_the_approved_flow_version_is_sold(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let path = format!("/api/offerings/{}", m.offering);
+    let import = format!("/api/provider-agents/{}/import_flow", m.agent);
+    let v1 = version_id(&app, &m.agent, 1).await;
+    let offering = app.get(&path, &m.seller).await.expect(200);
+    assert_eq!(offering["approved_flow_version_id"], v1.as_str(), "{offering}");
+    assert_eq!(offering["review_flow_version_id"], Value::Null, "{offering}");
+
+    app.post_bytes(&import, &m.seller, flow("echo.json")).await.expect(201);
+    let v2 = version_id(&app, &m.agent, 2).await;
+    assert_eq!(provisioned_version(&app, &m, "Shop 1").await, v1, "not the version imported after the review");
+
+    // Pausing and resuming puts the newer version up for review...
+    app.post(&format!("{path}/pause"), &m.seller, json!({})).await.expect(200);
+    let resumed = app.post(&format!("{path}/resume"), &m.seller, json!({})).await.expect(200);
+    assert_eq!(resumed["state"], "pending_review", "{resumed}");
+    assert_eq!(resumed["review_flow_version_id"], v2.as_str(), "{resumed}");
+    assert_eq!(resumed["approved_flow_version_id"], v1.as_str(), "{resumed}");
+    // ...and one imported while the review is pending is not what the
+    // operators approve.
+    app.post_bytes(&import, &m.seller, flow("prompt-echo.json")).await.expect(201);
+    let v3 = version_id(&app, &m.agent, 3).await;
+    let approved = app.post(&format!("{path}/approve"), &m.operator, json!({})).await.expect(200);
+    assert_eq!(approved["approved_flow_version_id"], v2.as_str(), "{approved}");
+    assert_eq!(approved["review_flow_version_id"], Value::Null, "{approved}");
+    assert_eq!(provisioned_version(&app, &m, "Shop 2").await, v2);
+
+    // A rejected review leaves the approved version as it was.
+    app.post(&format!("{path}/pause"), &m.seller, json!({})).await.expect(200);
+    let resumed = app.post(&format!("{path}/resume"), &m.seller, json!({})).await.expect(200);
+    assert_eq!(resumed["review_flow_version_id"], v3.as_str(), "{resumed}");
+    let rejected = app.post(&format!("{path}/reject"), &m.operator, json!({"reason": "v3 leaks"})).await;
+    let rejected = rejected.expect(200);
+    assert_eq!(rejected["state"], "draft");
+    assert_eq!(rejected["review_flow_version_id"], Value::Null, "{rejected}");
+    assert_eq!(rejected["approved_flow_version_id"], v2.as_str(), "{rejected}");
+
+    // Pinned to the approved version, it resumes without a new review.
+    app.patch(&path, &m.seller, json!({"flow_version_id": v2})).await.expect(200);
+    app.post(&format!("{path}/submit"), &m.seller, json!({})).await.expect(200);
+    app.post(&format!("{path}/approve"), &m.operator, json!({})).await.expect(200);
+    app.post(&format!("{path}/pause"), &m.seller, json!({})).await.expect(200);
+    let resumed = app.post(&format!("{path}/resume"), &m.seller, json!({})).await.expect(200);
+    assert_eq!(resumed["state"], "active", "{resumed}");
 }
 
 /// What `sandflow serve` calls: the router with its worker running, after

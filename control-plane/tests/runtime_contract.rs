@@ -55,6 +55,11 @@ async fn feed_follows_the_whole_journey(app: TestApp) {
     export["id"] = json!("flow-123");
     let v2 = app.post(&format!("/api/provider-agents/{}/import_flow", m.agent), &m.seller, export).await.expect(201);
     let digest = v2["digest"].as_str().unwrap().to_owned();
+    // New orders get it once the operators have reviewed it.
+    let offering = format!("/api/offerings/{}", m.offering);
+    app.post(&format!("{offering}/pause"), &m.seller, json!({})).await.expect(200);
+    app.post(&format!("{offering}/resume"), &m.seller, json!({})).await.expect(200);
+    app.post(&format!("{offering}/approve"), &m.operator, json!({})).await.expect(200);
     let order = app.provisioned(&m).await;
     let (resource, config) = resource_and_config(&app, &m, &order).await;
 

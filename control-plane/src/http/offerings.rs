@@ -1,6 +1,7 @@
 //! `/api/offerings/`: what providers sell. An offering belongs to an
 //! approved provider organisation, runs one of its provider agents (a
-//! pinned flow version, or the latest one at order time) and moves
+//! pinned flow version, or the agent's latest when it went up for review:
+//! new orders get only the version the operators approved) and moves
 //! `draft → pending_review → active ⇄ paused → archived` (draft,
 //! pending_review and paused may also be archived; an operator may send a
 //! pending_review offering back to draft with a reason).
@@ -55,8 +56,14 @@ pub struct OfferingOut {
     pub organization_id: String,
     /// The provider agent it runs.
     pub provider_agent_id: String,
-    /// The pinned flow version; `None` runs the latest at order time.
+    /// The pinned flow version; `None` sells the agent's latest version as
+    /// of the offering's review.
     pub flow_version_id: Option<String>,
+    /// The flow version the pending review is about (the pinned one, or the
+    /// agent's latest when the offering was submitted or resumed).
+    pub review_flow_version_id: Option<String>,
+    /// The flow version the operators last approved: what new orders get.
+    pub approved_flow_version_id: Option<String>,
     /// Its category.
     pub category_id: Option<String>,
     /// Name.
@@ -77,8 +84,14 @@ pub struct OfferingOut {
 
 /// Columns [`offering_out`] reads (unqualified, so `RETURNING` takes them
 /// too).
-pub const OFFERING_COLUMNS: &str = "id, organization_id, provider_agent_id, flow_version_id, category_id, \
-     name, description, requires_approval, state, review_note, created_at, updated_at";
+pub const OFFERING_COLUMNS: &str = "id, organization_id, provider_agent_id, flow_version_id, \
+     review_flow_version_id, approved_flow_version_id, category_id, name, description, requires_approval, state, \
+     review_note, created_at, updated_at";
+
+/// The flow version a review of the offering row being updated would
+/// cover: the pinned one, or its agent's latest.
+const VERSION_TO_REVIEW: &str = "COALESCE(flow_version_id, (SELECT v.id FROM flow_version v \
+     WHERE v.provider_agent_id = offering.provider_agent_id ORDER BY v.version DESC LIMIT 1))";
 
 /// Reads an `offering` row.
 pub fn offering_out(row: &AnyRow) -> Result<OfferingOut> {
@@ -87,6 +100,8 @@ pub fn offering_out(row: &AnyRow) -> Result<OfferingOut> {
         organization_id: row.try_get("organization_id")?,
         provider_agent_id: row.try_get("provider_agent_id")?,
         flow_version_id: row.try_get("flow_version_id")?,
+        review_flow_version_id: row.try_get("review_flow_version_id")?,
+        approved_flow_version_id: row.try_get("approved_flow_version_id")?,
         category_id: row.try_get("category_id")?,
         name: row.try_get("name")?,
         description: row.try_get("description")?,
@@ -417,9 +432,19 @@ async fn change_state(
         sqlx::query("UPDATE offering SET review_note = $1 WHERE id = $2").bind(note).bind(id).execute(&mut *tx).await?;
     }
     if to == "active" {
-        // Approved as it stands now: later changes while paused count anew.
-        sqlx::query("UPDATE offering SET changed_since_review = 0 WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        // Approved as it stands now: new orders get the version reviewed,
+        // and later changes while paused count anew.
+        sqlx::query(
+            "UPDATE offering SET approved_flow_version_id = COALESCE(review_flow_version_id, approved_flow_version_id), \
+             changed_since_review = 0 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     }
+    // Out of review, by approval or not: no review is pending any more.
+    sqlx::query("UPDATE offering SET review_flow_version_id = NULL WHERE id = $1").bind(id).execute(&mut *tx).await?;
     tx.commit().await?;
     tracing::info!(offering = %id, state = to, "offering moved");
     fetch(state, id).await?.ok_or_else(|| Error::NotFound(format!("no offering `{id}`"))).map(Json)
@@ -450,11 +475,14 @@ async fn submit(State(state): State<AppState>, user: CurrentUser, Path(id): Path
             "the offering has no plan: add one with POST /api/offerings/{id}/plans/ before submitting"
         )));
     }
-    let versions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM flow_version WHERE provider_agent_id = $1")
-        .bind(&offering.provider_agent_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    if versions == 0 {
+    let to_review: Option<String> = sqlx::query_scalar(&format!(
+        "UPDATE offering SET review_flow_version_id = {VERSION_TO_REVIEW} WHERE id = $1 \
+         RETURNING review_flow_version_id"
+    ))
+    .bind(&id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if to_review.is_none() {
         return Err(Error::InvalidTransition(format!(
             "the provider agent has no flow version: import one with POST /api/provider-agents/{}/import_flow/",
             offering.provider_agent_id
@@ -525,14 +553,15 @@ async fn pause(State(state): State<AppState>, user: CurrentUser, Path(id): Path<
 }
 
 /// `paused → active`, or `paused → pending_review` when the offering or
-/// one of its plans changed while paused: buyers see only what operators
-/// reviewed (owners and admins of the provider).
+/// one of its plans changed while paused, or when its agent has a newer
+/// flow version than the approved one and the offering pins none: buyers
+/// see only what operators reviewed (owners and admins of the provider).
 #[utoipa::path(
     post,
     path = "/api/offerings/{id}/resume",
     params(("id" = String, Path, description = "Offering id.")),
     responses(
-        (status = 200, description = "The offering: active, or pending review when it changed while paused.", body = OfferingOut),
+        (status = 200, description = "The offering: active, or pending review when it or the version it would sell changed.", body = OfferingOut),
         (status = 403, description = "Not an owner or admin of the provider.", body = ErrorBody),
         (status = 409, description = "Not paused (`invalid_transition`).", body = ErrorBody),
     ),
@@ -542,10 +571,14 @@ async fn resume(State(state): State<AppState>, user: CurrentUser, Path(id): Path
     let mut tx = state.db.begin().await?;
     // The move holds the row, so no edit slips in between it and the check.
     transition(&mut tx, OFFERING, &id, &["paused"], "active").await?;
-    let review = sqlx::query("UPDATE offering SET state = 'pending_review' WHERE id = $1 AND changed_since_review = 1")
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
+    let review = sqlx::query(&format!(
+        "UPDATE offering SET state = 'pending_review', review_flow_version_id = {VERSION_TO_REVIEW} \
+         WHERE id = $1 AND (changed_since_review = 1 OR approved_flow_version_id IS NULL \
+                            OR approved_flow_version_id <> {VERSION_TO_REVIEW})"
+    ))
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     let to = if review.rows_affected() == 1 { "pending_review" } else { "active" };
     tracing::info!(offering = %id, state = to, "offering resumed");
