@@ -17,6 +17,7 @@ on_both_stores!(
     offering_roles_and_visibility,
     plans_are_checked_and_archived,
     catalog_lists_active_offerings,
+    lists_come_in_pages,
 );
 
 async fn categories_are_operator_managed(app: TestApp) {
@@ -333,4 +334,64 @@ async fn catalog_lists_active_offerings(app: TestApp) {
     app.post(&format!("/api/offerings/{closer}/pause"), &seller, json!({})).await.expect(200);
     let after = app.call(Method::GET, "/api/catalog/", None, None).await.expect(200);
     assert_eq!(after.as_array().unwrap().len(), 1);
+}
+
+/// The `Link` header's target for `rel`, if the answer has one.
+fn link(answer: &common::Answer, rel: &str) -> Option<String> {
+    let header = answer.headers.get("link")?.to_str().unwrap();
+    header.split(", ").find_map(|part| {
+        let (target, rest) = part.split_once(">; ")?;
+        (rest == format!("rel=\"{rel}\"")).then(|| target.trim_start_matches('<').to_owned())
+    })
+}
+
+/// Every list is a JSON array of at most `page_size` items; a `Link`
+/// header leads to the pages beside it, keeping the filters.
+async fn lists_come_in_pages(app: TestApp) {
+    let operator = app.operator().await;
+    for name in ["Alpha", "Bravo", "Charlie", "Delta", "Echo"] {
+        app.post("/api/categories/", &operator, json!({"name": name})).await.expect(201);
+    }
+    let all = app.get("/api/categories/", &operator).await;
+    assert_eq!(link(&all, "next"), None, "all fit the default page");
+    let all: Vec<Value> = all.expect(200).as_array().unwrap().clone();
+    assert_eq!(all.len(), 5);
+
+    let mut next = Some("/api/categories?page_size=2".to_owned());
+    let (mut walked, mut pages) = (Vec::new(), 0);
+    while let Some(path) = next {
+        let page = app.get(&path, &operator).await;
+        pages += 1;
+        assert_eq!(link(&page, "prev").is_some(), pages > 1, "{path}");
+        next = link(&page, "next");
+        let items = page.expect(200);
+        assert!(items.as_array().unwrap().len() <= 2);
+        walked.extend(items.as_array().unwrap().iter().cloned());
+    }
+    assert_eq!((pages, walked), (3, all), "each item once, in order");
+    let past = app.get("/api/categories?page=9&page_size=2", &operator).await;
+    assert_eq!(link(&past, "prev").as_deref(), Some("/api/categories?page=8&page_size=2"));
+    assert_eq!(past.expect(200), json!([]));
+
+    for bad in ["page=0", "page=two", "page_size=0", "page_size=1001"] {
+        let detail = app.get(&format!("/api/categories?{bad}"), &operator).await.refused(422, "invalid");
+        assert!(detail.contains("must be a whole number"), "{bad}: {detail}");
+    }
+
+    // Filters stay in the links, and are still checked.
+    let m = app.market(json!({})).await;
+    let (second, _) = app.draft_offering(&m.seller, &m.provider, &m.agent, json!({"name": "Echo Lite"})).await;
+    app.activate(&m.seller, &m.operator, &second).await;
+    let first = app.get("/api/offerings?state=active&page_size=1", &m.buyer).await;
+    assert_eq!(link(&first, "next").as_deref(), Some("/api/offerings?state=active&page=2&page_size=1"));
+    assert_eq!(first.expect(200)[0]["name"], "Echo Lite");
+    let detail = app.get("/api/offerings?page_size=1&colour=red", &m.buyer).await.refused(422, "invalid");
+    assert!(detail.contains("colour"), "{detail}");
+    // A catalog page carries its offerings' plans.
+    let page = app.call(Method::GET, "/api/catalog?page=2&page_size=1", None, None).await;
+    assert_eq!(link(&page, "next"), None);
+    let page = page.expect(200);
+    assert_eq!(page.as_array().unwrap().len(), 1);
+    assert_eq!(page[0]["name"], "Echo Pro");
+    assert_eq!(page[0]["plans"].as_array().unwrap().len(), 1, "{page}");
 }

@@ -2,9 +2,10 @@
 //! `pending → approved` or `pending → rejected`, once; the organisation's
 //! `provider_status` follows in the same transaction.
 
+use super::Path;
 use super::organizations::{PROVIDER_REQUEST_COLUMNS, ProviderRequestOut, provider_request_out};
+use super::paging::{Listing, Page, PageParams};
 use super::{Empty, JsonBody, OptionalJsonBody, required_text};
-use super::{Path, Query};
 use crate::AppState;
 use crate::auth::Operator;
 use crate::db::now_ms;
@@ -36,30 +37,30 @@ struct ListQuery {
 #[utoipa::path(
     get,
     path = "/api/admin/provider-requests",
-    params(ListQuery),
+    params(ListQuery, PageParams),
     responses(
-        (status = 200, description = "The requests.", body = Vec<ProviderRequestOut>),
+        (status = 200, description = "The requests.", body = Vec<ProviderRequestOut>, headers(("Link" = String, description = "The pages beside this one (RFC 8288), when there are any."))),
         (status = 403, description = "Not an operator.", body = ErrorBody),
     ),
 )]
 async fn list(
     State(state): State<AppState>,
     _operator: Operator,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Vec<ProviderRequestOut>>> {
+    Listing { filters: query, paging }: Listing<ListQuery>,
+) -> Result<Page<ProviderRequestOut>> {
     if let Some(status) = &query.status
         && !["pending", "approved", "rejected"].contains(&status.as_str())
     {
         return Err(Error::Invalid("`status` must be pending, approved or rejected".into()));
     }
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query(&paging.sql(&format!(
         "SELECT {PROVIDER_REQUEST_COLUMNS} FROM provider_request WHERE (CAST($1 AS TEXT) IS NULL OR status = $1) \
          ORDER BY created_at DESC, id DESC"
-    ))
+    )))
     .bind(query.status)
     .fetch_all(state.db.pool())
     .await?;
-    rows.iter().map(provider_request_out).collect::<Result<_>>().map(Json)
+    rows.iter().map(provider_request_out).collect::<Result<_>>().map(|items| paging.page(items))
 }
 
 /// `pending → approved`: the organisation becomes a provider (operators).

@@ -5,6 +5,7 @@
 //! the runtime hosts as a new `agent.provisioned` in the same transaction.
 
 use super::organizations::authorize;
+use super::paging::{Page, PageParams, Paging};
 use super::{JsonBody, Path, nullable};
 use crate::AppState;
 use crate::agent_config::{Branding, Persona, Widget};
@@ -93,18 +94,19 @@ pub async fn load(state: &AppState, user: &CurrentUser, id: &str, manage: bool) 
 #[utoipa::path(
     get,
     path = "/api/customer-agent-configs",
-    responses((status = 200, description = "The configs.", body = Vec<ConfigOut>)),
+    params(PageParams),
+    responses((status = 200, description = "The configs.", body = Vec<ConfigOut>, headers(("Link" = String, description = "The pages beside this one (RFC 8288), when there are any.")))),
 )]
-async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Vec<ConfigOut>>> {
-    let rows = sqlx::query(&format!(
+async fn list(State(state): State<AppState>, user: CurrentUser, paging: Paging) -> Result<Page<ConfigOut>> {
+    let rows = sqlx::query(&paging.sql(&format!(
         "SELECT {CONFIG_COLUMNS} FROM customer_agent_config c JOIN resource r ON r.id = c.resource_id \
          WHERE c.organization_id IN (SELECT organization_id FROM membership WHERE user_id = $1) \
          ORDER BY c.created_at DESC, c.id DESC"
-    ))
+    )))
     .bind(&user.id)
     .fetch_all(state.db.pool())
     .await?;
-    rows.iter().map(config_out).collect::<Result<_>>().map(Json)
+    rows.iter().map(config_out).collect::<Result<_>>().map(|items| paging.page(items))
 }
 
 /// One config (members of the consumer organisation; operators read any).

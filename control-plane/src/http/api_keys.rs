@@ -9,6 +9,7 @@
 //! `key.revoked` to the runtime hosts in the same transaction.
 
 use super::agent_configs;
+use super::paging::{Page, PageParams, Paging};
 use super::{Empty, JsonBody, OptionalJsonBody, Path, required_text};
 use crate::AppState;
 use crate::auth::{CurrentUser, token_hash};
@@ -241,9 +242,9 @@ async fn create(
 #[utoipa::path(
     get,
     path = "/api/customer-agent-configs/{id}/api_keys",
-    params(("id" = String, Path, description = "Customer agent config id.")),
+    params(("id" = String, Path, description = "Customer agent config id."), PageParams),
     responses(
-        (status = 200, description = "The keys (never their text).", body = Vec<KeyOut>),
+        (status = 200, description = "The keys (never their text).", body = Vec<KeyOut>, headers(("Link" = String, description = "The pages beside this one (RFC 8288), when there are any."))),
         (status = 403, description = "Not an owner or admin of the consumer.", body = ErrorBody),
     ),
 )]
@@ -251,33 +252,35 @@ async fn list_for_config(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<String>,
-) -> Result<Json<Vec<KeyOut>>> {
+    paging: Paging,
+) -> Result<Page<KeyOut>> {
     agent_configs::load(&state, &user, &id, true).await?;
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query(&paging.sql(&format!(
         "SELECT {KEY_COLUMNS} FROM agent_api_key WHERE config_id = $1 ORDER BY created_at DESC, id DESC"
-    ))
+    )))
     .bind(&id)
     .fetch_all(state.db.pool())
     .await?;
-    rows.iter().map(key_out).collect::<Result<_>>().map(Json)
+    rows.iter().map(key_out).collect::<Result<_>>().map(|items| paging.page(items))
 }
 
 /// Keys of every organisation the caller owns or administers.
 #[utoipa::path(
     get,
     path = "/api/agent-api-keys",
-    responses((status = 200, description = "The keys (never their text).", body = Vec<KeyOut>)),
+    params(PageParams),
+    responses((status = 200, description = "The keys (never their text).", body = Vec<KeyOut>, headers(("Link" = String, description = "The pages beside this one (RFC 8288), when there are any.")))),
 )]
-async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Vec<KeyOut>>> {
-    let rows = sqlx::query(&format!(
+async fn list(State(state): State<AppState>, user: CurrentUser, paging: Paging) -> Result<Page<KeyOut>> {
+    let rows = sqlx::query(&paging.sql(&format!(
         "SELECT {KEY_COLUMNS} FROM agent_api_key WHERE organization_id IN \
          (SELECT organization_id FROM membership WHERE user_id = $1 AND role IN ('owner', 'admin')) \
          ORDER BY created_at DESC, id DESC"
-    ))
+    )))
     .bind(&user.id)
     .fetch_all(state.db.pool())
     .await?;
-    rows.iter().map(key_out).collect::<Result<_>>().map(Json)
+    rows.iter().map(key_out).collect::<Result<_>>().map(|items| paging.page(items))
 }
 
 /// Loads a key the caller manages (404 for keys of other organisations,

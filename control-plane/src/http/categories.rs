@@ -2,6 +2,7 @@
 //! reads them; staff operators write. A category offerings use cannot be
 //! deleted.
 
+use super::paging::{Page, PageParams, Paging};
 use super::provider_agents::check_description;
 use super::{JsonBody, Path, required_text};
 use crate::AppState;
@@ -82,13 +83,15 @@ fn slugify(name: &str) -> String {
 #[utoipa::path(
     get,
     path = "/api/categories",
+    params(PageParams),
     security(()),
-    responses((status = 200, description = "The categories.", body = Vec<CategoryOut>)),
+    responses((status = 200, description = "The categories.", body = Vec<CategoryOut>, headers(("Link" = String, description = "The pages beside this one (RFC 8288), when there are any.")))),
 )]
-async fn list(State(state): State<AppState>) -> Result<Json<Vec<CategoryOut>>> {
-    let rows =
-        sqlx::query(&format!("SELECT {COLUMNS} FROM category ORDER BY name, id")).fetch_all(state.db.pool()).await?;
-    rows.iter().map(category_out).collect::<Result<_>>().map(Json)
+async fn list(State(state): State<AppState>, paging: Paging) -> Result<Page<CategoryOut>> {
+    let rows = sqlx::query(&paging.sql(&format!("SELECT {COLUMNS} FROM category ORDER BY name, id")))
+        .fetch_all(state.db.pool())
+        .await?;
+    rows.iter().map(category_out).collect::<Result<_>>().map(|items| paging.page(items))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -22,6 +22,7 @@ pub mod docs;
 pub mod offerings;
 pub mod orders;
 pub mod organizations;
+pub mod paging;
 pub mod parties;
 pub mod plans;
 pub mod provider_agents;

@@ -12,8 +12,9 @@
 
 use super::admin::Reject;
 use super::organizations::{Role, authorize, role_in};
+use super::paging::{Listing, Page, PageParams};
 use super::provider_agents::{check_description, ensure_provider};
-use super::{Empty, JsonBody, OptionalJsonBody, Path, Query, nullable, required_text};
+use super::{Empty, JsonBody, OptionalJsonBody, Path, nullable, required_text};
 use crate::AppState;
 use crate::auth::{CurrentUser, MaybeUser, Operator};
 use crate::db::{new_id, now_ms};
@@ -187,30 +188,30 @@ struct ListQuery {
 #[utoipa::path(
     get,
     path = "/api/offerings",
-    params(ListQuery),
+    params(ListQuery, PageParams),
     security((), ("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, description = "The offerings.", body = Vec<OfferingOut>)),
+    responses((status = 200, description = "The offerings.", body = Vec<OfferingOut>, headers(("Link" = String, description = "The pages beside this one (RFC 8288), when there are any.")))),
 )]
 async fn list(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Vec<OfferingOut>>> {
-    let rows = sqlx::query(&format!(
+    Listing { filters: query, paging }: Listing<ListQuery>,
+) -> Result<Page<OfferingOut>> {
+    let rows = sqlx::query(&paging.sql(&format!(
         "SELECT {OFFERING_COLUMNS} FROM offering o \
          WHERE (o.state = 'active' OR $1 = 1 \
                 OR o.organization_id IN (SELECT organization_id FROM membership WHERE user_id = $2)) \
            AND (CAST($3 AS TEXT) IS NULL OR o.organization_id = $3) \
            AND (CAST($4 AS TEXT) IS NULL OR o.state = $4) \
          ORDER BY o.name, o.id"
-    ))
+    )))
     .bind(i64::from(user.as_ref().is_some_and(|u| u.is_staff)))
     .bind(user.as_ref().map_or("", |u| u.id.as_str()))
     .bind(query.organization)
     .bind(query.state)
     .fetch_all(state.db.pool())
     .await?;
-    rows.iter().map(offering_out).collect::<Result<_>>().map(Json)
+    rows.iter().map(offering_out).collect::<Result<_>>().map(|items| paging.page(items))
 }
 
 /// One offering: an active one for anyone, any state for its provider's

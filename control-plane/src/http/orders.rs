@@ -16,8 +16,9 @@
 //! 404. Every move is a guarded update, so a second decision is a 409.
 
 use super::organizations::{org_exists, role_in};
+use super::paging::{Listing, Page, PageParams};
 use super::parties::Parties;
-use super::{JsonBody, OptionalJsonBody, Path, Query};
+use super::{JsonBody, OptionalJsonBody, Path};
 use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::db::{Dialect, new_id, now_ms};
@@ -130,27 +131,27 @@ struct ListQuery {
 #[utoipa::path(
     get,
     path = "/api/orders",
-    params(ListQuery),
-    responses((status = 200, description = "The orders.", body = Vec<OrderOut>)),
+    params(ListQuery, PageParams),
+    responses((status = 200, description = "The orders.", body = Vec<OrderOut>, headers(("Link" = String, description = "The pages beside this one (RFC 8288), when there are any.")))),
 )]
 async fn list(
     State(state): State<AppState>,
     user: CurrentUser,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Vec<OrderOut>>> {
-    let rows = sqlx::query(&format!(
+    Listing { filters: query, paging }: Listing<ListQuery>,
+) -> Result<Page<OrderOut>> {
+    let rows = sqlx::query(&paging.sql(&format!(
         "SELECT {ORDER_COLUMNS} FROM customer_order o \
          WHERE ($1 = 1 OR o.organization_id IN (SELECT organization_id FROM membership WHERE user_id = $2) \
                 OR o.provider_organization_id IN (SELECT organization_id FROM membership WHERE user_id = $2)) \
            AND (CAST($3 AS TEXT) IS NULL OR o.state = $3) \
          ORDER BY o.created_at DESC, o.id DESC"
-    ))
+    )))
     .bind(i64::from(user.is_staff))
     .bind(&user.id)
     .bind(query.state)
     .fetch_all(state.db.pool())
     .await?;
-    rows.iter().map(order_out).collect::<Result<_>>().map(Json)
+    rows.iter().map(order_out).collect::<Result<_>>().map(|items| paging.page(items))
 }
 
 /// One order (members of either organisation, operators).

@@ -8,6 +8,7 @@
 //! organisation did not exist; staff operators may read every organisation.
 
 use super::Path;
+use super::paging::{Page, PageParams, Paging};
 use super::{JsonBody, OptionalJsonBody, required_text};
 use crate::AppState;
 use crate::auth::CurrentUser;
@@ -186,19 +187,20 @@ async fn create(
 #[utoipa::path(
     get,
     path = "/api/organizations",
-    responses((status = 200, description = "The organisations.", body = Vec<OrganizationOut>)),
+    params(PageParams),
+    responses((status = 200, description = "The organisations.", body = Vec<OrganizationOut>, headers(("Link" = String, description = "The pages beside this one (RFC 8288), when there are any.")))),
 )]
-async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Vec<OrganizationOut>>> {
-    let rows = sqlx::query(
+async fn list(State(state): State<AppState>, user: CurrentUser, paging: Paging) -> Result<Page<OrganizationOut>> {
+    let rows = sqlx::query(&paging.sql(
         "SELECT o.id, o.name, o.provider_status, o.created_at, m.role FROM organization o \
-         JOIN membership m ON m.organization_id = o.id WHERE m.user_id = $1 ORDER BY o.name",
-    )
+         JOIN membership m ON m.organization_id = o.id WHERE m.user_id = $1 ORDER BY o.name, o.id",
+    ))
     .bind(&user.id)
     .fetch_all(state.db.pool())
     .await?;
     let orgs: Result<Vec<_>> =
         rows.iter().map(|r| org_out(r, Some(Role::parse(&r.try_get::<String, _>("role")?)?))).collect();
-    orgs.map(Json)
+    orgs.map(|items| paging.page(items))
 }
 
 /// One of the caller's organisations (members; operators read any).
@@ -234,19 +236,20 @@ struct MemberOut {
 #[utoipa::path(
     get,
     path = "/api/organizations/{id}/members",
-    params(("id" = String, Path, description = "Organisation id.")),
-    responses((status = 200, description = "The members.", body = Vec<MemberOut>)),
+    params(("id" = String, Path, description = "Organisation id."), PageParams),
+    responses((status = 200, description = "The members.", body = Vec<MemberOut>, headers(("Link" = String, description = "The pages beside this one (RFC 8288), when there are any.")))),
 )]
 async fn members(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<String>,
-) -> Result<Json<Vec<MemberOut>>> {
+    paging: Paging,
+) -> Result<Page<MemberOut>> {
     authorize(&state, &user, &id, false).await?;
-    let rows = sqlx::query(
+    let rows = sqlx::query(&paging.sql(
         "SELECT u.id, u.email, u.name, m.role FROM membership m JOIN user_account u ON u.id = m.user_id \
-         WHERE m.organization_id = $1 ORDER BY u.email",
-    )
+         WHERE m.organization_id = $1 ORDER BY u.email, u.id",
+    ))
     .bind(&id)
     .fetch_all(state.db.pool())
     .await?;
@@ -261,7 +264,7 @@ async fn members(
             })
         })
         .collect::<Result<_>>()?;
-    Ok(Json(members))
+    Ok(paging.page(members))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

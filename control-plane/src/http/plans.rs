@@ -13,6 +13,7 @@
 //! resumed. Archiving stops new orders of a plan at any time.
 
 use super::offerings::{Viewer, ensure_editable, load, load_managed, mark_changed};
+use super::paging::{Page, PageParams, Paging};
 use super::{Empty, JsonBody, OptionalJsonBody, Path, non_negative, nullable, required_text};
 use crate::AppState;
 use crate::auth::{CurrentUser, MaybeUser};
@@ -203,25 +204,26 @@ async fn load_plan(state: &AppState, user: Option<&CurrentUser>, id: &str) -> Re
 #[utoipa::path(
     get,
     path = "/api/offerings/{id}/plans",
-    params(("id" = String, Path, description = "Offering id.")),
+    params(("id" = String, Path, description = "Offering id."), PageParams),
     security((), ("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, description = "The plans.", body = Vec<PlanOut>)),
+    responses((status = 200, description = "The plans.", body = Vec<PlanOut>, headers(("Link" = String, description = "The pages beside this one (RFC 8288), when there are any.")))),
 )]
 async fn list(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
     Path(id): Path<String>,
-) -> Result<Json<Vec<PlanOut>>> {
+    paging: Paging,
+) -> Result<Page<PlanOut>> {
     let (_, viewer) = load(&state, user.as_ref(), &id).await?;
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query(&paging.sql(&format!(
         "SELECT {PLAN_COLUMNS} FROM plan WHERE offering_id = $1 AND ($2 = 1 OR archived_at IS NULL) \
          ORDER BY created_at, id"
-    ))
+    )))
     .bind(&id)
     .bind(i64::from(viewer != Viewer::Public))
     .fetch_all(state.db.pool())
     .await?;
-    rows.iter().map(plan_out).collect::<Result<_>>().map(Json)
+    rows.iter().map(plan_out).collect::<Result<_>>().map(|items| paging.page(items))
 }
 
 /// One plan, as its offering is seen (anyone for a live plan of an active

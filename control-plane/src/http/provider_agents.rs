@@ -8,9 +8,10 @@
 //! the component bytes); versions are never changed. Importing the flow the
 //! latest version already holds returns that version instead of a copy.
 
+use super::Path;
 use super::organizations::authorize;
+use super::paging::{Listing, Page, PageParams, Paging};
 use super::{JsonBody, RawJson, required_text};
-use super::{Path, Query};
 use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::db::{new_id, now_ms, sum_of};
@@ -115,36 +116,33 @@ struct ListQuery {
 #[utoipa::path(
     get,
     path = "/api/provider-agents",
-    params(ListQuery),
+    params(ListQuery, PageParams),
     responses(
-        (status = 200, description = "The agents.", body = Vec<AgentOut>),
+        (status = 200, description = "The agents.", body = Vec<AgentOut>, headers(("Link" = String, description = "The pages beside this one (RFC 8288), when there are any."))),
         (status = 404, description = "`organization` is not one of the caller's (`not_found`).", body = ErrorBody),
     ),
 )]
 async fn list(
     State(state): State<AppState>,
     user: CurrentUser,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Vec<AgentOut>>> {
+    Listing { filters: query, paging }: Listing<ListQuery>,
+) -> Result<Page<AgentOut>> {
     if let Some(org) = &query.organization {
         authorize(&state, &user, org, false).await?;
     }
-    let rows = sqlx::query(&format!(
+    // `organization` was authorised above: an operator may read any.
+    let rows = sqlx::query(&paging.sql(&format!(
         "SELECT {AGENT_COLUMNS} FROM provider_agent a \
-         WHERE a.organization_id IN (SELECT organization_id FROM membership WHERE user_id = $1) \
-            OR a.organization_id = $2 \
+         WHERE CASE WHEN $2 = '' \
+               THEN a.organization_id IN (SELECT organization_id FROM membership WHERE user_id = $1) \
+               ELSE a.organization_id = $2 END \
          ORDER BY a.name, a.id"
-    ))
+    )))
     .bind(&user.id)
     .bind(query.organization.as_deref().unwrap_or(""))
     .fetch_all(state.db.pool())
     .await?;
-    let agents = rows.iter().map(agent_out).collect::<Result<Vec<_>>>()?;
-    let agents = match &query.organization {
-        Some(org) => agents.into_iter().filter(|a| &a.organization == org).collect(),
-        None => agents,
-    };
-    Ok(Json(agents))
+    rows.iter().map(agent_out).collect::<Result<_>>().map(|items| paging.page(items))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -461,22 +459,24 @@ async fn import_flow(
 #[utoipa::path(
     get,
     path = "/api/provider-agents/{id}/versions",
-    params(("id" = String, Path, description = "Provider agent id.")),
-    responses((status = 200, description = "The versions.", body = Vec<VersionOut>)),
+    params(("id" = String, Path, description = "Provider agent id."), PageParams),
+    responses((status = 200, description = "The versions.", body = Vec<VersionOut>, headers(("Link" = String, description = "The pages beside this one (RFC 8288), when there are any.")))),
 )]
 async fn versions(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<String>,
-) -> Result<Json<Vec<VersionOut>>> {
+    paging: Paging,
+) -> Result<Page<VersionOut>> {
     load(&state, &user, &id, false).await?;
-    let rows = sqlx::query(&format!(
-        "SELECT {VERSION_COLUMNS} FROM flow_version WHERE provider_agent_id = $1 ORDER BY version"
-    ))
+    let rows = sqlx::query(
+        &paging
+            .sql(&format!("SELECT {VERSION_COLUMNS} FROM flow_version WHERE provider_agent_id = $1 ORDER BY version")),
+    )
     .bind(&id)
     .fetch_all(state.db.pool())
     .await?;
-    rows.iter().map(version_out).collect::<Result<_>>().map(Json)
+    rows.iter().map(version_out).collect::<Result<_>>().map(|items| paging.page(items))
 }
 
 /// One version (members; operators read any).

@@ -5,6 +5,7 @@
 //! or an operator) queues the durable `deprovision` job, which revokes the
 //! resource's keys and tells the runtime hosts to drop the agent.
 
+use super::paging::{Page, PageParams, Paging};
 use super::parties::Parties;
 use super::{Empty, OptionalJsonBody, Path};
 use crate::AppState;
@@ -97,17 +98,18 @@ async fn load(state: &AppState, user: &CurrentUser, id: &str) -> Result<(Resourc
 #[utoipa::path(
     get,
     path = "/api/resources",
-    responses((status = 200, description = "The resources.", body = Vec<ResourceOut>)),
+    params(PageParams),
+    responses((status = 200, description = "The resources.", body = Vec<ResourceOut>, headers(("Link" = String, description = "The pages beside this one (RFC 8288), when there are any.")))),
 )]
-async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Vec<ResourceOut>>> {
-    let rows = sqlx::query(&format!(
+async fn list(State(state): State<AppState>, user: CurrentUser, paging: Paging) -> Result<Page<ResourceOut>> {
+    let rows = sqlx::query(&paging.sql(&format!(
         "SELECT {RESOURCE_COLUMNS}, CASE WHEN $1 = 1 OR r.organization_id IN \
          (SELECT organization_id FROM membership WHERE user_id = $2) THEN 1 ELSE 0 END AS consumer_side \
          FROM resource r JOIN offering o ON o.id = r.offering_id \
          WHERE $1 = 1 OR r.organization_id IN (SELECT organization_id FROM membership WHERE user_id = $2) \
             OR o.organization_id IN (SELECT organization_id FROM membership WHERE user_id = $2) \
          ORDER BY r.created_at DESC, r.id DESC"
-    ))
+    )))
     .bind(i64::from(user.is_staff))
     .bind(&user.id)
     .fetch_all(state.db.pool())
@@ -119,7 +121,7 @@ async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<V
         }
         Ok(resource)
     });
-    resources.collect::<Result<_>>().map(Json)
+    resources.collect::<Result<_>>().map(|items| paging.page(items))
 }
 
 /// One resource (members of either organisation, operators).

@@ -13,7 +13,8 @@
 
 use super::agent_configs;
 use super::organizations::authorize;
-use super::{OptionalJsonBody, Path, Query};
+use super::paging::{Listing, Page, PageParams};
+use super::{OptionalJsonBody, Path};
 use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::db::{new_id, now_ms};
@@ -150,25 +151,25 @@ struct ListQuery {
 #[utoipa::path(
     get,
     path = "/api/training-documents",
-    params(ListQuery),
-    responses((status = 200, description = "The documents.", body = Vec<DocumentOut>)),
+    params(ListQuery, PageParams),
+    responses((status = 200, description = "The documents.", body = Vec<DocumentOut>, headers(("Link" = String, description = "The pages beside this one (RFC 8288), when there are any.")))),
 )]
 async fn list(
     State(state): State<AppState>,
     user: CurrentUser,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Vec<DocumentOut>>> {
-    let rows = sqlx::query(&format!(
+    Listing { filters: query, paging }: Listing<ListQuery>,
+) -> Result<Page<DocumentOut>> {
+    let rows = sqlx::query(&paging.sql(&format!(
         "SELECT {COLUMNS} FROM training_document \
          WHERE organization_id IN (SELECT organization_id FROM membership WHERE user_id = $1) \
          AND ($2 = '' OR config_id = $2) AND ($3 = '' OR status = $3) ORDER BY created_at DESC, id DESC"
-    ))
+    )))
     .bind(&user.id)
     .bind(query.config_id.unwrap_or_default())
     .bind(query.status.unwrap_or_default())
     .fetch_all(state.db.pool())
     .await?;
-    rows.iter().map(document_out).collect::<Result<_>>().map(Json)
+    rows.iter().map(document_out).collect::<Result<_>>().map(|items| paging.page(items))
 }
 
 /// One training document (members of its organisation).
