@@ -8,17 +8,19 @@ use axum::http::StatusCode;
 use sandflow_runtime_host::usage::{HttpSink, Outbox, UsageRecord};
 use sandflow_runtime_host::{Invocation, Limits, RunContext, Runtime, RuntimeConfig};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A local usage sink: keeps what it is sent; refuses the first `refuse`
 /// batches, and rejects (422, as the control plane does) every batch that
-/// holds a record of tenant `invalid`, whole.
+/// holds a record of tenant `invalid` (until `accept_invalid`) or
+/// `unknown`, whole.
 #[derive(Clone, Default)]
 struct TestSink {
     received: Arc<Mutex<Vec<UsageRecord>>>,
     refuse: Arc<AtomicUsize>,
     batches: Arc<AtomicUsize>,
+    accept_invalid: Arc<AtomicBool>,
 }
 
 impl TestSink {
@@ -29,8 +31,13 @@ impl TestSink {
                 sink.refuse.fetch_sub(1, Ordering::SeqCst);
                 return (StatusCode::SERVICE_UNAVAILABLE, String::new());
             }
-            if let Some(at) = batch.iter().position(|r| r.tenant == "invalid") {
-                return (StatusCode::UNPROCESSABLE_ENTITY, format!("record {at}: tenant `invalid` is unknown"));
+            let accept_invalid = sink.accept_invalid.load(Ordering::SeqCst);
+            let refused = |r: &UsageRecord| r.tenant == "unknown" || (r.tenant == "invalid" && !accept_invalid);
+            if let Some(at) = batch.iter().position(refused) {
+                return (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("record {at}: tenant `{}` is unknown", batch[at].tenant),
+                );
             }
             sink.received.lock().expect("lock").extend(batch);
             (StatusCode::OK, String::new())
@@ -193,6 +200,76 @@ async fn a_rejected_record_is_set_aside_and_the_rest_delivered() {
     outbox.append(&record(40)).expect("appends");
     assert_eq!(outbox.deliver_pending(&sink_url).await.expect("delivers"), 1, "delivery goes on");
     assert_eq!(sink.keys().last().map(String::as_str), Some("run-40"));
+}
+
+/// Records set aside are offered again when delivery starts: those the
+/// sink now takes leave the file, those it still rejects stay with its
+/// new reason, and a line that cannot be read is kept as it is.
+#[tokio::test]
+async fn set_aside_records_are_offered_again_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = TestSink::default();
+    let url = sink.clone().start().await;
+    let rejected_path = dir.path().join(sandflow_runtime_host::usage::REJECTED);
+    {
+        let outbox = Outbox::open(dir.path()).expect("opens");
+        for n in 0..20 {
+            let tenant = match n {
+                5 | 6 => "invalid",
+                9 => "unknown",
+                _ => "acme",
+            };
+            outbox.append(&UsageRecord { tenant: tenant.into(), ..record(n) }).expect("appends");
+        }
+        assert_eq!(outbox.deliver_pending(&HttpSink::new(url.clone(), None)).await.expect("delivers"), 20);
+    }
+    assert_eq!(std::fs::read_to_string(&rejected_path).expect("kept").lines().count(), 3);
+    assert_eq!(sink.keys().len(), 17);
+    // A line torn by a crash (no newline), and the sink fixed for tenant
+    // `invalid`.
+    let mut torn = std::fs::OpenOptions::new().append(true).open(&rejected_path).expect("opens");
+    std::io::Write::write_all(&mut torn, b"{\"record\": {\"idempot").expect("writes");
+    sink.accept_invalid.store(true, Ordering::SeqCst);
+
+    let outbox = Arc::new(Outbox::open(dir.path()).expect("reopens"));
+    Delivering::start(&outbox, url.clone()).stop_once(&sink, 19).await;
+    let mut keys = sink.keys();
+    keys.sort();
+    let mut expected: Vec<String> = (0..20).filter(|&n| n != 9).map(|n| format!("run-{n}")).collect();
+    expected.sort();
+    assert_eq!(keys, expected, "the fixed records delivered, once each");
+    let left = std::fs::read_to_string(&rejected_path).expect("still kept");
+    let left: Vec<&str> = left.lines().collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert_eq!(left[0], "{\"record\": {\"idempot", "the unreadable line, as it was");
+    let kept: serde_json::Value = serde_json::from_str(left[1]).expect("JSON");
+    assert_eq!(kept["record"]["idempotency_key"], "run-9");
+    assert!(kept["reason"].as_str().expect("reason").contains("`unknown`"), "{kept}");
+
+    // A sink that stops answering loses none of them.
+    drop(outbox);
+    let line =
+        serde_json::json!({"record": UsageRecord { tenant: "invalid".into(), ..record(30) }, "reason": "earlier"});
+    std::fs::write(&rejected_path, format!("{line}\n")).expect("writes");
+    let outbox = Outbox::open(dir.path()).expect("reopens");
+    let sink_url = HttpSink::new(url, None);
+    sink.refuse.store(1, Ordering::SeqCst);
+    assert!(outbox.offer_rejected_again(&sink_url).await.is_err());
+    assert_eq!(std::fs::read_to_string(&rejected_path).expect("kept"), format!("{line}\n"));
+    // Once the sink takes every record, the file goes.
+    assert_eq!(outbox.offer_rejected_again(&sink_url).await.expect("offers"), 1);
+    assert!(!rejected_path.exists());
+    assert!(sink.keys().contains(&"run-30".to_owned()));
+
+    // A record set aside after a torn line gets a line of its own.
+    std::fs::write(&rejected_path, b"{\"torn").expect("writes");
+    outbox.append(&UsageRecord { tenant: "unknown".into(), ..record(31) }).expect("appends");
+    assert_eq!(outbox.deliver_pending(&sink_url).await.expect("delivers"), 1);
+    let kept = std::fs::read_to_string(&rejected_path).expect("kept");
+    let kept: Vec<&str> = kept.lines().collect();
+    assert_eq!(kept[0], "{\"torn");
+    let record: serde_json::Value = serde_json::from_str(kept[1]).expect("a line of its own");
+    assert_eq!(record["record"]["idempotency_key"], "run-31");
 }
 
 #[tokio::test]

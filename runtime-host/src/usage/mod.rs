@@ -10,7 +10,9 @@
 //! restart; a batch sent but not yet marked delivered is sent again. A
 //! batch the sink rejects for what it holds (400, 413, 422) is halved until
 //! the records at fault stand alone; those are kept in [`REJECTED`] with
-//! the sink's reason, and delivery goes on past them.
+//! the sink's reason, and delivery goes on past them. Each time delivery
+//! starts (a host's start) they are offered again, so once the sink's
+//! operator has fixed what it objected to, a restart delivers them.
 //!
 //! A run the process is killed in the middle of is recorded too: a run
 //! that calls outside or computes for more than a lane slice is journaled
@@ -21,10 +23,12 @@
 mod in_progress;
 mod lines;
 mod outbox;
+mod set_aside;
 mod sink;
 
 pub use in_progress::{GENERATION_BYTES, INTERRUPTED, InProgress};
-pub use outbox::{BATCH, MAX_BACKLOG_BYTES, Outbox, OutboxError, REJECTED, SEGMENT_BYTES, SYNC_INTERVAL};
+pub use outbox::{BATCH, MAX_BACKLOG_BYTES, Outbox, OutboxError, SEGMENT_BYTES, SYNC_INTERVAL};
+pub use set_aside::REJECTED;
 pub use sink::{HttpSink, Sink, SinkError};
 
 use serde::{Deserialize, Serialize};

@@ -11,9 +11,10 @@
 use super::UsageRecord;
 use super::in_progress::{InProgress, Journal, interrupted_runs};
 use super::lines::LineFile;
+use super::set_aside;
 use super::sink::{Sink, SinkError};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,8 +27,6 @@ pub const SEGMENT_BYTES: u64 = 8 << 20;
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(200);
 /// Most records per delivered batch.
 pub const BATCH: usize = 1_000;
-/// The file, in the outbox's directory, of records the sink rejected.
-pub const REJECTED: &str = "rejected.jsonl";
 /// The file, in the outbox's directory, an open outbox holds locked.
 const LOCK: &str = ".lock";
 /// Most bytes of records waiting for the sink before the host takes no
@@ -83,6 +82,8 @@ pub struct Outbox {
     /// Bytes of records not yet delivered.
     backlog: AtomicU64,
     max_backlog: u64,
+    /// Held while [`REJECTED`](super::REJECTED) is written.
+    set_aside: tokio::sync::Mutex<()>,
     /// Locked while the outbox is open (see the module's docs).
     _lock: File,
 }
@@ -129,6 +130,7 @@ impl Outbox {
             journal,
             backlog: AtomicU64::new(0),
             max_backlog,
+            set_aside: tokio::sync::Mutex::new(()),
             _lock: lock,
         };
         outbox.count_backlog(outbox.cursor()).map_err(err)?;
@@ -249,39 +251,29 @@ impl Outbox {
         }
     }
 
-    /// Delivers `batch`. A batch the sink rejects is halved until each
-    /// record it rejects stands alone; those are set aside in
-    /// [`REJECTED`] with the sink's reason, so one bad record does not
-    /// hold up every record behind it.
+    /// Delivers `batch`, setting aside in [`REJECTED`](super::REJECTED) the records the
+    /// sink rejects, so one bad record does not hold up every record
+    /// behind it.
     async fn deliver_or_set_aside(&self, sink: &impl Sink, batch: &[UsageRecord]) -> Result<(), SinkError> {
-        let mut parts = vec![batch];
-        while let Some(part) = parts.pop() {
-            match sink.deliver(part).await {
-                Ok(()) => {}
-                Err(SinkError::Rejected(reason)) if part.len() == 1 => {
-                    self.set_aside(&part[0], &reason).map_err(|e| SinkError::Unavailable(e.to_string()))?;
-                }
-                Err(SinkError::Rejected(_)) => {
-                    let (first, second) = part.split_at(part.len() / 2);
-                    parts.extend([second, first]);
-                }
-                Err(error) => return Err(error),
-            }
+        let rejected = set_aside::deliver_sorting(sink, batch).await?;
+        if rejected.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let _file = self.set_aside.lock().await;
+        set_aside::append(&self.dir, &rejected).map_err(|e| SinkError::Unavailable(e.to_string()))
     }
 
-    /// Keeps a record the sink rejects, with its reason, for the operator.
-    fn set_aside(&self, record: &UsageRecord, reason: &str) -> std::io::Result<()> {
-        tracing::error!(
-            key = %record.idempotency_key, tenant = %record.tenant, %reason,
-            "usage record rejected by the sink; kept in {REJECTED}"
-        );
-        let mut line = serde_json::to_vec(&serde_json::json!({ "record": record, "reason": reason }))?;
-        line.push(b'\n');
-        let mut file = OpenOptions::new().create(true).append(true).open(self.dir.join(REJECTED))?;
-        file.write_all(&line)?;
-        file.sync_data()
+    /// Offers the records set aside in [`REJECTED`](super::REJECTED) to `sink` once more:
+    /// it may take them now that its operator has fixed what it objected
+    /// to. [`Outbox::deliver_forever`] does this once, when it starts, so
+    /// restarting the host after such a fix is all it takes. Records the
+    /// sink still rejects stay, with its new reason; a line that cannot
+    /// be read stays as it is. Returns how many records the sink took.
+    /// Nothing is lost if the sink stops answering partway, or the
+    /// process dies: what was not settled stays in the file.
+    pub async fn offer_rejected_again(&self, sink: &impl Sink) -> Result<usize, SinkError> {
+        let _file = self.set_aside.lock().await;
+        set_aside::offer_again(&self.dir, sink).await
     }
 
     /// Syncs and delivers until `shutdown`, retrying a refused batch with
@@ -291,16 +283,27 @@ impl Outbox {
     /// does. Records are delivered as they are appended while the sink
     /// takes them; once it refuses, new appends do not hasten the retry,
     /// which waits out its backoff (doubling to [`MAX_BACKOFF`]), so a
-    /// busy host does not hammer a struggling control plane.
+    /// busy host does not hammer a struggling control plane. Before its
+    /// first delivery it offers what was set aside once more
+    /// ([`Outbox::offer_rejected_again`]).
     pub async fn deliver_forever(&self, sink: impl Sink, shutdown: impl Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut backoff = Duration::from_millis(100);
         let mut retry_at: Option<tokio::time::Instant> = None;
+        let mut offer_again = true;
         loop {
             if let Err(error) = self.sync() {
                 tracing::warn!(%error, "usage outbox sync failed");
             }
             if retry_at.is_none_or(|at| tokio::time::Instant::now() >= at) {
+                if offer_again {
+                    // Once a start: a sink or disk that fails it now must
+                    // not hold up the records still to deliver.
+                    offer_again = false;
+                    if let Err(error) = self.offer_rejected_again(&sink).await {
+                        tracing::warn!(%error, "set-aside usage records not offered again; the next start will");
+                    }
+                }
                 match self.deliver_pending(&sink).await {
                     Ok(_) => {
                         backoff = Duration::from_millis(100);
