@@ -202,9 +202,10 @@ async fn a_rejected_record_is_set_aside_and_the_rest_delivered() {
     assert_eq!(sink.keys().last().map(String::as_str), Some("run-40"));
 }
 
-/// Records set aside are offered again when delivery starts: those the
-/// sink now takes leave the file, those it still rejects stay with its
-/// new reason, and a line that cannot be read is kept as it is.
+/// Records set aside are offered again when delivery starts (and until the
+/// sink answers): those it now takes leave the file, those it still
+/// rejects stay with its new reason, and a line that cannot be read is
+/// kept as it is.
 #[tokio::test]
 async fn set_aside_records_are_offered_again_at_start() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -231,6 +232,8 @@ async fn set_aside_records_are_offered_again_at_start() {
     std::io::Write::write_all(&mut torn, b"{\"record\": {\"idempot").expect("writes");
     sink.accept_invalid.store(true, Ordering::SeqCst);
 
+    // The ledger is not up yet for the first offer: it is tried again.
+    sink.refuse.store(1, Ordering::SeqCst);
     let outbox = Arc::new(Outbox::open(dir.path()).expect("reopens"));
     Delivering::start(&outbox, url.clone()).stop_once(&sink, 19).await;
     let mut keys = sink.keys();

@@ -85,7 +85,7 @@ impl Paging {
         let more = rows.len() > size;
         rows.truncate(size);
         let mut links = Vec::new();
-        if more {
+        if more && self.page < MAX_PAGE {
             links.push(format!("<{}>; rel=\"next\"", self.link(self.page + 1)));
         }
         if self.page > 1 {

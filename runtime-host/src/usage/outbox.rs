@@ -285,23 +285,30 @@ impl Outbox {
     /// which waits out its backoff (doubling to [`MAX_BACKOFF`]), so a
     /// busy host does not hammer a struggling control plane. Before its
     /// first delivery it offers what was set aside once more
-    /// ([`Outbox::offer_rejected_again`]).
+    /// ([`Outbox::offer_rejected_again`]), and should that fail, again on
+    /// a backoff of its own until the sink has answered for every record.
     pub async fn deliver_forever(&self, sink: impl Sink, shutdown: impl Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut backoff = Duration::from_millis(100);
         let mut retry_at: Option<tokio::time::Instant> = None;
-        let mut offer_again = true;
+        let mut offer_at = Some(tokio::time::Instant::now());
+        let mut offer_backoff = Duration::from_millis(100);
         loop {
             if let Err(error) = self.sync() {
                 tracing::warn!(%error, "usage outbox sync failed");
             }
             if retry_at.is_none_or(|at| tokio::time::Instant::now() >= at) {
-                if offer_again {
-                    // Once a start: a sink or disk that fails it now must
-                    // not hold up the records still to deliver.
-                    offer_again = false;
-                    if let Err(error) = self.offer_rejected_again(&sink).await {
-                        tracing::warn!(%error, "set-aside usage records not offered again; the next start will");
+                // A sink or disk that fails the offer must not hold up the
+                // records still to deliver: it is tried again on its own
+                // backoff.
+                if offer_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                    match self.offer_rejected_again(&sink).await {
+                        Ok(_) => offer_at = None,
+                        Err(error) => {
+                            tracing::warn!(%error, retry_in = ?offer_backoff, "set-aside usage records not offered again");
+                            offer_at = Some(tokio::time::Instant::now() + offer_backoff);
+                            offer_backoff = (offer_backoff * 2).min(MAX_BACKOFF);
+                        }
                     }
                 }
                 match self.deliver_pending(&sink).await {

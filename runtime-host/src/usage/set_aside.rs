@@ -55,7 +55,9 @@ pub(super) fn append(dir: &Path, kept: &[SetAside]) -> std::io::Result<()> {
             "usage record rejected by the sink; kept in {REJECTED}"
         );
     }
-    let mut file = OpenOptions::new().create(true).read(true).append(true).open(dir.join(REJECTED))?;
+    let path = dir.join(REJECTED);
+    let new = !path.exists();
+    let mut file = OpenOptions::new().create(true).read(true).append(true).open(&path)?;
     let mut len = file.metadata()?.len();
     if len > 0 {
         let mut last = [0];
@@ -66,11 +68,21 @@ pub(super) fn append(dir: &Path, kept: &[SetAside]) -> std::io::Result<()> {
             len += 1;
         }
     }
-    let mut lines = LineFile::new(file, len);
+    // One write: should it fail halfway, all of it is cut off again, so
+    // the batch's retry does not keep some records twice.
+    let mut all = Vec::new();
     for one in kept {
-        lines.append(&line(one)?)?;
+        all.extend(line(one)?);
     }
-    lines.file().sync_data()
+    let mut lines = LineFile::new(file, len);
+    lines.append(&all)?;
+    lines.file().sync_data()?;
+    if new { sync_dir(dir) } else { Ok(()) }
+}
+
+/// Makes the creation, renaming or removal of a file in `dir` durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 fn line(one: &SetAside) -> std::io::Result<Vec<u8>> {
@@ -153,6 +165,8 @@ pub(super) async fn offer_again(dir: &Path, sink: &impl Sink) -> Result<usize, S
     } else {
         std::fs::rename(&reoffered, &path).map_err(unavailable)?;
     }
+    // Before anything is appended to the file that is now there.
+    sync_dir(dir).map_err(unavailable)?;
     tracing::info!(taken, still_rejected = still, unreadable, "set-aside usage records offered again");
     match stopped {
         Some(error) => Err(error),
