@@ -85,11 +85,11 @@ async fn catalog(
     let plans = if on_page.is_empty() {
         Vec::new()
     } else {
-        let ids: Vec<String> = (1..=on_page.len()).map(|n| format!("${n}")).collect();
+        let placeholders: Vec<String> = (1..=on_page.len()).map(|n| format!("${n}")).collect();
         let sql = format!(
             "SELECT {PLAN_COLUMNS} FROM plan WHERE archived_at IS NULL AND offering_id IN ({}) \
              ORDER BY created_at, id",
-            ids.join(", ")
+            placeholders.join(", ")
         );
         let mut plans = sqlx::query(&sql);
         for offering in &on_page {

@@ -133,7 +133,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
 }
 
 /// A list endpoint's filters (`T`, whose unknown keys are refused as
-/// [`Query`] refuses them) and the page it asks for.
+/// [`super::Query`] refuses them) and the page it asks for.
 #[derive(Debug)]
 pub struct Listing<T> {
     /// The filters.
@@ -153,11 +153,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Listing<T> {
         Ok(Self { filters, paging })
     }
 }
-
-/// No filters: any query key but the paging ones is refused.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoFilters {}
 
 /// One page of a list: a JSON array, with a `Link` header to the pages
 /// beside it.
