@@ -45,6 +45,14 @@ pub struct Config {
     #[arg(long = "key-secret", env = "SANDFLOW_KEY_SECRETS", value_delimiter = ',', hide_env_values = true)]
     pub key_secrets: Vec<String>,
 
+    /// Keys that seal buyers' agent secrets at rest, `kid=<64 hex
+    /// digits>` (32 random bytes; repeatable, comma-separated in the
+    /// environment). The first seals new values; every one opens, so a new
+    /// key goes first and the old one stays until its values are set
+    /// again. Without one, setting a secret answers 503.
+    #[arg(long = "secrets-key", env = "SANDFLOW_SECRETS_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub secrets_keys: Vec<String>,
+
     /// How many times a background job (provisioning, deprovisioning) is
     /// tried before it is marked failed.
     #[arg(long = "job-max-attempts", env = "SANDFLOW_JOB_MAX_ATTEMPTS", default_value_t = 5)]
@@ -83,14 +91,22 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The keys agent secrets are sealed with (503 when none is configured
+    /// or one is malformed).
+    pub fn sealing_keys(&self) -> crate::error::Result<crate::secrets::SealingKeys> {
+        crate::secrets::SealingKeys::parse(&self.secrets_keys).map_err(|e| {
+            crate::Error::Unavailable(format!("agent secrets are off: {e}; the operator sets --secrets-key"))
+        })
+    }
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Key secrets show only their kid, like `Secret` shows nothing.
-        let kids: Vec<String> = self
-            .key_secrets
-            .iter()
-            .map(|pair| format!("{}=***", pair.split_once('=').map_or("?", |(kid, _)| kid)))
-            .collect();
+        // Key and sealing secrets show only their kid, like `Secret` shows nothing.
+        fn kids(pairs: &[String]) -> Vec<String> {
+            pairs.iter().map(|pair| format!("{}=***", pair.split_once('=').map_or("?", |(kid, _)| kid))).collect()
+        }
         f.debug_struct("Config")
             .field("database_url", &self.database_url)
             .field("data_dir", &self.data_dir)
@@ -98,7 +114,8 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("secure_cookies", &self.secure_cookies)
             .field("session_hours", &self.session_hours)
-            .field("key_secrets", &kids)
+            .field("key_secrets", &kids(&self.key_secrets))
+            .field("secrets_keys", &kids(&self.secrets_keys))
             .field("job_max_attempts", &self.job_max_attempts)
             .field("job_backoff_ms", &self.job_backoff_ms)
             .field("documents_url", &self.documents_url)
@@ -117,6 +134,7 @@ impl Default for Config {
             secure_cookies: true,
             session_hours: 24 * 14,
             key_secrets: Vec::new(),
+            secrets_keys: Vec::new(),
             job_max_attempts: 5,
             job_backoff_ms: 2_000,
             documents_url: None,
@@ -171,11 +189,12 @@ mod tests {
         let config = Config {
             runtime_token: Some(Secret::new("hunter2")),
             key_secrets: vec!["k1=swordfish".into()],
+            secrets_keys: vec!["s1=00ff00ff".into()],
             ..Config::default()
         };
         let debug = format!("{config:?}");
-        assert!(!debug.contains("hunter2") && !debug.contains("swordfish"), "{debug}");
-        assert!(debug.contains("k1=***"), "{debug}");
+        assert!(!debug.contains("hunter2") && !debug.contains("swordfish") && !debug.contains("00ff"), "{debug}");
+        assert!(debug.contains("k1=***") && debug.contains("s1=***"), "{debug}");
     }
 
     #[test]

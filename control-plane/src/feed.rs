@@ -8,10 +8,14 @@
 //!
 //! - `agent.provisioned`: `{"agent": {"id", "tenant", "subscription",
 //!   "flow_id", "endpoint_name", "digest", "limits": {"fuel",
-//!   "memory_bytes", "deadline_ms"}, "persona", "rpm", "widget_origins"}}`
-//!   (`widget_origins`: the pages the buyer's widget settings allow, whose
-//!   widget keys the host takes; empty for any page); sent again
-//!   whenever the agent's configuration or limits change (hosts replace it);
+//!   "memory_bytes", "deadline_ms"}, "persona", "rpm", "widget_origins",
+//!   "secrets"}}` (`widget_origins`: the pages the buyer's widget settings
+//!   allow, whose widget keys the host takes; empty for any page;
+//!   `secrets`: the names of the buyer's secrets for the agent, sorted,
+//!   whose values hosts fetch with `GET /api/runtime/agents/{id}/secrets`:
+//!   the feed is stored and paged, values are not put in it); sent again
+//!   whenever the agent's configuration, secrets or limits change (hosts
+//!   replace it);
 //! - `agent.deprovisioned`: `{"agent_id"}`;
 //! - `key.revoked`: `{"key_id", "exp"}`, `exp` the key's expiry as in its
 //!   JWT (seconds since the Unix epoch), after which hosts forget it;
@@ -70,6 +74,11 @@ pub async fn agent_provisioned(tx: &mut Transaction<'_, Any>, id: &str) -> Resul
         Some(text) => serde_json::from_str::<Widget>(&text).map_err(Error::internal)?.allowed_origins,
         None => Vec::new(),
     };
+    // Names only: hosts fetch the values with their token.
+    let secrets: Vec<String> = sqlx::query_scalar("SELECT name FROM agent_secret WHERE resource_id = $1 ORDER BY name")
+        .bind(id)
+        .fetch_all(&mut **tx)
+        .await?;
     let agent = json!({
         "id": id,
         "tenant": row.try_get::<String, _>("organization_id")?,
@@ -85,6 +94,7 @@ pub async fn agent_provisioned(tx: &mut Transaction<'_, Any>, id: &str) -> Resul
         "persona": persona,
         "rpm": row.try_get::<Option<i64>, _>("requests_per_minute")?,
         "widget_origins": widget_origins,
+        "secrets": secrets,
     });
     emit(tx, &json!({ "kind": "agent.provisioned", "agent": agent })).await
 }

@@ -17,11 +17,11 @@
 //! | seller | `/api/provider-agents/` (+ `validate_flow`, `{id}/import_flow`, `{id}/versions`, `{id}/stats`) |
 //! | catalog | `/api/categories/` (+ `{id}`), `/api/offerings/` (+ `{id}`, `submit`, `approve`, `reject`, `pause`, `resume`, `archive`), `/api/offerings/{id}/plans/`, `/api/plans/{id}` (+ `archive`), `GET /api/catalog/` |
 //! | buying | `/api/orders/` (+ `{id}`, `approve_by_consumer`, `reject_by_consumer`, `approve_by_provider`, `reject_by_provider`, `cancel`, `retry`), `/api/resources/` (+ `{id}`, `terminate`) |
-//! | buyer's agents | `/api/customer-agent-configs/` (+ `{id}`, `{id}/api_keys`), `/api/agent-api-keys/` (+ `{id}` DELETE, `regenerate`) |
+//! | buyer's agents | `/api/customer-agent-configs/` (+ `{id}`, `{id}/api_keys`, `{id}/secrets/{name}`: [`secrets`]), `/api/agent-api-keys/` (+ `{id}` DELETE, `regenerate`) |
 //! | training documents | `/api/training-documents/` (+ `{id}`, `{id}/process`): multipart upload, processed into the [`documents`] index |
 //! | operators | `GET/PUT /api/quotas/{organization_id}`, `GET/PUT /api/admin/settings` |
 //! | analytics | `GET /api/analytics/usage/?organization=&period=YYYY-MM` |
-//! | runtime | `POST /api/runtime/usage/`, `GET /api/runtime/changes/`, `GET /api/runtime/artifacts/{digest}`, `GET /api/runtime/usage-totals/` (bearer runtime token) |
+//! | runtime | `POST /api/runtime/usage/`, `GET /api/runtime/changes/`, `GET /api/runtime/artifacts/{digest}`, `GET /api/runtime/agents/{id}/secrets`, `GET /api/runtime/usage-totals/` (bearer runtime token) |
 //! | docs | `GET /api/openapi.json` (OpenAPI 3.1, generated from the handlers: [`http::openapi`]), `GET /api/docs` |
 //!
 //! Background work (provisioning, deprovisioning) runs as durable [`jobs`];
@@ -57,6 +57,7 @@ pub mod jobs;
 pub mod keys;
 pub mod migrations;
 pub mod provisioning;
+pub mod secrets;
 pub mod transition;
 pub mod usage;
 

@@ -17,6 +17,7 @@ pub const SQLITE: &[Embedded] = embedded!("../migrations/sqlite":
     (10, "0010_order_idempotency"),
     (11, "0011_offering_review"),
     (12, "0012_offering_reviewed_version"),
+    (13, "0013_agent_secrets"),
 );
 
 /// PostgreSQL's migrations, in order.
@@ -33,6 +34,7 @@ pub const POSTGRES: &[Embedded] = embedded!("../migrations/postgres":
     (10, "0010_order_idempotency"),
     (11, "0011_offering_review"),
     (12, "0012_offering_reviewed_version"),
+    (13, "0013_agent_secrets"),
 );
 
 #[cfg(test)]

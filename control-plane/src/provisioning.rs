@@ -86,8 +86,9 @@ pub async fn provision(state: &AppState, order_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Deprovisions a `terminating` resource: revokes its keys, emits
-/// `agent.deprovisioned` and `key.revoked` for each, and marks it
+/// Deprovisions a `terminating` resource: revokes its keys, deletes the
+/// buyer's secrets for it (no host will ask for them again), emits
+/// `agent.deprovisioned` and `key.revoked` for each key, and marks it
 /// `terminated`. Does nothing for a resource that is not `terminating`.
 pub async fn deprovision(state: &AppState, resource_id: &str) -> Result<()> {
     let now = now_ms();
@@ -109,6 +110,7 @@ pub async fn deprovision(state: &AppState, resource_id: &str) -> Result<()> {
     .bind(resource_id)
     .fetch_all(&mut *tx)
     .await?;
+    sqlx::query("DELETE FROM agent_secret WHERE resource_id = $1").bind(resource_id).execute(&mut *tx).await?;
     transition(&mut tx, RESOURCE, resource_id, &["terminating"], "terminated").await?;
     feed::agent_deprovisioned(&mut tx, resource_id).await?;
     revoked.sort();

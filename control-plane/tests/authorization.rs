@@ -34,6 +34,10 @@ use std::collections::BTreeMap;
 
 on_both_stores_with_documents!(every_operation_refuses_whom_it_must);
 
+/// The buyer's agent secret the world holds, and its value.
+const SECRET: &str = "AAI_KEY";
+const SECRET_VALUE: &str = "aai-value-7f3c9e";
+
 /// A role in an organisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -370,6 +374,14 @@ fn cases() -> Vec<Case> {
         ),
         case("get", "/api/customer-agent-configs/{id}/api_keys", BUYER_MANAGE, None),
         case("post", "/api/customer-agent-configs/{id}/api_keys", BUYER_MANAGE, Json(|_| json!({ "name": "ci" }))),
+        case("get", "/api/customer-agent-configs/{id}/secrets", BUYER_MANAGE, None),
+        case(
+            "put",
+            "/api/customer-agent-configs/{id}/secrets/{name}",
+            BUYER_MANAGE,
+            Json(|_| json!({ "value": SECRET_VALUE })),
+        ),
+        case("delete", "/api/customer-agent-configs/{id}/secrets/{name}", BUYER_MANAGE, None),
         case("get", "/api/agent-api-keys", Rule::SignedIn, None),
         case("delete", "/api/agent-api-keys/{id}", BUYER_MANAGE, None),
         case("get", "/api/training-documents", Rule::SignedIn, None),
@@ -385,6 +397,7 @@ fn cases() -> Vec<Case> {
         case("post", "/api/runtime/usage", Rule::Runtime, Json(|_| json!([]))),
         case("get", "/api/runtime/changes", Rule::Runtime, None),
         case("get", "/api/runtime/artifacts/{digest}", Rule::Runtime, None),
+        case("get", "/api/runtime/agents/{id}/secrets", Rule::Runtime, None),
         with_query(case("get", "/api/runtime/usage-totals", Rule::Runtime, None), |_| "month=2026-11".into()),
     ]
 }
@@ -444,11 +457,20 @@ impl World {
             .await
             .expect(201);
         let document = app.send(document_upload(&config, Some(&m.buyer))).await.expect(201);
-        // A copy of the document's row, to put back after an allowed delete.
-        sqlx::query("CREATE TABLE training_document_seed AS SELECT * FROM training_document")
-            .execute(app.db.pool())
-            .await
-            .unwrap();
+        app.put(
+            &format!("/api/customer-agent-configs/{config}/secrets/{SECRET}"),
+            &m.buyer,
+            json!({ "value": SECRET_VALUE }),
+        )
+        .await
+        .expect(200);
+        // Copies of the document's and the secret's rows, to put back after an allowed delete.
+        for table in ["training_document", "agent_secret"] {
+            sqlx::query(&format!("CREATE TABLE {table}_seed AS SELECT * FROM {table}"))
+                .execute(app.db.pool())
+                .await
+                .unwrap();
+        }
         let request =
             app.get(&format!("/api/organizations/{}/provider-request", m.provider), &m.seller).await.expect(200);
         let version = app.get(&format!("/api/provider-agents/{}/versions/1", m.agent), &m.seller).await.expect(200);
@@ -504,7 +526,7 @@ impl World {
             &self.plan
         } else if path.starts_with("/api/orders/") {
             &self.order
-        } else if path.starts_with("/api/resources/") {
+        } else if path.starts_with("/api/resources/") || path.starts_with("/api/runtime/agents/") {
             &self.resource
         } else if path.starts_with("/api/customer-agent-configs/") {
             &self.config
@@ -519,21 +541,24 @@ impl World {
             .replace("{user_id}", &self.seller_owner_id)
             .replace("{organization_id}", &self.buyer_org)
             .replace("{version}", "1")
+            .replace("{name}", SECRET)
             .replace("{digest}", &self.digest)
     }
 
-    /// Ids a caller must never find in an answer: other organisations'
-    /// orders, subscriptions, configs, keys and provider requests.
+    /// What a caller must never find in an answer: other organisations'
+    /// orders, subscriptions, configs, keys and provider requests, and the
+    /// value of the buyer's agent secret (only the runtime hosts get it).
     fn secrets(&self, caller: Caller) -> Vec<&str> {
-        let buyer_side = [self.config.as_str(), self.key.as_str(), self.document.as_str()];
+        let buyer_side = [self.config.as_str(), self.key.as_str(), self.document.as_str(), SECRET_VALUE];
         let parties = [self.order.as_str(), self.resource.as_str(), self.buyer_org.as_str()];
         match caller {
             Caller::Anonymous | Caller::Foreign(_) => {
                 [&buyer_side[..], &parties[..], &[self.provider_request.as_str()]].concat()
             }
             Caller::Seller(_) => buyer_side.to_vec(),
-            Caller::Buyer(_) => vec![self.provider_request.as_str()],
-            Caller::Runtime | Caller::Operator => Vec::new(),
+            Caller::Buyer(_) => vec![self.provider_request.as_str(), SECRET_VALUE],
+            Caller::Operator => vec![SECRET_VALUE],
+            Caller::Runtime => Vec::new(),
         }
     }
 
@@ -556,6 +581,11 @@ impl World {
                 &self.document,
             ),
             ("DELETE FROM training_document WHERE id NOT IN (SELECT id FROM training_document_seed)", &String::new()),
+            (
+                "INSERT INTO agent_secret SELECT * FROM agent_secret_seed \
+                 WHERE resource_id = $1 AND name NOT IN (SELECT name FROM agent_secret WHERE resource_id = $1)",
+                &self.resource,
+            ),
         ] {
             let query = sqlx::query(sql);
             let query = if sql.contains("$1") { query.bind(id) } else { query };

@@ -74,7 +74,7 @@ async fn feed_follows_the_whole_journey(app: TestApp) {
             "id": resource, "tenant": m.consumer, "subscription": resource, "flow_id": "flow-123",
             "endpoint_name": "prompt-echo", "digest": digest,
             "limits": {"fuel": null, "memory_bytes": null, "deadline_ms": null},
-            "persona": null, "rpm": 120, "widget_origins": []}})
+            "persona": null, "rpm": 120, "widget_origins": [], "secrets": []}})
     );
 
     // A config change re-sends the agent with its persona.

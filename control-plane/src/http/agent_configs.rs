@@ -16,8 +16,8 @@ use crate::feed;
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -156,6 +156,8 @@ async fn update(
     let branding = body.branding.unwrap_or(current.branding).checked()?;
     let widget = body.widget.unwrap_or(current.widget).checked()?;
     let mut tx = state.db.begin().await?;
+    let standing = lock(&mut tx, &current.resource_id).await?;
+    ended(&standing)?;
     sqlx::query(
         "UPDATE customer_agent_config SET persona = $1, branding = $2, widget = $3, updated_at = $4 WHERE id = $5",
     )
@@ -166,28 +168,58 @@ async fn update(
     .bind(&id)
     .execute(&mut *tx)
     .await?;
-    // Lock the resource while it is ok (a termination racing this waits,
-    // so its agent.deprovisioned cannot come before this agent.provisioned).
-    let locked = sqlx::query("UPDATE resource SET updated_at = $1 WHERE id = $2 AND state = 'ok'")
-        .bind(now_ms())
-        .bind(&current.resource_id)
-        .execute(&mut *tx)
-        .await?;
-    if locked.rows_affected() == 1 {
-        feed::agent_provisioned(&mut tx, &current.resource_id).await?;
-    } else {
-        let resource_state: String = sqlx::query_scalar("SELECT state FROM resource WHERE id = $1")
-            .bind(&current.resource_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if resource_state == "terminating" || resource_state == "terminated" {
-            return Err(Error::InvalidTransition(format!(
-                "the subscription is {resource_state}; its agent can no longer be configured"
-            )));
-        }
-    }
+    announce(&mut tx, &current.resource_id, &standing).await?;
     tx.commit().await?;
     load(&state, &user, &id, false).await.map(Json)
+}
+
+/// Where a buyer's agent stands when its configuration changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// The subscription is ok: the hosts must hear of the change.
+    Ok,
+    /// Not provisioned yet: provisioning sends what the database holds.
+    NotYet,
+    /// The subscription is `terminating` or `terminated` (the state).
+    Ended(String),
+}
+
+/// Locks resource `resource` in `tx` for a change to its agent's
+/// configuration and says where it stands. Changes to one agent queue
+/// here, and so does a termination racing them, whose
+/// `agent.deprovisioned` therefore cannot come before their
+/// `agent.provisioned`. Call it before the change's writes and
+/// [`announce`] after them.
+pub async fn lock(tx: &mut Transaction<'_, Any>, resource: &str) -> Result<Standing> {
+    let state: String = sqlx::query_scalar("UPDATE resource SET updated_at = $1 WHERE id = $2 RETURNING state")
+        .bind(now_ms())
+        .bind(resource)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(match state.as_str() {
+        "ok" => Standing::Ok,
+        "terminating" | "terminated" => Standing::Ended(state),
+        _ => Standing::NotYet,
+    })
+}
+
+/// Sends the hosts a new `agent.provisioned` for `resource` while its
+/// subscription is ok (the feed's lock is the transaction's last).
+pub async fn announce(tx: &mut Transaction<'_, Any>, resource: &str, standing: &Standing) -> Result<()> {
+    if *standing == Standing::Ok {
+        feed::agent_provisioned(tx, resource).await?;
+    }
+    Ok(())
+}
+
+/// 409 for a change to an agent whose subscription has ended.
+pub fn ended(standing: &Standing) -> Result<()> {
+    match standing {
+        Standing::Ended(state) => {
+            Err(Error::InvalidTransition(format!("the subscription is {state}; its agent can no longer be configured")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A section as the JSON text it is stored as.

@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod agent_configs;
+pub mod agent_secrets;
 pub mod analytics;
 pub mod api_keys;
 pub mod auth;
@@ -87,6 +88,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(resources::router())
         .merge(runtime::router())
         .merge(agent_configs::router())
+        .merge(agent_secrets::router())
         .merge(api_keys::router())
         .merge(quotas::router())
         .merge(settings::router())

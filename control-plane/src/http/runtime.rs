@@ -6,6 +6,9 @@
 //!   (the shapes are in [`crate::feed`]);
 //! - `GET /api/runtime/artifacts/{digest}`: the flow component
 //!   (`application/wasm`) with that digest;
+//! - `GET /api/runtime/agents/{id}/secrets`: `{"secrets": {"NAME":
+//!   "value"}}`, the buyer's secrets for agent `id`, opened
+//!   ([`crate::secrets`]); the one answer that carries their values;
 //! - `GET /api/runtime/usage-totals/?month=YYYY-MM`: per tenant, the runs,
 //!   fuel and tokens (in + out) the ledger holds for runs started in that
 //!   UTC month, so a restarted host can seed its quota counters.
@@ -31,7 +34,11 @@ use utoipa_axum::routes;
 pub fn router() -> OpenApiRouter<AppState> {
     super::tagged(
         "runtime",
-        OpenApiRouter::new().routes(routes!(changes)).routes(routes!(artifact)).routes(routes!(usage_totals)),
+        OpenApiRouter::new()
+            .routes(routes!(changes))
+            .routes(routes!(artifact))
+            .routes(routes!(agent_secrets))
+            .routes(routes!(usage_totals)),
     )
 }
 
@@ -132,6 +139,63 @@ async fn artifact(
         .ok_or_else(|| Error::NotFound(format!("no flow component with digest `{digest}`")))?;
     Ok(([(header::CONTENT_TYPE, "application/wasm".to_owned()), (header::ETAG, format!("\"{digest}\""))], bytes)
         .into_response())
+}
+
+/// An agent's secrets, opened. No `Debug`: it holds their values.
+#[derive(Serialize, ToSchema)]
+struct AgentSecrets {
+    /// Value by name.
+    secrets: BTreeMap<String, String>,
+}
+
+/// The buyer's secrets for agent `id`, opened (runtime hosts, when the
+/// feed's `agent.provisioned` names some). A value no configured
+/// `--secrets-key` opens is left out and logged, so one bad row does not
+/// hold up the agent; a run that needs it says the variable is not set.
+#[utoipa::path(
+    get,
+    path = "/api/runtime/agents/{id}/secrets",
+    params(("id" = String, Path, description = "The agent (resource) id.")),
+    security(("runtime_token" = [])),
+    responses(
+        (status = 200, description = "The values by name.", body = AgentSecrets),
+        (status = 404, description = "No such agent (`not_found`).", body = ErrorBody),
+        (status = 503, description = "No runtime token, or no --secrets-key, is configured (`unavailable`).",
+         body = ErrorBody),
+    ),
+)]
+async fn agent_secrets(
+    State(state): State<AppState>,
+    _runtime: RuntimeService,
+    Path(id): Path<String>,
+) -> Result<Json<AgentSecrets>> {
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT id FROM resource WHERE id = $1").bind(&id).fetch_optional(state.db.pool()).await?;
+    if exists.is_none() {
+        return Err(Error::NotFound(format!("no agent `{id}`")));
+    }
+    let rows = sqlx::query("SELECT name, sealed FROM agent_secret WHERE resource_id = $1 ORDER BY name")
+        .bind(&id)
+        .fetch_all(state.db.pool())
+        .await?;
+    let mut secrets = BTreeMap::new();
+    if rows.is_empty() {
+        return Ok(Json(AgentSecrets { secrets }));
+    }
+    let keys = state.config.sealing_keys()?;
+    for row in &rows {
+        let name: String = row.try_get("name")?;
+        let sealed: String = row.try_get("sealed")?;
+        match keys.open(&id, &name, &sealed) {
+            Ok(value) => {
+                secrets.insert(name, value);
+            }
+            Err(reason) => {
+                tracing::error!(agent = %id, secret = %name, %reason, "an agent secret does not open; left out")
+            }
+        }
+    }
+    Ok(Json(AgentSecrets { secrets }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

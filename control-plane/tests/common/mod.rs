@@ -27,6 +27,8 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub const MAX_DOCUMENT: usize = 256 * 1024;
 pub const KID: &str = "k1";
 pub const KEY_SECRET: &str = "key-signing-secret-for-tests";
+/// The key agent secrets are sealed with.
+pub const SECRETS_KEY: &str = "s1=5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
 /// Jobs are tried this often before they fail (with no backoff, so
 /// `run_jobs` sees every attempt at once).
 pub const JOB_ATTEMPTS: u32 = 3;
@@ -126,6 +128,7 @@ pub fn test_config() -> Config {
         max_body_bytes: MAX_BODY,
         secure_cookies: false,
         key_secrets: vec![format!("{KID}={KEY_SECRET}")],
+        secrets_keys: vec![SECRETS_KEY.to_owned()],
         job_max_attempts: JOB_ATTEMPTS,
         job_backoff_ms: 0,
         max_document_bytes: MAX_DOCUMENT,

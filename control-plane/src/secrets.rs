@@ -1,0 +1,233 @@
+//! A buyer's secrets for one agent: the Langflow global variables its flow
+//! names (`TAVILY_API_KEY`, `ASSEMBLYAI_API_KEY`, or `OPENAI_API_KEY` to
+//! bring their own model key), which the runtime hosts fill in on the host
+//! side and never hand to a guest.
+//!
+//! Values are sealed before they reach the database, with AES-256-GCM
+//! under the operator's `--secrets-key` (`kid=<64 hex digits>`; the first
+//! seals, every one opens, so a key can be rotated in). The sealed text
+//! (`v1.<kid>.<hex>`: a random 96-bit nonce, the ciphertext, the tag) is
+//! bound to its agent and name as associated data, so a value copied onto
+//! another agent's row, or renamed, does not open. A database dump, a
+//! backup or a log of SQL therefore holds no value; the key lives beside
+//! the server (the data directory's `secrets-key` when none is given).
+//! Values leave the control plane only to the runtime hosts, with their
+//! token (`GET /api/runtime/agents/{id}/secrets`); the buyer's API lists
+//! names and dates, never values.
+
+use crate::error::{Error, Result};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom as _, SystemRandom};
+
+/// Most secrets one agent holds.
+pub const MAX_PER_AGENT: i64 = 64;
+/// Most bytes of a name.
+pub const MAX_NAME_BYTES: usize = 128;
+/// Most bytes of a value.
+pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+
+const VERSION: &str = "v1";
+
+/// The operator's sealing keys: the first seals, any opens.
+pub struct SealingKeys {
+    keys: Vec<(String, LessSafeKey)>,
+}
+
+impl std::fmt::Debug for SealingKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<&str> = self.keys.iter().map(|(kid, _)| kid.as_str()).collect();
+        f.debug_struct("SealingKeys").field("kids", &kids).finish_non_exhaustive()
+    }
+}
+
+impl SealingKeys {
+    /// Keys from `kid=<64 hex digits>` entries; an error text saying what
+    /// is wrong with one (never the key itself).
+    pub fn parse(entries: &[String]) -> Result<Self, String> {
+        let mut keys = Vec::new();
+        for entry in entries {
+            let (kid, hex_key) = entry.split_once('=').ok_or("a --secrets-key is `kid=<64 hex digits>`")?;
+            let kid = kid.trim();
+            if kid.is_empty()
+                || kid.len() > 32
+                || !kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(format!(
+                    "the kid `{}` of a --secrets-key must be 1 to 32 letters, digits, `-` or `_`",
+                    kid.escape_debug()
+                ));
+            }
+            let bytes = hex::decode(hex_key.trim())
+                .ok()
+                .filter(|b| b.len() == 32)
+                .ok_or_else(|| format!("the --secrets-key `{kid}` must be 64 hex digits (32 random bytes)"))?;
+            let key =
+                UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| format!("the --secrets-key `{kid}` is unusable"))?;
+            keys.push((kid.to_owned(), LessSafeKey::new(key)));
+        }
+        if keys.is_empty() {
+            return Err("no --secrets-key is configured".into());
+        }
+        Ok(Self { keys })
+    }
+
+    /// A new random key as `kid=<hex>`, for a data directory's first start.
+    pub fn generate(kid: &str) -> Result<String, String> {
+        let mut bytes = [0u8; 32];
+        SystemRandom::new().fill(&mut bytes).map_err(|_| "the system's random source failed")?;
+        Ok(format!("{kid}={}", hex::encode(bytes)))
+    }
+
+    /// `value` sealed for secret `name` of agent `resource`.
+    pub fn seal(&self, resource: &str, name: &str, value: &str) -> Result<String> {
+        let (kid, key) = &self.keys[0];
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new().fill(&mut nonce).map_err(|_| Error::internal("the system's random source failed"))?;
+        let mut sealed = value.as_bytes().to_vec();
+        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), associated(resource, name), &mut sealed)
+            .map_err(|_| Error::internal("sealing a secret failed"))?;
+        Ok(format!("{VERSION}.{kid}.{}{}", hex::encode(nonce), hex::encode(sealed)))
+    }
+
+    /// The value of a row [`Self::seal`] made for the same agent and name;
+    /// an error text when no configured key opens it (a key missing from
+    /// `--secrets-key`, or a row changed outside the control plane).
+    pub fn open(&self, resource: &str, name: &str, sealed: &str) -> Result<String, String> {
+        let mut parts = sealed.splitn(3, '.');
+        let (Some(VERSION), Some(kid), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err("it is not a sealed secret of this version".into());
+        };
+        let (_, key) =
+            self.keys.iter().find(|(k, _)| k == kid).ok_or_else(|| {
+                format!("it was sealed with key `{kid}`, which is not among the --secrets-key entries")
+            })?;
+        let bytes = hex::decode(body).map_err(|_| "its sealed text is not hex".to_owned())?;
+        if bytes.len() < NONCE_LEN {
+            return Err("its sealed text is too short".into());
+        }
+        let (nonce, rest) = bytes.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| "its nonce is malformed".to_owned())?;
+        let mut rest = rest.to_vec();
+        let plain = key
+            .open_in_place(nonce, associated(resource, name), &mut rest)
+            .map_err(|_| format!("it does not open with key `{kid}` for this agent and name"))?;
+        String::from_utf8(plain.to_vec()).map_err(|_| "its value is not UTF-8".into())
+    }
+}
+
+/// What a sealed value is bound to: its agent and its name.
+fn associated(resource: &str, name: &str) -> Aad<Vec<u8>> {
+    Aad::from([resource.as_bytes(), b"\0", name.as_bytes()].concat())
+}
+
+/// Checks a secret's name: a global variable name as flows write it.
+pub fn check_name(name: &str) -> Result<()> {
+    let well_formed = !name.is_empty()
+        && name.len() <= MAX_NAME_BYTES
+        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if well_formed {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "the secret name `{}` must start with a letter or `_` and hold only letters, digits, `_`, `-` and `.` \
+         (at most {MAX_NAME_BYTES} bytes), like the global variable the flow names",
+        name.chars().take(MAX_NAME_BYTES).collect::<String>().escape_debug()
+    )))
+}
+
+/// Checks a secret's value: it goes into request headers, so it holds no
+/// control characters (a line break would start a header of its own).
+pub fn check_value(value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(Error::Invalid("`value` is empty; delete the secret instead".into()));
+    }
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(Error::Invalid(format!(
+            "`value` is {} bytes; a secret holds at most {MAX_VALUE_BYTES}",
+            value.len()
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::Invalid(
+            "`value` holds a control character (a line break, a tab, NUL); secrets are sent in request headers, \
+             so paste the key alone"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(entries: &[&str]) -> SealingKeys {
+        SealingKeys::parse(&entries.iter().map(|e| (*e).to_owned()).collect::<Vec<_>>()).expect("keys parse")
+    }
+
+    const A: &str = "a=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    const B: &str = "b=1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100";
+
+    #[test]
+    fn sealed_values_open_only_for_their_agent_and_name() {
+        let keys = keys(&[A]);
+        let sealed = keys.seal("res-1", "TAVILY_API_KEY", "tvly-123").expect("seals");
+        assert!(sealed.starts_with("v1.a.") && !sealed.contains("tvly"), "{sealed}");
+        assert_ne!(sealed, keys.seal("res-1", "TAVILY_API_KEY", "tvly-123").expect("seals"), "fresh nonce");
+        assert_eq!(keys.open("res-1", "TAVILY_API_KEY", &sealed).as_deref(), Ok("tvly-123"));
+        assert!(keys.open("res-2", "TAVILY_API_KEY", &sealed).is_err(), "another agent's row");
+        assert!(keys.open("res-1", "OTHER", &sealed).is_err(), "renamed");
+        // "res-1\0X" + "Y" must not equal "res-1" + "X\0Y".
+        assert!(keys.open("res-1\0TAVILY_API_KEY", "", &sealed).is_err());
+        let mut tampered = sealed.clone();
+        let last = tampered.pop().expect("a digit");
+        tampered.push(if last == '0' { '1' } else { '0' });
+        assert!(keys.open("res-1", "TAVILY_API_KEY", &tampered).is_err(), "tampered");
+        for bad in ["", "v1.a", "v1.a.zz", "v1.a.00", "v2.a.00", "v1.c.00"] {
+            assert!(keys.open("res-1", "TAVILY_API_KEY", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_rotated_key_still_opens_what_the_old_one_sealed() {
+        let sealed = keys(&[A]).seal("r", "K", "v").expect("seals");
+        let rotated = keys(&[B, A]);
+        assert_eq!(rotated.open("r", "K", &sealed).as_deref(), Ok("v"));
+        assert!(rotated.seal("r", "K", "v").expect("seals").starts_with("v1.b."), "the first key seals");
+        let message = keys(&[B]).open("r", "K", &sealed).expect_err("key a is gone");
+        assert!(message.contains("`a`"), "{message}");
+    }
+
+    #[test]
+    fn bad_keys_are_refused_without_showing_them() {
+        for (entry, needle) in [
+            ("a", "kid=<64 hex digits>"),
+            ("=00", "kid"),
+            ("a.b=00", "kid"),
+            ("a=00", "64 hex digits"),
+            ("a=zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", "64 hex digits"),
+        ] {
+            let message = SealingKeys::parse(&[entry.to_owned()]).expect_err(entry);
+            assert!(message.contains(needle), "{entry}: {message}");
+            assert!(!message.contains("0102"), "{message}");
+        }
+        assert!(SealingKeys::parse(&[]).is_err());
+        let generated = SealingKeys::generate("local").expect("random");
+        assert!(SealingKeys::parse(&[generated]).is_ok());
+    }
+
+    #[test]
+    fn names_and_values() {
+        for good in ["TAVILY_API_KEY", "_x", "openai.key-2"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "1KEY", "A B", "A/B", "ÄKEY", &"K".repeat(129)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_value("sk-123").is_ok());
+        for bad in ["", "  ", "a\r\nX-Evil: 1", "a\0", &"k".repeat(MAX_VALUE_BYTES + 1)] {
+            assert!(check_value(bad).is_err());
+        }
+    }
+}

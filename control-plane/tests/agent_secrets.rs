@@ -1,0 +1,203 @@
+//! The buyer's agent secrets: set, listed by name, never shown, sealed in
+//! the database, named in the runtime feed and opened only for the runtime
+//! hosts; hostile names, values and rows; the cap; a control plane without
+//! a sealing key; the end of the subscription. On SQLite and PostgreSQL.
+#![expect(
+    clippy::unwrap_used,
+    reason = "scenarios are tests run through a helper, not #[test] fns, so clippy's test allowance misses them"
+)]
+
+mod common;
+
+use axum::http::Method;
+use common::{Market, RUNTIME_TOKEN, TestApp, test_config};
+use sandflow_control_plane::AppState;
+use sandflow_control_plane::config::Config;
+use serde_json::{Value, json};
+
+on_both_stores!(
+    secrets_are_sealed_and_reach_only_the_runtime,
+    hostile_names_values_and_rows,
+    secrets_need_a_sealing_key,
+    secrets_end_with_the_subscription,
+);
+
+/// The market's provisioned resource and its config's secrets path.
+async fn provisioned(app: &TestApp, m: &Market) -> (String, String) {
+    let order = app.provisioned(m).await;
+    let resource = order["resource_id"].as_str().unwrap().to_owned();
+    let body = app.get(&format!("/api/resources/{resource}"), &m.buyer).await.expect(200);
+    (resource, format!("/api/customer-agent-configs/{}/secrets", body["config_id"].as_str().unwrap()))
+}
+
+/// The last `agent.provisioned` of the feed.
+async fn last_provisioned(app: &TestApp) -> Value {
+    let feed = app.feed(0).await;
+    let changes = feed["changes"].as_array().unwrap();
+    changes.iter().rev().find(|c| c["kind"] == "agent.provisioned").unwrap().clone()
+}
+
+async fn opened(app: &TestApp, resource: &str) -> Value {
+    app.get(&format!("/api/runtime/agents/{resource}/secrets"), RUNTIME_TOKEN).await.expect(200)
+}
+
+async fn secrets_are_sealed_and_reach_only_the_runtime(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let (resource, path) = provisioned(&app, &m).await;
+    assert_eq!(app.get(&path, &m.buyer).await.expect(200), json!([]));
+    assert_eq!(opened(&app, &resource).await, json!({"secrets": {}}));
+
+    let set = app.put(&format!("{path}/TAVILY_API_KEY"), &m.buyer, json!({"value": "tvly-first"})).await.expect(200);
+    assert_eq!(set["name"], "TAVILY_API_KEY");
+    assert!(!set.to_string().contains("tvly"), "the value is not echoed: {set}");
+    let listed = app.get(&path, &m.buyer).await.expect(200);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["name"], "TAVILY_API_KEY");
+    assert!(!listed.to_string().contains("tvly"), "{listed}");
+
+    // Sealed in the database, bound to its agent and name.
+    let sealed: String = sqlx::query_scalar("SELECT sealed FROM agent_secret WHERE resource_id = $1")
+        .bind(&resource)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert!(sealed.starts_with("v1.s1.") && !sealed.contains("tvly"), "{sealed}");
+    // The hosts hear of the name, not the value, and fetch the value.
+    let change = last_provisioned(&app).await;
+    assert_eq!(change["agent"]["id"], resource.as_str());
+    assert_eq!(change["agent"]["secrets"], json!(["TAVILY_API_KEY"]));
+    assert!(!app.feed(0).await.to_string().contains("tvly"), "no value in the feed");
+    assert_eq!(opened(&app, &resource).await, json!({"secrets": {"TAVILY_API_KEY": "tvly-first"}}));
+
+    // Replacing keeps the first date and is heard of again.
+    let feed_before = app.feed(0).await["last"].as_i64().unwrap();
+    let again = app.put(&format!("{path}/TAVILY_API_KEY"), &m.buyer, json!({"value": "tvly-second"})).await.expect(200);
+    assert_eq!(again["created_at_ms"], set["created_at_ms"]);
+    assert!(app.feed(0).await["last"].as_i64().unwrap() > feed_before);
+    app.put(&format!("{path}/AAI_KEY"), &m.buyer, json!({"value": "aai-1"})).await.expect(200);
+    assert_eq!(
+        opened(&app, &resource).await,
+        json!({"secrets": {"AAI_KEY": "aai-1", "TAVILY_API_KEY": "tvly-second"}})
+    );
+    assert_eq!(last_provisioned(&app).await["agent"]["secrets"], json!(["AAI_KEY", "TAVILY_API_KEY"]));
+
+    // Who may: owners and admins of the buyer; the runtime only opens.
+    let member = app.member(&m.buyer, &m.consumer, "clerk@example.com", "member").await;
+    let admin = app.member(&m.buyer, &m.consumer, "boss@example.com", "admin").await;
+    let stranger = app.signup("stranger@example.com").await;
+    app.get(&path, &admin).await.expect(200);
+    app.get(&path, &member).await.refused(403, "forbidden");
+    app.put(&format!("{path}/X"), &member, json!({"value": "v"})).await.refused(403, "forbidden");
+    app.delete(&format!("{path}/AAI_KEY"), &member).await.refused(403, "forbidden");
+    for outsider in [&stranger, &m.seller] {
+        app.get(&path, outsider).await.refused(404, "not_found");
+        app.put(&format!("{path}/X"), outsider, json!({"value": "v"})).await.refused(404, "not_found");
+    }
+    app.get(&path, &m.operator).await.refused(403, "forbidden");
+    app.call(Method::GET, &path, Some(RUNTIME_TOKEN), None).await.refused(401, "unauthorized");
+    let opening = format!("/api/runtime/agents/{resource}/secrets");
+    app.get(&opening, &m.buyer).await.refused(401, "unauthorized");
+    app.call(Method::GET, &opening, None, None).await.refused(401, "unauthorized");
+    app.get("/api/runtime/agents/no-such-agent/secrets", RUNTIME_TOKEN).await.refused(404, "not_found");
+
+    // Deleting is heard of; deleting again says there is none.
+    assert_eq!(app.delete(&format!("{path}/AAI_KEY"), &m.buyer).await.status.as_u16(), 204);
+    let detail = app.delete(&format!("{path}/AAI_KEY"), &m.buyer).await.refused(404, "not_found");
+    assert!(detail.contains("AAI_KEY"), "{detail}");
+    assert_eq!(last_provisioned(&app).await["agent"]["secrets"], json!(["TAVILY_API_KEY"]));
+    assert_eq!(opened(&app, &resource).await, json!({"secrets": {"TAVILY_API_KEY": "tvly-second"}}));
+}
+
+async fn hostile_names_values_and_rows(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let (resource, path) = provisioned(&app, &m).await;
+    for (name, body, status, needle) in [
+        ("1KEY", json!({"value": "v"}), 422, "must start with a letter"),
+        ("A%20B", json!({"value": "v"}), 422, "must start with a letter"),
+        ("A%0AB", json!({"value": "v"}), 422, "must start with a letter"),
+        ("OK", json!({"value": "sk-1\r\nX-Evil: 1"}), 422, "control character"),
+        ("OK", json!({"value": "sk-1\u{0}"}), 422, "control character"),
+        ("OK", json!({"value": "   "}), 422, "empty"),
+        ("OK", json!({"value": "k".repeat(16 * 1024 + 1)}), 422, "at most"),
+        ("OK", json!({"value": 5}), 422, "expected a string"),
+        ("OK", json!({"value": "v", "shown": true}), 422, "shown"),
+        ("OK", json!({}), 422, "value"),
+    ] {
+        let answer = app.put(&format!("{path}/{name}"), &m.buyer, body).await;
+        assert_eq!(answer.status.as_u16(), status, "{name}: {}", answer.body);
+        let detail = answer.body["detail"].as_str().unwrap_or_default().to_owned();
+        assert!(detail.contains(needle), "{name}: {detail}");
+        assert!(!detail.contains("sk-1"), "the value is not repeated: {detail}");
+    }
+    assert_eq!(app.count("agent_secret").await, 0, "nothing refused was stored");
+
+    // A sealed row copied onto another name, or another agent, does not
+    // open there; the rest still arrive.
+    app.put(&format!("{path}/REAL"), &m.buyer, json!({"value": "real-value"})).await.expect(200);
+    sqlx::query(
+        "INSERT INTO agent_secret (resource_id, name, sealed, created_at, updated_at) \
+         SELECT resource_id, 'COPIED', sealed, created_at, updated_at FROM agent_secret WHERE name = 'REAL'",
+    )
+    .execute(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(opened(&app, &resource).await, json!({"secrets": {"REAL": "real-value"}}));
+
+    // At most 64 per agent; an existing one can still be replaced.
+    for i in 0..62 {
+        app.put(&format!("{path}/K{i}"), &m.buyer, json!({"value": "v"})).await.expect(200);
+    }
+    let detail =
+        app.put(&format!("{path}/ONE_TOO_MANY"), &m.buyer, json!({"value": "v"})).await.refused(422, "invalid");
+    assert!(detail.contains("64"), "{detail}");
+    app.put(&format!("{path}/REAL"), &m.buyer, json!({"value": "replaced"})).await.expect(200);
+    assert_eq!(app.count("agent_secret").await, 64);
+}
+
+async fn secrets_need_a_sealing_key(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let (resource, path) = provisioned(&app, &m).await;
+    let unsealed = Config { secrets_keys: Vec::new(), ..test_config() };
+    let other = TestApp {
+        router: sandflow_control_plane::app(AppState::new(app.db.clone(), unsealed)),
+        db: app.db.clone(),
+        state: app.state.clone(),
+    };
+    let detail = other.put(&format!("{path}/K"), &m.buyer, json!({"value": "v"})).await.refused(503, "unavailable");
+    assert!(detail.contains("--secrets-key"), "{detail}");
+    assert_eq!(app.count("agent_secret").await, 0);
+
+    // A host whose key is gone gets the values its key still opens: here none.
+    app.put(&format!("{path}/K"), &m.buyer, json!({"value": "v"})).await.expect(200);
+    let rotated = Config {
+        secrets_keys: vec!["s2=0101010101010101010101010101010101010101010101010101010101010101".into()],
+        ..test_config()
+    };
+    let other = TestApp { router: sandflow_control_plane::app(AppState::new(app.db.clone(), rotated)), ..other };
+    assert_eq!(opened(&other, &resource).await, json!({"secrets": {}}));
+    // The old key kept second still opens it.
+    let both = Config {
+        secrets_keys: vec![
+            "s2=0101010101010101010101010101010101010101010101010101010101010101".into(),
+            common::SECRETS_KEY.into(),
+        ],
+        ..test_config()
+    };
+    let other = TestApp { router: sandflow_control_plane::app(AppState::new(app.db.clone(), both)), ..other };
+    assert_eq!(opened(&other, &resource).await, json!({"secrets": {"K": "v"}}));
+}
+
+async fn secrets_end_with_the_subscription(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let (resource, path) = provisioned(&app, &m).await;
+    app.put(&format!("{path}/K"), &m.buyer, json!({"value": "v"})).await.expect(200);
+    app.post(&format!("/api/resources/{resource}/terminate"), &m.buyer, json!({})).await.expect(200);
+    // Terminating: no new values.
+    app.put(&format!("{path}/K"), &m.buyer, json!({"value": "w"})).await.refused(409, "invalid_transition");
+    app.run_jobs().await;
+    assert_eq!(app.count("agent_secret").await, 0, "the values go with the subscription");
+    assert_eq!(app.get(&path, &m.buyer).await.expect(200), json!([]));
+    app.put(&format!("{path}/K"), &m.buyer, json!({"value": "v"})).await.refused(409, "invalid_transition");
+    app.delete(&format!("{path}/K"), &m.buyer).await.refused(404, "not_found");
+    assert_eq!(app.feed(0).await["changes"].as_array().unwrap().last().unwrap()["kind"], "agent.deprovisioned");
+}
