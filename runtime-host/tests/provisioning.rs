@@ -32,6 +32,8 @@ struct Feed {
     totals: Arc<Mutex<Value>>,
     /// How often the totals were asked for.
     totals_asked: Arc<std::sync::atomic::AtomicUsize>,
+    /// What `GET /api/runtime/agents/{id}/secrets` answers (500 while `None`).
+    secrets: Arc<Mutex<Option<Value>>>,
 }
 
 impl Feed {
@@ -50,6 +52,7 @@ impl Feed {
             release: Arc::new(Notify::new()),
             totals: Arc::new(Mutex::new(json!({"tenants": {}}))),
             totals_asked: Arc::default(),
+            secrets: Arc::default(),
         };
         (feed, fetches)
     }
@@ -65,6 +68,12 @@ impl Feed {
         let control_plane = Router::new()
             .route("/api/runtime/changes/", get(changes))
             .route("/api/runtime/artifacts/{digest}", get(component))
+            .route(
+                "/api/runtime/agents/{id}/secrets",
+                get(|State(feed): State<Feed>| async move {
+                    feed.secrets.lock().expect("secrets").clone().map(Json).ok_or(StatusCode::INTERNAL_SERVER_ERROR)
+                }),
+            )
             .route(
                 "/api/runtime/usage-totals/",
                 get(|State(feed): State<Feed>| async move {
@@ -173,6 +182,34 @@ async fn an_artifact_that_fails_to_arrive_holds_up_no_revocation() {
     until("deprovisioning the agent", || plane.agents.get("echo").is_none()).await;
     assert_eq!(plane.quotas.get("acme").runs, Some(5));
     assert!(plane.agents.get("other").is_none(), "its artifact never came");
+    let _ = stop.send(());
+    following.await.expect("follows until stopped");
+}
+
+/// An agent whose change names secrets gets them from the control plane
+/// before it answers: while they cannot be fetched it is not provisioned
+/// (a run would fail on a missing key), and the host asks again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agents_secrets_arrive_with_it() {
+    let plane = Arc::new(support::data_plane(CapabilityConfig::default(), SECRET));
+    let (feed, mut fetches) = Feed::new(&plane, Vec::new());
+    let mut agent = Feed::agent("echo", &feed.digest);
+    agent["secrets"] = json!(["TAVILY_API_KEY"]);
+    feed.changes.lock().expect("changes").push(json!({"seq": 1, "kind": "agent.provisioned", "agent": agent}));
+    let base = feed.serve().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let following = tokio::spawn(Provisioner::new(plane.clone(), base, None).follow(async {
+        let _ = stopped.await;
+    }));
+    tokio::time::timeout(Duration::from_secs(10), fetches.recv()).await.expect("the artifact is fetched");
+    feed.release.notify_one();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(plane.agents.get("echo").is_none(), "not provisioned without its secrets");
+    *feed.secrets.lock().expect("secrets") = Some(json!({"secrets": {"TAVILY_API_KEY": "tvly-1"}}));
+    until("provisioning the agent", || plane.agents.get("echo").is_some()).await;
+    let provisioned = plane.agents.get("echo").expect("provisioned");
+    assert_eq!(provisioned.secrets.get("TAVILY_API_KEY").map(|s| s.expose().to_owned()).as_deref(), Some("tvly-1"));
+    assert!(!format!("{:?}", provisioned.secrets).contains("tvly"), "never printed");
     let _ = stop.send(());
     following.await.expect("follows until stopped");
 }

@@ -81,6 +81,11 @@ pub struct AgentSpec {
     /// buyer's widget settings); empty lets any page.
     #[serde(default)]
     pub widget_origins: Vec<String>,
+    /// Names of the buyer's secrets for the agent (global variables its
+    /// flow names); their values are fetched from the control plane
+    /// (`GET /api/runtime/agents/{id}/secrets`), never carried in the feed.
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 /// Per-run limits as the control plane sets them.
@@ -116,7 +121,8 @@ mod tests {
             "seq": 1, "kind": "agent.provisioned",
             "agent": {"id": "r1", "tenant": "t1", "subscription": "r1", "flow_id": "f", "endpoint_name": null,
                       "digest": "sha256:ab", "limits": {"fuel": 10, "memory_bytes": null, "deadline_ms": 2000},
-                      "persona": {"name": "Ada", "system_prompt": "Be brief.", "tone": "warm"}, "rpm": 60}
+                      "persona": {"name": "Ada", "system_prompt": "Be brief.", "tone": "warm"}, "rpm": 60,
+                      "secrets": ["TAVILY_API_KEY"]}
         });
         let Change::AgentProvisioned { agent } = serde_json::from_value(agent).expect("agent change") else {
             panic!("not an agent change")
@@ -125,6 +131,7 @@ mod tests {
         assert_eq!((limits.fuel, limits.deadline), (10, Duration::from_secs(2)));
         assert_eq!(limits.memory_bytes, Limits::default().memory_bytes);
         assert_eq!(agent.persona.map(|p| p.name), Some("Ada".into()));
+        assert_eq!(agent.secrets, ["TAVILY_API_KEY"]);
 
         let quota = serde_json::json!({"seq": 2, "kind": "quota.set", "tenant": "t1",
             "quota": {"runs": 5, "fuel": null, "tokens": null, "rpm": 30}});

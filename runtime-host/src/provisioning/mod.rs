@@ -286,7 +286,8 @@ impl Provisioner {
         match change {
             Change::AgentProvisioned { agent } => {
                 let Some(flow) = self.flow(&agent).await? else { return Ok(()) };
-                tracing::info!(agent = %agent.id, tenant = %agent.tenant, digest = %agent.digest, "provisioned");
+                let secrets = self.secrets(&agent).await?;
+                tracing::info!(agent = %agent.id, tenant = %agent.tenant, digest = %agent.digest, secrets = agent.secrets.len(), "provisioned");
                 let replaced = self.digest_of(&agent.id);
                 self.plane.agents.provision(Agent {
                     limits: agent.limits.over(crate::Limits::default()),
@@ -296,7 +297,7 @@ impl Provisioner {
                     flow_id: agent.flow_id,
                     endpoint_name: agent.endpoint_name,
                     flow,
-                    secrets: crate::Secrets::default(),
+                    secrets,
                     widget_origins: agent.widget_origins,
                 });
                 self.forget_unused(replaced);
@@ -360,6 +361,34 @@ impl Provisioner {
                 Ok(None)
             }
         }
+    }
+
+    /// The buyer's secrets of `agent`, when its change names some; none
+    /// (logged) when the control plane no longer knows the agent, whose
+    /// deprovision follows in the feed.
+    async fn secrets(&self, agent: &AgentSpec) -> Result<crate::Secrets, SyncError> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            secrets: HashMap<String, String>,
+        }
+        if agent.secrets.is_empty() {
+            return Ok(crate::Secrets::default());
+        }
+        let url = format!("{}/api/runtime/agents/{}/secrets", self.base_url, agent.id);
+        let bytes = match self.get(&url).await {
+            Ok(bytes) => bytes,
+            Err(SyncError::Refused { status: 404, .. }) => {
+                tracing::warn!(agent = %agent.id, "the control plane no longer knows the agent; provisioned without its secrets");
+                return Ok(crate::Secrets::default());
+            }
+            Err(error) => return Err(error),
+        };
+        let answer: Answer = serde_json::from_slice(&bytes)
+            .map_err(|e| SyncError::Unreachable { url, message: format!("malformed secrets: {e}") })?;
+        for missing in agent.secrets.iter().filter(|name| !answer.secrets.contains_key(*name)) {
+            tracing::warn!(agent = %agent.id, secret = %missing, "a secret the feed names did not arrive");
+        }
+        Ok(answer.secrets.into_iter().collect())
     }
 
     async fn get(&self, url: &str) -> Result<Vec<u8>, SyncError> {
