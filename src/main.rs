@@ -72,6 +72,11 @@ enum Command {
         /// A key-signing secret: `kid=secret` (repeatable; comma-separated in the environment).
         #[arg(long = "key-secret", env = "SANDFLOW_KEY_SECRETS", value_delimiter = ',', hide_env_values = true)]
         key_secrets: Vec<String>,
+        /// A key sealing buyers' agent secrets in the control plane's database: `kid=<64 hex
+        /// digits>` (repeatable; comma-separated in the environment; the first seals). Without
+        /// one, `all` and `control-plane` keep a generated key in the data directory.
+        #[arg(long = "secrets-key", env = "SANDFLOW_SECRETS_KEYS", value_delimiter = ',', hide_env_values = true)]
+        secrets_keys: Vec<String>,
         /// Print an API key per tenant at start-up (for trying it out).
         #[arg(long)]
         dev_keys: bool,
@@ -145,6 +150,7 @@ fn main() -> ExitCode {
                 listen,
                 agents: Vec::new(),
                 key_secrets: Vec::new(),
+                secrets_keys: Vec::new(),
                 dev_keys: false,
                 limits: sandflow_runtime_host::api::DataPlaneConfig::default(),
                 usage_sink: None,
@@ -163,6 +169,7 @@ fn main() -> ExitCode {
             listen,
             agents,
             key_secrets,
+            secrets_keys,
             dev_keys,
             key_rpm,
             tenant_rpm,
@@ -186,6 +193,7 @@ fn main() -> ExitCode {
                     listen,
                     agents,
                     key_secrets,
+                    secrets_keys,
                     dev_keys,
                     limits,
                     usage_sink,

@@ -15,7 +15,7 @@ mod postgres;
 #[expect(dead_code, reason = "shared by the end-to-end suites; this one starts a server without agents")]
 mod support;
 
-use api::{Api, User, eventually, id};
+use api::{Api, Subscription, User, eventually, id, run};
 use sandflow_runtime_host::doc_index::{DocIndex, Scope, SearchRequest};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -42,33 +42,21 @@ async fn journey(extra: &[&str], documents_url: Option<&str>) {
     let api = Api::new(&host.base);
     let operator = api.sign_up("operator@example.com").await;
 
-    let (plan, offering) = seller_lists_an_agent(&api, &operator).await;
+    let flow: Value =
+        serde_json::from_slice(&std::fs::read(support::flows().join("prompt-echo.json")).expect("flow")).expect("JSON");
+    let (plan, offering) = api.seller_lists(&operator, flow).await;
     let buyer = api.sign_up("buyer@example.com").await;
     let buyer_org = api.organization(&buyer, "Buyer Inc").await;
     let catalog = api.get("/api/catalog/?q=echo", &buyer).await;
     assert!(catalog.to_string().contains(&offering), "the active offering is in the catalog: {catalog}");
 
-    let order = api.post("/api/orders/", &buyer, json!({"plan_id": plan, "organization_id": buyer_org}), 201).await;
-    let order = id(&order);
-    let done = eventually(Duration::from_secs(10), || async {
-        let order = api.get(&format!("/api/orders/{order}"), &buyer).await;
-        (order["state"] == "done").then_some(order)
-    })
-    .await;
-    let agent = done["resource_id"].as_str().expect("a done order names its resource").to_owned();
-
-    let configs = api.get("/api/customer-agent-configs/", &buyer).await;
-    let config = configs.as_array().and_then(|c| c.first()).map(id).expect("the subscription has a config");
+    let Subscription { agent, config, key_id, key } = api.subscribe(&buyer, &buyer_org, &plan).await;
     api.patch(
         &format!("/api/customer-agent-configs/{config}"),
         &buyer,
         json!({"persona": {"name": "Echo", "system_prompt": "Repeat politely.", "tone": "friendly"}}),
     )
     .await;
-    let key = api
-        .post(&format!("/api/customer-agent-configs/{config}/api_keys"), &buyer, json!({"name": "server"}), 201)
-        .await;
-    let (key_id, key) = (id(&key), key["key"].as_str().expect("the key is shown once").to_owned());
 
     // The runtime follows the control plane: the agent answers shortly.
     let answer = eventually(Duration::from_secs(5), || async {
@@ -132,59 +120,6 @@ async fn journey(extra: &[&str], documents_url: Option<&str>) {
         (status == 404 || status == 401).then_some(())
     })
     .await;
-}
-
-/// A seller organisation, approved, with an agent built from
-/// `prompt-echo.json`, an offering with one plan, approved by the operator;
-/// the plan's and the offering's ids.
-async fn seller_lists_an_agent(api: &Api, operator: &User) -> (String, String) {
-    let seller = api.sign_up("seller@example.com").await;
-    let org = api.organization(&seller, "Echo Works").await;
-    let request =
-        api.post(&format!("/api/organizations/{org}/provider-request"), &seller, json!({"note": "echoes"}), 201).await;
-    api.post(&format!("/api/admin/provider-requests/{}/approve", id(&request)), operator, json!({}), 200).await;
-
-    let agent = api.post("/api/provider-agents/", &seller, json!({"organization": org, "name": "Echo"}), 201).await;
-    let agent = id(&agent);
-    let flow: Value =
-        serde_json::from_slice(&std::fs::read(support::flows().join("prompt-echo.json")).expect("flow")).expect("JSON");
-    api.post(&format!("/api/provider-agents/{agent}/import_flow"), &seller, flow, 201).await;
-
-    let offering = api
-        .post(
-            "/api/offerings/",
-            &seller,
-            json!({"organization_id": org, "provider_agent_id": agent, "name": "Echo agent", "description": "Says back what it hears"}),
-            201,
-        )
-        .await;
-    let offering = id(&offering);
-    let plan = api
-        .post(
-            &format!("/api/offerings/{offering}/plans/"),
-            &seller,
-            json!({"name": "Starter", "per_run": 1, "runs_per_month": 100}),
-            201,
-        )
-        .await;
-    api.post(&format!("/api/offerings/{offering}/submit"), &seller, json!({}), 200).await;
-    api.post(&format!("/api/offerings/{offering}/approve"), operator, json!({}), 200).await;
-    (id(&plan), offering)
-}
-
-/// Calls the agent through the Langflow-compatible API.
-async fn run(base: &str, agent: &str, key: &str, text: &str) -> (u16, Value) {
-    let response = sandflow_runtime_host::http_client_builder()
-        .build()
-        .expect("an HTTP client")
-        .post(format!("{base}/api/v1/run/{agent}"))
-        .header("x-api-key", key)
-        .json(&json!({"input_value": text}))
-        .send()
-        .await
-        .expect("the runtime answers");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// Uploads `text` as the Markdown document `filename` for `config`; the

@@ -10,6 +10,10 @@
 //! same secret (`--key-secret kid=secret`, the first signs). Without one,
 //! `all` and `control-plane` keep a generated secret in the data directory
 //! (`key-secret`, readable by its owner only) so keys outlive restarts.
+//! Likewise the key that seals buyers' agent secrets in the control
+//! plane's database (`--secrets-key kid=<hex>`, else the data directory's
+//! `secrets-key`): kept apart from the database, so a copy of the
+//! database alone opens no secret.
 
 use super::load;
 use anyhow::{Context as _, bail};
@@ -44,6 +48,8 @@ pub struct ServeOptions {
     pub agents: Vec<String>,
     /// `kid=secret` per signing key.
     pub key_secrets: Vec<String>,
+    /// `kid=<hex>` per key sealing agent secrets.
+    pub secrets_keys: Vec<String>,
     /// Print a key per tenant (valid 24 hours) at start-up.
     pub dev_keys: bool,
     /// Default rate limits.
@@ -236,6 +242,7 @@ async fn control_plane(
         data_dir: super::data_dir(),
         runtime_token: Some(Secret::new(token.clone())),
         key_secrets: secrets.iter().map(|(kid, secret)| format!("{kid}={secret}")).collect(),
+        secrets_keys: sealing_keys(options)?,
         // The runtime half reads the same index (see `CapabilityArgs::serving_config`).
         documents_url: Some(Secret::new(options.capabilities.documents_url_or_default())),
         ..sandflow_control_plane::Config::default()
@@ -279,27 +286,53 @@ fn key_secrets(options: &ServeOptions) -> anyhow::Result<Vec<(String, String)>> 
 
 /// The data directory's key secret (`kid=secret`), created on first use.
 fn stored_key_secret(dir: &std::path::Path) -> anyhow::Result<(String, String)> {
+    let line = stored_pair(dir, "key-secret", || {
+        let kid = format!("local-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        Ok(format!("{kid}={}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()))
+    })?;
+    Ok(line.split_once('=').map(|(k, s)| (k.to_owned(), s.to_owned())).unwrap_or_default())
+}
+
+/// The keys sealing agent secrets: the ones given, else the data
+/// directory's, created on first start.
+fn sealing_keys(options: &ServeOptions) -> anyhow::Result<Vec<String>> {
+    if !options.secrets_keys.is_empty() {
+        return Ok(options.secrets_keys.clone());
+    }
+    let line = stored_pair(&super::data_dir(), "secrets-key", || {
+        sandflow_control_plane::secrets::SealingKeys::generate("local").map_err(anyhow::Error::msg)
+    })?;
+    Ok(vec![line])
+}
+
+/// The `kid=secret` line kept in file `name` of the data directory,
+/// written by `make` on first use (readable by its owner only).
+fn stored_pair(
+    dir: &std::path::Path,
+    name: &str,
+    make: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<String> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let path = dir.join("key-secret");
-    let parse = |text: &str| text.trim().split_once('=').map(|(k, s)| (k.to_owned(), s.to_owned()));
+    let path = dir.join(name);
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return parse(&text).with_context(|| {
-            format!("{} is not `kid=secret`; delete it to make a new one (existing keys stop working)", path.display())
-        });
+        let line = text.trim();
+        if line.split_once('=').is_some_and(|(kid, secret)| !kid.is_empty() && !secret.is_empty()) {
+            return Ok(line.to_owned());
+        }
+        bail!("{} is not `kid=secret`; delete it to make a new one (what it protects stops working)", path.display());
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let kid = format!("local-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let line = make()?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&path)
         .with_context(|| format!("cannot create {}", path.display()))?;
-    writeln!(file, "{kid}={secret}")?;
+    writeln!(file, "{line}")?;
     file.sync_all()?;
-    Ok((kid, secret))
+    Ok(line)
 }
 
 fn own_token(control_plane: &Option<(axum::Router, Option<String>)>) -> Option<String> {

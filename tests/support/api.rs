@@ -1,4 +1,5 @@
 //! A small client for the control plane's API, for the journey suites.
+#![allow(dead_code, reason = "each suite that includes it uses a part")]
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -54,6 +55,11 @@ impl Api {
         self.expect(reqwest::Method::PATCH, path, user, Some(body), 200).await
     }
 
+    /// `PUT`, expecting 200; the answer.
+    pub async fn put(&self, path: &str, user: &User, body: Value) -> Value {
+        self.expect(reqwest::Method::PUT, path, user, Some(body), 200).await
+    }
+
     /// `GET`, expecting 200; the answer.
     pub async fn get(&self, path: &str, user: &User) -> Value {
         self.expect(reqwest::Method::GET, path, user, None, 200).await
@@ -96,6 +102,94 @@ impl Api {
     pub async fn organization(&self, user: &User, name: &str) -> String {
         id(&self.post("/api/organizations/", user, json!({"name": name}), 201).await)
     }
+}
+
+/// What a buyer holds once an order is done.
+pub struct Subscription {
+    /// The agent (the resource) the runtime serves.
+    pub agent: String,
+    /// Its customer agent config.
+    pub config: String,
+    /// An API key's id and text.
+    pub key_id: String,
+    /// The key itself.
+    pub key: String,
+}
+
+impl Api {
+    /// A seller organisation, approved, with an agent built from the
+    /// Langflow export `flow`, an offering with one plan, approved by
+    /// `operator`; the plan's and the offering's ids.
+    pub async fn seller_lists(&self, operator: &User, flow: Value) -> (String, String) {
+        let seller = self.sign_up("seller@example.com").await;
+        let org = self.organization(&seller, "Echo Works").await;
+        let request = self
+            .post(&format!("/api/organizations/{org}/provider-request"), &seller, json!({"note": "echoes"}), 201)
+            .await;
+        self.post(&format!("/api/admin/provider-requests/{}/approve", id(&request)), operator, json!({}), 200).await;
+        let agent =
+            self.post("/api/provider-agents/", &seller, json!({"organization": org, "name": "Echo"}), 201).await;
+        let agent = id(&agent);
+        self.post(&format!("/api/provider-agents/{agent}/import_flow"), &seller, flow, 201).await;
+        let offering = self
+            .post(
+                "/api/offerings/",
+                &seller,
+                json!({"organization_id": org, "provider_agent_id": agent, "name": "Echo agent",
+                       "description": "Says back what it hears"}),
+                201,
+            )
+            .await;
+        let offering = id(&offering);
+        let plan = self
+            .post(
+                &format!("/api/offerings/{offering}/plans/"),
+                &seller,
+                json!({"name": "Starter", "per_run": 1, "runs_per_month": 100}),
+                201,
+            )
+            .await;
+        self.post(&format!("/api/offerings/{offering}/submit"), &seller, json!({}), 200).await;
+        self.post(&format!("/api/offerings/{offering}/approve"), operator, json!({}), 200).await;
+        (id(&plan), offering)
+    }
+
+    /// `buyer` orders `plan` for organisation `org`, waits for the order to
+    /// be done and creates an API key for the agent.
+    pub async fn subscribe(&self, buyer: &User, org: &str, plan: &str) -> Subscription {
+        let order = self.post("/api/orders/", buyer, json!({"plan_id": plan, "organization_id": org}), 201).await;
+        let order = id(&order);
+        let done = eventually(Duration::from_secs(10), || async {
+            let order = self.get(&format!("/api/orders/{order}"), buyer).await;
+            (order["state"] == "done").then_some(order)
+        })
+        .await;
+        let agent = done["resource_id"].as_str().expect("a done order names its resource").to_owned();
+        let resource = self.get(&format!("/api/resources/{agent}"), buyer).await;
+        let config = resource["config_id"].as_str().expect("the subscription has a config").to_owned();
+        let key = self
+            .post(&format!("/api/customer-agent-configs/{config}/api_keys"), buyer, json!({"name": "server"}), 201)
+            .await;
+        let key_id = id(&key);
+        let key = key["key"].as_str().expect("the key is shown once").to_owned();
+        Subscription { agent, config, key_id, key }
+    }
+}
+
+/// Calls `agent` through the Langflow-compatible API with `key`; the
+/// status and the answer.
+pub async fn run(base: &str, agent: &str, key: &str, text: &str) -> (u16, Value) {
+    let response = sandflow_runtime_host::http_client_builder()
+        .build()
+        .expect("an HTTP client")
+        .post(format!("{base}/api/v1/run/{agent}"))
+        .header("x-api-key", key)
+        .json(&json!({"input_value": text}))
+        .send()
+        .await
+        .expect("the runtime answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// The `id` of an answer.

@@ -38,13 +38,24 @@ pub fn start_host(data: &Path, agents: &[(&str, &str)], extra: &[&str]) -> Host 
 /// Like [`start_host`], with `--role role`; `base` is where the control
 /// plane serves when it serves alone.
 pub fn start(data: &Path, role: &str, agents: &[(&str, &str)], extra: &[&str]) -> Host {
+    start_with_env(data, role, agents, extra, &[])
+}
+
+/// Like [`start`], with `env` set for the process (model providers'
+/// `<NAME>_API_KEY`, for instance).
+pub fn start_with_env(data: &Path, role: &str, agents: &[(&str, &str)], extra: &[&str], env: &[(&str, &str)]) -> Host {
     let ready = if role == "control-plane" { "serving the control plane on " } else { "serving the data plane on " };
     let mut command = Command::new(env!("CARGO_BIN_EXE_sandflow"));
     command.args(["serve", "--role", role, "--listen", "127.0.0.1:0", "--dev-keys"]).args(extra);
     for (id, file) in agents {
         command.arg("--agent").arg(format!("{id}={}@acme", flows().join(file).display()));
     }
-    let mut child = command.env("SANDFLOW_DATA_DIR", data).stdout(Stdio::piped()).spawn().expect("sandflow starts");
+    let mut child = command
+        .env("SANDFLOW_DATA_DIR", data)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sandflow starts");
     let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
     let (mut key, mut base) = (String::new(), String::new());
     let mut line = String::new();
