@@ -1,6 +1,7 @@
 //! Settings of the control plane, ready to be flattened into a clap command
 //! (`#[command(flatten)]`).
 
+use crate::secrets::well_formed_kid;
 use clap::Args;
 use std::fmt;
 use std::path::PathBuf;
@@ -104,8 +105,12 @@ impl Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Key and sealing secrets show only their kid, like `Secret` shows nothing.
+        // A kid that is not one (a base64 key's own text before its `=`) is not shown either.
         fn kids(pairs: &[String]) -> Vec<String> {
-            pairs.iter().map(|pair| format!("{}=***", pair.split_once('=').map_or("?", |(kid, _)| kid))).collect()
+            fn kid(pair: &str) -> &str {
+                pair.split_once('=').map(|(kid, _)| kid.trim()).filter(|k| well_formed_kid(k)).unwrap_or("?")
+            }
+            pairs.iter().map(|pair| format!("{}=***", kid(pair))).collect()
         }
         f.debug_struct("Config")
             .field("database_url", &self.database_url)
@@ -189,11 +194,13 @@ mod tests {
         let config = Config {
             runtime_token: Some(Secret::new("hunter2")),
             key_secrets: vec!["k1=swordfish".into()],
-            secrets_keys: vec!["s1=00ff00ff".into()],
+            secrets_keys: vec!["s1=00ff00ff".into(), "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=".into()],
             ..Config::default()
         };
         let debug = format!("{config:?}");
-        assert!(!debug.contains("hunter2") && !debug.contains("swordfish") && !debug.contains("00ff"), "{debug}");
+        for shown in ["hunter2", "swordfish", "00ff", "AQID"] {
+            assert!(!debug.contains(shown), "{debug}");
+        }
         assert!(debug.contains("k1=***") && debug.contains("s1=***"), "{debug}");
     }
 

@@ -125,6 +125,9 @@ pub async fn start(state: AppState) -> (axum::Router, tokio::task::JoinHandle<()
     if let Some(Err(e)) = state.config.signing_key() {
         tracing::warn!("{e}: agent API keys cannot be created");
     }
+    if let Err(e) = secrets::SealingKeys::parse(&state.config.secrets_keys) {
+        tracing::warn!("{e}: buyers cannot set agent secrets, and hosts get none");
+    }
     match jobs::recover(&state.db).await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(jobs = n, "queued again the jobs a stopped process left running"),

@@ -44,18 +44,23 @@ impl SealingKeys {
     /// Keys from `kid=<64 hex digits>` entries; an error text saying what
     /// is wrong with one (never the key itself).
     pub fn parse(entries: &[String]) -> Result<Self, String> {
-        let mut keys = Vec::new();
-        for entry in entries {
-            let (kid, hex_key) = entry.split_once('=').ok_or("a --secrets-key is `kid=<64 hex digits>`")?;
+        let mut keys: Vec<(String, LessSafeKey)> = Vec::new();
+        for (at, entry) in entries.iter().enumerate() {
+            let position = at + 1;
+            let (kid, hex_key) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("--secrets-key number {position} is not `kid=<64 hex digits>`"))?;
             let kid = kid.trim();
-            if kid.is_empty()
-                || kid.len() > 32
-                || !kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
+            // The kid is not quoted: a key given as base64 ends in `=`,
+            // which would make the key itself the "kid".
+            if !well_formed_kid(kid) {
                 return Err(format!(
-                    "the kid `{}` of a --secrets-key must be 1 to 32 letters, digits, `-` or `_`",
-                    kid.escape_debug()
+                    "the kid of --secrets-key number {position} must be 1 to 32 letters, digits, `-` or `_`, \
+                     and the key 64 hex digits"
                 ));
+            }
+            if keys.iter().any(|(k, _)| k == kid) {
+                return Err(format!("two --secrets-key entries have the kid `{kid}`; each needs its own"));
             }
             let bytes = hex::decode(hex_key.trim())
                 .ok()
@@ -71,11 +76,13 @@ impl SealingKeys {
         Ok(Self { keys })
     }
 
-    /// A new random key as `kid=<hex>`, for a data directory's first start.
-    pub fn generate(kid: &str) -> Result<String, String> {
-        let mut bytes = [0u8; 32];
+    /// A new random key as `kid=<hex>`, its kid `<prefix>-<8 random hex
+    /// digits>` so that keys generated apart never share a kid.
+    pub fn generate(prefix: &str) -> Result<String, String> {
+        let mut bytes = [0u8; 36];
         SystemRandom::new().fill(&mut bytes).map_err(|_| "the system's random source failed")?;
-        Ok(format!("{kid}={}", hex::encode(bytes)))
+        let (kid, key) = bytes.split_at(4);
+        Ok(format!("{prefix}-{}={}", hex::encode(kid), hex::encode(key)))
     }
 
     /// `value` sealed for secret `name` of agent `resource`.
@@ -115,6 +122,11 @@ impl SealingKeys {
     }
 }
 
+/// Whether `kid` may name a key (it is shown in sealed text and messages).
+pub fn well_formed_kid(kid: &str) -> bool {
+    !kid.is_empty() && kid.len() <= 32 && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// What a sealed value is bound to: its agent and its name.
 fn associated(resource: &str, name: &str) -> Aad<Vec<u8>> {
     Aad::from([resource.as_bytes(), b"\0", name.as_bytes()].concat())
@@ -136,10 +148,14 @@ pub fn check_name(name: &str) -> Result<()> {
     )))
 }
 
-/// Checks a secret's value: it goes into request headers, so it holds no
-/// control characters (a line break would start a header of its own).
-pub fn check_value(value: &str) -> Result<()> {
-    if value.trim().is_empty() {
+/// A secret's value as stored: trimmed (as a key written into a flow is),
+/// and refused when it is empty, too long, or holds anything but visible
+/// ASCII and inner spaces. It goes into request headers: a line break
+/// would start a header of its own, and a pasted zero-width space would
+/// fail every request that sends it.
+pub fn checked_value(value: &str) -> Result<&str> {
+    let value = value.trim();
+    if value.is_empty() {
         return Err(Error::Invalid("`value` is empty; delete the secret instead".into()));
     }
     if value.len() > MAX_VALUE_BYTES {
@@ -155,7 +171,14 @@ pub fn check_value(value: &str) -> Result<()> {
                 .into(),
         ));
     }
-    Ok(())
+    if !value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+        return Err(Error::Invalid(
+            "`value` holds a character outside visible ASCII (a typographic quote, a zero-width space?); \
+             paste the key alone"
+                .into(),
+        ));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -207,14 +230,20 @@ mod tests {
             ("a.b=00", "kid"),
             ("a=00", "64 hex digits"),
             ("a=zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", "64 hex digits"),
+            // A key given as base64 (what `openssl rand -base64 32` prints).
+            ("AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=", "64 hex digits"),
         ] {
             let message = SealingKeys::parse(&[entry.to_owned()]).expect_err(entry);
             assert!(message.contains(needle), "{entry}: {message}");
-            assert!(!message.contains("0102"), "{message}");
+            assert!(!message.contains("0102") && !message.contains("AQID"), "{message}");
         }
         assert!(SealingKeys::parse(&[]).is_err());
-        let generated = SealingKeys::generate("local").expect("random");
-        assert!(SealingKeys::parse(&[generated]).is_ok());
+        let twice = SealingKeys::parse(&[A.to_owned(), A.to_owned()]).expect_err("one kid twice");
+        assert!(twice.contains("`a`"), "{twice}");
+        let (one, two) =
+            (SealingKeys::generate("local").expect("random"), SealingKeys::generate("local").expect("random"));
+        assert!(one.starts_with("local-") && one.split('=').next() != two.split('=').next(), "{one} {two}");
+        assert!(SealingKeys::parse(&[one, two]).is_ok());
     }
 
     #[test]
@@ -225,9 +254,10 @@ mod tests {
         for bad in ["", "1KEY", "A B", "A/B", "ÄKEY", &"K".repeat(129)] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
-        assert!(check_value("sk-123").is_ok());
-        for bad in ["", "  ", "a\r\nX-Evil: 1", "a\0", &"k".repeat(MAX_VALUE_BYTES + 1)] {
-            assert!(check_value(bad).is_err());
+        assert_eq!(checked_value(" sk-123\n").ok(), Some("sk-123"), "trimmed");
+        assert_eq!(checked_value("Bearer x y").ok(), Some("Bearer x y"));
+        for bad in ["", "  ", "a\r\nX-Evil: 1", "a\0", "sk-\u{200b}1", "“sk-1”", &"k".repeat(MAX_VALUE_BYTES + 1)] {
+            assert!(checked_value(bad).is_err(), "{bad}");
         }
     }
 }

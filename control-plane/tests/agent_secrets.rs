@@ -131,8 +131,8 @@ async fn hostile_names_values_and_rows(app: TestApp) {
     }
     assert_eq!(app.count("agent_secret").await, 0, "nothing refused was stored");
 
-    // A sealed row copied onto another name, or another agent, does not
-    // open there; the rest still arrive.
+    // A sealed row copied onto another name does not open there; the
+    // rest still arrive.
     app.put(&format!("{path}/REAL"), &m.buyer, json!({"value": "real-value"})).await.expect(200);
     sqlx::query(
         "INSERT INTO agent_secret (resource_id, name, sealed, created_at, updated_at) \
@@ -185,12 +185,30 @@ async fn secrets_need_a_sealing_key(app: TestApp) {
     };
     let other = TestApp { router: sandflow_control_plane::app(AppState::new(app.db.clone(), both)), ..other };
     assert_eq!(opened(&other, &resource).await, json!({"secrets": {"K": "v"}}));
+    // A malformed key (base64, not hex) holds up no host, and is not shown.
+    let malformed =
+        Config { secrets_keys: vec!["AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=".into()], ..test_config() };
+    let other = TestApp { router: sandflow_control_plane::app(AppState::new(app.db.clone(), malformed)), ..other };
+    assert_eq!(opened(&other, &resource).await, json!({"secrets": {}}));
+    let detail = other.put(&format!("{path}/K"), &m.buyer, json!({"value": "w"})).await.refused(503, "unavailable");
+    assert!(!detail.contains("AQID"), "{detail}");
 }
 
 async fn secrets_end_with_the_subscription(app: TestApp) {
     let m = app.market(json!({})).await;
     let (resource, path) = provisioned(&app, &m).await;
     app.put(&format!("{path}/K"), &m.buyer, json!({"value": "v"})).await.expect(200);
+    app.put(&format!("{path}/LEAKED"), &m.buyer, json!({"value": "v"})).await.expect(200);
+    // A termination that failed leaves the agent on the hosts: no new
+    // values, but a deletion reaches them.
+    sqlx::query("UPDATE resource SET state = 'erred' WHERE id = $1")
+        .bind(&resource)
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    app.put(&format!("{path}/K"), &m.buyer, json!({"value": "w"})).await.refused(409, "invalid_transition");
+    assert_eq!(app.delete(&format!("{path}/LEAKED"), &m.buyer).await.status.as_u16(), 204);
+    assert_eq!(last_provisioned(&app).await["agent"]["secrets"], json!(["K"]));
     app.post(&format!("/api/resources/{resource}/terminate"), &m.buyer, json!({})).await.expect(200);
     // Terminating: no new values.
     app.put(&format!("{path}/K"), &m.buyer, json!({"value": "w"})).await.refused(409, "invalid_transition");

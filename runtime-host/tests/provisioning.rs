@@ -34,6 +34,8 @@ struct Feed {
     totals_asked: Arc<std::sync::atomic::AtomicUsize>,
     /// What `GET /api/runtime/agents/{id}/secrets` answers (500 while `None`).
     secrets: Arc<Mutex<Option<Value>>>,
+    /// How often the secrets were asked for.
+    secrets_asked: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Feed {
@@ -53,6 +55,7 @@ impl Feed {
             totals: Arc::new(Mutex::new(json!({"tenants": {}}))),
             totals_asked: Arc::default(),
             secrets: Arc::default(),
+            secrets_asked: Arc::default(),
         };
         (feed, fetches)
     }
@@ -71,6 +74,7 @@ impl Feed {
             .route(
                 "/api/runtime/agents/{id}/secrets",
                 get(|State(feed): State<Feed>| async move {
+                    feed.secrets_asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     feed.secrets.lock().expect("secrets").clone().map(Json).ok_or(StatusCode::INTERNAL_SERVER_ERROR)
                 }),
             )
@@ -203,7 +207,8 @@ async fn an_agents_secrets_arrive_with_it() {
     }));
     tokio::time::timeout(Duration::from_secs(10), fetches.recv()).await.expect("the artifact is fetched");
     feed.release.notify_one();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let asked = || feed.secrets_asked.load(std::sync::atomic::Ordering::SeqCst);
+    until("asking for the secrets twice", || asked() >= 2).await;
     assert!(plane.agents.get("echo").is_none(), "not provisioned without its secrets");
     *feed.secrets.lock().expect("secrets") = Some(json!({"secrets": {"TAVILY_API_KEY": "tvly-1"}}));
     until("provisioning the agent", || plane.agents.get("echo").is_some()).await;

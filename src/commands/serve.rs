@@ -294,13 +294,21 @@ fn stored_key_secret(dir: &std::path::Path) -> anyhow::Result<(String, String)> 
 }
 
 /// The keys sealing agent secrets: the ones given, else the data
-/// directory's, created on first start.
+/// directory's, created on first start. A malformed key stops the start:
+/// a control plane that cannot open its secrets would hand agents none.
 fn sealing_keys(options: &ServeOptions) -> anyhow::Result<Vec<String>> {
+    use sandflow_control_plane::secrets::SealingKeys;
     if !options.secrets_keys.is_empty() {
+        SealingKeys::parse(&options.secrets_keys).map_err(anyhow::Error::msg)?;
         return Ok(options.secrets_keys.clone());
     }
-    let line = stored_pair(&super::data_dir(), "secrets-key", || {
-        sandflow_control_plane::secrets::SealingKeys::generate("local").map_err(anyhow::Error::msg)
+    let dir = super::data_dir();
+    let line = stored_pair(&dir, "secrets-key", || SealingKeys::generate("local").map_err(anyhow::Error::msg))?;
+    SealingKeys::parse(std::slice::from_ref(&line)).map_err(anyhow::Error::msg).with_context(|| {
+        format!(
+            "{} holds no usable key; restore it from a backup (values sealed with it open with it alone)",
+            dir.join("secrets-key").display()
+        )
     })?;
     Ok(vec![line])
 }

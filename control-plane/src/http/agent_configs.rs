@@ -180,8 +180,22 @@ pub enum Standing {
     Ok,
     /// Not provisioned yet: provisioning sends what the database holds.
     NotYet,
-    /// The subscription is `terminating` or `terminated` (the state).
+    /// The subscription is `terminating`, `terminated` or `erred` (a
+    /// termination that failed, whose agent the hosts may still serve):
+    /// it takes no new configuration.
     Ended(String),
+}
+
+impl Standing {
+    /// Whether the hosts may be serving the agent: ok, or a termination
+    /// failed (`erred`).
+    fn served(&self) -> bool {
+        match self {
+            Self::Ok => true,
+            Self::Ended(state) => state == "erred",
+            Self::NotYet => false,
+        }
+    }
 }
 
 /// Locks resource `resource` in `tx` for a change to its agent's
@@ -198,15 +212,17 @@ pub async fn lock(tx: &mut Transaction<'_, Any>, resource: &str) -> Result<Stand
         .await?;
     Ok(match state.as_str() {
         "ok" => Standing::Ok,
-        "terminating" | "terminated" => Standing::Ended(state),
+        "terminating" | "terminated" | "erred" => Standing::Ended(state),
         _ => Standing::NotYet,
     })
 }
 
-/// Sends the hosts a new `agent.provisioned` for `resource` while its
-/// subscription is ok (the feed's lock is the transaction's last).
+/// Sends the hosts a new `agent.provisioned` for `resource` while they
+/// may be serving it (the feed's lock is the transaction's last): after a
+/// failed termination too, so that a secret the buyer deletes then does
+/// not stay on the hosts until the termination is retried.
 pub async fn announce(tx: &mut Transaction<'_, Any>, resource: &str, standing: &Standing) -> Result<()> {
-    if *standing == Standing::Ok {
+    if standing.served() {
         feed::agent_provisioned(tx, resource).await?;
     }
     Ok(())

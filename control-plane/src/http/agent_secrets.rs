@@ -82,7 +82,7 @@ async fn list_secrets(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetSecret {
-    /// The value (at most 16 KiB, no control characters).
+    /// The value (trimmed; at most 16 KiB of visible ASCII and spaces).
     value: String,
 }
 
@@ -114,8 +114,8 @@ async fn set_secret(
 ) -> Result<Json<SecretOut>> {
     let config = agent_configs::load(&state, &user, &id, true).await?;
     secrets::check_name(&name)?;
-    secrets::check_value(&body.value)?;
-    let sealed = state.config.sealing_keys()?.seal(&config.resource_id, &name, &body.value)?;
+    let value = secrets::checked_value(&body.value)?;
+    let sealed = state.config.sealing_keys()?.seal(&config.resource_id, &name, value)?;
     let now = now_ms();
     let mut tx = state.db.begin().await?;
     // Locked before counting, so two new secrets cannot race past the cap.
