@@ -25,6 +25,8 @@ pub const MAX_PER_AGENT: i64 = 64;
 pub const MAX_NAME_BYTES: usize = 128;
 /// Most bytes of a value.
 pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+/// Most hosts one secret lists.
+pub const MAX_HOSTS: usize = 16;
 
 const VERSION: &str = "v1";
 
@@ -85,21 +87,26 @@ impl SealingKeys {
         Ok(format!("{prefix}-{}={}", hex::encode(kid), hex::encode(key)))
     }
 
-    /// `value` sealed for secret `name` of agent `resource`.
-    pub fn seal(&self, resource: &str, name: &str, value: &str) -> Result<String> {
+    /// `value` sealed for secret `name` of agent `resource`, sent only to
+    /// `hosts`.
+    pub fn seal(&self, resource: &str, name: &str, hosts: &[String], value: &str) -> Result<String> {
         let (kid, key) = &self.keys[0];
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new().fill(&mut nonce).map_err(|_| Error::internal("the system's random source failed"))?;
         let mut sealed = value.as_bytes().to_vec();
-        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), associated(resource, name), &mut sealed)
-            .map_err(|_| Error::internal("sealing a secret failed"))?;
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            associated(resource, name, hosts),
+            &mut sealed,
+        )
+        .map_err(|_| Error::internal("sealing a secret failed"))?;
         Ok(format!("{VERSION}.{kid}.{}{}", hex::encode(nonce), hex::encode(sealed)))
     }
 
-    /// The value of a row [`Self::seal`] made for the same agent and name;
-    /// an error text when no configured key opens it (a key missing from
-    /// `--secrets-key`, or a row changed outside the control plane).
-    pub fn open(&self, resource: &str, name: &str, sealed: &str) -> Result<String, String> {
+    /// The value of a row [`Self::seal`] made for the same agent, name and
+    /// hosts; an error text when no configured key opens it (a key missing
+    /// from `--secrets-key`, or a row changed outside the control plane).
+    pub fn open(&self, resource: &str, name: &str, hosts: &[String], sealed: &str) -> Result<String, String> {
         let mut parts = sealed.splitn(3, '.');
         let (Some(VERSION), Some(kid), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
             return Err("it is not a sealed secret of this version".into());
@@ -116,8 +123,8 @@ impl SealingKeys {
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| "its nonce is malformed".to_owned())?;
         let mut rest = rest.to_vec();
         let plain = key
-            .open_in_place(nonce, associated(resource, name), &mut rest)
-            .map_err(|_| format!("it does not open with key `{kid}` for this agent and name"))?;
+            .open_in_place(nonce, associated(resource, name, hosts), &mut rest)
+            .map_err(|_| format!("it does not open with key `{kid}` for this agent, name and hosts"))?;
         String::from_utf8(plain.to_vec()).map_err(|_| "its value is not UTF-8".into())
     }
 }
@@ -127,9 +134,10 @@ pub fn well_formed_kid(kid: &str) -> bool {
     !kid.is_empty() && kid.len() <= 32 && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// What a sealed value is bound to: its agent and its name.
-fn associated(resource: &str, name: &str) -> Aad<Vec<u8>> {
-    Aad::from([resource.as_bytes(), b"\0", name.as_bytes()].concat())
+/// What a sealed value is bound to: its agent, its name and its hosts
+/// (none of which holds a NUL or, for hosts, a comma).
+fn associated(resource: &str, name: &str, hosts: &[String]) -> Aad<Vec<u8>> {
+    Aad::from([resource.as_bytes(), b"\0", name.as_bytes(), b"\0", hosts.join(",").as_bytes()].concat())
 }
 
 /// Checks a secret's name: a global variable name as flows write it.
@@ -146,6 +154,43 @@ pub fn check_name(name: &str) -> Result<()> {
          (at most {MAX_NAME_BYTES} bytes), like the global variable the flow names",
         name.chars().take(MAX_NAME_BYTES).collect::<String>().escape_debug()
     )))
+}
+
+/// The hosts a secret may be sent to, as stored: lower case, each
+/// `name`, `*.name` (its subdomains), an IPv4 address or `*` (any host the
+/// operator's egress policy allows), optionally with `:port`; duplicates
+/// dropped. Empty: nodes may not send it at all, only the host's own uses
+/// (a model provider's key) take it.
+pub fn checked_hosts(hosts: &[String]) -> Result<Vec<String>> {
+    if hosts.len() > MAX_HOSTS {
+        return Err(Error::Invalid(format!("`hosts` lists {} hosts; a secret lists at most {MAX_HOSTS}", hosts.len())));
+    }
+    let mut checked: Vec<String> = Vec::new();
+    for host in hosts {
+        let host = host.trim().to_ascii_lowercase();
+        let (name, port) = host.rsplit_once(':').map_or((host.as_str(), None), |(n, p)| (n, Some(p)));
+        let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p != 0));
+        let name = name.strip_prefix("*.").unwrap_or(name);
+        let name_ok = name == "*"
+            || (!name.is_empty()
+                && name.len() <= 253
+                && name.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                }));
+        if !(port_ok && name_ok) || host.starts_with("*.*") {
+            return Err(Error::Invalid(format!(
+                "`{}` in `hosts` is not a host: give `api.example.com`, `*.example.com` (its subdomains), an IPv4 \
+                 address or `*`, optionally with `:port`, not a URL",
+                host.chars().take(100).collect::<String>().escape_debug()
+            )));
+        }
+        if !checked.contains(&host) {
+            checked.push(host);
+        }
+    }
+    Ok(checked)
 }
 
 /// A secret's value as stored: trimmed (as a key written into a flow is),
@@ -195,30 +240,34 @@ mod tests {
     #[test]
     fn sealed_values_open_only_for_their_agent_and_name() {
         let keys = keys(&[A]);
-        let sealed = keys.seal("res-1", "TAVILY_API_KEY", "tvly-123").expect("seals");
+        let hosts = ["api.tavily.com".to_owned()];
+        let sealed = keys.seal("res-1", "TAVILY_API_KEY", &hosts, "tvly-123").expect("seals");
         assert!(sealed.starts_with("v1.a.") && !sealed.contains("tvly"), "{sealed}");
-        assert_ne!(sealed, keys.seal("res-1", "TAVILY_API_KEY", "tvly-123").expect("seals"), "fresh nonce");
-        assert_eq!(keys.open("res-1", "TAVILY_API_KEY", &sealed).as_deref(), Ok("tvly-123"));
-        assert!(keys.open("res-2", "TAVILY_API_KEY", &sealed).is_err(), "another agent's row");
-        assert!(keys.open("res-1", "OTHER", &sealed).is_err(), "renamed");
+        assert_ne!(sealed, keys.seal("res-1", "TAVILY_API_KEY", &hosts, "tvly-123").expect("seals"), "fresh nonce");
+        assert_eq!(keys.open("res-1", "TAVILY_API_KEY", &hosts, &sealed).as_deref(), Ok("tvly-123"));
+        assert!(keys.open("res-2", "TAVILY_API_KEY", &hosts, &sealed).is_err(), "another agent's row");
+        assert!(keys.open("res-1", "OTHER", &hosts, &sealed).is_err(), "renamed");
+        let widened = ["api.tavily.com".to_owned(), "evil.example".to_owned()];
+        assert!(keys.open("res-1", "TAVILY_API_KEY", &widened, &sealed).is_err(), "hosts widened");
+        assert!(keys.open("res-1", "TAVILY_API_KEY", &[], &sealed).is_err(), "hosts changed");
         // "res-1\0X" + "Y" must not equal "res-1" + "X\0Y".
-        assert!(keys.open("res-1\0TAVILY_API_KEY", "", &sealed).is_err());
+        assert!(keys.open("res-1\0TAVILY_API_KEY", "", &hosts, &sealed).is_err());
         let mut tampered = sealed.clone();
         let last = tampered.pop().expect("a digit");
         tampered.push(if last == '0' { '1' } else { '0' });
-        assert!(keys.open("res-1", "TAVILY_API_KEY", &tampered).is_err(), "tampered");
+        assert!(keys.open("res-1", "TAVILY_API_KEY", &hosts, &tampered).is_err(), "tampered");
         for bad in ["", "v1.a", "v1.a.zz", "v1.a.00", "v2.a.00", "v1.c.00"] {
-            assert!(keys.open("res-1", "TAVILY_API_KEY", bad).is_err(), "{bad}");
+            assert!(keys.open("res-1", "TAVILY_API_KEY", &hosts, bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn a_rotated_key_still_opens_what_the_old_one_sealed() {
-        let sealed = keys(&[A]).seal("r", "K", "v").expect("seals");
+        let sealed = keys(&[A]).seal("r", "K", &[], "v").expect("seals");
         let rotated = keys(&[B, A]);
-        assert_eq!(rotated.open("r", "K", &sealed).as_deref(), Ok("v"));
-        assert!(rotated.seal("r", "K", "v").expect("seals").starts_with("v1.b."), "the first key seals");
-        let message = keys(&[B]).open("r", "K", &sealed).expect_err("key a is gone");
+        assert_eq!(rotated.open("r", "K", &[], &sealed).as_deref(), Ok("v"));
+        assert!(rotated.seal("r", "K", &[], "v").expect("seals").starts_with("v1.b."), "the first key seals");
+        let message = keys(&[B]).open("r", "K", &[], &sealed).expect_err("key a is gone");
         assert!(message.contains("`a`"), "{message}");
     }
 
@@ -244,6 +293,22 @@ mod tests {
             (SealingKeys::generate("local").expect("random"), SealingKeys::generate("local").expect("random"));
         assert!(one.starts_with("local-") && one.split('=').next() != two.split('=').next(), "{one} {two}");
         assert!(SealingKeys::parse(&[one, two]).is_ok());
+    }
+
+    #[test]
+    fn hosts() {
+        let given = |hosts: &[&str]| checked_hosts(&hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>());
+        assert_eq!(
+            given(&[" API.Tavily.com ", "*.assemblyai.com:443", "10.0.0.7", "*", "api.tavily.com"]).expect("ok"),
+            ["api.tavily.com", "*.assemblyai.com:443", "10.0.0.7", "*"]
+        );
+        assert_eq!(given(&[]).expect("none"), Vec::<String>::new());
+        for bad in
+            ["https://api.tavily.com", "api.tavily.com/x", "a,b", "", "a..b", "*.*.x", "x:0", "x:99999", "user@x"]
+        {
+            assert!(given(&[bad]).is_err(), "{bad}");
+        }
+        assert!(given(&["a.example"; 17]).is_err(), "too many");
     }
 
     #[test]

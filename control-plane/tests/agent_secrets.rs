@@ -37,6 +37,11 @@ async fn last_provisioned(app: &TestApp) -> Value {
     changes.iter().rev().find(|c| c["kind"] == "agent.provisioned").unwrap().clone()
 }
 
+/// A secret as the runtime gets it.
+fn secret(value: &str, hosts: &[&str]) -> Value {
+    json!({"value": value, "hosts": hosts})
+}
+
 async fn opened(app: &TestApp, resource: &str) -> Value {
     app.get(&format!("/api/runtime/agents/{resource}/secrets"), RUNTIME_TOKEN).await.expect(200)
 }
@@ -47,12 +52,15 @@ async fn secrets_are_sealed_and_reach_only_the_runtime(app: TestApp) {
     assert_eq!(app.get(&path, &m.buyer).await.expect(200), json!([]));
     assert_eq!(opened(&app, &resource).await, json!({"secrets": {}}));
 
-    let set = app.put(&format!("{path}/TAVILY_API_KEY"), &m.buyer, json!({"value": "tvly-first"})).await.expect(200);
+    let body = json!({"value": " tvly-first ", "hosts": ["API.Tavily.com", "api.tavily.com"]});
+    let set = app.put(&format!("{path}/TAVILY_API_KEY"), &m.buyer, body).await.expect(200);
     assert_eq!(set["name"], "TAVILY_API_KEY");
+    assert_eq!(set["hosts"], json!(["api.tavily.com"]));
     assert!(!set.to_string().contains("tvly"), "the value is not echoed: {set}");
     let listed = app.get(&path, &m.buyer).await.expect(200);
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(listed[0]["name"], "TAVILY_API_KEY");
+    assert_eq!(listed[0]["hosts"], json!(["api.tavily.com"]));
     assert!(!listed.to_string().contains("tvly"), "{listed}");
 
     // Sealed in the database, bound to its agent and name.
@@ -67,17 +75,21 @@ async fn secrets_are_sealed_and_reach_only_the_runtime(app: TestApp) {
     assert_eq!(change["agent"]["id"], resource.as_str());
     assert_eq!(change["agent"]["secrets"], json!(["TAVILY_API_KEY"]));
     assert!(!app.feed(0).await.to_string().contains("tvly"), "no value in the feed");
-    assert_eq!(opened(&app, &resource).await, json!({"secrets": {"TAVILY_API_KEY": "tvly-first"}}));
+    assert_eq!(
+        opened(&app, &resource).await,
+        json!({"secrets": {"TAVILY_API_KEY": secret("tvly-first", &["api.tavily.com"])}})
+    );
 
     // Replacing keeps the first date and is heard of again.
     let feed_before = app.feed(0).await["last"].as_i64().unwrap();
-    let again = app.put(&format!("{path}/TAVILY_API_KEY"), &m.buyer, json!({"value": "tvly-second"})).await.expect(200);
+    let body = json!({"value": "tvly-second", "hosts": ["api.tavily.com"]});
+    let again = app.put(&format!("{path}/TAVILY_API_KEY"), &m.buyer, body).await.expect(200);
     assert_eq!(again["created_at_ms"], set["created_at_ms"]);
     assert!(app.feed(0).await["last"].as_i64().unwrap() > feed_before);
     app.put(&format!("{path}/AAI_KEY"), &m.buyer, json!({"value": "aai-1"})).await.expect(200);
     assert_eq!(
         opened(&app, &resource).await,
-        json!({"secrets": {"AAI_KEY": "aai-1", "TAVILY_API_KEY": "tvly-second"}})
+        json!({"secrets": {"AAI_KEY": secret("aai-1", &[]), "TAVILY_API_KEY": secret("tvly-second", &["api.tavily.com"])}})
     );
     assert_eq!(last_provisioned(&app).await["agent"]["secrets"], json!(["AAI_KEY", "TAVILY_API_KEY"]));
 
@@ -105,7 +117,10 @@ async fn secrets_are_sealed_and_reach_only_the_runtime(app: TestApp) {
     let detail = app.delete(&format!("{path}/AAI_KEY"), &m.buyer).await.refused(404, "not_found");
     assert!(detail.contains("AAI_KEY"), "{detail}");
     assert_eq!(last_provisioned(&app).await["agent"]["secrets"], json!(["TAVILY_API_KEY"]));
-    assert_eq!(opened(&app, &resource).await, json!({"secrets": {"TAVILY_API_KEY": "tvly-second"}}));
+    assert_eq!(
+        opened(&app, &resource).await,
+        json!({"secrets": {"TAVILY_API_KEY": secret("tvly-second", &["api.tavily.com"])}})
+    );
 }
 
 async fn hostile_names_values_and_rows(app: TestApp) {
@@ -122,6 +137,9 @@ async fn hostile_names_values_and_rows(app: TestApp) {
         ("OK", json!({"value": 5}), 422, "expected a string"),
         ("OK", json!({"value": "v", "shown": true}), 422, "shown"),
         ("OK", json!({}), 422, "value"),
+        ("OK", json!({"value": "v", "hosts": ["https://api.tavily.com/"]}), 422, "is not a host"),
+        ("OK", json!({"value": "v", "hosts": vec!["a.example"; 17]}), 422, "at most 16"),
+        ("OK", json!({"value": "v", "hosts": "api.tavily.com"}), 422, "expected a sequence"),
     ] {
         let answer = app.put(&format!("{path}/{name}"), &m.buyer, body).await;
         assert_eq!(answer.status.as_u16(), status, "{name}: {}", answer.body);
@@ -131,20 +149,26 @@ async fn hostile_names_values_and_rows(app: TestApp) {
     }
     assert_eq!(app.count("agent_secret").await, 0, "nothing refused was stored");
 
-    // A sealed row copied onto another name does not open there; the
-    // rest still arrive.
+    // A sealed row copied onto another name, or whose hosts were widened
+    // in the database, does not open; the rest still arrive.
     app.put(&format!("{path}/REAL"), &m.buyer, json!({"value": "real-value"})).await.expect(200);
+    let body = json!({"value": "narrow", "hosts": ["api.tavily.com"]});
+    app.put(&format!("{path}/NARROW"), &m.buyer, body).await.expect(200);
     sqlx::query(
-        "INSERT INTO agent_secret (resource_id, name, sealed, created_at, updated_at) \
-         SELECT resource_id, 'COPIED', sealed, created_at, updated_at FROM agent_secret WHERE name = 'REAL'",
+        "INSERT INTO agent_secret (resource_id, name, sealed, hosts, created_at, updated_at) \
+         SELECT resource_id, 'COPIED', sealed, hosts, created_at, updated_at FROM agent_secret WHERE name = 'REAL'",
     )
     .execute(app.db.pool())
     .await
     .unwrap();
-    assert_eq!(opened(&app, &resource).await, json!({"secrets": {"REAL": "real-value"}}));
+    sqlx::query("UPDATE agent_secret SET hosts = '[\"*\"]' WHERE name = 'NARROW'")
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(opened(&app, &resource).await, json!({"secrets": {"REAL": secret("real-value", &[])}}));
 
     // At most 64 per agent; an existing one can still be replaced.
-    for i in 0..62 {
+    for i in 0..61 {
         app.put(&format!("{path}/K{i}"), &m.buyer, json!({"value": "v"})).await.expect(200);
     }
     let detail =
@@ -184,7 +208,7 @@ async fn secrets_need_a_sealing_key(app: TestApp) {
         ..test_config()
     };
     let other = TestApp { router: sandflow_control_plane::app(AppState::new(app.db.clone(), both)), ..other };
-    assert_eq!(opened(&other, &resource).await, json!({"secrets": {"K": "v"}}));
+    assert_eq!(opened(&other, &resource).await, json!({"secrets": {"K": secret("v", &[])}}));
     // A malformed key (base64, not hex) holds up no host, and is not shown.
     let malformed =
         Config { secrets_keys: vec!["AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=".into()], ..test_config() };

@@ -17,7 +17,7 @@ use sandflow_model_server::{ModelServer, Options};
 use sandflow_runtime_host::api::DataPlane;
 use sandflow_runtime_host::doc_index::{DocIndex, NewChunk, Scope};
 use sandflow_runtime_host::{
-    CapabilityConfig, FileStore, FilesConfig, HttpConfig, Limits, LlmConfig, MemoryScope, MemoryStore, Secrets,
+    CapabilityConfig, FileStore, FilesConfig, HttpConfig, Limits, LlmConfig, MemoryScope, MemoryStore, Secret, Secrets,
 };
 use sandflow_web_fixture::WebFixture;
 use sandflow_web_fixture::assemblyai::{API_KEY, ERROR_TEXT, URL_TRANSCRIPT};
@@ -96,12 +96,31 @@ async fn world() -> World {
     let plane = support::data_plane(capabilities, SECRET);
     let short = Limits { deadline: Duration::from_secs(4), ..Limits::default() };
     let agent_key: Secrets = [("ASSEMBLYAI_API_KEY", API_KEY)].into_iter().collect();
+    // A buyer's key as the control plane hands it over: with the hosts it may go to.
+    let buyers_key = |hosts: &[&str]| {
+        let mut secrets = Secrets::default();
+        let hosts = hosts.iter().map(|h| h.parse().expect("pattern")).collect();
+        secrets.insert("ASSEMBLYAI_API_KEY", Secret::for_hosts(API_KEY, hosts));
+        secrets
+    };
     for (id, flow, limits, secrets) in [
         ("research", shared_flow("starter/research-translation-loop.json"), Limits::default(), Secrets::default()),
         ("meeting", shared_flow("starter/meeting-summary.json"), Limits::default(), Secrets::default()),
         ("meeting-short", shared_flow("starter/meeting-summary.json"), short, Secrets::default()),
         ("meeting-variable", meeting_with_variable("ASSEMBLYAI_API_KEY"), Limits::default(), agent_key),
         ("meeting-unset", meeting_with_variable("ASSEMBLYAI_API_KEY"), Limits::default(), Secrets::default()),
+        (
+            "meeting-scoped",
+            meeting_with_variable("ASSEMBLYAI_API_KEY"),
+            Limits::default(),
+            buyers_key(&["api.assemblyai.com"]),
+        ),
+        (
+            "meeting-elsewhere",
+            meeting_with_variable("ASSEMBLYAI_API_KEY"),
+            Limits::default(),
+            buyers_key(&["api.tavily.com"]),
+        ),
     ] {
         support::provision(&plane, TENANT, id, &flow, limits, secrets);
     }
@@ -285,6 +304,30 @@ async fn a_key_in_a_global_variable_is_filled_in_by_the_host() {
 }
 
 // ------------------------------------------------------------------- hostile
+
+/// A buyer's key goes only to the hosts the buyer listed with it: the
+/// seller's flow names the URL, so it could name its own. Checked against
+/// the URL the node asked for, before the operator's route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyers_key_goes_only_to_the_hosts_it_lists() {
+    let world = world().await;
+    let (status, body) = run(&world, "meeting-scoped", "Summarize.", "s1", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let create =
+        world.web.seen().into_iter().find(|s| s.uri == "/assemblyai/v2/transcript").expect("transcript created");
+    assert!(create.headers.contains(&("authorization".into(), API_KEY.into())));
+
+    let before = transcription_calls(&world.web).len();
+    let (status, body) = run(&world, "meeting-elsewhere", "Summarize.", "s2", json!({})).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    let said = detail(&body);
+    assert!(
+        said.contains("`ASSEMBLYAI_API_KEY` may be sent to `api.tavily.com`, not to `api.assemblyai.com`"),
+        "{said}"
+    );
+    assert!(!body.to_string().contains(API_KEY));
+    assert_eq!(transcription_calls(&world.web).len(), before, "nothing was sent");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_or_wrong_key_is_explained() {

@@ -38,6 +38,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct SecretOut {
     /// The global variable name the flow uses.
     pub name: String,
+    /// The hosts nodes may send it to (none: only model providers' keys).
+    pub hosts: Vec<String>,
     /// First set.
     pub created_at_ms: i64,
     /// Last set.
@@ -61,15 +63,17 @@ async fn list_secrets(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<SecretOut>>> {
     let config = agent_configs::load(&state, &user, &id, true).await?;
-    let rows =
-        sqlx::query("SELECT name, created_at, updated_at FROM agent_secret WHERE resource_id = $1 ORDER BY name")
-            .bind(&config.resource_id)
-            .fetch_all(state.db.pool())
-            .await?;
+    let rows = sqlx::query(
+        "SELECT name, hosts, created_at, updated_at FROM agent_secret WHERE resource_id = $1 ORDER BY name",
+    )
+    .bind(&config.resource_id)
+    .fetch_all(state.db.pool())
+    .await?;
     rows.iter()
         .map(|row| {
             Ok(SecretOut {
                 name: row.try_get("name")?,
+                hosts: stored_hosts(row)?,
                 created_at_ms: row.try_get("created_at")?,
                 updated_at_ms: row.try_get("updated_at")?,
             })
@@ -78,16 +82,28 @@ async fn list_secrets(
         .map(Json)
 }
 
+/// A row's `hosts`, stored as a JSON array.
+pub fn stored_hosts(row: &sqlx::any::AnyRow) -> Result<Vec<String>> {
+    let text: String = row.try_get("hosts")?;
+    serde_json::from_str(&text).map_err(Error::internal)
+}
+
 /// A secret's new value. Its `Debug` does not show it.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetSecret {
     /// The value (trimmed; at most 16 KiB of visible ASCII and spaces).
     value: String,
+    /// The hosts nodes may send it to in a request header: `api.example.com`,
+    /// `*.example.com`, an IPv4 address or `*`, optionally with `:port` (at
+    /// most 16). Without any, only the host's own uses take it (a model
+    /// provider's key): a seller's flow names where its requests go.
+    #[serde(default)]
+    hosts: Vec<String>,
 }
 
-/// Sets secret `name` (creating or replacing it; owners and admins of the
-/// consumer). At most 64 per agent.
+/// Sets secret `name` and the hosts it may go to (creating or replacing
+/// it; owners and admins of the consumer). At most 64 per agent.
 #[utoipa::path(
     put,
     path = "/api/customer-agent-configs/{id}/secrets/{name}",
@@ -101,7 +117,7 @@ struct SetSecret {
         (status = 403, description = "Not an owner or admin of the consumer.", body = ErrorBody),
         (status = 409, description = "The subscription is terminating or terminated (`invalid_transition`).",
          body = ErrorBody),
-        (status = 422, description = "A bad name or value, or the agent's 64 secrets are taken (`invalid`).",
+        (status = 422, description = "A bad name, value or host, or the agent's 64 secrets are taken (`invalid`).",
          body = ErrorBody),
         (status = 503, description = "No --secrets-key is configured (`unavailable`).", body = ErrorBody),
     ),
@@ -115,7 +131,9 @@ async fn set_secret(
     let config = agent_configs::load(&state, &user, &id, true).await?;
     secrets::check_name(&name)?;
     let value = secrets::checked_value(&body.value)?;
-    let sealed = state.config.sealing_keys()?.seal(&config.resource_id, &name, value)?;
+    let hosts = secrets::checked_hosts(&body.hosts)?;
+    let sealed = state.config.sealing_keys()?.seal(&config.resource_id, &name, &hosts, value)?;
+    let hosts_text = serde_json::to_string(&hosts).map_err(Error::internal)?;
     let now = now_ms();
     let mut tx = state.db.begin().await?;
     // Locked before counting, so two new secrets cannot race past the cap.
@@ -132,17 +150,20 @@ async fn set_secret(
         )));
     }
     let row = sqlx::query(
-        "INSERT INTO agent_secret (resource_id, name, sealed, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
-         ON CONFLICT (resource_id, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at \
+        "INSERT INTO agent_secret (resource_id, name, sealed, hosts, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (resource_id, name) \
+         DO UPDATE SET sealed = excluded.sealed, hosts = excluded.hosts, updated_at = excluded.updated_at \
          RETURNING created_at, updated_at",
     )
     .bind(&config.resource_id)
     .bind(&name)
     .bind(&sealed)
+    .bind(&hosts_text)
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
-    let out = SecretOut { name, created_at_ms: row.try_get("created_at")?, updated_at_ms: row.try_get("updated_at")? };
+    let out =
+        SecretOut { name, hosts, created_at_ms: row.try_get("created_at")?, updated_at_ms: row.try_get("updated_at")? };
     agent_configs::announce(&mut tx, &config.resource_id, &standing).await?;
     tx.commit().await?;
     Ok(Json(out))

@@ -7,7 +7,7 @@
 //! - `GET /api/runtime/artifacts/{digest}`: the flow component
 //!   (`application/wasm`) with that digest;
 //! - `GET /api/runtime/agents/{id}/secrets`: `{"secrets": {"NAME":
-//!   "value"}}`, the buyer's secrets for agent `id`, opened
+//!   {"value", "hosts"}}}`, the buyer's secrets for agent `id`, opened
 //!   ([`crate::secrets`]); the one answer that carries their values;
 //! - `GET /api/runtime/usage-totals/?month=YYYY-MM`: per tenant, the runs,
 //!   fuel and tokens (in + out) the ledger holds for runs started in that
@@ -144,8 +144,18 @@ async fn artifact(
 /// An agent's secrets, opened. No `Debug`: it holds their values.
 #[derive(Serialize, ToSchema)]
 struct AgentSecrets {
-    /// Value by name.
-    secrets: BTreeMap<String, String>,
+    /// By name.
+    secrets: BTreeMap<String, OpenedSecret>,
+}
+
+/// One secret, opened.
+#[derive(Serialize, ToSchema)]
+struct OpenedSecret {
+    /// The value.
+    value: String,
+    /// The hosts nodes may send it to in a request header (none: only the
+    /// host's own uses, such as a model provider's key).
+    hosts: Vec<String>,
 }
 
 /// The buyer's secrets for agent `id`, opened (runtime hosts, when the
@@ -174,7 +184,7 @@ async fn agent_secrets(
     if exists.is_none() {
         return Err(Error::NotFound(format!("no agent `{id}`")));
     }
-    let rows = sqlx::query("SELECT name, sealed FROM agent_secret WHERE resource_id = $1 ORDER BY name")
+    let rows = sqlx::query("SELECT name, sealed, hosts FROM agent_secret WHERE resource_id = $1 ORDER BY name")
         .bind(&id)
         .fetch_all(state.db.pool())
         .await?;
@@ -192,9 +202,10 @@ async fn agent_secrets(
     for row in &rows {
         let name: String = row.try_get("name")?;
         let sealed: String = row.try_get("sealed")?;
-        match keys.open(&id, &name, &sealed) {
+        let hosts = super::agent_secrets::stored_hosts(row)?;
+        match keys.open(&id, &name, &hosts, &sealed) {
             Ok(value) => {
-                secrets.insert(name, value);
+                secrets.insert(name, OpenedSecret { value, hosts });
             }
             Err(reason) => {
                 tracing::error!(agent = %id, secret = %name, %reason, "an agent secret does not open; left out")

@@ -3,23 +3,49 @@
 //! (a Langflow global variable such as `OPENAI_API_KEY`) and the host
 //! resolves it. `Debug` never prints a value.
 
+use super::http::HostPattern;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-/// One secret value.
+/// One secret value, and where a node may send it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Arc<str>);
+pub struct Secret {
+    value: Arc<str>,
+    /// The hosts a node may send it to in a request header
+    /// (`{{secret:FIELD}}`): `None` for any the egress policy allows,
+    /// an empty list for none. The host's own uses (a model provider's key,
+    /// sent to the provider the operator configured) are not bound by it.
+    reach: Option<Arc<[HostPattern]>>,
+}
 
 impl Secret {
-    /// Wraps `value`.
+    /// Wraps `value`; a node may send it to any host the egress policy
+    /// allows (keys the operator or an embedder configures).
     pub fn new(value: impl Into<Arc<str>>) -> Self {
-        Self(value.into())
+        Self { value: value.into(), reach: None }
+    }
+
+    /// Wraps `value`, which its owner lets nodes send only to `hosts`
+    /// (none: only the host's own uses). A buyer's secret for a seller's
+    /// flow is this: the seller's code names where a request goes.
+    pub fn for_hosts(value: impl Into<Arc<str>>, hosts: Vec<HostPattern>) -> Self {
+        Self { value: value.into(), reach: Some(hosts.into()) }
     }
 
     /// The value, for the one place that sends it to its service.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.value
+    }
+
+    /// The hosts a node may send it to; `None` for any.
+    pub fn reach(&self) -> Option<&[HostPattern]> {
+        self.reach.as_deref()
+    }
+
+    /// Whether a node may send it in a header of a request to `url`.
+    pub fn may_reach(&self, url: &reqwest::Url) -> bool {
+        self.reach.as_deref().is_none_or(|hosts| hosts.iter().any(|h| h.matches(url)))
     }
 }
 
@@ -71,6 +97,26 @@ mod tests {
         let printed = format!("{secrets:?}");
         assert!(printed.contains("OPENAI_API_KEY"));
         assert!(!printed.contains("sk-very-secret"));
+    }
+
+    #[test]
+    fn a_secret_goes_only_where_its_owner_lets_it() {
+        let url = |u: &str| reqwest::Url::parse(u).expect("URL");
+        let hosts = ["api.tavily.com", "*.assemblyai.com:443"].map(|h| h.parse().expect("pattern")).to_vec();
+        let scoped = Secret::for_hosts("k", hosts);
+        assert!(scoped.may_reach(&url("https://api.tavily.com/search")));
+        assert!(scoped.may_reach(&url("https://eu.assemblyai.com/v2")));
+        for elsewhere in [
+            "https://api.tavily.com.evil.example/",
+            "https://evil.example/?to=api.tavily.com",
+            "http://eu.assemblyai.com:8080/",
+            "https://assemblyai.com/",
+        ] {
+            assert!(!scoped.may_reach(&url(elsewhere)), "{elsewhere}");
+        }
+        assert!(!Secret::for_hosts("k", Vec::new()).may_reach(&url("https://api.tavily.com/")));
+        assert!(Secret::new("k").may_reach(&url("https://anywhere.example/")));
+        assert_eq!(format!("{scoped:?}"), "Secret(<redacted>)");
     }
 
     #[test]

@@ -369,7 +369,14 @@ impl Provisioner {
     async fn secrets(&self, agent: &AgentSpec) -> Result<crate::Secrets, SyncError> {
         #[derive(serde::Deserialize)]
         struct Answer {
-            secrets: HashMap<String, String>,
+            secrets: HashMap<String, Wire>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            value: String,
+            /// The hosts nodes may send it to; none when absent.
+            #[serde(default)]
+            hosts: Vec<String>,
         }
         if agent.secrets.is_empty() {
             return Ok(crate::Secrets::default());
@@ -385,10 +392,20 @@ impl Provisioner {
         };
         let answer: Answer = serde_json::from_slice(&bytes)
             .map_err(|e| SyncError::Unreachable { url, message: format!("malformed secrets: {e}") })?;
-        for missing in agent.secrets.iter().filter(|name| !answer.secrets.contains_key(*name)) {
+        for missing in agent.secrets.iter().filter(|name| !answer.secrets.contains_key(name.as_str())) {
             tracing::warn!(agent = %agent.id, secret = %missing, "a secret the feed names did not arrive");
         }
-        Ok(answer.secrets.into_iter().collect())
+        let mut secrets = crate::Secrets::default();
+        for (name, Wire { value, hosts }) in answer.secrets {
+            // A host pattern this host cannot read narrows the secret to
+            // none rather than widening it.
+            let reach = hosts.iter().map(|h| h.parse()).collect::<Result<Vec<_>, String>>().unwrap_or_else(|error| {
+                tracing::warn!(agent = %agent.id, secret = %name, %error, "a secret's hosts do not parse; it goes to none");
+                Vec::new()
+            });
+            secrets.insert(name, crate::Secret::for_hosts(value, reach));
+        }
+        Ok(secrets)
     }
 
     async fn get(&self, url: &str) -> Result<Vec<u8>, SyncError> {

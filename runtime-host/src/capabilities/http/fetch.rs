@@ -306,7 +306,8 @@ mod tests {
         let secrets: Secrets = [("AAI_KEY", "k-agent")].into_iter().collect();
         let variable = sandflow_flow_compiler::ir::ParamValue::Secret("AAI_KEY".into());
         let mut pairs = vec![(" X-Api-Key ".to_owned(), "{{secret:api_key}}".to_owned())];
-        let filled = credentials::fill(&mut pairs, |_| Some(&variable), &secrets).expect("fills");
+        let filled =
+            credentials::fill(&mut pairs, "https://api.assemblyai.com/", |_| Some(&variable), &secrets).expect("fills");
         let mut sent = headers(&pairs).expect("valid headers");
         assert_eq!(sent["x-api-key"], "k-agent");
         strip_credentials(&mut sent, &filled);

@@ -131,6 +131,7 @@ impl Host for RunState {
         let flow = self.flow.as_ref();
         let secret_headers = credentials::fill(
             &mut request.headers,
+            &request.url,
             |field| flow.and_then(|f| f.param(node, field)),
             &self.caps.agent_secrets,
         )?;

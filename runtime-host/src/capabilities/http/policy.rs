@@ -70,6 +70,35 @@ impl FromStr for HostPattern {
     }
 }
 
+impl HostPattern {
+    /// Whether `url`'s host and port are this pattern's (nothing about
+    /// where the name resolves: that is [`Policy::admit`]'s business).
+    pub fn matches(&self, url: &reqwest::Url) -> bool {
+        self.admission(&host_of(url), url.port_or_known_default().unwrap_or(0), literal_ip(url)).is_some()
+    }
+
+    /// How this pattern admits `host` at `port` (`ip`: the host as an IP
+    /// literal), if it does.
+    fn admission(&self, host: &str, port: u16, ip: Option<IpAddr>) -> Option<Admission> {
+        if self.port.is_some_and(|allowed| allowed != port) {
+            return None;
+        }
+        match (&self.host, ip) {
+            (HostMatch::Ip(allowed), Some(ip)) if *allowed == ip => Some(Admission::Explicit),
+            (HostMatch::Any, _) => Some(Admission::Name),
+            (HostMatch::Name(name), None) if name == host => Some(Admission::Name),
+            (HostMatch::Subdomains(domain), None)
+                if host.len() > domain.len() + 1
+                    && host.ends_with(domain.as_str())
+                    && host.as_bytes()[host.len() - domain.len() - 1] == b'.' =>
+            {
+                Some(Admission::Name)
+            }
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for HostPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.host {
@@ -157,21 +186,7 @@ impl Policy<'_> {
         let host = host_of(url);
         let port = url.port_or_known_default().unwrap_or(0);
         let ip = literal_ip(url);
-        let matched = self.allow.iter().filter(|p| p.port.is_none_or(|allowed| allowed == port)).find_map(|p| {
-            match (&p.host, ip) {
-                (HostMatch::Ip(allowed), Some(ip)) if *allowed == ip => Some(Admission::Explicit),
-                (HostMatch::Any, _) => Some(Admission::Name),
-                (HostMatch::Name(name), None) if *name == host => Some(Admission::Name),
-                (HostMatch::Subdomains(domain), None)
-                    if host.len() > domain.len() + 1
-                        && host.ends_with(domain.as_str())
-                        && host.as_bytes()[host.len() - domain.len() - 1] == b'.' =>
-                {
-                    Some(Admission::Name)
-                }
-                _ => None,
-            }
-        });
+        let matched = self.allow.iter().find_map(|p| p.admission(&host, port, ip));
         matched.ok_or_else(|| {
             let shown = if port == default_port(url) { host.clone() } else { format!("{host}:{port}") };
             CapabilityError::Denied(format!(
