@@ -166,26 +166,41 @@ pub fn checked_hosts(hosts: &[String]) -> Result<Vec<String>> {
         return Err(Error::Invalid(format!("`hosts` lists {} hosts; a secret lists at most {MAX_HOSTS}", hosts.len())));
     }
     let mut checked: Vec<String> = Vec::new();
-    for host in hosts {
-        let host = host.trim().to_ascii_lowercase();
-        let (name, port) = host.rsplit_once(':').map_or((host.as_str(), None), |(n, p)| (n, Some(p)));
-        let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p != 0));
-        let name = name.strip_prefix("*.").unwrap_or(name);
+    for given in hosts {
+        let given = given.trim().to_ascii_lowercase();
+        // The runtime hosts' own rules (`HostPattern`): labels of letters,
+        // digits and inner `-`; a port of digits, stored as a number.
+        let (name, port) = given.rsplit_once(':').map_or((given.as_str(), None), |(n, p)| (n, Some(p)));
+        let port = match port {
+            None => Some(None),
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse::<u16>().ok().filter(|p| *p != 0).map(Some)
+            }
+            Some(_) => None,
+        };
+        let domain = name.strip_prefix("*.").unwrap_or(name).trim_end_matches('.');
         let name_ok = name == "*"
-            || (!name.is_empty()
-                && name.len() <= 253
-                && name.split('.').all(|label| {
+            || (!domain.is_empty()
+                && domain.len() <= 253
+                && domain.split('.').all(|label| {
                     !label.is_empty()
                         && label.len() <= 63
+                        && !label.starts_with('-')
                         && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 }));
-        if !(port_ok && name_ok) || host.starts_with("*.*") {
+        let Some(port) = port.filter(|_| name_ok) else {
             return Err(Error::Invalid(format!(
                 "`{}` in `hosts` is not a host: give `api.example.com`, `*.example.com` (its subdomains), an IPv4 \
                  address or `*`, optionally with `:port`, not a URL",
-                host.chars().take(100).collect::<String>().escape_debug()
+                given.chars().take(100).collect::<String>().escape_debug()
             )));
-        }
+        };
+        let prefix = if name.starts_with("*.") { "*." } else { "" };
+        let host = match port {
+            Some(port) => format!("{prefix}{domain}:{port}"),
+            None if name == "*" => "*".to_owned(),
+            None => format!("{prefix}{domain}"),
+        };
         if !checked.contains(&host) {
             checked.push(host);
         }

@@ -132,6 +132,43 @@ fn the_agents_secret_wins_and_never_reaches_the_guest() {
     assert!(!body.contains("sk-"), "no key travels in the request body: {body}");
 }
 
+/// A buyer's key (bound to the hosts its owner listed) goes only to the
+/// provider it is named for, or one whose host it lists: the seller's
+/// flow picks the provider and the variable its key field names.
+#[test]
+fn a_buyers_key_goes_only_to_its_own_provider() {
+    let model = model(Options::default());
+    let runtime = runtime(&[openai(&model)], None);
+    let mut source = shared_flow("starter/basic-prompting.json");
+    for node in source["data"]["nodes"].as_array_mut().expect("nodes") {
+        if node["data"]["type"] == "LanguageModelComponent" {
+            let key = &mut node["data"]["node"]["template"]["api_key"];
+            key["load_from_db"] = true.into();
+            key["value"] = "TAVILY_API_KEY".into();
+        }
+    }
+    let flow = load(&runtime, &source);
+    let mut secrets = Secrets::default();
+    secrets.insert("TAVILY_API_KEY", Secret::for_hosts("tvly-buyer", vec!["api.tavily.com".parse().expect("pattern")]));
+    let error = run(&runtime, &flow, "hi", RunContext { secrets, ..RunContext::default() }).expect_err("refused");
+    let text = error.to_string();
+    assert!(text.contains("`TAVILY_API_KEY` is not provider `OpenAI`'s key"), "{text}");
+    assert!(!text.contains("tvly-buyer") && chat_requests(&model).is_empty(), "nothing was sent: {text}");
+
+    // Named for the provider, or listing its host: it goes.
+    let host = reqwest::Url::parse(&model.server.url()).expect("URL");
+    let listed = format!("{}:{}", host.host_str().expect("host"), host.port().expect("port"));
+    let mut secrets = Secrets::default();
+    secrets.insert("TAVILY_API_KEY", Secret::for_hosts("tvly-buyer", vec![listed.parse().expect("pattern")]));
+    run(&runtime, &flow, "hi", RunContext { secrets, ..RunContext::default() }).expect("its host is listed");
+    assert_eq!(model.server.requests().last().and_then(|r| r.api_key.clone()).as_deref(), Some("tvly-buyer"));
+    let flow = load(&runtime, &shared_flow("starter/basic-prompting.json"));
+    let mut secrets = Secrets::default();
+    secrets.insert("OPENAI_API_KEY", Secret::for_hosts("sk-buyer", Vec::new()));
+    run(&runtime, &flow, "hi", RunContext { secrets, ..RunContext::default() }).expect("the provider's own key");
+    assert_eq!(model.server.requests().last().and_then(|r| r.api_key.clone()).as_deref(), Some("sk-buyer"));
+}
+
 #[test]
 fn a_flow_cannot_choose_where_its_model_calls_go() {
     let model = model(Options::default());

@@ -211,13 +211,17 @@ async fn an_agents_secrets_arrive_with_it() {
     until("asking for the secrets twice", || asked() >= 2).await;
     assert!(plane.agents.get("echo").is_none(), "not provisioned without its secrets");
     *feed.secrets.lock().expect("secrets") =
-        Some(json!({"secrets": {"TAVILY_API_KEY": {"value": "tvly-1", "hosts": ["api.tavily.com"]}}}));
+        Some(json!({"secrets": {"TAVILY_API_KEY": {"value": "tvly-1", "hosts": ["api.tavily.com", "-not.a.host"]}}}));
     until("provisioning the agent", || plane.agents.get("echo").is_some()).await;
     let provisioned = plane.agents.get("echo").expect("provisioned");
     assert_eq!(provisioned.secrets.get("TAVILY_API_KEY").map(|s| s.expose().to_owned()).as_deref(), Some("tvly-1"));
     assert!(!format!("{:?}", provisioned.secrets).contains("tvly"), "never printed");
     let reach = provisioned.secrets.get("TAVILY_API_KEY").and_then(|s| s.reach().map(<[_]>::to_vec));
-    assert_eq!(reach, Some(vec!["api.tavily.com".parse().expect("pattern")]), "only where the buyer lets it go");
+    assert_eq!(
+        reach,
+        Some(vec!["api.tavily.com".parse().expect("pattern")]),
+        "only where the buyer lets it go; a host this runtime cannot read is left out"
+    );
     let _ = stop.send(());
     following.await.expect("follows until stopped");
 }

@@ -43,9 +43,14 @@ impl Secret {
         self.reach.as_deref()
     }
 
-    /// Whether a node may send it in a header of a request to `url`.
+    /// Whether it may go to `url`: a host its owner listed, over HTTPS on
+    /// port 443 unless the listed pattern names a port (so a node cannot
+    /// make a key for `api.example.com` leave in clear text, or to another
+    /// port of that host).
     pub fn may_reach(&self, url: &reqwest::Url) -> bool {
-        self.reach.as_deref().is_none_or(|hosts| hosts.iter().any(|h| h.matches(url)))
+        let Some(hosts) = self.reach.as_deref() else { return true };
+        let tls = url.scheme() == "https" && url.port_or_known_default() == Some(443);
+        hosts.iter().any(|h| h.matches(url) && (tls || h.port().is_some()))
     }
 }
 
@@ -107,6 +112,8 @@ mod tests {
         assert!(scoped.may_reach(&url("https://api.tavily.com/search")));
         assert!(scoped.may_reach(&url("https://eu.assemblyai.com/v2")));
         for elsewhere in [
+            "http://api.tavily.com/",
+            "https://api.tavily.com:8443/",
             "https://api.tavily.com.evil.example/",
             "https://evil.example/?to=api.tavily.com",
             "http://eu.assemblyai.com:8080/",
@@ -115,6 +122,10 @@ mod tests {
             assert!(!scoped.may_reach(&url(elsewhere)), "{elsewhere}");
         }
         assert!(!Secret::for_hosts("k", Vec::new()).may_reach(&url("https://api.tavily.com/")));
+        // A port the owner names is theirs to choose, scheme and all.
+        let local = Secret::for_hosts("k", vec!["10.0.0.7:8080".parse().expect("pattern")]);
+        assert!(local.may_reach(&url("http://10.0.0.7:8080/")));
+        assert!(!local.may_reach(&url("http://10.0.0.7/")));
         assert!(Secret::new("k").may_reach(&url("https://anywhere.example/")));
         assert_eq!(format!("{scoped:?}"), "Secret(<redacted>)");
     }

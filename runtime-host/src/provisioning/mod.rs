@@ -397,12 +397,18 @@ impl Provisioner {
         }
         let mut secrets = crate::Secrets::default();
         for (name, Wire { value, hosts }) in answer.secrets {
-            // A host pattern this host cannot read narrows the secret to
-            // none rather than widening it.
-            let reach = hosts.iter().map(|h| h.parse()).collect::<Result<Vec<_>, String>>().unwrap_or_else(|error| {
-                tracing::warn!(agent = %agent.id, secret = %name, %error, "a secret's hosts do not parse; it goes to none");
-                Vec::new()
-            });
+            // A host pattern this host cannot read is left out: it narrows
+            // where the secret goes, never widens it.
+            let reach = hosts
+                .iter()
+                .filter_map(|h| {
+                    h.parse()
+                        .inspect_err(|error| {
+                            tracing::warn!(agent = %agent.id, secret = %name, %error, "a secret's host is left out");
+                        })
+                        .ok()
+                })
+                .collect();
             secrets.insert(name, crate::Secret::for_hosts(value, reach));
         }
         Ok(secrets)

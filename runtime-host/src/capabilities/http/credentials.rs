@@ -172,5 +172,6 @@ mod tests {
         let written = ParamValue::Value(serde_json::json!("k-seller"));
         let mut sent = headers("{{secret:api_key}}");
         fill(&mut sent, "https://seller.example/", |_| Some(&written), &scoped(&[])).expect("the seller's own key");
+        assert_eq!(sent[0].1, "k-seller");
     }
 }

@@ -71,6 +71,11 @@ impl FromStr for HostPattern {
 }
 
 impl HostPattern {
+    /// The port it names, if any.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
     /// Whether `url`'s host and port are this pattern's (nothing about
     /// where the name resolves: that is [`Policy::admit`]'s business).
     pub fn matches(&self, url: &reqwest::Url) -> bool {

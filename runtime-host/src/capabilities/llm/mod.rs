@@ -156,7 +156,10 @@ impl RunState {
     ///
     /// The node's settings may name the secret too, but only the one its
     /// `api_key` field names: a guest choosing any secret of the run would
-    /// send, say, the operator's key for one provider to another.
+    /// send, say, the operator's key for one provider to another. A
+    /// buyer's secret (one bound to hosts) goes only to the provider it is
+    /// named for (`OPENAI_API_KEY` to `OpenAI`) or to one whose host it
+    /// lists.
     pub(crate) fn api_key(
         &self,
         settings: &ModelSettings,
@@ -173,7 +176,24 @@ impl RunState {
             )));
         }
         Ok(match field {
-            Some(ParamValue::Secret(name)) => secrets.get(name).cloned(),
+            Some(ParamValue::Secret(name)) => {
+                let secret = secrets.get(name).cloned();
+                // The flow picks the provider: a buyer's key goes to the
+                // provider it is named for, or to a host its owner listed.
+                let bound_elsewhere = secret.as_ref().is_some_and(|s| {
+                    s.reach().is_some()
+                        && *name != provider.key_secret
+                        && !reqwest::Url::parse(&provider.base_url).is_ok_and(|url| s.may_reach(&url))
+                });
+                if bound_elsewhere {
+                    return Err(CapabilityError::Denied(format!(
+                        "the global variable `{name}` is not provider `{}`'s key (`{}`) and its hosts do not list \
+                         the provider's; whoever set it lists the hosts it may go to",
+                        provider.name, provider.key_secret
+                    )));
+                }
+                secret
+            }
             Some(ParamValue::Value(serde_json::Value::String(key))) if !key.trim().is_empty() => {
                 Some(Secret::new(key.trim()))
             }
