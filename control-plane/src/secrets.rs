@@ -157,7 +157,7 @@ pub fn check_name(name: &str) -> Result<()> {
 }
 
 /// The hosts a secret may be sent to, as stored: lower case, each
-/// `name`, `*.name` (its subdomains), an IPv4 address or `*` (any host the
+/// `name`, `*.name` (its subdomains), an IP address or `*` (any host the
 /// operator's egress policy allows), optionally with `:port`; duplicates
 /// dropped. Empty: nodes may not send it at all, only the host's own uses
 /// (a model provider's key) take it.
@@ -167,45 +167,66 @@ pub fn checked_hosts(hosts: &[String]) -> Result<Vec<String>> {
     }
     let mut checked: Vec<String> = Vec::new();
     for given in hosts {
-        let given = given.trim().to_ascii_lowercase();
-        // The runtime hosts' own rules (`HostPattern`): labels of letters,
-        // digits and inner `-`; a port of digits, stored as a number.
-        let (name, port) = given.rsplit_once(':').map_or((given.as_str(), None), |(n, p)| (n, Some(p)));
-        let port = match port {
-            None => Some(None),
-            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-                p.parse::<u16>().ok().filter(|p| *p != 0).map(Some)
-            }
-            Some(_) => None,
-        };
-        let domain = name.strip_prefix("*.").unwrap_or(name).trim_end_matches('.');
-        let name_ok = name == "*"
-            || (!domain.is_empty()
-                && domain.len() <= 253
-                && domain.split('.').all(|label| {
-                    !label.is_empty()
-                        && label.len() <= 63
-                        && !label.starts_with('-')
-                        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                }));
-        let Some(port) = port.filter(|_| name_ok) else {
-            return Err(Error::Invalid(format!(
-                "`{}` in `hosts` is not a host: give `api.example.com`, `*.example.com` (its subdomains), an IPv4 \
-                 address or `*`, optionally with `:port`, not a URL",
-                given.chars().take(100).collect::<String>().escape_debug()
-            )));
-        };
-        let prefix = if name.starts_with("*.") { "*." } else { "" };
-        let host = match port {
-            Some(port) => format!("{prefix}{domain}:{port}"),
-            None if name == "*" => "*".to_owned(),
-            None => format!("{prefix}{domain}"),
-        };
+        let host = checked_host(given)?;
         if !checked.contains(&host) {
             checked.push(host);
         }
     }
     Ok(checked)
+}
+
+/// One entry of `hosts` in its stored form, by the runtime hosts' own
+/// rules (`HostPattern`): labels of letters, digits and inner `-`; an IPv6
+/// address in brackets; a port of digits, stored as a number.
+fn checked_host(given: &str) -> Result<String> {
+    let given = given.trim().to_ascii_lowercase();
+    let not_a_host = || {
+        Error::Invalid(format!(
+            "`{}` in `hosts` is not a host: give `api.example.com`, `*.example.com` (its subdomains), an IP \
+             address (`[…]` for IPv6) or `*`, optionally with `:port`, not a URL",
+            given.chars().take(100).collect::<String>().escape_debug()
+        ))
+    };
+    let (host, port) = match given.strip_prefix('[') {
+        Some(rest) => {
+            let (address, after) = rest.split_once(']').ok_or_else(not_a_host)?;
+            let address: std::net::Ipv6Addr = address.parse().map_err(|_| not_a_host())?;
+            let port = if after.is_empty() { None } else { Some(after.strip_prefix(':').ok_or_else(not_a_host)?) };
+            (format!("[{address}]"), port)
+        }
+        None => {
+            let (name, port) = given.rsplit_once(':').map_or((given.as_str(), None), |(n, p)| (n, Some(p)));
+            let (prefix, domain) = name.strip_prefix("*.").map_or(("", name), |d| ("*.", d));
+            let domain = domain.trim_end_matches('.');
+            if name != "*" && !domain_name(domain) {
+                return Err(not_a_host());
+            }
+            (if name == "*" { "*".to_owned() } else { format!("{prefix}{domain}") }, port)
+        }
+    };
+    match port {
+        None => Ok(host),
+        Some(port) => {
+            let number = Some(port)
+                .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|p| p.parse::<u16>().ok())
+                .filter(|p| *p != 0)
+                .ok_or_else(not_a_host)?;
+            Ok(format!("{host}:{number}"))
+        }
+    }
+}
+
+/// Whether `name` is a DNS name: labels of letters, digits and inner `-`.
+fn domain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// A secret's value as stored: trimmed (as a key written into a flow is),

@@ -2,7 +2,9 @@
 //! agents (one config per resource): persona, branding and widget
 //! ([`crate::agent_config`]). Members of the consumer organisation read;
 //! owners and admins change. A change while the resource is `ok` is sent to
-//! the runtime hosts as a new `agent.provisioned` in the same transaction.
+//! the runtime hosts as a new `agent.provisioned` in the same transaction
+//! ([`lock`], [`announce`]); once the subscription is terminating,
+//! terminated or erred (a failed termination), changes are refused.
 
 use super::organizations::authorize;
 use super::paging::{Page, PageParams, Paging};
@@ -141,7 +143,7 @@ struct UpdateConfig {
     responses(
         (status = 200, description = "The config.", body = ConfigOut),
         (status = 403, description = "Not an owner or admin of the consumer.", body = crate::error::ErrorBody),
-        (status = 409, description = "The subscription is terminating or terminated (`invalid_transition`).",
+        (status = 409, description = "The subscription is terminating, terminated or erred (`invalid_transition`).",
          body = crate::error::ErrorBody),
     ),
 )]

@@ -2,9 +2,10 @@
 //! one agent ([`crate::secrets`]), the global variables its flow names.
 //! Owners and admins of the consumer organisation list their names and
 //! set or delete them; no answer ever carries a value. A change while the
-//! subscription is ok is sent to the runtime hosts as a new
-//! `agent.provisioned` (names only) in the same transaction; the hosts
-//! then fetch the values with `GET /api/runtime/agents/{id}/secrets`
+//! hosts may serve the agent (the subscription ok, or a termination that
+//! failed) is sent to them as a new `agent.provisioned` (names only) in
+//! the same transaction ([`agent_configs::announce`]); the hosts then
+//! fetch the values with `GET /api/runtime/agents/{id}/secrets`
 //! ([`super::runtime`]).
 
 use super::agent_configs;
@@ -95,7 +96,7 @@ struct SetSecret {
     /// The value (trimmed; at most 16 KiB of visible ASCII and spaces).
     value: String,
     /// The hosts nodes may send it to in a request header: `api.example.com`,
-    /// `*.example.com`, an IPv4 address or `*`, optionally with `:port` (at
+    /// `*.example.com`, an IP address (`[…]` for IPv6) or `*`, optionally with `:port` (at
     /// most 16). Without any, only the host's own uses take it (a model
     /// provider's key): a seller's flow names where its requests go.
     #[serde(default)]
@@ -115,7 +116,7 @@ struct SetSecret {
     responses(
         (status = 200, description = "Set; the value is not echoed.", body = SecretOut),
         (status = 403, description = "Not an owner or admin of the consumer.", body = ErrorBody),
-        (status = 409, description = "The subscription is terminating or terminated (`invalid_transition`).",
+        (status = 409, description = "The subscription is terminating, terminated or erred (`invalid_transition`).",
          body = ErrorBody),
         (status = 422, description = "A bad name, value or host, or the agent's 64 secrets are taken (`invalid`).",
          body = ErrorBody),
