@@ -210,6 +210,11 @@ async fn an_agents_secrets_arrive_with_it() {
     let asked = || feed.secrets_asked.load(std::sync::atomic::Ordering::SeqCst);
     until("asking for the secrets twice", || asked() >= 2).await;
     assert!(plane.agents.get("echo").is_none(), "not provisioned without its secrets");
+    // An older control plane's answer (values as plain strings) is refused too.
+    *feed.secrets.lock().expect("secrets") = Some(json!({"secrets": {"TAVILY_API_KEY": "tvly-old"}}));
+    let seen = asked();
+    until("asking for the secrets again", || asked() >= seen + 2).await;
+    assert!(plane.agents.get("echo").is_none(), "not provisioned from a malformed answer");
     *feed.secrets.lock().expect("secrets") =
         Some(json!({"secrets": {"TAVILY_API_KEY": {"value": "tvly-1", "hosts": ["api.tavily.com", "-not.a.host"]}}}));
     until("provisioning the agent", || plane.agents.get("echo").is_some()).await;

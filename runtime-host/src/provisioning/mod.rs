@@ -390,8 +390,16 @@ impl Provisioner {
             }
             Err(error) => return Err(error),
         };
-        let answer: Answer = serde_json::from_slice(&bytes)
-            .map_err(|e| SyncError::Unreachable { url, message: format!("malformed secrets: {e}") })?;
+        // Not serde's own words: they can quote a value.
+        let answer: Answer = serde_json::from_slice(&bytes).map_err(|e| SyncError::Unreachable {
+            message: format!(
+                "malformed secrets at line {} column {} (expected {{\"secrets\": {{NAME: {{\"value\", \"hosts\"}}}}}}; \
+                 is the control plane older than this host?)",
+                e.line(),
+                e.column()
+            ),
+            url,
+        })?;
         for missing in agent.secrets.iter().filter(|name| !answer.secrets.contains_key(name.as_str())) {
             tracing::warn!(agent = %agent.id, secret = %missing, "a secret the feed names did not arrive");
         }
