@@ -54,6 +54,17 @@ fn openai(model: &Model) -> String {
     format!("OpenAI=openai,{}/v1,gpt-test", model.server.url())
 }
 
+/// Basic Prompting with `edit` applied to its Language Model's template.
+fn basic_prompting_with(edit: impl Fn(&mut Json)) -> Json {
+    let mut source = shared_flow("starter/basic-prompting.json");
+    for node in source["data"]["nodes"].as_array_mut().expect("nodes") {
+        if node["data"]["type"] == "LanguageModelComponent" {
+            edit(&mut node["data"]["node"]["template"]);
+        }
+    }
+    source
+}
+
 fn load(runtime: &Runtime, flow: &Json) -> FlowComponent {
     let (artifact, _) = compile(flow.to_string().as_bytes(), &CompileOptions::default()).expect("compiles");
     runtime.load_flow(&artifact.component).expect("links")
@@ -139,14 +150,10 @@ fn the_agents_secret_wins_and_never_reaches_the_guest() {
 fn a_buyers_key_goes_only_to_its_own_provider() {
     let model = model(Options::default());
     let runtime = runtime(&[openai(&model)], None);
-    let mut source = shared_flow("starter/basic-prompting.json");
-    for node in source["data"]["nodes"].as_array_mut().expect("nodes") {
-        if node["data"]["type"] == "LanguageModelComponent" {
-            let key = &mut node["data"]["node"]["template"]["api_key"];
-            key["load_from_db"] = true.into();
-            key["value"] = "TAVILY_API_KEY".into();
-        }
-    }
+    let source = basic_prompting_with(|template| {
+        template["api_key"]["load_from_db"] = true.into();
+        template["api_key"]["value"] = "TAVILY_API_KEY".into();
+    });
     let flow = load(&runtime, &source);
     let mut secrets = Secrets::default();
     secrets.insert("TAVILY_API_KEY", Secret::for_hosts("tvly-buyer", vec!["api.tavily.com".parse().expect("pattern")]));
@@ -173,14 +180,10 @@ fn a_buyers_key_goes_only_to_its_own_provider() {
 fn a_flow_cannot_choose_where_its_model_calls_go() {
     let model = model(Options::default());
     let runtime = runtime(&[openai(&model)], None);
-    let mut source = shared_flow("starter/basic-prompting.json");
-    for node in source["data"]["nodes"].as_array_mut().expect("nodes") {
-        if node["data"]["type"] == "LanguageModelComponent" {
-            let template = &mut node["data"]["node"]["template"];
-            template["ollama_base_url"]["value"] = "http://169.254.169.254/latest".into();
-            template["base_url_ibm_watsonx"]["value"] = "http://169.254.169.254/latest".into();
-        }
-    }
+    let source = basic_prompting_with(|template| {
+        template["ollama_base_url"]["value"] = "http://169.254.169.254/latest".into();
+        template["base_url_ibm_watsonx"]["value"] = "http://169.254.169.254/latest".into();
+    });
     let flow = load(&runtime, &source);
     let outcome = run(&runtime, &flow, "hi", RunContext::default()).expect("runs");
     assert_eq!(answer(&outcome), "You said: hi");

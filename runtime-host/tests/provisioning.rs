@@ -110,6 +110,27 @@ async fn component(State(feed): State<Feed>, Path(digest): Path<String>) -> Resu
     Ok(feed.artifact.to_vec())
 }
 
+/// A provisioner following its feed until stopped.
+struct Following {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Following {
+    fn start(provisioner: Provisioner) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(provisioner.follow(async {
+            let _ = stopped.await;
+        }));
+        Self { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("follows until stopped");
+    }
+}
+
 /// Waits up to 10 s for `done`.
 async fn until(what: &str, done: impl Fn() -> bool) {
     let started = Instant::now();
@@ -133,10 +154,7 @@ async fn revocations_and_quotas_hold_before_the_first_agent_is_provisioned() {
         json!({"seq": 4, "kind": "quota.set", "tenant": "acme", "quota": {"runs": 100}}),
     ];
     let base = feed.serve().await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let following = tokio::spawn(Provisioner::new(plane.clone(), base, None).follow(async {
-        let _ = stopped.await;
-    }));
+    let following = Following::start(Provisioner::new(plane.clone(), base, None));
 
     // The replay has reached the agent and fetches its flow.
     tokio::time::timeout(Duration::from_secs(10), fetches.recv()).await.expect("the artifact is fetched");
@@ -148,8 +166,7 @@ async fn revocations_and_quotas_hold_before_the_first_agent_is_provisioned() {
     // Passing the earlier quota again in the replay did not wind it back.
     assert_eq!(plane.quotas.get("acme").runs, Some(100));
     assert_eq!(plane.keys.verify(&key), Err(KeyError::Revoked));
-    let _ = stop.send(());
-    following.await.expect("follows until stopped");
+    following.stop().await;
 }
 
 /// An artifact the control plane fails to send holds up the agent that
@@ -165,10 +182,7 @@ async fn an_artifact_that_fails_to_arrive_holds_up_no_revocation() {
         .expect("changes")
         .push(json!({"seq": 1, "kind": "agent.provisioned", "agent": Feed::agent("echo", &feed.digest)}));
     let base = feed.serve().await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let following = tokio::spawn(Provisioner::new(plane.clone(), base, None).follow(async {
-        let _ = stopped.await;
-    }));
+    let following = Following::start(Provisioner::new(plane.clone(), base, None));
     tokio::time::timeout(Duration::from_secs(10), fetches.recv()).await.expect("the artifact is fetched");
     feed.release.notify_one();
     until("provisioning the agent", || plane.agents.get("echo").is_some()).await;
@@ -186,8 +200,7 @@ async fn an_artifact_that_fails_to_arrive_holds_up_no_revocation() {
     until("deprovisioning the agent", || plane.agents.get("echo").is_none()).await;
     assert_eq!(plane.quotas.get("acme").runs, Some(5));
     assert!(plane.agents.get("other").is_none(), "its artifact never came");
-    let _ = stop.send(());
-    following.await.expect("follows until stopped");
+    following.stop().await;
 }
 
 /// An agent whose change names secrets gets them from the control plane
@@ -201,10 +214,7 @@ async fn an_agents_secrets_arrive_with_it() {
     agent["secrets"] = json!(["TAVILY_API_KEY"]);
     feed.changes.lock().expect("changes").push(json!({"seq": 1, "kind": "agent.provisioned", "agent": agent}));
     let base = feed.serve().await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let following = tokio::spawn(Provisioner::new(plane.clone(), base, None).follow(async {
-        let _ = stopped.await;
-    }));
+    let following = Following::start(Provisioner::new(plane.clone(), base, None));
     tokio::time::timeout(Duration::from_secs(10), fetches.recv()).await.expect("the artifact is fetched");
     feed.release.notify_one();
     let asked = || feed.secrets_asked.load(std::sync::atomic::Ordering::SeqCst);
@@ -227,8 +237,7 @@ async fn an_agents_secrets_arrive_with_it() {
         Some(vec!["api.tavily.com".parse().expect("pattern")]),
         "only where the buyer lets it go; a host this runtime cannot read is left out"
     );
-    let _ = stop.send(());
-    following.await.expect("follows until stopped");
+    following.stop().await;
 }
 
 /// With several hosts, each counts only its own runs: a host raises its
@@ -239,12 +248,8 @@ async fn quota_counters_follow_the_ledger_while_running() {
     let plane = Arc::new(support::data_plane(CapabilityConfig::default(), SECRET));
     let (feed, _fetches) = Feed::new(&plane, Vec::new());
     let base = feed.serve().await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let following = tokio::spawn(
-        Provisioner::new(plane.clone(), base, None).seed_quotas_every(Duration::from_millis(50)).follow(async {
-            let _ = stopped.await;
-        }),
-    );
+    let following =
+        Following::start(Provisioner::new(plane.clone(), base, None).seed_quotas_every(Duration::from_millis(50)));
     let month = sandflow_runtime_host::api::clock::month_index();
     let asked = || feed.totals_asked.load(std::sync::atomic::Ordering::SeqCst);
     until("the host seeded its counters as it started", || asked() >= 1).await;
@@ -252,6 +257,5 @@ async fn quota_counters_follow_the_ledger_while_running() {
     *feed.totals.lock().expect("totals") = json!({"tenants": {"acme": {"runs": 7, "fuel": 700, "tokens": 0}}});
     until("the counters rose to the ledger's", || plane.quotas.used("acme", month).runs == 7).await;
     assert_eq!(plane.quotas.used("acme", month).fuel, 700);
-    let _ = stop.send(());
-    following.await.expect("follows");
+    following.stop().await;
 }
