@@ -11,11 +11,12 @@
 //!   "memory_bytes", "deadline_ms"}, "persona", "rpm", "widget_origins",
 //!   "secrets"}}` (`widget_origins`: the pages the buyer's widget settings
 //!   allow, whose widget keys the host takes; empty for any page;
-//!   `secrets`: the names of the buyer's secrets for the agent, sorted,
-//!   whose values hosts fetch with `GET /api/runtime/agents/{id}/secrets`:
-//!   the feed is stored and paged, values are not put in it); sent again
-//!   whenever the agent's configuration, secrets or limits change (hosts
-//!   replace it);
+//!   `secrets`: the names of the agent's secrets, the buyer's and the
+//!   seller's, sorted, whose values hosts fetch with
+//!   `GET /api/runtime/agents/{id}/secrets`: the feed is stored and paged,
+//!   values are not put in it); sent again whenever the agent's
+//!   configuration, secrets (the buyer's or its seller's) or limits change
+//!   (hosts replace it);
 //! - `agent.deprovisioned`: `{"agent_id"}`;
 //! - `key.revoked`: `{"key_id", "exp"}`, `exp` the key's expiry as in its
 //!   JWT (seconds since the Unix epoch), after which hosts forget it;
@@ -75,10 +76,7 @@ pub async fn agent_provisioned(tx: &mut Transaction<'_, Any>, id: &str) -> Resul
         None => Vec::new(),
     };
     // Names only: hosts fetch the values with their token.
-    let secrets: Vec<String> = sqlx::query_scalar("SELECT name FROM agent_secret WHERE resource_id = $1 ORDER BY name")
-        .bind(id)
-        .fetch_all(&mut **tx)
-        .await?;
+    let secrets = crate::stored_secrets::names(tx, id).await?;
     let agent = json!({
         "id": id,
         "tenant": row.try_get::<String, _>("organization_id")?,
@@ -99,27 +97,32 @@ pub async fn agent_provisioned(tx: &mut Transaction<'_, Any>, id: &str) -> Resul
     emit(tx, &json!({ "kind": "agent.provisioned", "agent": agent })).await
 }
 
-/// Whose resources [`lock_ok_resources`] takes.
+/// Whose resources [`lock_served_resources`] takes.
 #[derive(Debug, Clone, Copy)]
 pub enum Holder<'a> {
     /// A tenant's (its quota changed).
     Tenant(&'a str),
     /// A plan's (its rate limit may have changed).
     Plan(&'a str),
+    /// A provider agent's, of any of its flow versions (its seller's
+    /// secrets changed).
+    Agent(&'a str),
 }
 
-/// Locks and returns the `ok` resources of `holder`, whose
+/// Locks and returns the resources of `holder` that the hosts may be
+/// serving (`ok`, or `erred`: a termination that failed), whose
 /// `agent.provisioned` must be sent again. An update, not a read: it holds
 /// the rows, so a termination racing this cannot slip its
 /// `agent.deprovisioned` in before them. Call it before the transaction's
 /// first [`emit`] (the feed lock is always taken last).
-pub async fn lock_ok_resources(tx: &mut Transaction<'_, Any>, holder: Holder<'_>) -> Result<Vec<String>> {
-    let (column, id) = match holder {
-        Holder::Tenant(id) => ("organization_id", id),
-        Holder::Plan(id) => ("plan_id", id),
+pub async fn lock_served_resources(tx: &mut Transaction<'_, Any>, holder: Holder<'_>) -> Result<Vec<String>> {
+    let (whose, id) = match holder {
+        Holder::Tenant(id) => ("organization_id = $2", id),
+        Holder::Plan(id) => ("plan_id = $2", id),
+        Holder::Agent(id) => ("flow_version_id IN (SELECT id FROM flow_version WHERE provider_agent_id = $2)", id),
     };
     let mut ids: Vec<String> = sqlx::query_scalar(&format!(
-        "UPDATE resource SET updated_at = $1 WHERE {column} = $2 AND state = 'ok' RETURNING id"
+        "UPDATE resource SET updated_at = $1 WHERE {whose} AND state IN ('ok', 'erred') RETURNING id"
     ))
     .bind(now_ms())
     .bind(id)

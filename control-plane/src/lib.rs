@@ -14,7 +14,7 @@
 //! | identity | `POST /api/auth/register`, `POST /api/auth/login`, `POST /api/auth/logout`, `GET /api/users/me` |
 //! | organisations | `/api/organizations/`, `/api/organizations/{id}/members/…`, `POST /api/organizations/{id}/provider-request` |
 //! | operators | `GET /api/admin/provider-requests/`, `POST /api/admin/provider-requests/{id}/approve` and `…/reject` |
-//! | seller | `/api/provider-agents/` (+ `validate_flow`, `{id}/import_flow`, `{id}/versions`, `{id}/stats`) |
+//! | seller | `/api/provider-agents/` (+ `validate_flow`, `{id}/import_flow`, `{id}/versions`, `{id}/stats`, `{id}/secrets/{name}`: [`secrets`]) |
 //! | catalog | `/api/categories/` (+ `{id}`), `/api/offerings/` (+ `{id}`, `submit`, `approve`, `reject`, `pause`, `resume`, `archive`), `/api/offerings/{id}/plans/`, `/api/plans/{id}` (+ `archive`), `GET /api/catalog/` |
 //! | buying | `/api/orders/` (+ `{id}`, `approve_by_consumer`, `reject_by_consumer`, `approve_by_provider`, `reject_by_provider`, `cancel`, `retry`), `/api/resources/` (+ `{id}`, `terminate`) |
 //! | buyer's agents | `/api/customer-agent-configs/` (+ `{id}`, `{id}/api_keys`, `{id}/secrets/{name}`: [`secrets`]), `/api/agent-api-keys/` (+ `{id}` DELETE, `regenerate`) |
@@ -58,6 +58,7 @@ pub mod keys;
 pub mod migrations;
 pub mod provisioning;
 pub mod secrets;
+pub mod stored_secrets;
 pub mod transition;
 pub mod usage;
 

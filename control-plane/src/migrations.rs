@@ -18,6 +18,7 @@ pub const SQLITE: &[Embedded] = embedded!("../migrations/sqlite":
     (11, "0011_offering_review"),
     (12, "0012_offering_reviewed_version"),
     (13, "0013_agent_secrets"),
+    (14, "0014_seller_secrets"),
 );
 
 /// PostgreSQL's migrations, in order.
@@ -35,6 +36,7 @@ pub const POSTGRES: &[Embedded] = embedded!("../migrations/postgres":
     (11, "0011_offering_review"),
     (12, "0012_offering_reviewed_version"),
     (13, "0013_agent_secrets"),
+    (14, "0014_seller_secrets"),
 );
 
 #[cfg(test)]

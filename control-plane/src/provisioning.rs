@@ -9,6 +9,8 @@ use crate::db::{new_id, now_ms};
 use crate::error::{Error, Result};
 use crate::feed;
 use crate::jobs::{DEPROVISION, PROVISION, payload_text};
+use crate::secrets::Owner;
+use crate::stored_secrets;
 use crate::transition::{RESOURCE, transition};
 use serde_json::Value;
 use sqlx::{Any, Row, Transaction};
@@ -110,7 +112,7 @@ pub async fn deprovision(state: &AppState, resource_id: &str) -> Result<()> {
     .bind(resource_id)
     .fetch_all(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM agent_secret WHERE resource_id = $1").bind(resource_id).execute(&mut *tx).await?;
+    stored_secrets::delete_all(&mut tx, Owner::Buyer(resource_id)).await?;
     transition(&mut tx, RESOURCE, resource_id, &["terminating"], "terminated").await?;
     feed::agent_deprovisioned(&mut tx, resource_id).await?;
     revoked.sort();

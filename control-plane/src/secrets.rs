@@ -1,19 +1,23 @@
-//! A buyer's secrets for one agent: the Langflow global variables its flow
-//! names (`TAVILY_API_KEY`, `ASSEMBLYAI_API_KEY`, or `OPENAI_API_KEY` to
-//! bring their own model key), which the runtime hosts fill in on the host
-//! side and never hand to a guest.
+//! Agents' secrets: the Langflow global variables a flow names
+//! (`TAVILY_API_KEY`, `ASSEMBLYAI_API_KEY`, `OPENAI_API_KEY`), which the
+//! runtime hosts fill in on the host side and never hand to a guest. A
+//! seller sets them for every buyer of a provider agent (the services the
+//! seller pays for); a buyer sets them for their own agent (their own
+//! keys), and a buyer's takes the place of a seller's of the same name
+//! ([`Owner`]; the rows are [`crate::stored_secrets`]).
 //!
 //! Values are sealed before they reach the database, with AES-256-GCM
 //! under the operator's `--secrets-key` (`kid=<64 hex digits>`; the first
 //! seals, every one opens, so a key can be rotated in). The sealed text
 //! (`v1.<kid>.<hex>`: a random 96-bit nonce, the ciphertext, the tag) is
-//! bound to its agent and name as associated data, so a value copied onto
-//! another agent's row, or renamed, does not open. A database dump, a
+//! bound to its owner, name and hosts as associated data, so a value
+//! copied onto another agent's row (or from a seller's table to a
+//! buyer's), renamed, or given wider hosts, does not open. A database dump, a
 //! backup or a log of SQL therefore holds no value; the key lives beside
 //! the server (the data directory's `secrets-key` when none is given).
 //! Values leave the control plane only to the runtime hosts, with their
-//! token (`GET /api/runtime/agents/{id}/secrets`); the buyer's API lists
-//! names and dates, never values.
+//! token (`GET /api/runtime/agents/{id}/secrets`); the buyers' and
+//! sellers' API lists names and dates, never values.
 
 use crate::error::{Error, Result};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -29,6 +33,28 @@ pub const MAX_VALUE_BYTES: usize = 16 * 1024;
 pub const MAX_HOSTS: usize = 16;
 
 const VERSION: &str = "v1";
+
+/// Whose a secret is: what its value is sealed to, and where it is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner<'a> {
+    /// A buyer's, for their agent: a provisioned resource (`agent_secret`).
+    Buyer(&'a str),
+    /// A seller's, for every buyer's agent of one provider agent
+    /// (`seller_secret`).
+    Seller(&'a str),
+}
+
+impl Owner<'_> {
+    /// What the seal binds: a buyer's resource id as it is (as sealed
+    /// since secrets began), a seller's agent as `provider-agent/<id>`, so
+    /// neither opens as the other.
+    fn bound_to(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Self::Buyer(resource) => resource.to_owned().into(),
+            Self::Seller(agent) => format!("provider-agent/{agent}").into(),
+        }
+    }
+}
 
 /// The operator's sealing keys: the first seals, any opens.
 pub struct SealingKeys {
@@ -87,26 +113,21 @@ impl SealingKeys {
         Ok(format!("{prefix}-{}={}", hex::encode(kid), hex::encode(key)))
     }
 
-    /// `value` sealed for secret `name` of agent `resource`, sent only to
-    /// `hosts`.
-    pub fn seal(&self, resource: &str, name: &str, hosts: &[String], value: &str) -> Result<String> {
+    /// `value` sealed for secret `name` of `owner`, sent only to `hosts`.
+    pub fn seal(&self, owner: Owner<'_>, name: &str, hosts: &[String], value: &str) -> Result<String> {
         let (kid, key) = &self.keys[0];
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new().fill(&mut nonce).map_err(|_| Error::internal("the system's random source failed"))?;
         let mut sealed = value.as_bytes().to_vec();
-        key.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            associated(resource, name, hosts),
-            &mut sealed,
-        )
-        .map_err(|_| Error::internal("sealing a secret failed"))?;
+        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), associated(owner, name, hosts), &mut sealed)
+            .map_err(|_| Error::internal("sealing a secret failed"))?;
         Ok(format!("{VERSION}.{kid}.{}{}", hex::encode(nonce), hex::encode(sealed)))
     }
 
-    /// The value of a row [`Self::seal`] made for the same agent, name and
+    /// The value of a row [`Self::seal`] made for the same owner, name and
     /// hosts; an error text when no configured key opens it (a key missing
     /// from `--secrets-key`, or a row changed outside the control plane).
-    pub fn open(&self, resource: &str, name: &str, hosts: &[String], sealed: &str) -> Result<String, String> {
+    pub fn open(&self, owner: Owner<'_>, name: &str, hosts: &[String], sealed: &str) -> Result<String, String> {
         let mut parts = sealed.splitn(3, '.');
         let (Some(VERSION), Some(kid), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
             return Err("it is not a sealed secret of this version".into());
@@ -123,8 +144,8 @@ impl SealingKeys {
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| "its nonce is malformed".to_owned())?;
         let mut rest = rest.to_vec();
         let plain = key
-            .open_in_place(nonce, associated(resource, name, hosts), &mut rest)
-            .map_err(|_| format!("it does not open with key `{kid}` for this agent, name and hosts"))?;
+            .open_in_place(nonce, associated(owner, name, hosts), &mut rest)
+            .map_err(|_| format!("it does not open with key `{kid}` for this owner, name and hosts"))?;
         String::from_utf8(plain.to_vec()).map_err(|_| "its value is not UTF-8".into())
     }
 }
@@ -134,10 +155,10 @@ pub fn well_formed_kid(kid: &str) -> bool {
     !kid.is_empty() && kid.len() <= 32 && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// What a sealed value is bound to: its agent, its name and its hosts
+/// What a sealed value is bound to: its owner, its name and its hosts
 /// (none of which holds a NUL or, for hosts, a comma).
-fn associated(resource: &str, name: &str, hosts: &[String]) -> Aad<Vec<u8>> {
-    Aad::from([resource.as_bytes(), b"\0", name.as_bytes(), b"\0", hosts.join(",").as_bytes()].concat())
+fn associated(owner: Owner<'_>, name: &str, hosts: &[String]) -> Aad<Vec<u8>> {
+    Aad::from([owner.bound_to().as_bytes(), b"\0", name.as_bytes(), b"\0", hosts.join(",").as_bytes()].concat())
 }
 
 /// Checks a secret's name: a global variable name as flows write it.
@@ -274,36 +295,48 @@ mod tests {
     const B: &str = "b=1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100";
 
     #[test]
-    fn sealed_values_open_only_for_their_agent_and_name() {
+    fn sealed_values_open_only_for_their_owner_name_and_hosts() {
         let keys = keys(&[A]);
         let hosts = ["api.tavily.com".to_owned()];
-        let sealed = keys.seal("res-1", "TAVILY_API_KEY", &hosts, "tvly-123").expect("seals");
+        let sealed = keys.seal(Owner::Buyer("res-1"), "TAVILY_API_KEY", &hosts, "tvly-123").expect("seals");
         assert!(sealed.starts_with("v1.a.") && !sealed.contains("tvly"), "{sealed}");
-        assert_ne!(sealed, keys.seal("res-1", "TAVILY_API_KEY", &hosts, "tvly-123").expect("seals"), "fresh nonce");
-        assert_eq!(keys.open("res-1", "TAVILY_API_KEY", &hosts, &sealed).as_deref(), Ok("tvly-123"));
-        assert!(keys.open("res-2", "TAVILY_API_KEY", &hosts, &sealed).is_err(), "another agent's row");
-        assert!(keys.open("res-1", "OTHER", &hosts, &sealed).is_err(), "renamed");
+        assert_ne!(
+            sealed,
+            keys.seal(Owner::Buyer("res-1"), "TAVILY_API_KEY", &hosts, "tvly-123").expect("seals"),
+            "fresh nonce"
+        );
+        assert_eq!(keys.open(Owner::Buyer("res-1"), "TAVILY_API_KEY", &hosts, &sealed).as_deref(), Ok("tvly-123"));
+        assert!(keys.open(Owner::Buyer("res-2"), "TAVILY_API_KEY", &hosts, &sealed).is_err(), "another agent's row");
+        assert!(keys.open(Owner::Buyer("res-1"), "OTHER", &hosts, &sealed).is_err(), "renamed");
         let widened = ["api.tavily.com".to_owned(), "evil.example".to_owned()];
-        assert!(keys.open("res-1", "TAVILY_API_KEY", &widened, &sealed).is_err(), "hosts widened");
-        assert!(keys.open("res-1", "TAVILY_API_KEY", &[], &sealed).is_err(), "hosts changed");
+        assert!(keys.open(Owner::Buyer("res-1"), "TAVILY_API_KEY", &widened, &sealed).is_err(), "hosts widened");
+        assert!(keys.open(Owner::Buyer("res-1"), "TAVILY_API_KEY", &[], &sealed).is_err(), "hosts changed");
         // "res-1\0X" + "Y" must not equal "res-1" + "X\0Y".
-        assert!(keys.open("res-1\0TAVILY_API_KEY", "", &hosts, &sealed).is_err());
+        assert!(keys.open(Owner::Buyer("res-1\0TAVILY_API_KEY"), "", &hosts, &sealed).is_err());
+        // A seller's value does not open as a buyer's, nor the other way.
+        let sellers = keys.seal(Owner::Seller("res-1"), "TAVILY_API_KEY", &hosts, "tvly-9").expect("seals");
+        assert_eq!(keys.open(Owner::Seller("res-1"), "TAVILY_API_KEY", &hosts, &sellers).as_deref(), Ok("tvly-9"));
+        assert!(keys.open(Owner::Buyer("res-1"), "TAVILY_API_KEY", &hosts, &sellers).is_err(), "seller's as buyer's");
+        assert!(keys.open(Owner::Seller("res-1"), "TAVILY_API_KEY", &hosts, &sealed).is_err(), "buyer's as seller's");
         let mut tampered = sealed.clone();
         let last = tampered.pop().expect("a digit");
         tampered.push(if last == '0' { '1' } else { '0' });
-        assert!(keys.open("res-1", "TAVILY_API_KEY", &hosts, &tampered).is_err(), "tampered");
+        assert!(keys.open(Owner::Buyer("res-1"), "TAVILY_API_KEY", &hosts, &tampered).is_err(), "tampered");
         for bad in ["", "v1.a", "v1.a.zz", "v1.a.00", "v2.a.00", "v1.c.00"] {
-            assert!(keys.open("res-1", "TAVILY_API_KEY", &hosts, bad).is_err(), "{bad}");
+            assert!(keys.open(Owner::Buyer("res-1"), "TAVILY_API_KEY", &hosts, bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn a_rotated_key_still_opens_what_the_old_one_sealed() {
-        let sealed = keys(&[A]).seal("r", "K", &[], "v").expect("seals");
+        let sealed = keys(&[A]).seal(Owner::Buyer("r"), "K", &[], "v").expect("seals");
         let rotated = keys(&[B, A]);
-        assert_eq!(rotated.open("r", "K", &[], &sealed).as_deref(), Ok("v"));
-        assert!(rotated.seal("r", "K", &[], "v").expect("seals").starts_with("v1.b."), "the first key seals");
-        let message = keys(&[B]).open("r", "K", &[], &sealed).expect_err("key a is gone");
+        assert_eq!(rotated.open(Owner::Buyer("r"), "K", &[], &sealed).as_deref(), Ok("v"));
+        assert!(
+            rotated.seal(Owner::Buyer("r"), "K", &[], "v").expect("seals").starts_with("v1.b."),
+            "the first key seals"
+        );
+        let message = keys(&[B]).open(Owner::Buyer("r"), "K", &[], &sealed).expect_err("key a is gone");
         assert!(message.contains("`a`"), "{message}");
     }
 

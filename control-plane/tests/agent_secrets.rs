@@ -1,7 +1,9 @@
-//! The buyer's agent secrets: set, listed by name, never shown, sealed in
-//! the database, named in the runtime feed and opened only for the runtime
-//! hosts; hostile names, values and rows; the cap; a control plane without
-//! a sealing key; the end of the subscription. On SQLite and PostgreSQL.
+//! Agent secrets, the buyer's and the seller's: set, listed by name, never
+//! shown, sealed in the database, named in the runtime feed and opened
+//! only for the runtime hosts, a buyer's in the place of the seller's of
+//! the same name; hostile names, values and rows; the cap; a control plane
+//! without a sealing key; the end of the subscription; who may. On SQLite
+//! and PostgreSQL.
 #![expect(
     clippy::unwrap_used,
     reason = "scenarios are tests run through a helper, not #[test] fns, so clippy's test allowance misses them"
@@ -20,6 +22,8 @@ on_both_stores!(
     hostile_names_values_and_rows,
     secrets_need_a_sealing_key,
     secrets_end_with_the_subscription,
+    sellers_secrets_reach_every_buyer_and_yield_to_theirs,
+    sellers_secrets_are_theirs_alone,
 );
 
 /// The market's provisioned resource and its config's secrets path.
@@ -242,4 +246,153 @@ async fn secrets_end_with_the_subscription(app: TestApp) {
     app.put(&format!("{path}/K"), &m.buyer, json!({"value": "v"})).await.refused(409, "invalid_transition");
     app.delete(&format!("{path}/K"), &m.buyer).await.refused(404, "not_found");
     assert_eq!(app.feed(0).await["changes"].as_array().unwrap().last().unwrap()["kind"], "agent.deprovisioned");
+}
+
+/// The `agent.provisioned` changes after `after`, by agent.
+async fn provisioned_since(app: &TestApp, after: i64) -> Vec<Value> {
+    let feed = app.feed(after).await;
+    feed["changes"].as_array().unwrap().iter().filter(|c| c["kind"] == "agent.provisioned").cloned().collect()
+}
+
+async fn sellers_secrets_reach_every_buyer_and_yield_to_theirs(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let (first, path) = provisioned(&app, &m).await;
+    let sellers = format!("/api/provider-agents/{}/secrets", m.agent);
+    assert_eq!(app.get(&sellers, &m.seller).await.expect(200), json!([]));
+
+    let before = app.feed(0).await["last"].as_i64().unwrap();
+    let body = json!({"value": " tvly-seller ", "hosts": ["api.tavily.com"]});
+    let set = app.put(&format!("{sellers}/TAVILY_API_KEY"), &m.seller, body).await.expect(200);
+    assert_eq!((&set["name"], &set["hosts"]), (&json!("TAVILY_API_KEY"), &json!(["api.tavily.com"])));
+    assert!(!set.to_string().contains("tvly"), "the value is not echoed: {set}");
+    let listed = app.get(&sellers, &m.seller).await.expect(200);
+    assert_eq!(listed[0]["name"], "TAVILY_API_KEY");
+    assert!(!listed.to_string().contains("tvly"), "{listed}");
+    let sealed: String = sqlx::query_scalar("SELECT sealed FROM seller_secret WHERE provider_agent_id = $1")
+        .bind(&m.agent)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert!(sealed.starts_with("v1.s1.") && !sealed.contains("tvly"), "{sealed}");
+    // The buyer's agent hears of it, and gets the seller's value.
+    let heard = provisioned_since(&app, before).await;
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    assert_eq!(heard[0]["agent"]["id"], first.as_str());
+    assert_eq!(heard[0]["agent"]["secrets"], json!(["TAVILY_API_KEY"]));
+    assert!(!app.feed(0).await.to_string().contains("tvly"), "no value in the feed");
+    let seller_tavily = json!({"secrets": {"TAVILY_API_KEY": secret("tvly-seller", &["api.tavily.com"])}});
+    assert_eq!(opened(&app, &first).await, seller_tavily);
+    // Not among the buyer's own: they are the seller's to manage.
+    assert_eq!(app.get(&path, &m.buyer).await.expect(200), json!([]));
+
+    // A buyer who brings their own key uses it; deleting it hands the agent
+    // back to the seller's.
+    let body = json!({"value": "tvly-buyer", "hosts": ["api.tavily.com"]});
+    app.put(&format!("{path}/TAVILY_API_KEY"), &m.buyer, body).await.expect(200);
+    assert_eq!(last_provisioned(&app).await["agent"]["secrets"], json!(["TAVILY_API_KEY"]), "named once");
+    assert_eq!(
+        opened(&app, &first).await,
+        json!({"secrets": {"TAVILY_API_KEY": secret("tvly-buyer", &["api.tavily.com"])}})
+    );
+    assert_eq!(app.delete(&format!("{path}/TAVILY_API_KEY"), &m.buyer).await.status.as_u16(), 204);
+    assert_eq!(opened(&app, &first).await, seller_tavily);
+
+    // A subscription provisioned later gets them from the start; a change
+    // reaches every buyer's agent the hosts may serve: ok, or erred (a
+    // termination that failed), not terminated.
+    let (second, _) = provisioned(&app, &m).await;
+    assert_eq!(last_provisioned(&app).await["agent"]["id"], second.as_str());
+    assert_eq!(last_provisioned(&app).await["agent"]["secrets"], json!(["TAVILY_API_KEY"]));
+    assert_eq!(opened(&app, &second).await, seller_tavily);
+    let (third, _) = provisioned(&app, &m).await;
+    app.post(&format!("/api/resources/{third}/terminate"), &m.buyer, json!({})).await.expect(200);
+    app.run_jobs().await;
+    sqlx::query("UPDATE resource SET state = 'erred' WHERE id = $1").bind(&first).execute(app.db.pool()).await.unwrap();
+    let before = app.feed(0).await["last"].as_i64().unwrap();
+    app.put(&format!("{sellers}/SERP_KEY"), &m.seller, json!({"value": "serp-1"})).await.expect(200);
+    let heard = provisioned_since(&app, before).await;
+    let ids: Vec<&str> = heard.iter().map(|c| c["agent"]["id"].as_str().unwrap()).collect();
+    let mut expected = vec![first.as_str(), second.as_str()];
+    expected.sort_unstable();
+    assert_eq!(ids, expected);
+    assert!(heard.iter().all(|c| c["agent"]["secrets"] == json!(["SERP_KEY", "TAVILY_API_KEY"])), "{heard:?}");
+
+    // Deleted: gone from every agent.
+    let before = app.feed(0).await["last"].as_i64().unwrap();
+    assert_eq!(app.delete(&format!("{sellers}/TAVILY_API_KEY"), &m.seller).await.status.as_u16(), 204);
+    app.delete(&format!("{sellers}/TAVILY_API_KEY"), &m.seller).await.refused(404, "not_found");
+    let heard = provisioned_since(&app, before).await;
+    assert_eq!(heard.len(), 2, "{heard:?}");
+    assert!(heard.iter().all(|c| c["agent"]["secrets"] == json!(["SERP_KEY"])), "{heard:?}");
+    assert_eq!(opened(&app, &second).await, json!({"secrets": {"SERP_KEY": secret("serp-1", &[])}}));
+}
+
+async fn sellers_secrets_are_theirs_alone(app: TestApp) {
+    let m = app.market(json!({})).await;
+    let (resource, _) = provisioned(&app, &m).await;
+    let sellers = format!("/api/provider-agents/{}/secrets", m.agent);
+    app.put(&format!("{sellers}/KEY"), &m.seller, json!({"value": "seller-value"})).await.expect(200);
+
+    // Owners and admins of the provider; never the buyer, an outsider or
+    // an operator.
+    let admin = app.member(&m.seller, &m.provider, "boss@example.com", "admin").await;
+    let member = app.member(&m.seller, &m.provider, "clerk@example.com", "member").await;
+    let stranger = app.signup("stranger@example.com").await;
+    app.get(&sellers, &admin).await.expect(200);
+    app.get(&sellers, &member).await.refused(403, "forbidden");
+    app.put(&format!("{sellers}/X"), &member, json!({"value": "v"})).await.refused(403, "forbidden");
+    app.delete(&format!("{sellers}/KEY"), &member).await.refused(403, "forbidden");
+    for outsider in [&m.buyer, &stranger] {
+        app.get(&sellers, outsider).await.refused(404, "not_found");
+        app.put(&format!("{sellers}/KEY"), outsider, json!({"value": "v"})).await.refused(404, "not_found");
+        app.delete(&format!("{sellers}/KEY"), outsider).await.refused(404, "not_found");
+    }
+    app.get(&sellers, &m.operator).await.refused(403, "forbidden");
+
+    // Hostile input is refused as for a buyer's, and stores nothing.
+    for (name, body, needle) in [
+        ("1KEY", json!({"value": "v"}), "must start with a letter"),
+        ("OK", json!({"value": "sk-1\r\nX-Evil: 1"}), "control character"),
+        ("OK", json!({"value": "v", "hosts": ["https://evil.example/"]}), "is not a host"),
+    ] {
+        let detail = app.put(&format!("{sellers}/{name}"), &m.seller, body).await.refused(422, "invalid");
+        assert!(detail.contains(needle) && !detail.contains("sk-1"), "{name}: {detail}");
+    }
+    assert_eq!(app.count("seller_secret").await, 1);
+
+    // A seller's sealed row copied into the buyer's table (or the other
+    // way) does not open there.
+    sqlx::query(
+        "INSERT INTO agent_secret (resource_id, name, sealed, hosts, created_at, updated_at) \
+         SELECT $1, 'COPIED', sealed, hosts, created_at, updated_at FROM seller_secret WHERE name = 'KEY'",
+    )
+    .bind(&resource)
+    .execute(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(opened(&app, &resource).await, json!({"secrets": {"KEY": secret("seller-value", &[])}}));
+
+    // A provider that is no longer approved sets nothing, but may still
+    // delete what it set.
+    sqlx::query("UPDATE organization SET provider_status = 'rejected' WHERE id = $1")
+        .bind(&m.provider)
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    let detail = app.put(&format!("{sellers}/KEY"), &m.seller, json!({"value": "w"})).await.refused(403, "forbidden");
+    assert!(detail.contains("approved"), "{detail}");
+    assert_eq!(app.delete(&format!("{sellers}/KEY"), &m.seller).await.status.as_u16(), 204);
+    sqlx::query("UPDATE organization SET provider_status = 'approved' WHERE id = $1")
+        .bind(&m.provider)
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+
+    // An agent with no flow version yet goes with its secrets.
+    let draft = app.post("/api/provider-agents/", &m.seller, json!({"organization": m.provider, "name": "Draft"}));
+    let draft = draft.await.expect(201)["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/provider-agents/{draft}/secrets/KEY");
+    app.put(&path, &m.seller, json!({"value": "v"})).await.expect(200);
+    assert_eq!(app.delete(&format!("/api/provider-agents/{draft}"), &m.seller).await.status.as_u16(), 204);
+    assert_eq!(app.count("seller_secret").await, 0);
 }

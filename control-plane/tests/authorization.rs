@@ -34,9 +34,11 @@ use std::collections::BTreeMap;
 
 on_both_stores_with_documents!(every_operation_refuses_whom_it_must);
 
-/// The buyer's agent secret the world holds, and its value.
+/// The buyer's agent secret the world holds, and its value; the seller
+/// holds one of the same name for the agent, with its own value.
 const SECRET: &str = "AAI_KEY";
 const SECRET_VALUE: &str = "aai-value-7f3c9e";
+const SELLER_SECRET_VALUE: &str = "aai-seller-2b8d41";
 
 /// A role in an organisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,6 +321,14 @@ fn cases() -> Vec<Case> {
         case("get", "/api/provider-agents/{id}/versions/{version}", SELLER_READ, None),
         case("get", "/api/provider-agents/{id}/versions/{version}/artifact", SELLER_READ, None),
         case("get", "/api/provider-agents/{id}/stats", SELLER_READ, None),
+        case("get", "/api/provider-agents/{id}/secrets", SELLER_MANAGE, None),
+        case(
+            "put",
+            "/api/provider-agents/{id}/secrets/{name}",
+            SELLER_MANAGE,
+            Json(|_| json!({ "value": SELLER_SECRET_VALUE })),
+        ),
+        case("delete", "/api/provider-agents/{id}/secrets/{name}", SELLER_MANAGE, None),
         // catalog (the offering is active: changes to it are 409s)
         case("get", "/api/categories", Rule::Public, None),
         case("post", "/api/categories", Rule::Operator, Json(|_| json!({ "name": "Another category" }))),
@@ -464,8 +474,15 @@ impl World {
         )
         .await
         .expect(200);
-        // Copies of the document's and the secret's rows, to put back after an allowed delete.
-        for table in ["training_document", "agent_secret"] {
+        app.put(
+            &format!("/api/provider-agents/{}/secrets/{SECRET}", m.agent),
+            &m.seller,
+            json!({ "value": SELLER_SECRET_VALUE }),
+        )
+        .await
+        .expect(200);
+        // Copies of the document's and the secrets' rows, to put back after an allowed delete.
+        for table in ["training_document", "agent_secret", "seller_secret"] {
             sqlx::query(&format!("CREATE TABLE {table}_seed AS SELECT * FROM {table}"))
                 .execute(app.db.pool())
                 .await
@@ -547,19 +564,22 @@ impl World {
 
     /// What a caller must never find in an answer: other organisations'
     /// orders, subscriptions, configs, keys and provider requests, and the
-    /// value of the buyer's agent secret (only the runtime hosts get it).
+    /// values of the buyer's and the seller's agent secrets (only the
+    /// runtime hosts get them).
     fn secrets(&self, caller: Caller) -> Vec<&str> {
         let buyer_side = [self.config.as_str(), self.key.as_str(), self.document.as_str(), SECRET_VALUE];
         let parties = [self.order.as_str(), self.resource.as_str(), self.buyer_org.as_str()];
-        match caller {
+        let mut never = match caller {
             Caller::Anonymous | Caller::Foreign(_) => {
                 [&buyer_side[..], &parties[..], &[self.provider_request.as_str()]].concat()
             }
             Caller::Seller(_) => buyer_side.to_vec(),
             Caller::Buyer(_) => vec![self.provider_request.as_str(), SECRET_VALUE],
             Caller::Operator => vec![SECRET_VALUE],
-            Caller::Runtime => Vec::new(),
-        }
+            Caller::Runtime => return Vec::new(),
+        };
+        never.push(SELLER_SECRET_VALUE);
+        never
     }
 
     /// Undoes what allowed requests changed that later requests rely on
@@ -585,6 +605,11 @@ impl World {
                 "INSERT INTO agent_secret SELECT * FROM agent_secret_seed \
                  WHERE resource_id = $1 AND name NOT IN (SELECT name FROM agent_secret WHERE resource_id = $1)",
                 &self.resource,
+            ),
+            (
+                "INSERT INTO seller_secret SELECT * FROM seller_secret_seed WHERE provider_agent_id = $1 \
+                 AND name NOT IN (SELECT name FROM seller_secret WHERE provider_agent_id = $1)",
+                &self.agent,
             ),
         ] {
             let query = sqlx::query(sql);

@@ -1,25 +1,25 @@
 //! `/api/customer-agent-configs/{id}/secrets/`: the buyer's secrets for
-//! one agent ([`crate::secrets`]), the global variables its flow names.
-//! Owners and admins of the consumer organisation list their names and
-//! set or delete them; no answer ever carries a value. A change while the
-//! hosts may serve the agent (the subscription ok, or a termination that
-//! failed) is sent to them as a new `agent.provisioned` (names only) in
-//! the same transaction ([`agent_configs::announce`]); the hosts then
-//! fetch the values with `GET /api/runtime/agents/{id}/secrets`
-//! ([`super::runtime`]).
+//! one agent ([`crate::secrets`]), the global variables its flow names,
+//! which take the place of the seller's of the same name
+//! ([`super::seller_secrets`]). Owners and admins of the consumer
+//! organisation list their names and set or delete them; no answer ever
+//! carries a value. A change while the hosts may serve the agent (the
+//! subscription ok, or a termination that failed) is sent to them as a new
+//! `agent.provisioned` (names only) in the same transaction
+//! ([`agent_configs::announce`]); the hosts then fetch the values with
+//! `GET /api/runtime/agents/{id}/secrets` ([`super::runtime`]).
 
 use super::agent_configs;
 use super::{JsonBody, Path};
 use crate::AppState;
 use crate::auth::CurrentUser;
-use crate::db::now_ms;
-use crate::error::{Error, Result};
-use crate::secrets::{self, MAX_PER_AGENT};
+use crate::error::Result;
+use crate::secrets::{self, Owner};
+use crate::stored_secrets::{self, SecretOut};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -34,17 +34,30 @@ pub fn router() -> OpenApiRouter<AppState> {
     )
 }
 
-/// A secret as the API shows it: never its value.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct SecretOut {
-    /// The global variable name the flow uses.
-    pub name: String,
-    /// The hosts nodes may send it to (none: only model providers' keys).
-    pub hosts: Vec<String>,
-    /// First set.
-    pub created_at_ms: i64,
-    /// Last set.
-    pub updated_at_ms: i64,
+/// A secret's new value. Its `Debug` does not show it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SetSecret {
+    /// The value (trimmed; at most 16 KiB of visible ASCII and spaces).
+    value: String,
+    /// The hosts nodes may send it to in a request header: `api.example.com`,
+    /// `*.example.com`, an IP address (`[…]` for IPv6) or `*`, optionally with `:port` (at
+    /// most 16). Without any, only the host's own uses take it (a model
+    /// provider's key): a seller's flow names where its requests go.
+    #[serde(default)]
+    hosts: Vec<String>,
+}
+
+impl SetSecret {
+    /// The value checked and sealed for `owner`'s secret `name`, and the
+    /// checked hosts it is sealed with.
+    pub(super) fn sealed(&self, state: &AppState, owner: Owner<'_>, name: &str) -> Result<(String, Vec<String>)> {
+        secrets::check_name(name)?;
+        let value = secrets::checked_value(&self.value)?;
+        let hosts = secrets::checked_hosts(&self.hosts)?;
+        let sealed = state.config.sealing_keys()?.seal(owner, name, &hosts, value)?;
+        Ok((sealed, hosts))
+    }
 }
 
 /// The buyer's secrets of an agent config, by name (owners and admins of
@@ -64,43 +77,7 @@ async fn list_secrets(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<SecretOut>>> {
     let config = agent_configs::load(&state, &user, &id, true).await?;
-    let rows = sqlx::query(
-        "SELECT name, hosts, created_at, updated_at FROM agent_secret WHERE resource_id = $1 ORDER BY name",
-    )
-    .bind(&config.resource_id)
-    .fetch_all(state.db.pool())
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(SecretOut {
-                name: row.try_get("name")?,
-                hosts: stored_hosts(row)?,
-                created_at_ms: row.try_get("created_at")?,
-                updated_at_ms: row.try_get("updated_at")?,
-            })
-        })
-        .collect::<Result<_>>()
-        .map(Json)
-}
-
-/// A row's `hosts`, stored as a JSON array.
-pub fn stored_hosts(row: &sqlx::any::AnyRow) -> Result<Vec<String>> {
-    let text: String = row.try_get("hosts")?;
-    serde_json::from_str(&text).map_err(Error::internal)
-}
-
-/// A secret's new value. Its `Debug` does not show it.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct SetSecret {
-    /// The value (trimmed; at most 16 KiB of visible ASCII and spaces).
-    value: String,
-    /// The hosts nodes may send it to in a request header: `api.example.com`,
-    /// `*.example.com`, an IP address (`[…]` for IPv6) or `*`, optionally with `:port` (at
-    /// most 16). Without any, only the host's own uses take it (a model
-    /// provider's key): a seller's flow names where its requests go.
-    #[serde(default)]
-    hosts: Vec<String>,
+    stored_secrets::list(state.db.pool(), Owner::Buyer(&config.resource_id)).await.map(Json)
 }
 
 /// Sets secret `name` and the hosts it may go to (creating or replacing
@@ -130,41 +107,13 @@ async fn set_secret(
     JsonBody(body): JsonBody<SetSecret>,
 ) -> Result<Json<SecretOut>> {
     let config = agent_configs::load(&state, &user, &id, true).await?;
-    secrets::check_name(&name)?;
-    let value = secrets::checked_value(&body.value)?;
-    let hosts = secrets::checked_hosts(&body.hosts)?;
-    let sealed = state.config.sealing_keys()?.seal(&config.resource_id, &name, &hosts, value)?;
-    let hosts_text = serde_json::to_string(&hosts).map_err(Error::internal)?;
-    let now = now_ms();
+    let owner = Owner::Buyer(&config.resource_id);
+    let (sealed, hosts) = body.sealed(&state, owner, &name)?;
     let mut tx = state.db.begin().await?;
     // Locked before counting, so two new secrets cannot race past the cap.
     let standing = agent_configs::lock(&mut tx, &config.resource_id).await?;
     agent_configs::ended(&standing)?;
-    let others: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM agent_secret WHERE resource_id = $1 AND name <> $2")
-        .bind(&config.resource_id)
-        .bind(&name)
-        .fetch_one(&mut *tx)
-        .await?;
-    if others >= MAX_PER_AGENT {
-        return Err(Error::Invalid(format!(
-            "this agent holds {others} secrets, the most it may; delete one it no longer needs"
-        )));
-    }
-    let row = sqlx::query(
-        "INSERT INTO agent_secret (resource_id, name, sealed, hosts, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (resource_id, name) \
-         DO UPDATE SET sealed = excluded.sealed, hosts = excluded.hosts, updated_at = excluded.updated_at \
-         RETURNING created_at, updated_at",
-    )
-    .bind(&config.resource_id)
-    .bind(&name)
-    .bind(&sealed)
-    .bind(&hosts_text)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
-    let out =
-        SecretOut { name, hosts, created_at_ms: row.try_get("created_at")?, updated_at_ms: row.try_get("updated_at")? };
+    let out = stored_secrets::put(&mut tx, owner, name, &sealed, hosts).await?;
     agent_configs::announce(&mut tx, &config.resource_id, &standing).await?;
     tx.commit().await?;
     Ok(Json(out))
@@ -193,17 +142,7 @@ async fn delete_secret(
     let config = agent_configs::load(&state, &user, &id, true).await?;
     let mut tx = state.db.begin().await?;
     let standing = agent_configs::lock(&mut tx, &config.resource_id).await?;
-    let deleted = sqlx::query("DELETE FROM agent_secret WHERE resource_id = $1 AND name = $2")
-        .bind(&config.resource_id)
-        .bind(&name)
-        .execute(&mut *tx)
-        .await?;
-    if deleted.rows_affected() == 0 {
-        return Err(Error::NotFound(format!(
-            "this agent has no secret `{}`",
-            name.chars().take(secrets::MAX_NAME_BYTES).collect::<String>().escape_debug()
-        )));
-    }
+    stored_secrets::delete(&mut tx, Owner::Buyer(&config.resource_id), &name).await?;
     agent_configs::announce(&mut tx, &config.resource_id, &standing).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

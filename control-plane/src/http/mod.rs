@@ -30,6 +30,7 @@ pub mod provider_agents;
 pub mod quotas;
 pub mod resources;
 pub mod runtime;
+pub mod seller_secrets;
 pub mod settings;
 pub mod training_documents;
 pub mod usage;
@@ -89,6 +90,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(runtime::router())
         .merge(agent_configs::router())
         .merge(agent_secrets::router())
+        .merge(seller_secrets::router())
         .merge(api_keys::router())
         .merge(quotas::router())
         .merge(settings::router())

@@ -361,7 +361,7 @@ async fn update(
     .await?
     .ok_or_else(|| Error::InvalidTransition("the plan was archived meanwhile".into()))?;
     // Running subscriptions of the plan take its new rate limit.
-    let agents = feed::lock_ok_resources(&mut tx, Holder::Plan(&id)).await?;
+    let agents = feed::lock_served_resources(&mut tx, Holder::Plan(&id)).await?;
     feed::reprovision(&mut tx, &agents).await?;
     tx.commit().await?;
     plan_out(&row).map(Json)

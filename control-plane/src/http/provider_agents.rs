@@ -16,6 +16,8 @@ use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::db::{new_id, now_ms, sum_of};
 use crate::error::{Error, Result};
+use crate::secrets::Owner;
+use crate::stored_secrets;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -48,9 +50,9 @@ type ErrorBody = crate::error::ErrorBody;
 
 /// A provider agent as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
-struct AgentOut {
-    id: String,
-    organization: String,
+pub(super) struct AgentOut {
+    pub(super) id: String,
+    pub(super) organization: String,
     name: String,
     description: String,
     /// The newest flow version's number (null: none imported yet).
@@ -75,7 +77,7 @@ fn agent_out(row: &AnyRow) -> Result<AgentOut> {
 }
 
 /// Loads an agent the caller may see (404 otherwise) and checks the role.
-async fn load(state: &AppState, user: &CurrentUser, id: &str, need_manage: bool) -> Result<AgentOut> {
+pub(super) async fn load(state: &AppState, user: &CurrentUser, id: &str, need_manage: bool) -> Result<AgentOut> {
     let row = sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM provider_agent a WHERE a.id = $1"))
         .bind(id)
         .fetch_optional(state.db.pool())
@@ -260,7 +262,8 @@ async fn update(
 }
 
 /// Deletes an agent that has no flow versions yet (versions are immutable
-/// records that usage and, later, orders refer to). Owners and admins.
+/// records that usage and, later, orders refer to), with its seller's
+/// secrets. Owners and admins.
 #[utoipa::path(
     delete,
     path = "/api/provider-agents/{id}",
@@ -278,17 +281,21 @@ async fn remove(State(state): State<AppState>, user: CurrentUser, Path(id): Path
             "the agent has imported flow versions, which are kept: it cannot be deleted".into(),
         ));
     }
-    // The guard repeats the check, in case an import landed in between.
+    // The guard repeats the check, in case an import landed in between;
+    // the seller's secrets go with the agent (no buyer has it).
+    let mut tx = state.db.begin().await?;
+    stored_secrets::delete_all(&mut tx, Owner::Seller(&id)).await?;
     let deleted = sqlx::query(
         "DELETE FROM provider_agent WHERE id = $1 \
          AND NOT EXISTS (SELECT 1 FROM flow_version WHERE provider_agent_id = $1)",
     )
     .bind(&id)
-    .execute(state.db.pool())
+    .execute(&mut *tx)
     .await?;
     if deleted.rows_affected() == 0 {
         return Err(Error::InvalidTransition("the agent has imported flow versions: it cannot be deleted".into()));
     }
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -153,7 +153,7 @@ async fn replace(
     }
     let mut tx = state.db.begin().await?;
     query.execute(&mut *tx).await?;
-    let agents = feed::lock_ok_resources(&mut tx, Holder::Tenant(&org)).await?;
+    let agents = feed::lock_served_resources(&mut tx, Holder::Tenant(&org)).await?;
     feed::quota_set(&mut tx, &org).await?;
     feed::reprovision(&mut tx, &agents).await?;
     tx.commit().await?;

@@ -7,7 +7,8 @@
 //! - `GET /api/runtime/artifacts/{digest}`: the flow component
 //!   (`application/wasm`) with that digest;
 //! - `GET /api/runtime/agents/{id}/secrets`: `{"secrets": {"NAME":
-//!   {"value", "hosts"}}}`, the buyer's secrets for agent `id`, opened
+//!   {"value", "hosts"}}}`, agent `id`'s secrets (its seller's, and the
+//!   buyer's in the place of any of the same name), opened
 //!   ([`crate::secrets`]); the one answer that carries their values;
 //! - `GET /api/runtime/usage-totals/?month=YYYY-MM`: per tenant, the runs,
 //!   fuel and tokens (in + out) the ledger holds for runs started in that
@@ -18,6 +19,7 @@ use crate::AppState;
 use crate::auth::RuntimeService;
 use crate::db::sum_of;
 use crate::error::{Error, Result};
+use crate::stored_secrets::{self, OpenedSecret};
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
@@ -148,21 +150,12 @@ struct AgentSecrets {
     secrets: BTreeMap<String, OpenedSecret>,
 }
 
-/// One secret, opened.
-#[derive(Serialize, ToSchema)]
-struct OpenedSecret {
-    /// The value.
-    value: String,
-    /// The hosts nodes may send it to in a request header (none: only the
-    /// host's own uses, such as a model provider's key).
-    hosts: Vec<String>,
-}
-
-/// The buyer's secrets for agent `id`, opened (runtime hosts, when the
-/// feed's `agent.provisioned` names some). A value no configured
-/// `--secrets-key` opens (a key missing or malformed) is left out and
-/// logged, so a bad key or row holds up no host; a run that needs it says
-/// the variable is not set.
+/// Agent `id`'s secrets, opened: its seller's, and the buyer's in the
+/// place of any of the same name (runtime hosts, when the feed's
+/// `agent.provisioned` names some). A value no configured `--secrets-key`
+/// opens (a key missing or malformed) is left out and logged, so a bad key
+/// or row holds up no host; a run that needs it says the variable is not
+/// set.
 #[utoipa::path(
     get,
     path = "/api/runtime/agents/{id}/secrets",
@@ -179,39 +172,7 @@ async fn agent_secrets(
     _runtime: RuntimeService,
     Path(id): Path<String>,
 ) -> Result<Json<AgentSecrets>> {
-    let exists: Option<String> =
-        sqlx::query_scalar("SELECT id FROM resource WHERE id = $1").bind(&id).fetch_optional(state.db.pool()).await?;
-    if exists.is_none() {
-        return Err(Error::NotFound(format!("no agent `{id}`")));
-    }
-    let rows = sqlx::query("SELECT name, sealed, hosts FROM agent_secret WHERE resource_id = $1 ORDER BY name")
-        .bind(&id)
-        .fetch_all(state.db.pool())
-        .await?;
-    let mut secrets = BTreeMap::new();
-    if rows.is_empty() {
-        return Ok(Json(AgentSecrets { secrets }));
-    }
-    let keys = match state.config.sealing_keys() {
-        Ok(keys) => keys,
-        Err(_) => {
-            tracing::error!(agent = %id, secrets = rows.len(), "no valid --secrets-key opens this agent's secrets");
-            return Ok(Json(AgentSecrets { secrets }));
-        }
-    };
-    for row in &rows {
-        let name: String = row.try_get("name")?;
-        let sealed: String = row.try_get("sealed")?;
-        let hosts = super::agent_secrets::stored_hosts(row)?;
-        match keys.open(&id, &name, &hosts, &sealed) {
-            Ok(value) => {
-                secrets.insert(name, OpenedSecret { value, hosts });
-            }
-            Err(reason) => {
-                tracing::error!(agent = %id, secret = %name, %reason, "an agent secret does not open; left out")
-            }
-        }
-    }
+    let secrets = stored_secrets::opened(state.db.pool(), state.config.sealing_keys(), &id).await?;
     Ok(Json(AgentSecrets { secrets }))
 }
 
