@@ -1,23 +1,25 @@
-//! A buyer's agent secret end to end, on the real binary over HTTP: the
-//! buyer of Basic Prompting brings their own model key as the agent's
-//! `OPENAI_API_KEY`; the control plane seals it, the runtime fetches it
-//! and the model server receives it instead of the operator's, without the
-//! key showing in any answer or in the database file; it survives a
-//! restart (the data directory's sealing key), and deleting it hands the
-//! agent back to the operator's key.
+//! Agent secrets end to end, on the real binary over HTTP: the seller of
+//! Basic Prompting gives its agent their own model key as
+//! `OPENAI_API_KEY`, and a buyer brings theirs in its place; the control
+//! plane seals them, the runtime fetches them and the model server
+//! receives the buyer's, else the seller's, else the operator's, without a
+//! key showing in any answer or in the database file; they survive a
+//! restart (the data directory's sealing key), and deleting them hands the
+//! agent back in turn.
 
 #[path = "support/api.rs"]
 mod api;
 #[expect(dead_code, reason = "shared by the end-to-end suites; this one starts a server without agents")]
 mod support;
 
-use api::{Api, Subscription, eventually, run};
+use api::{Api, Listing, Subscription, eventually, run};
 use sandflow_model_server::{ModelServer, Options};
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
 const OPERATOR_KEY: &str = "sk-operator-e2e";
+const SELLER_KEY: &str = "sk-seller-own-e2e";
 const BUYER_KEY: &str = "sk-buyer-own-e2e";
 
 /// The key of the model server's latest chat request after a run of
@@ -31,7 +33,7 @@ async fn key_used(host: &support::Host, model: &ModelServer, sub: &Subscription,
 }
 
 #[tokio::test]
-async fn the_buyers_own_model_key_reaches_the_model() {
+async fn the_buyers_else_the_sellers_own_model_key_reaches_the_model() {
     let model = ModelServer::start(Options::default()).await.expect("model server");
     let provider = format!("OpenAI=openai,{}/v1,gpt-test", model.url());
     let data = tempfile::tempdir().expect("tempdir");
@@ -50,7 +52,7 @@ async fn the_buyers_own_model_key_reaches_the_model() {
     let flow: Value =
         serde_json::from_slice(&std::fs::read(support::flows().join("starter/basic-prompting.json")).expect("flow"))
             .expect("JSON");
-    let (plan, _) = api.seller_lists(&operator, flow).await;
+    let Listing { plan, seller, agent, .. } = api.seller_lists(&operator, flow).await;
     let buyer = api.sign_up("buyer@example.com").await;
     let org = api.organization(&buyer, "Buyer Inc").await;
     let sub = api.subscribe(&buyer, &org, &plan).await;
@@ -61,6 +63,15 @@ async fn the_buyers_own_model_key_reaches_the_model() {
     });
     first.await;
     assert_eq!(key_used(&host, &model, &sub, "one").await.as_deref(), Some(OPERATOR_KEY));
+
+    // The seller's key, for every buyer of the agent.
+    let sellers = format!("/api/provider-agents/{agent}/secrets");
+    let set = api.put(&format!("{sellers}/OPENAI_API_KEY"), &seller, json!({"value": SELLER_KEY})).await;
+    assert!(!set.to_string().contains(SELLER_KEY), "{set}");
+    eventually(Duration::from_secs(5), || async {
+        (key_used(&host, &model, &sub, "seller's").await.as_deref() == Some(SELLER_KEY)).then_some(())
+    })
+    .await;
 
     let secrets = format!("/api/customer-agent-configs/{}/secrets", sub.config);
     let set = api.put(&format!("{secrets}/OPENAI_API_KEY"), &buyer, json!({"value": BUYER_KEY})).await;
@@ -77,8 +88,10 @@ async fn the_buyers_own_model_key_reaches_the_model() {
         let path = entry.expect("entry").path();
         if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("control-plane.db")) {
             let bytes = std::fs::read(&path).expect("database file");
-            let found = bytes.windows(BUYER_KEY.len()).any(|w| w == BUYER_KEY.as_bytes());
-            assert!(!found, "{} holds the key in the clear", path.display());
+            for key in [BUYER_KEY, SELLER_KEY] {
+                let found = bytes.windows(key.len()).any(|w| w == key.as_bytes());
+                assert!(!found, "{} holds a key in the clear", path.display());
+            }
         }
     }
     let mode = std::fs::metadata(data.path().join("secrets-key")).expect("the sealing key").permissions().mode();
@@ -94,11 +107,14 @@ async fn the_buyers_own_model_key_reaches_the_model() {
     again.await;
     assert_eq!(key_used(&host, &model, &sub, "three").await.as_deref(), Some(BUYER_KEY));
 
-    // Deleted: back to the operator's key.
-    let (status, _) = api.call(reqwest::Method::DELETE, &format!("{secrets}/OPENAI_API_KEY"), Some(&buyer), None).await;
-    assert_eq!(status, 204);
-    eventually(Duration::from_secs(5), || async {
-        (key_used(&host, &model, &sub, "four").await.as_deref() == Some(OPERATOR_KEY)).then_some(())
-    })
-    .await;
+    // Deleted in turn: back to the seller's key, then the operator's.
+    for (path, owner, next) in [(&secrets, &buyer, SELLER_KEY), (&sellers, &seller, OPERATOR_KEY)] {
+        let path = format!("{path}/OPENAI_API_KEY");
+        let (status, _) = api.call(reqwest::Method::DELETE, &path, Some(owner), None).await;
+        assert_eq!(status, 204);
+        eventually(Duration::from_secs(5), || async {
+            (key_used(&host, &model, &sub, "four").await.as_deref() == Some(next)).then_some(())
+        })
+        .await;
+    }
 }

@@ -15,7 +15,7 @@ mod postgres;
 #[expect(dead_code, reason = "shared by the end-to-end suites; this one starts a server without agents")]
 mod support;
 
-use api::{Api, Subscription, User, eventually, id, run};
+use api::{Api, Listing, Subscription, User, eventually, id, run};
 use sandflow_runtime_host::doc_index::{DocIndex, Scope, SearchRequest};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ async fn journey(extra: &[&str], documents_url: Option<&str>) {
 
     let flow: Value =
         serde_json::from_slice(&std::fs::read(support::flows().join("prompt-echo.json")).expect("flow")).expect("JSON");
-    let (plan, offering) = api.seller_lists(&operator, flow).await;
+    let Listing { plan, offering, .. } = api.seller_lists(&operator, flow).await;
     let buyer = api.sign_up("buyer@example.com").await;
     let buyer_org = api.organization(&buyer, "Buyer Inc").await;
     let catalog = api.get("/api/catalog/?q=echo", &buyer).await;

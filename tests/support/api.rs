@@ -116,11 +116,23 @@ pub struct Subscription {
     pub key: String,
 }
 
+/// What [`Api::seller_lists`] made.
+pub struct Listing {
+    /// The seller (the provider organisation's owner).
+    pub seller: User,
+    /// The provider agent.
+    pub agent: String,
+    /// The offering.
+    pub offering: String,
+    /// Its plan.
+    pub plan: String,
+}
+
 impl Api {
     /// A seller organisation, approved, with an agent built from the
     /// Langflow export `flow`, an offering with one plan, approved by
-    /// `operator`; the plan's and the offering's ids.
-    pub async fn seller_lists(&self, operator: &User, flow: Value) -> (String, String) {
+    /// `operator`.
+    pub async fn seller_lists(&self, operator: &User, flow: Value) -> Listing {
         let seller = self.sign_up("seller@example.com").await;
         let org = self.organization(&seller, "Echo Works").await;
         let request = self
@@ -151,7 +163,7 @@ impl Api {
             .await;
         self.post(&format!("/api/offerings/{offering}/submit"), &seller, json!({}), 200).await;
         self.post(&format!("/api/offerings/{offering}/approve"), operator, json!({}), 200).await;
-        (id(&plan), offering)
+        Listing { seller, agent, offering, plan: id(&plan) }
     }
 
     /// `buyer` orders `plan` for organisation `org`, waits for the order to

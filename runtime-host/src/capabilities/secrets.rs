@@ -27,8 +27,9 @@ impl Secret {
     }
 
     /// Wraps `value`, which its owner lets nodes send only to `hosts`
-    /// (none: only the host's own uses). A buyer's secret for a seller's
-    /// flow is this: the seller's code names where a request goes.
+    /// (none: only the host's own uses). An agent's secrets (the buyer's
+    /// and the seller's) are this: the seller's code, and a buyer's
+    /// tweaks, name where a request goes.
     pub fn for_hosts(value: impl Into<Arc<str>>, hosts: Vec<HostPattern>) -> Self {
         Self { value: value.into(), reach: Some(hosts.into()) }
     }

@@ -81,7 +81,7 @@ pub struct AgentSpec {
     /// buyer's widget settings); empty lets any page.
     #[serde(default)]
     pub widget_origins: Vec<String>,
-    /// Names of the buyer's secrets for the agent (global variables its
+    /// Names of the agent's secrets, the buyer's and the seller's (global variables its
     /// flow names); their values are fetched from the control plane
     /// (`GET /api/runtime/agents/{id}/secrets`), never carried in the feed.
     #[serde(default)]

@@ -363,7 +363,7 @@ impl Provisioner {
         }
     }
 
-    /// The buyer's secrets of `agent`, when its change names some; none
+    /// The secrets of `agent` (the buyer's and the seller's), when its change names some; none
     /// (logged) when the control plane no longer knows the agent, whose
     /// deprovision follows in the feed.
     async fn secrets(&self, agent: &AgentSpec) -> Result<crate::Secrets, SyncError> {

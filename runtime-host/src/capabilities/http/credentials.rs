@@ -14,8 +14,9 @@
 //! host on the allow-list.
 //!
 //! And against a seller's flow sending a buyer's key to a host of the
-//! seller's choosing: the flow (and the node's code) pick the URL, so a
-//! buyer's secret goes only to the hosts its owner listed with it
+//! seller's choosing, or a buyer's tweak sending a seller's key to the
+//! buyer's: the flow (its tweaks, the node's code) pick the URL, so an
+//! agent's secret goes only to the hosts its owner listed with it
 //! ([`Secret::for_hosts`]), checked against the URL the node asked for
 //! (before the operator's routes, which are trusted); a redirect elsewhere
 //! drops it, as for any filled header.

@@ -156,8 +156,8 @@ impl RunState {
     ///
     /// The node's settings may name the secret too, but only the one its
     /// `api_key` field names: a guest choosing any secret of the run would
-    /// send, say, the operator's key for one provider to another. A
-    /// buyer's secret (one bound to hosts) goes only to the provider it is
+    /// send, say, the operator's key for one provider to another. An
+    /// agent's secret (one bound to hosts) goes only to the provider it is
     /// named for (`OPENAI_API_KEY` to `OpenAI`) or to one whose host it
     /// lists.
     pub(crate) fn api_key(
