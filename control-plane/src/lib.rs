@@ -17,7 +17,7 @@
 //! | seller | `/api/provider-agents/` (+ `validate_flow`, `{id}/import_flow`, `{id}/versions`, `{id}/stats`, `{id}/secrets/{name}`: [`secrets`]) |
 //! | catalog | `/api/categories/` (+ `{id}`), `/api/offerings/` (+ `{id}`, `submit`, `approve`, `reject`, `pause`, `resume`, `archive`), `/api/offerings/{id}/plans/`, `/api/plans/{id}` (+ `archive`), `GET /api/catalog/` |
 //! | buying | `/api/orders/` (+ `{id}`, `approve_by_consumer`, `reject_by_consumer`, `approve_by_provider`, `reject_by_provider`, `cancel`, `retry`), `/api/resources/` (+ `{id}`, `terminate`) |
-//! | buyer's agents | `/api/customer-agent-configs/` (+ `{id}`, `{id}/api_keys`, `{id}/secrets/{name}`: [`secrets`]), `/api/agent-api-keys/` (+ `{id}` DELETE, `regenerate`) |
+//! | buyer's agents | `/api/customer-agent-configs/` (+ `{id}`, `{id}/api_keys`, `{id}/secrets/{name}`: [`secrets`], `{id}/variables`), `/api/agent-api-keys/` (+ `{id}` DELETE, `regenerate`) |
 //! | training documents | `/api/training-documents/` (+ `{id}`, `{id}/process`): multipart upload, processed into the [`documents`] index |
 //! | operators | `GET/PUT /api/quotas/{organization_id}`, `GET/PUT /api/admin/settings` |
 //! | analytics | `GET /api/analytics/usage/?organization=&period=YYYY-MM` |

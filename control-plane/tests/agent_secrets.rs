@@ -12,7 +12,7 @@
 mod common;
 
 use axum::http::Method;
-use common::{Market, RUNTIME_TOKEN, TestApp, test_config};
+use common::{Market, RUNTIME_TOKEN, TestApp, flow, test_config};
 use sandflow_control_plane::AppState;
 use sandflow_control_plane::config::Config;
 use serde_json::{Value, json};
@@ -24,6 +24,7 @@ on_both_stores!(
     secrets_end_with_the_subscription,
     sellers_secrets_reach_every_buyer_and_yield_to_theirs,
     sellers_secrets_are_theirs_alone,
+    buyers_see_which_variables_the_flow_reads,
 );
 
 /// The market's provisioned resource and its config's secrets path.
@@ -395,4 +396,52 @@ async fn sellers_secrets_are_theirs_alone(app: TestApp) {
     app.put(&path, &m.seller, json!({"value": "v"})).await.expect(200);
     assert_eq!(app.delete(&format!("/api/provider-agents/{draft}"), &m.seller).await.status.as_u16(), 204);
     assert_eq!(app.count("seller_secret").await, 0);
+}
+
+/// Meeting Summary with its transcriber's key in global variable
+/// `ASSEMBLYAI_API_KEY` and its agent's model key in `OPENAI_API_KEY`, as a
+/// seller exports it after choosing the variables in Langflow.
+fn meeting_with_variables() -> Vec<u8> {
+    let mut export: Value = serde_json::from_slice(&flow("starter/meeting-summary.json")).unwrap();
+    for node in export["data"]["nodes"].as_array_mut().unwrap() {
+        let variable = match node["data"]["type"].as_str() {
+            Some("AssemblyAITranscriber") => "ASSEMBLYAI_API_KEY",
+            Some("Agent") => "OPENAI_API_KEY",
+            _ => continue,
+        };
+        let key = &mut node["data"]["node"]["template"]["api_key"];
+        key["load_from_db"] = json!(true);
+        key["value"] = json!(variable);
+    }
+    serde_json::to_vec(&export).unwrap()
+}
+
+async fn buyers_see_which_variables_the_flow_reads(app: TestApp) {
+    let m = app.market_of(meeting_with_variables(), json!({})).await;
+    // The seller sees them in the version's manifest.
+    let version = app.get(&format!("/api/provider-agents/{}/versions/1", m.agent), &m.seller).await.expect(200);
+    assert_eq!(version["manifest"]["variables"], json!(["ASSEMBLYAI_API_KEY", "OPENAI_API_KEY"]));
+    let (_, path) = provisioned(&app, &m).await;
+    let variables = path.replace("/secrets", "/variables");
+    let none = json!([{"name": "ASSEMBLYAI_API_KEY", "set_by": null}, {"name": "OPENAI_API_KEY", "set_by": null}]);
+    assert_eq!(app.get(&variables, &m.buyer).await.expect(200), none);
+
+    // The seller pays for transcription; the buyer brings their model key,
+    // and one the flow does not read is not listed.
+    let sellers = format!("/api/provider-agents/{}/secrets", m.agent);
+    app.put(&format!("{sellers}/ASSEMBLYAI_API_KEY"), &m.seller, json!({"value": "aai-seller"})).await.expect(200);
+    app.put(&format!("{sellers}/OPENAI_API_KEY"), &m.seller, json!({"value": "sk-seller"})).await.expect(200);
+    app.put(&format!("{path}/OPENAI_API_KEY"), &m.buyer, json!({"value": "sk-buyer"})).await.expect(200);
+    app.put(&format!("{path}/UNUSED"), &m.buyer, json!({"value": "x"})).await.expect(200);
+    let listed = app.get(&variables, &m.buyer).await.expect(200);
+    assert_eq!(
+        listed,
+        json!([{"name": "ASSEMBLYAI_API_KEY", "set_by": "seller"}, {"name": "OPENAI_API_KEY", "set_by": "buyer"}])
+    );
+    assert!(!listed.to_string().contains("sk-") && !listed.to_string().contains("aai-"), "{listed}");
+
+    // Who may: as for the buyer's secrets.
+    let member = app.member(&m.buyer, &m.consumer, "clerk@example.com", "member").await;
+    app.get(&variables, &member).await.refused(403, "forbidden");
+    app.get(&variables, &m.seller).await.refused(404, "not_found");
 }

@@ -392,6 +392,7 @@ fn cases() -> Vec<Case> {
             Json(|_| json!({ "value": SECRET_VALUE })),
         ),
         case("delete", "/api/customer-agent-configs/{id}/secrets/{name}", BUYER_MANAGE, None),
+        case("get", "/api/customer-agent-configs/{id}/variables", BUYER_MANAGE, None),
         case("get", "/api/agent-api-keys", Rule::SignedIn, None),
         case("delete", "/api/agent-api-keys/{id}", BUYER_MANAGE, None),
         case("get", "/api/training-documents", Rule::SignedIn, None),

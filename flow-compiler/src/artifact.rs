@@ -47,6 +47,12 @@ pub struct Manifest {
     pub capabilities: Vec<Capability>,
     /// Node implementations linked at run time, sorted, without repeats.
     pub nodes: Vec<String>,
+    /// The global variables its fields read (Langflow's "load from
+    /// database"), sorted, without repeats: the agent secrets its runs look
+    /// up, which its seller or buyer sets. Absent from manifests of
+    /// compilers before it.
+    #[serde(default)]
+    pub variables: Vec<String>,
 }
 
 /// A node named in the manifest.
@@ -137,6 +143,7 @@ impl Manifest {
             outputs: plan.outputs().map(node_ref).collect(),
             capabilities: plan.capabilities(),
             nodes,
+            variables: plan.variables(),
         }
     }
 }

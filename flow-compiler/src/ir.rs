@@ -167,6 +167,23 @@ impl Plan {
         caps
     }
 
+    /// The global variables the nodes' fields name, sorted, without
+    /// repeats.
+    pub fn variables(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .nodes
+            .iter()
+            .flat_map(|n| &n.params)
+            .filter_map(|p| match &p.value {
+                ParamValue::Secret(name) => Some(name.clone()),
+                ParamValue::Value(_) => None,
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// A stable, readable dump for golden tests and `sandflow inspect`.
     pub fn dump(&self) -> String {
         let mut out = String::new();

@@ -1,7 +1,7 @@
 //! Each kind of bad flow gets its own clear diagnostic. The cases start from
 //! the real `prompt-echo.json` export and break one thing each.
 
-use sandflow_flow_compiler::{CompileOptions, Diagnostics, check};
+use sandflow_flow_compiler::{CompileOptions, Diagnostics, check, compile};
 use serde_json::{Value, json};
 
 fn prompt_echo() -> Value {
@@ -104,6 +104,11 @@ fn secret_field_with_no_variable() {
     let (plan, diags) = check(flow.to_string().as_bytes(), &CompileOptions::default());
     assert!(!diags.has_errors(), "{diags:?}");
     assert!(plan.expect("plan").dump().contains("use_double_brackets = secret OPENAI_API_KEY"));
+    // The manifest names it, so sellers and buyers know which secret to set.
+    let (artifact, _) = compile(flow.to_string().as_bytes(), &CompileOptions::default()).expect("compiles");
+    assert_eq!(artifact.manifest.variables, ["OPENAI_API_KEY"]);
+    let (artifact, _) = compile(prompt_echo().to_string().as_bytes(), &CompileOptions::default()).expect("compiles");
+    assert!(artifact.manifest.variables.is_empty());
 }
 
 fn field_value(flow: &mut Value, value: &str) {

@@ -244,6 +244,9 @@ pub fn inspect(path: &Path, format: Format) -> anyhow::Result<ExitCode> {
             let caps: Vec<String> = m.capabilities.iter().map(|c| format!("{c:?}").to_lowercase()).collect();
             println!("capabilities: {}", caps.join(", "));
             println!("nodes:        {}", m.nodes.join(", "));
+            if !m.variables.is_empty() {
+                println!("variables:    {}", m.variables.join(", "));
+            }
             print!("\n{}", artifact.plan.dump());
         }
     }

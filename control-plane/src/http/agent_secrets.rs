@@ -8,18 +8,21 @@
 //! `agent.provisioned` (names only) in the same transaction
 //! ([`agent_configs::announce`]); the hosts then fetch the values with
 //! `GET /api/runtime/agents/{id}/secrets` ([`super::runtime`]).
+//! `GET …/{id}/variables` says which global variables the agent's flow
+//! reads and whose secret fills each, so a buyer knows what to bring.
 
 use super::agent_configs;
 use super::{JsonBody, Path};
 use crate::AppState;
 use crate::auth::CurrentUser;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::secrets::{self, Owner};
 use crate::stored_secrets::{self, SecretOut};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -30,7 +33,10 @@ type ErrorBody = crate::error::ErrorBody;
 pub fn router() -> OpenApiRouter<AppState> {
     super::tagged(
         "customer-agent-configs",
-        OpenApiRouter::new().routes(routes!(list_secrets)).routes(routes!(set_secret, delete_secret)),
+        OpenApiRouter::new()
+            .routes(routes!(list_secrets))
+            .routes(routes!(set_secret, delete_secret))
+            .routes(routes!(list_variables)),
     )
 }
 
@@ -146,4 +152,72 @@ async fn delete_secret(
     agent_configs::announce(&mut tx, &config.resource_id, &standing).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A global variable the agent's flow reads, and whose secret fills it.
+#[derive(Debug, Serialize, ToSchema)]
+struct Variable {
+    /// The global variable name.
+    name: String,
+    /// Whose secret its runs take: the buyer's (in the place of any
+    /// seller's), the seller's, or none yet (null: a run whose node needs
+    /// it says it is not set, unless the operator's host provides it, as
+    /// for a model provider's key).
+    set_by: Option<SetBy>,
+}
+
+/// Who set a secret.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum SetBy {
+    Buyer,
+    Seller,
+}
+
+/// The global variables the agent's flow version reads (from its
+/// manifest), and whose secret fills each (owners and admins of the
+/// consumer). Versions imported before manifests named them list none.
+#[utoipa::path(
+    get,
+    path = "/api/customer-agent-configs/{id}/variables",
+    params(("id" = String, Path, description = "Customer agent config id.")),
+    responses(
+        (status = 200, description = "The variables, sorted by name.", body = Vec<Variable>),
+        (status = 403, description = "Not an owner or admin of the consumer.", body = ErrorBody),
+    ),
+)]
+async fn list_variables(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Variable>>> {
+    let config = agent_configs::load(&state, &user, &id, true).await?;
+    let row = sqlx::query(
+        "SELECT v.manifest, v.provider_agent_id FROM resource r JOIN flow_version v ON v.id = r.flow_version_id \
+         WHERE r.id = $1",
+    )
+    .bind(&config.resource_id)
+    .fetch_one(state.db.pool())
+    .await?;
+    let manifest: String = row.try_get("manifest")?;
+    let manifest: sandflow_flow_compiler::Manifest = serde_json::from_str(&manifest).map_err(Error::internal)?;
+    let agent: String = row.try_get("provider_agent_id")?;
+    let names = |secrets: Vec<SecretOut>| secrets.into_iter().map(|s| s.name).collect::<Vec<_>>();
+    let buyers = names(stored_secrets::list(state.db.pool(), Owner::Buyer(&config.resource_id)).await?);
+    let sellers = names(stored_secrets::list(state.db.pool(), Owner::Seller(&agent)).await?);
+    let variables = manifest
+        .variables
+        .into_iter()
+        .map(|name| {
+            let set_by = if buyers.contains(&name) {
+                Some(SetBy::Buyer)
+            } else if sellers.contains(&name) {
+                Some(SetBy::Seller)
+            } else {
+                None
+            };
+            Variable { name, set_by }
+        })
+        .collect();
+    Ok(Json(variables))
 }

@@ -348,12 +348,16 @@ impl TestApp {
     /// A provider agent of `org` with the `prompt-echo.json` flow imported;
     /// returns its id.
     pub async fn agent(&self, seller: &str, org: &str, name: &str) -> String {
+        self.agent_with_flow(seller, org, name, flow("prompt-echo.json")).await
+    }
+
+    /// A provider agent of `org` with the Langflow export `export`
+    /// imported; returns its id.
+    pub async fn agent_with_flow(&self, seller: &str, org: &str, name: &str, export: Vec<u8>) -> String {
         let body = json!({ "organization": org, "name": name });
         let agent = self.post("/api/provider-agents/", seller, body).await.expect(201);
         let id = agent["id"].as_str().expect("id").to_owned();
-        self.post_bytes(&format!("/api/provider-agents/{id}/import_flow"), seller, flow("prompt-echo.json"))
-            .await
-            .expect(201);
+        self.post_bytes(&format!("/api/provider-agents/{id}/import_flow"), seller, export).await.expect(201);
         id
     }
 
@@ -382,10 +386,15 @@ impl TestApp {
     /// A whole marketplace: an operator, a provider selling an active
     /// offering (one plan) and a buyer organisation.
     pub async fn market(&self, extra: Value) -> Market {
+        self.market_of(flow("prompt-echo.json"), extra).await
+    }
+
+    /// [`Self::market`], selling the Langflow export `export`.
+    pub async fn market_of(&self, export: Vec<u8>, extra: Value) -> Market {
         let operator = self.operator().await;
         let seller = self.signup("seller@example.com").await;
         let provider = self.provider(&seller, &operator, "Acme").await;
-        let agent = self.agent(&seller, &provider, "Echo").await;
+        let agent = self.agent_with_flow(&seller, &provider, "Echo", export).await;
         let (offering, plan) = self.draft_offering(&seller, &provider, &agent, extra).await;
         self.activate(&seller, &operator, &offering).await;
         let buyer = self.signup("buyer@example.com").await;
