@@ -109,27 +109,45 @@ pub enum Holder<'a> {
     Agent(&'a str),
 }
 
-/// Locks and returns the resources of `holder` that the hosts may be
-/// serving (`ok`, or `erred`: a termination that failed), whose
-/// `agent.provisioned` must be sent again. An update, not a read: it holds
-/// the rows, so a termination racing this cannot slip its
-/// `agent.deprovisioned` in before them. Call it before the transaction's
-/// first [`emit`] (the feed lock is always taken last).
+/// The resource states whose agent the hosts may be serving: `ok`,
+/// `terminating` (until its `agent.deprovisioned`) and `erred` (a
+/// termination that failed), as an SQL list.
+pub const SERVED_STATES: &str = "('ok', 'terminating', 'erred')";
+
+/// Locks and returns the resources of `holder` whose agent the hosts may
+/// be serving ([`SERVED_STATES`]), whose `agent.provisioned` must be sent
+/// again. Updates, not reads: they hold the rows, so a termination racing
+/// this cannot slip its `agent.deprovisioned` in before them. One row at a
+/// time in id order, so two changes of overlapping holders (a tenant's
+/// quota, a plan, a seller's secrets) queue instead of deadlocking on
+/// PostgreSQL. Call it before the transaction's first [`emit`] (the feed
+/// lock is always taken last).
 pub async fn lock_served_resources(tx: &mut Transaction<'_, Any>, holder: Holder<'_>) -> Result<Vec<String>> {
     let (whose, id) = match holder {
-        Holder::Tenant(id) => ("organization_id = $2", id),
-        Holder::Plan(id) => ("plan_id = $2", id),
-        Holder::Agent(id) => ("flow_version_id IN (SELECT id FROM flow_version WHERE provider_agent_id = $2)", id),
+        Holder::Tenant(id) => ("organization_id = $1", id),
+        Holder::Plan(id) => ("plan_id = $1", id),
+        Holder::Agent(id) => ("flow_version_id IN (SELECT id FROM flow_version WHERE provider_agent_id = $1)", id),
     };
-    let mut ids: Vec<String> = sqlx::query_scalar(&format!(
-        "UPDATE resource SET updated_at = $1 WHERE {whose} AND state IN ('ok', 'erred') RETURNING id"
-    ))
-    .bind(now_ms())
-    .bind(id)
-    .fetch_all(&mut **tx)
-    .await?;
-    ids.sort();
-    Ok(ids)
+    let candidates: Vec<String> =
+        sqlx::query_scalar(&format!("SELECT id FROM resource WHERE {whose} AND state IN {SERVED_STATES} ORDER BY id"))
+            .bind(id)
+            .fetch_all(&mut **tx)
+            .await?;
+    let now = now_ms();
+    let mut locked = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        // The state again: a termination may have finished in between.
+        let still =
+            sqlx::query(&format!("UPDATE resource SET updated_at = $1 WHERE id = $2 AND state IN {SERVED_STATES}"))
+                .bind(now)
+                .bind(&candidate)
+                .execute(&mut **tx)
+                .await?;
+        if still.rows_affected() == 1 {
+            locked.push(candidate);
+        }
+    }
+    Ok(locked)
 }
 
 /// Emits `agent.provisioned` for each resource of `ids`.

@@ -49,6 +49,16 @@ pub async fn provision(state: &AppState, order_id: &str) -> Result<()> {
         let version: String = offering.try_get::<Option<String>, _>("approved_flow_version_id")?.ok_or_else(|| {
             Error::Invalid("the offering has no approved flow version: an operator must approve it first".into())
         })?;
+        // The seller's secrets of the agent queue behind this (and this
+        // behind them), so the new agent is either announced with a change
+        // committed meanwhile or re-announced by it.
+        sqlx::query(
+            "UPDATE provider_agent SET updated_at = updated_at \
+             WHERE id = (SELECT provider_agent_id FROM flow_version WHERE id = $1)",
+        )
+        .bind(&version)
+        .execute(&mut *tx)
+        .await?;
         let resource = new_id();
         sqlx::query(
             "INSERT INTO resource (id, order_id, organization_id, offering_id, plan_id, flow_version_id, state, \

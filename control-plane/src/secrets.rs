@@ -47,7 +47,8 @@ pub enum Owner<'a> {
 impl Owner<'_> {
     /// What the seal binds: a buyer's resource id as it is (as sealed
     /// since secrets began), a seller's agent as `provider-agent/<id>`, so
-    /// neither opens as the other.
+    /// neither opens as the other: ids are UUIDs, which never start with
+    /// `provider-agent/`.
     fn bound_to(self) -> std::borrow::Cow<'static, str> {
         match self {
             Self::Buyer(resource) => resource.to_owned().into(),

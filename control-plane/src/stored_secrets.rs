@@ -8,6 +8,7 @@
 //! same name: a buyer who brings their own key uses it.
 
 use crate::error::{Error, Result};
+use crate::feed;
 use crate::secrets::{self, MAX_PER_AGENT, Owner, SealingKeys};
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -156,19 +157,23 @@ pub async fn names(tx: &mut Transaction<'_, Any>, resource: &str) -> Result<Vec<
 /// the place of any of the same name. A value that `keys` do not open (a
 /// key missing or malformed, a row changed outside the control plane) is
 /// left out and logged, so a bad key or row holds up no host; a run that
-/// needs it says the variable is not set. 404 for no such agent.
+/// needs it says the variable is not set. A buyer's row that does not open
+/// still hides the seller's of its name: the buyer chose their own. 404
+/// for no agent the hosts may be serving ([`feed::SERVED_STATES`]).
 pub async fn opened(
     pool: &AnyPool,
     keys: Result<SealingKeys>,
     resource: &str,
 ) -> Result<BTreeMap<String, OpenedSecret>> {
-    let agent: String = sqlx::query_scalar(
-        "SELECT v.provider_agent_id FROM resource r JOIN flow_version v ON v.id = r.flow_version_id WHERE r.id = $1",
-    )
+    let agent: String = sqlx::query_scalar(&format!(
+        "SELECT v.provider_agent_id FROM resource r JOIN flow_version v ON v.id = r.flow_version_id \
+         WHERE r.id = $1 AND r.state IN {}",
+        feed::SERVED_STATES
+    ))
     .bind(resource)
     .fetch_optional(pool)
     .await?
-    .ok_or_else(|| Error::NotFound(format!("no agent `{resource}`")))?;
+    .ok_or_else(|| Error::NotFound(format!("no agent `{resource}` that the hosts may be serving")))?;
     let mut secrets = BTreeMap::new();
     // The seller's first: the buyer's replace them.
     for owner in [Owner::Seller(&agent), Owner::Buyer(resource)] {
@@ -177,23 +182,21 @@ pub async fn opened(
             .bind(id)
             .fetch_all(pool)
             .await?;
-        if rows.is_empty() {
-            continue;
-        }
-        let Ok(keys) = &keys else {
-            tracing::error!(agent = %resource, ?owner, secrets = rows.len(), "no valid --secrets-key opens these secrets");
-            continue;
-        };
         for row in &rows {
             let name: String = row.try_get("name")?;
             let sealed: String = row.try_get("sealed")?;
             let hosts = stored_hosts(row)?;
-            match keys.open(owner, &name, &hosts, &sealed) {
+            let value = match &keys {
+                Ok(keys) => keys.open(owner, &name, &hosts, &sealed),
+                Err(_) => Err("no valid --secrets-key is configured".to_owned()),
+            };
+            match value {
                 Ok(value) => {
                     secrets.insert(name, OpenedSecret { value, hosts });
                 }
                 Err(reason) => {
                     tracing::error!(agent = %resource, ?owner, secret = %name, %reason, "a secret does not open; left out");
+                    secrets.remove(&name);
                 }
             }
         }

@@ -31,8 +31,14 @@ on_both_stores!(
 async fn provisioned(app: &TestApp, m: &Market) -> (String, String) {
     let order = app.provisioned(m).await;
     let resource = order["resource_id"].as_str().unwrap().to_owned();
+    let path = format!("{}/secrets", provisioned_config(app, m, &resource).await);
+    (resource, path)
+}
+
+/// The config path (`/api/customer-agent-configs/{id}`) of `resource`.
+async fn provisioned_config(app: &TestApp, m: &Market, resource: &str) -> String {
     let body = app.get(&format!("/api/resources/{resource}"), &m.buyer).await.expect(200);
-    (resource, format!("/api/customer-agent-configs/{}/secrets", body["config_id"].as_str().unwrap()))
+    format!("/api/customer-agent-configs/{}", body["config_id"].as_str().unwrap())
 }
 
 /// The last `agent.provisioned` of the feed.
@@ -308,22 +314,33 @@ async fn sellers_secrets_reach_every_buyer_and_yield_to_theirs(app: TestApp) {
     let (third, _) = provisioned(&app, &m).await;
     app.post(&format!("/api/resources/{third}/terminate"), &m.buyer, json!({})).await.expect(200);
     app.run_jobs().await;
-    sqlx::query("UPDATE resource SET state = 'erred' WHERE id = $1").bind(&first).execute(app.db.pool()).await.unwrap();
+    let (fourth, _) = provisioned(&app, &m).await;
+    for (resource, state) in [(&first, "erred"), (&fourth, "terminating")] {
+        sqlx::query("UPDATE resource SET state = $1 WHERE id = $2")
+            .bind(state)
+            .bind(resource)
+            .execute(app.db.pool())
+            .await
+            .unwrap();
+    }
     let before = app.feed(0).await["last"].as_i64().unwrap();
     app.put(&format!("{sellers}/SERP_KEY"), &m.seller, json!({"value": "serp-1"})).await.expect(200);
     let heard = provisioned_since(&app, before).await;
     let ids: Vec<&str> = heard.iter().map(|c| c["agent"]["id"].as_str().unwrap()).collect();
-    let mut expected = vec![first.as_str(), second.as_str()];
+    let mut expected = vec![first.as_str(), second.as_str(), fourth.as_str()];
     expected.sort_unstable();
     assert_eq!(ids, expected);
     assert!(heard.iter().all(|c| c["agent"]["secrets"] == json!(["SERP_KEY", "TAVILY_API_KEY"])), "{heard:?}");
+    // A terminated agent's secrets are no longer handed out.
+    let gone = format!("/api/runtime/agents/{third}/secrets");
+    app.get(&gone, RUNTIME_TOKEN).await.refused(404, "not_found");
 
-    // Deleted: gone from every agent.
+    // Deleted: gone from every agent the hosts may serve.
     let before = app.feed(0).await["last"].as_i64().unwrap();
     assert_eq!(app.delete(&format!("{sellers}/TAVILY_API_KEY"), &m.seller).await.status.as_u16(), 204);
     app.delete(&format!("{sellers}/TAVILY_API_KEY"), &m.seller).await.refused(404, "not_found");
     let heard = provisioned_since(&app, before).await;
-    assert_eq!(heard.len(), 2, "{heard:?}");
+    assert_eq!(heard.len(), 3, "{heard:?}");
     assert!(heard.iter().all(|c| c["agent"]["secrets"] == json!(["SERP_KEY"])), "{heard:?}");
     assert_eq!(opened(&app, &second).await, json!({"secrets": {"SERP_KEY": secret("serp-1", &[])}}));
 }
@@ -361,17 +378,54 @@ async fn sellers_secrets_are_theirs_alone(app: TestApp) {
     }
     assert_eq!(app.count("seller_secret").await, 1);
 
-    // A seller's sealed row copied into the buyer's table (or the other
-    // way) does not open there.
+    // A seller's sealed row copied into the buyer's table under its own
+    // name does not open there, and hides the seller's (a buyer's row
+    // stands for the buyer's choice); nor does a buyer's copied into the
+    // seller's table.
+    let buyers = format!("{}/secrets", provisioned_config(&app, &m, &resource).await);
+    app.put(&format!("{buyers}/MINE"), &m.buyer, json!({"value": "buyer-value"})).await.expect(200);
     sqlx::query(
         "INSERT INTO agent_secret (resource_id, name, sealed, hosts, created_at, updated_at) \
-         SELECT $1, 'COPIED', sealed, hosts, created_at, updated_at FROM seller_secret WHERE name = 'KEY'",
+         SELECT $1, name, sealed, hosts, created_at, updated_at FROM seller_secret WHERE name = 'KEY'",
     )
     .bind(&resource)
     .execute(app.db.pool())
     .await
     .unwrap();
+    assert_eq!(opened(&app, &resource).await, json!({"secrets": {"MINE": secret("buyer-value", &[])}}));
+    sqlx::query("DELETE FROM agent_secret WHERE name = 'KEY'").execute(app.db.pool()).await.unwrap();
+    sqlx::query(
+        "INSERT INTO seller_secret (provider_agent_id, name, sealed, hosts, created_at, updated_at) \
+         SELECT $1, name, sealed, hosts, created_at, updated_at FROM agent_secret WHERE name = 'MINE'",
+    )
+    .bind(&m.agent)
+    .execute(app.db.pool())
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM agent_secret WHERE name = 'MINE'").execute(app.db.pool()).await.unwrap();
     assert_eq!(opened(&app, &resource).await, json!({"secrets": {"KEY": secret("seller-value", &[])}}));
+    sqlx::query("DELETE FROM seller_secret WHERE name = 'MINE'").execute(app.db.pool()).await.unwrap();
+
+    // Another seller's agent and its buyer: neither hears of, nor gets,
+    // the other's secrets.
+    let other_seller = app.signup("other-seller@example.com").await;
+    let other_provider = app.provider(&other_seller, &m.operator, "Globex").await;
+    let other_agent = app.agent(&other_seller, &other_provider, "Echo").await;
+    let (offering, plan) = app.draft_offering(&other_seller, &other_provider, &other_agent, json!({})).await;
+    app.activate(&other_seller, &m.operator, &offering).await;
+    let other =
+        Market { seller: other_seller, provider: other_provider, agent: other_agent, offering, plan, ..m.clone() };
+    let (other_resource, _) = provisioned(&app, &other).await;
+    let before = app.feed(0).await["last"].as_i64().unwrap();
+    let others = format!("/api/provider-agents/{}/secrets", other.agent);
+    app.put(&format!("{others}/KEY"), &other.seller, json!({"value": "globex-value"})).await.expect(200);
+    let heard = provisioned_since(&app, before).await;
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    assert_eq!(heard[0]["agent"]["id"], other_resource.as_str());
+    assert_eq!(opened(&app, &resource).await, json!({"secrets": {"KEY": secret("seller-value", &[])}}));
+    assert_eq!(opened(&app, &other_resource).await, json!({"secrets": {"KEY": secret("globex-value", &[])}}));
+    app.get(&sellers, &other.seller).await.refused(404, "not_found");
+    app.put(&format!("{sellers}/KEY"), &other.seller, json!({"value": "w"})).await.refused(404, "not_found");
 
     // A provider that is no longer approved sets nothing, but may still
     // delete what it set.
@@ -395,7 +449,12 @@ async fn sellers_secrets_are_theirs_alone(app: TestApp) {
     let path = format!("/api/provider-agents/{draft}/secrets/KEY");
     app.put(&path, &m.seller, json!({"value": "v"})).await.expect(200);
     assert_eq!(app.delete(&format!("/api/provider-agents/{draft}"), &m.seller).await.status.as_u16(), 204);
-    assert_eq!(app.count("seller_secret").await, 0);
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM seller_secret WHERE provider_agent_id = $1")
+        .bind(&draft)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
 }
 
 /// Meeting Summary with its transcriber's key in global variable

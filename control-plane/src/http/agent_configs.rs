@@ -189,12 +189,13 @@ pub enum Standing {
 }
 
 impl Standing {
-    /// Whether the hosts may be serving the agent: ok, or a termination
-    /// failed (`erred`).
+    /// Whether the hosts may be serving the agent: ok, terminating (until
+    /// its `agent.deprovisioned`), or a termination failed (`erred`); as
+    /// [`feed::SERVED_STATES`].
     fn served(&self) -> bool {
         match self {
             Self::Ok => true,
-            Self::Ended(state) => state == "erred",
+            Self::Ended(state) => state == "terminating" || state == "erred",
             Self::NotYet => false,
         }
     }
@@ -220,9 +221,10 @@ pub async fn lock(tx: &mut Transaction<'_, Any>, resource: &str) -> Result<Stand
 }
 
 /// Sends the hosts a new `agent.provisioned` for `resource` while they
-/// may be serving it (the feed's lock is the transaction's last): after a
-/// failed termination too, so that a secret the buyer deletes then does
-/// not stay on the hosts until the termination is retried.
+/// may be serving it (the feed's lock is the transaction's last): while
+/// it terminates and after a failed termination too, so that a secret the
+/// buyer deletes then does not stay on the hosts until the termination
+/// succeeds.
 pub async fn announce(tx: &mut Transaction<'_, Any>, resource: &str, standing: &Standing) -> Result<()> {
     if standing.served() {
         feed::agent_provisioned(tx, resource).await?;

@@ -281,9 +281,11 @@ async fn remove(State(state): State<AppState>, user: CurrentUser, Path(id): Path
             "the agent has imported flow versions, which are kept: it cannot be deleted".into(),
         ));
     }
-    // The guard repeats the check, in case an import landed in between;
-    // the seller's secrets go with the agent (no buyer has it).
+    // Locked before its secrets, as a change to them does. The seller's
+    // secrets go with the agent (no buyer has it); the guard repeats the
+    // check, in case an import landed in between, and then keeps them.
     let mut tx = state.db.begin().await?;
+    sqlx::query("UPDATE provider_agent SET updated_at = updated_at WHERE id = $1").bind(&id).execute(&mut *tx).await?;
     stored_secrets::delete_all(&mut tx, Owner::Seller(&id)).await?;
     let deleted = sqlx::query(
         "DELETE FROM provider_agent WHERE id = $1 \

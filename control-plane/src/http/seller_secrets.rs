@@ -9,7 +9,9 @@
 //!
 //! A change is sent, in the same transaction, as a new `agent.provisioned`
 //! (names only) for each buyer's agent of the provider agent that the
-//! hosts may be serving ([`feed::lock_served_resources`]); the hosts then
+//! hosts may be serving ([`feed::lock_served_resources`]), and provisioning
+//! locks the provider agent too, so a subscription provisioned meanwhile
+//! starts with them or hears of the change; the hosts then
 //! fetch the values with `GET /api/runtime/agents/{id}/secrets`
 //! ([`super::runtime`]).
 
@@ -18,7 +20,6 @@ use super::provider_agents::{ensure_provider, load};
 use super::{JsonBody, Path};
 use crate::AppState;
 use crate::auth::CurrentUser;
-use crate::db::now_ms;
 use crate::error::{Error, Result};
 use crate::feed::{self, Holder};
 use crate::secrets::Owner;
@@ -44,8 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// here, so two new secrets cannot race past the cap) and returns its
 /// buyers' agents that must hear of it, locked too.
 async fn lock(tx: &mut Transaction<'_, Any>, agent: &str) -> Result<Vec<String>> {
-    let locked = sqlx::query("UPDATE provider_agent SET updated_at = $1 WHERE id = $2")
-        .bind(now_ms())
+    let locked = sqlx::query("UPDATE provider_agent SET updated_at = updated_at WHERE id = $1")
         .bind(agent)
         .execute(&mut **tx)
         .await?;
