@@ -185,14 +185,13 @@ pub async fn opened(
         for row in &rows {
             let name: String = row.try_get("name")?;
             let sealed: String = row.try_get("sealed")?;
-            let hosts = stored_hosts(row)?;
-            let value = match &keys {
-                Ok(keys) => keys.open(owner, &name, &hosts, &sealed),
-                Err(_) => Err("no valid --secrets-key is configured".to_owned()),
-            };
-            match value {
-                Ok(value) => {
-                    secrets.insert(name, OpenedSecret { value, hosts });
+            let opened = stored_hosts(row).map_err(|_| "its `hosts` is not a JSON list".to_owned()).and_then(|hosts| {
+                let keys = keys.as_ref().map_err(|_| "no valid --secrets-key is configured".to_owned())?;
+                Ok(OpenedSecret { value: keys.open(owner, &name, &hosts, &sealed)?, hosts })
+            });
+            match opened {
+                Ok(secret) => {
+                    secrets.insert(name, secret);
                 }
                 Err(reason) => {
                     tracing::error!(agent = %resource, ?owner, secret = %name, %reason, "a secret does not open; left out");

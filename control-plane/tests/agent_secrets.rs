@@ -160,11 +160,17 @@ async fn hostile_names_values_and_rows(app: TestApp) {
     }
     assert_eq!(app.count("agent_secret").await, 0, "nothing refused was stored");
 
-    // A sealed row copied onto another name, or whose hosts were widened
-    // in the database, does not open; the rest still arrive.
+    // A sealed row copied onto another name, whose hosts were widened in
+    // the database, or whose hosts are no longer JSON, does not open; the
+    // rest still arrive.
     app.put(&format!("{path}/REAL"), &m.buyer, json!({"value": "real-value"})).await.expect(200);
     let body = json!({"value": "narrow", "hosts": ["api.tavily.com"]});
     app.put(&format!("{path}/NARROW"), &m.buyer, body).await.expect(200);
+    app.put(&format!("{path}/GARBLED"), &m.buyer, json!({"value": "garbled"})).await.expect(200);
+    sqlx::query("UPDATE agent_secret SET hosts = 'not json' WHERE name = 'GARBLED'")
+        .execute(app.db.pool())
+        .await
+        .unwrap();
     sqlx::query(
         "INSERT INTO agent_secret (resource_id, name, sealed, hosts, created_at, updated_at) \
          SELECT resource_id, 'COPIED', sealed, hosts, created_at, updated_at FROM agent_secret WHERE name = 'REAL'",
@@ -179,7 +185,7 @@ async fn hostile_names_values_and_rows(app: TestApp) {
     assert_eq!(opened(&app, &resource).await, json!({"secrets": {"REAL": secret("real-value", &[])}}));
 
     // At most 64 per agent; an existing one can still be replaced.
-    for i in 0..61 {
+    for i in 0..60 {
         app.put(&format!("{path}/K{i}"), &m.buyer, json!({"value": "v"})).await.expect(200);
     }
     let detail =

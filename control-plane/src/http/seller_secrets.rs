@@ -5,7 +5,8 @@
 //! place of the seller's ([`super::agent_secrets`]). Owners and admins of
 //! the provider organisation list their names and set or delete them (set
 //! once it is an approved provider); no answer ever carries a value, and
-//! buyers never see them.
+//! buyers see only their names (`GET
+//! /api/customer-agent-configs/{id}/variables`).
 //!
 //! A change is sent, in the same transaction, as a new `agent.provisioned`
 //! (names only) for each buyer's agent of the provider agent that the
