@@ -1,5 +1,6 @@
 //! One request under the egress policy: headers cleaned, each hop routed
-//! (the operator's routes), checked and pinned to its checked addresses,
+//! (the operator's routes), checked (a routed hop goes where the operator
+//! sent it) and pinned to its checked addresses,
 //! redirects followed by hand, the body read up to the cap, all of it
 //! within one timeout.
 
@@ -127,14 +128,19 @@ async fn exchange(
         super::policy::check_shape(&url).map_err(|e| on_hop(e, hop))?;
         let (real, routed) = route::resolve(rules.routes, &url);
         let shown = url.host_str().unwrap_or_default().to_owned();
-        let target = if rules.trusted {
-            rules.policy.resolve(&real, Admission::Explicit, rules.caller).await?
+        let target = if rules.trusted || routed {
+            // The operator's own endpoints, and where the operator sends a
+            // routed origin: reached at whatever address they name, and not
+            // opened to flows by it (a flow asking for a route's
+            // destination itself meets the allow-list like any host).
+            let resolved = rules.policy.resolve(&real, Admission::Explicit, rules.caller).await;
+            resolved.map_err(|e| if routed { unreachable_route(&shown, e) } else { e })?
         } else {
             let checked = match rules.policy.admit(&real) {
                 Ok(admission) => rules.policy.resolve(&real, admission, rules.caller).await,
                 Err(error) => Err(error),
             };
-            checked.map_err(|e| if routed { refused_route(&shown, e) } else { e }).map_err(|e| on_hop(e, hop))?
+            checked.map_err(|e| on_hop(e, hop))?
         };
         if routed {
             tracing::debug!(from = %redacted(&url), to = %redacted(&real), "routed by the operator");
@@ -196,13 +202,14 @@ fn strip_credentials(headers: &mut HeaderMap, secret_headers: &[String]) {
     }
 }
 
-/// A routed request the policy refused: the guest learns that its origin
-/// is routed and refused, not where to (the route is the operator's).
-fn refused_route(shown: &str, error: CapabilityError) -> CapabilityError {
-    tracing::warn!(?error, origin = shown, "the destination of an operator route is refused by the egress policy");
-    CapabilityError::Denied(format!(
-        "`{shown}` is routed by this host's operator to a destination its egress policy refuses; the operator \
-         checks --http-route against --http-allow"
+/// A routed request whose destination does not resolve: the guest learns
+/// that its origin is routed and unreachable, not where to (the route is
+/// the operator's).
+fn unreachable_route(shown: &str, error: CapabilityError) -> CapabilityError {
+    tracing::warn!(?error, origin = shown, "the destination of an operator route does not resolve");
+    CapabilityError::Failed(format!(
+        "`{shown}` is routed by this host's operator to a destination that does not resolve; the operator \
+         checks --http-route"
     ))
 }
 

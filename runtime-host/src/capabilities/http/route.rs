@@ -8,11 +8,15 @@
 //! is put in front). The guest neither sets nor sees routes: it asks for
 //! the public address and reads the answer.
 //!
-//! What they do not do: open anything. The egress policy (allow-list,
-//! private addresses, pinned addresses) is applied to where the request
-//! really goes, every redirect is routed and checked again, and a route
-//! matches only its exact origin (`http://` is not `https://`, another
-//! port or a subdomain is another origin).
+//! What they open: their origin, to every flow (the operator named it),
+//! and nothing else. The destination is the operator's, reached at
+//! whatever address it names, but only through the route: a flow asking
+//! for the destination itself meets the egress policy (allow-list,
+//! private addresses) like any host, so routing to one service of an
+//! internal server opens no other path or port of it. Every redirect is
+//! routed and checked again, and a route matches only its exact origin
+//! (`http://` is not `https://`, another port or a subdomain is another
+//! origin).
 
 use reqwest::Url;
 use std::fmt;
@@ -83,11 +87,6 @@ impl fmt::Display for Route {
 }
 
 impl Route {
-    /// The base URL requests are sent to.
-    pub(crate) fn target(&self) -> &Url {
-        &self.to
-    }
-
     /// The URL `url` is really sent to under this route, if the route is
     /// for `url`'s origin.
     fn apply(&self, url: &Url) -> Option<Url> {
