@@ -90,6 +90,15 @@ fn a_route_opens_its_origin_but_not_its_destination() {
         assert!(said.contains("is not on this host's egress allow-list"), "{direct}: {said}");
     }
     assert_eq!(web.seen().len(), 1, "only the routed request arrived: {:?}", web.seen());
+    // A redirect that names the base goes on through the route.
+    let said = probe(&runtime, &format!("http://svc.example/away?to={}/echo", web.url()), &[]);
+    assert_eq!(echoed(&said)["path"], "/echo", "{said}");
+    // A path a server could read as leaving the base is not routed.
+    for path in ["/..%2Fdocs", "/%2e%2e%2fdocs", "/..;/docs", "/..%5Cdocs"] {
+        let said = probe(&runtime, &format!("https://api.svc.example{path}"), &[]);
+        assert!(said.contains("this path could leave the route"), "{path}: {said}");
+    }
+    assert_eq!(web.seen().len(), 3, "nothing past the base arrived: {:?}", web.seen());
 
     // A destination that does not resolve is reported without naming it.
     let dead = HttpConfig {
@@ -121,7 +130,7 @@ fn a_route_opens_its_origin_but_not_its_destination() {
     // A route cannot be smuggled past the URL checks either.
     let said = probe(&runtime, "http://user:pw@svc.example/echo", &[]);
     assert!(said.contains("user information") && !said.contains("pw"), "{said}");
-    assert_eq!(web.seen().len(), 1, "nothing but the first routed request arrived: {:?}", web.seen());
+    assert_eq!(web.seen().len(), 3, "nothing but the routed requests above arrived: {:?}", web.seen());
 }
 
 #[test]

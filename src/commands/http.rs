@@ -19,8 +19,9 @@ pub struct HttpArgs {
     /// Send a well-known origin to another base URL: `ORIGIN=BASE_URL`, e.g.
     /// `https://api.assemblyai.com=http://10.0.0.5:8080` (repeatable; `,`-separated in the
     /// environment). Path and query are kept; for mirrors, proxies, on-premises services and
-    /// tests. The base URL's host must be on --http-allow: the policy applies to where requests
-    /// really go. Flows neither set nor see routes.
+    /// tests. The route opens that origin to flows; the base URL is the operator's, reached at
+    /// whatever address it names but only through the route (it need not be on --http-allow, and
+    /// flows asking for it directly meet the allow-list). Flows neither set nor see routes.
     #[arg(long = "http-route", env = "SANDFLOW_HTTP_ROUTE", value_delimiter = ',', value_name = "ORIGIN=URL")]
     pub routes: Vec<String>,
     /// A SearXNG-compatible search endpoint (`GET URL?q=…&format=json`) for the Web Search

@@ -86,12 +86,30 @@ fn prepare(request: &Request) -> Result<(Method, Url, HeaderMap), CapabilityErro
 /// Headers the guest may not set: the host sets framing and routing
 /// itself (a guest-chosen `Host`, `Content-Length` or `Transfer-Encoding`
 /// could smuggle a second request or reach another virtual host), and
-/// proxy headers address infrastructure, not the target.
+/// proxy headers address infrastructure, not the target: those a proxy
+/// or framework reads for the original URL, client or method would let a
+/// flow steer a server behind an operator's route past its base path.
 fn forbidden(name: &HeaderName) -> bool {
+    let name = name.as_str();
     matches!(
-        name.as_str(),
-        "host" | "content-length" | "connection" | "transfer-encoding" | "keep-alive" | "te" | "trailer" | "upgrade"
-    ) || name.as_str().starts_with("proxy-")
+        name,
+        "host"
+            | "content-length"
+            | "connection"
+            | "transfer-encoding"
+            | "keep-alive"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "forwarded"
+            | "x-original-url"
+            | "x-rewrite-url"
+            | "x-real-ip"
+            | "x-http-method-override"
+            | "x-http-method"
+            | "x-method-override"
+    ) || name.starts_with("proxy-")
+        || name.starts_with("x-forwarded-")
 }
 
 fn headers(pairs: &[(String, String)]) -> Result<HeaderMap, CapabilityError> {
@@ -128,13 +146,22 @@ async fn exchange(
         super::policy::check_shape(&url).map_err(|e| on_hop(e, hop))?;
         let (real, routed) = route::resolve(rules.routes, &url);
         let shown = url.host_str().unwrap_or_default().to_owned();
+        if routed && route::leaves_base(&url) {
+            return Err(on_hop(
+                CapabilityError::Denied(format!(
+                    "`{shown}` is routed by this host's operator, and this path could leave the route (an encoded \
+                     `/` or `\\`, a `..` segment or `..;`); ask for the path plainly"
+                )),
+                hop,
+            ));
+        }
         let target = if rules.trusted || routed {
             // The operator's own endpoints, and where the operator sends a
             // routed origin: reached at whatever address they name, and not
             // opened to flows by it (a flow asking for a route's
             // destination itself meets the allow-list like any host).
             let resolved = rules.policy.resolve(&real, Admission::Explicit, rules.caller).await;
-            resolved.map_err(|e| if routed { unreachable_route(&shown, e) } else { e })?
+            resolved.map_err(|e| if routed { unreachable_route(&shown, &real, e) } else { e })?
         } else {
             let checked = match rules.policy.admit(&real) {
                 Ok(admission) => rules.policy.resolve(&real, admission, rules.caller).await,
@@ -150,10 +177,17 @@ async fn exchange(
         if !body.is_empty() {
             send = send.body(body.clone());
         }
-        let response = send
-            .send()
-            .await
-            .map_err(|e| CapabilityError::Failed(format!("could not reach `{shown}`: {}", describe(e))))?;
+        let response = send.send().await.map_err(|e| {
+            let why = describe(e);
+            if routed {
+                // The transport's words may name the route's destination
+                // (a certificate's names): the operator's log has them.
+                tracing::warn!(origin = %shown, error = %why, "the destination of an operator route failed");
+                CapabilityError::Failed(format!("could not reach `{shown}` (routed by this host's operator)"))
+            } else {
+                CapabilityError::Failed(format!("could not reach `{shown}`: {why}"))
+            }
+        })?;
         let status = response.status();
         let location = response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok()).map(str::to_owned);
         match location {
@@ -167,6 +201,17 @@ async fn exchange(
                 let next = url.join(&location).map_err(|e| {
                     CapabilityError::Failed(format!("`{shown}` redirected to an invalid location: {e}"))
                 })?;
+                // A routed service that names its own base goes on through
+                // the route; anywhere else on the base is not the guest's.
+                let next = match route::back(rules.routes, &url, &next) {
+                    Some(mapped) => mapped,
+                    None if routed && next.origin() == real.origin() => {
+                        return Err(CapabilityError::Denied(format!(
+                            "redirect refused: `{shown}` redirected out of the path its operator routes it to"
+                        )));
+                    }
+                    None => next,
+                };
                 if status == StatusCode::SEE_OTHER && method != Method::HEAD
                     || matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND) && method == Method::POST
                 {
@@ -174,8 +219,9 @@ async fn exchange(
                     body.clear();
                     headers.remove(header::CONTENT_TYPE);
                 }
-                // Credentials follow only where the request really goes.
-                if route::resolve(rules.routes, &next).0.origin() != real.origin() {
+                // Credentials follow only to the same origin, as asked and
+                // as really sent (two routes may share a destination).
+                if next.origin() != url.origin() || route::resolve(rules.routes, &next).0.origin() != real.origin() {
                     strip_credentials(&mut headers, rules.secret_headers);
                 }
                 tracing::debug!(from = %redacted(&url), to = %redacted(&next), %status, "following a redirect");
@@ -204,13 +250,20 @@ fn strip_credentials(headers: &mut HeaderMap, secret_headers: &[String]) {
 
 /// A routed request whose destination does not resolve: the guest learns
 /// that its origin is routed and unreachable, not where to (the route is
-/// the operator's).
-fn unreachable_route(shown: &str, error: CapabilityError) -> CapabilityError {
-    tracing::warn!(?error, origin = shown, "the destination of an operator route does not resolve");
-    CapabilityError::Failed(format!(
-        "`{shown}` is routed by this host's operator to a destination that does not resolve; the operator \
-         checks --http-route"
-    ))
+/// the operator's). A refusal that names no host (the lookup limits) is
+/// passed on as it is.
+fn unreachable_route(shown: &str, real: &Url, error: CapabilityError) -> CapabilityError {
+    let destination = real.host_str().unwrap_or_default();
+    match error {
+        CapabilityError::Failed(message) if !message.contains(destination) => CapabilityError::Failed(message),
+        error => {
+            tracing::warn!(?error, origin = shown, "the destination of an operator route does not resolve");
+            CapabilityError::Failed(format!(
+                "`{shown}` is routed by this host's operator to a destination that does not resolve; the operator \
+                 checks --http-route"
+            ))
+        }
+    }
 }
 
 /// A refusal on a redirect says it was the redirect that was refused.
@@ -331,6 +384,11 @@ mod tests {
             ("Transfer-Encoding", "chunked"),
             ("Connection", "close"),
             ("Proxy-Authorization", "Basic x"),
+            ("X-Original-URL", "/admin"),
+            ("X-Rewrite-URL", "/admin"),
+            ("X-Forwarded-Prefix", "/admin"),
+            ("Forwarded", "for=10.0.0.1"),
+            ("X-HTTP-Method-Override", "DELETE"),
             ("User-Agent", "langflow"),
             ("X-Api-Key", "k"),
         ]))

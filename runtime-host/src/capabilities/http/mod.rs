@@ -26,7 +26,8 @@
 //!
 //! Refusals answer `denied` with a message that names the host and says
 //! which flag allows it; the guest never learns more about the host's
-//! network than that.
+//! network than that (a routed request that fails names only the origin
+//! the guest asked for).
 
 mod credentials;
 mod fetch;

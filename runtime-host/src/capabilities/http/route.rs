@@ -13,8 +13,11 @@
 //! whatever address it names, but only through the route: a flow asking
 //! for the destination itself meets the egress policy (allow-list,
 //! private addresses) like any host, so routing to one service of an
-//! internal server opens no other path or port of it. Every redirect is
-//! routed and checked again, and a route matches only its exact origin
+//! internal server opens no other path or port of it (every method and
+//! path under the base is open; a path a server could read as leaving
+//! the base is refused, [`leaves_base`]). Every redirect is routed and
+//! checked again (one naming the base goes on through the route,
+//! [`back`]), and a route matches only its exact origin
 //! (`http://` is not `https://`, another port or a subdomain is another
 //! origin).
 
@@ -108,6 +111,41 @@ pub(crate) fn resolve(routes: &[Route], url: &Url) -> (Url, bool) {
     routes.iter().find_map(|r| r.apply(url)).map_or_else(|| (url.clone(), false), |routed| (routed, true))
 }
 
+/// Whether a server behind a route could read `url`'s path as leaving the
+/// route's base path: the URL parser has removed plain `.` and `..`
+/// segments, but not a segment holding an encoded `/` or `\` (which
+/// nginx and others decode before resolving dots), nor `..;` (which
+/// Tomcat and Jetty read as `..`). Such a path is not routed.
+pub(crate) fn leaves_base(url: &Url) -> bool {
+    url.path().split('/').any(|segment| {
+        let lower = segment.to_ascii_lowercase();
+        let dots = lower.replace("%2e", ".");
+        lower.contains("%2f")
+            || lower.contains("%5c")
+            || dots == "."
+            || dots == ".."
+            || dots.starts_with(".;")
+            || dots.starts_with("..;")
+    })
+}
+
+/// A redirect from a routed service back to its own base, `next`, as the
+/// routed origin: where the service sent the guest, in the guest's terms.
+/// `None` when `next` is elsewhere (or not under the base path).
+pub(crate) fn back(routes: &[Route], asked: &Url, next: &Url) -> Option<Url> {
+    let route = routes.iter().find(|r| Origin::of(asked).is_some_and(|o| o == r.from))?;
+    if next.origin() != route.to.origin() {
+        return None;
+    }
+    let base = route.to.path().trim_end_matches('/');
+    let rest = next.path().strip_prefix(base).filter(|rest| rest.is_empty() || rest.starts_with('/'))?;
+    let mut mapped = asked.clone();
+    mapped.set_path(if rest.is_empty() { "/" } else { rest });
+    mapped.set_query(next.query());
+    mapped.set_fragment(None);
+    Some(mapped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +156,31 @@ mod tests {
 
     fn routes(specs: &[&str]) -> Vec<Route> {
         specs.iter().map(|s| s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))).collect()
+    }
+
+    #[test]
+    fn paths_a_server_could_read_as_leaving_the_base() {
+        for path in ["/..%2Fadmin", "/%2e%2e%2fadmin", "/..%5Cadmin", "/..;/admin", "/a/.;/b", "/a%2Fb"] {
+            let asked = url(&format!("https://api.example.com{path}"));
+            assert!(leaves_base(&asked), "{path} ({})", asked.path());
+        }
+        for path in ["/v2/transcript", "/a;b", "/a%20b/c", "/...", "/%2e%2e%2e"] {
+            assert!(!leaves_base(&url(&format!("https://api.example.com{path}"))), "{path}");
+        }
+    }
+
+    #[test]
+    fn a_redirect_to_the_base_maps_back_to_the_routed_origin() {
+        let routes = routes(&["https://api.example.com=http://10.0.0.5:8080/aai"]);
+        let asked = url("https://api.example.com/v2/a");
+        let back = |next: &str| super::back(&routes, &asked, &url(next)).map(|u| u.to_string());
+        assert_eq!(back("http://10.0.0.5:8080/aai/v2/b?x=1").as_deref(), Some("https://api.example.com/v2/b?x=1"));
+        assert_eq!(back("http://10.0.0.5:8080/aai").as_deref(), Some("https://api.example.com/"));
+        assert_eq!(back("http://10.0.0.5:8080/aaiX/v2"), None, "not under the base path");
+        assert_eq!(back("http://10.0.0.5:8080/admin"), None);
+        assert_eq!(back("http://10.0.0.5:9090/aai/v2"), None, "another port");
+        let unrouted = url("https://other.example.com/");
+        assert_eq!(super::back(&routes, &unrouted, &url("http://10.0.0.5:8080/aai/v2")), None);
     }
 
     #[test]
