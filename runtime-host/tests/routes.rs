@@ -100,6 +100,19 @@ fn a_route_opens_its_origin_but_not_its_destination() {
     }
     assert_eq!(web.seen().len(), 3, "nothing past the base arrived: {:?}", web.seen());
 
+    // A destination given as a name that resolves to loopback is the
+    // operator's too; asked for directly, it is refused.
+    let port = web.addr().port();
+    let named = HttpConfig {
+        allow: vec!["example.org".parse().expect("pattern")],
+        routes: vec![format!("http://svc.example=http://localhost:{port}").parse().expect("route")],
+        ..HttpConfig::default()
+    };
+    let named = self::runtime(named);
+    assert_eq!(echoed(&probe(&named, "http://svc.example/echo", &[]))["path"], "/echo");
+    let said = probe(&named, &format!("http://localhost:{port}/echo"), &[]);
+    assert!(said.contains("`localhost:") && said.contains("is not on this host's egress allow-list"), "{said}");
+
     // A destination that does not resolve is reported without naming it.
     let dead = HttpConfig {
         routes: vec!["http://svc.example=http://no-such-host.invalid/base".parse().expect("route")],
@@ -130,7 +143,7 @@ fn a_route_opens_its_origin_but_not_its_destination() {
     // A route cannot be smuggled past the URL checks either.
     let said = probe(&runtime, "http://user:pw@svc.example/echo", &[]);
     assert!(said.contains("user information") && !said.contains("pw"), "{said}");
-    assert_eq!(web.seen().len(), 3, "nothing but the routed requests above arrived: {:?}", web.seen());
+    assert_eq!(web.seen().len(), 4, "nothing but the routed requests above arrived: {:?}", web.seen());
 }
 
 #[test]
