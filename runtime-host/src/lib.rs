@@ -46,7 +46,9 @@ pub use bindings::node::exports::sandflow::node::handler::{Descriptor, Field, In
 pub use bindings::node::sandflow::host::types::{Data, Message, ModelSettings, Table, Tool, Value};
 pub use capabilities::calendar::Calendar;
 pub use capabilities::embeddings::EmbeddingsConfig;
-pub use capabilities::files::{FileStore, FilesConfig, FilesError, FilesScope, StoredFile};
+pub use capabilities::files::{
+    DIRECTORY_BYTES, FileStore, FilesConfig, FilesError, FilesScope, ListedFile, StoredFile, TenantUsage,
+};
 pub use capabilities::http::{HostPattern, HttpConfig, Route as HttpRoute, WebSearchProvider};
 pub use capabilities::io::client_builder as http_client_builder;
 pub use capabilities::llm::{Backend, LlmConfig, Provider, TokenCount};

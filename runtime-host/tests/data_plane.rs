@@ -342,7 +342,7 @@ async fn pages_on_other_origins_can_call() {
     let (status, headers, _) = call(&plane, request).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(headers["access-control-allow-origin"], "https://shop.example");
-    assert_eq!(headers["access-control-expose-headers"], "retry-after");
+    assert_eq!(headers["access-control-expose-headers"], "retry-after, content-disposition");
     // A request that names no origin gets no CORS headers.
     let (_, headers, _) = call(&plane, post("/api/v1/run/echo", Some(&k), json!({}))).await;
     assert!(!headers.contains_key("access-control-allow-origin"));

@@ -9,15 +9,15 @@
 //! Directory round trips.
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use sandflow_flow_compiler::{CompileOptions, compile};
 use sandflow_model_server::{ModelServer, Options};
 use sandflow_runtime_host::api::keys::{Claims, issue};
 use sandflow_runtime_host::api::{Agent, DataPlane, DataPlaneConfig, router};
 use sandflow_runtime_host::{
-    CapabilityConfig, FileStore, FilesConfig, FilesError, FilesScope, FlowComponent, Limits, LlmConfig, RunContext,
-    RunError, RunOutcome, RunRequest, Runtime, RuntimeConfig, Secrets, Value,
+    CapabilityConfig, DIRECTORY_BYTES, FileStore, FilesConfig, FilesError, FilesScope, FlowComponent, Limits,
+    LlmConfig, RunContext, RunError, RunOutcome, RunRequest, Runtime, RuntimeConfig, Secrets, Value,
 };
 use serde_json::{Value as Json, json};
 use std::path::Path;
@@ -126,21 +126,67 @@ fn planted_symbolic_links_are_never_followed() {
 #[test]
 fn sizes_are_capped_per_file_and_per_tenant() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let files = store(dir.path(), 100, 250);
+    // Room for 250 bytes of files in two agents' directories.
+    let cap = 250 + 2 * DIRECTORY_BYTES;
+    let files = store(dir.path(), 100, cap);
     let acme = scope("acme", "agent");
     assert!(matches!(files.write(&acme, "big.txt", &[b'x'; 101]), Err(FilesError::TooLarge(_))));
     files.write(&acme, "a.txt", &[b'a'; 100]).expect("first");
     files.write(&scope("acme", "second-agent"), "b.txt", &[b'b'; 100]).expect("second, other agent");
     match files.write(&acme, "c.txt", &[b'c'; 100]) {
-        Err(FilesError::TooLarge(m)) => assert!(m.contains("250"), "{m}"),
+        Err(FilesError::TooLarge(m)) => assert!(m.contains(&cap.to_string()), "{m}"),
         other => panic!("the tenant cap counts every agent's files: {other:?}"),
     }
     files.write(&acme, "a.txt", &[b'A'; 90]).expect("replacing counts the replaced file out");
-    assert_eq!(files.tenant_bytes("acme").expect("size"), 190);
+    assert_eq!(files.tenant_bytes("acme").expect("size"), 190 + 2 * DIRECTORY_BYTES);
     files.write(&scope("globex", "agent"), "c.txt", &[b'c'; 100]).expect("other tenants have their own cap");
     // A file that grew on disk past the cap is not read into memory.
     std::fs::write(dir.path().join("files/acme/agent/grown.txt"), [b'g'; 500]).expect("grown");
     assert!(matches!(files.read(&acme, "grown.txt"), Err(FilesError::TooLarge(_))));
+}
+
+#[test]
+fn directories_count_and_deleting_gives_everything_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let files = store(dir.path(), 1 << 20, 4 * DIRECTORY_BYTES + 10);
+    let acme = scope("acme", "agent");
+    // Empty files in fresh directories are not free: each directory
+    // counts a block.
+    match files.write(&acme, "a/b/c/d/empty.txt", b"") {
+        Err(FilesError::TooLarge(m)) => assert!(m.contains("each directory counts 4096"), "{m}"),
+        other => panic!("five new directories are over a cap of four: {other:?}"),
+    }
+    assert!(!dir.path().join("files/acme/agent/a").exists(), "a refused write makes no directory");
+    files.write(&acme, "a/b/c/ten.txt", &[b't'; 10]).expect("four directories and ten bytes fit");
+    assert_eq!(files.tenant_bytes("acme").expect("size"), 4 * DIRECTORY_BYTES + 10);
+    assert!(matches!(files.write(&acme, "a/b/other/x.txt", b""), Err(FilesError::TooLarge(_))));
+    assert!(matches!(files.write(&acme, "a/b/c/eleven.txt", b"x"), Err(FilesError::TooLarge(_))));
+    files.write(&acme, "a/b/c/empty.txt", b"").expect("an empty file in an existing directory fits");
+
+    // Deleting: a directory is not a file, a missing file is no error.
+    assert!(matches!(files.delete(&acme, "a/b"), Err(FilesError::Invalid(_))));
+    assert!(!files.delete(&acme, "a/b/c/none.txt").expect("missing"));
+    assert!(!files.delete(&scope("acme", "other-agent"), "a/b/c/ten.txt").expect("another agent has none"));
+    assert!(!files.delete(&scope("globex", "agent"), "a/b/c/ten.txt").expect("another tenant has none"));
+    assert!(matches!(files.delete(&acme, "../agent/a/b/c/ten.txt"), Err(FilesError::Invalid(_))));
+    assert!(files.delete(&acme, "a/b/c/ten.txt").expect("deleted"));
+    assert!(matches!(files.read(&acme, "a/b/c/ten.txt"), Err(FilesError::NotFound(_))));
+    assert_eq!(files.tenant_bytes("acme").expect("size"), 4 * DIRECTORY_BYTES, "the directories still hold a file");
+    assert!(files.delete(&acme, "a/b/c/empty.txt").expect("deleted"));
+    assert_eq!(files.tenant_bytes("acme").expect("size"), 0, "emptied directories go, the agent's too");
+    assert!(!dir.path().join("files/acme/agent").exists());
+
+    // A link planted where a file was is not followed, nor removed.
+    std::fs::create_dir_all(dir.path().join("files/acme/agent")).expect("agent dir");
+    std::fs::write(dir.path().join("outside.txt"), "keep me").expect("outside");
+    std::os::unix::fs::symlink(dir.path().join("outside.txt"), dir.path().join("files/acme/agent/link.txt"))
+        .expect("link");
+    assert!(matches!(files.delete(&acme, "link.txt"), Err(FilesError::Denied(_))));
+    assert_eq!(std::fs::read_to_string(dir.path().join("outside.txt")).expect("kept"), "keep me");
+    std::fs::remove_file(dir.path().join("files/acme/agent/link.txt")).expect("unlink");
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("files/acme/agent/a")).expect("dir link");
+    assert!(matches!(files.delete(&acme, "a/outside.txt"), Err(FilesError::Denied(_))));
+    assert!(dir.path().join("outside.txt").exists());
 }
 
 #[test]
@@ -429,10 +475,19 @@ fn multipart(filename: &str, content: &[u8]) -> (String, Vec<u8>) {
 }
 
 async fn send(plane: &Arc<DataPlane>, request: Request<Body>) -> (StatusCode, Json) {
-    let response = router(plane.clone()).oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    let (status, _, bytes) = exchange(plane, request).await;
     (status, serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes))))
+}
+
+async fn exchange(plane: &Arc<DataPlane>, request: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let response = router(plane.clone()).oneshot(request).await.expect("infallible");
+    let (parts, body) = response.into_parts();
+    (parts.status, parts.headers, body.collect().await.expect("body").to_bytes().to_vec())
+}
+
+/// A `GET` or `DELETE` with the key.
+fn without_body(method: &str, uri: &str, api_key: &str) -> Request<Body> {
+    Request::builder().method(method).uri(uri).header("x-api-key", api_key).body(Body::empty()).expect("request")
 }
 
 async fn upload(
@@ -531,7 +586,9 @@ async fn text_sentiment_analysis_reads_an_uploaded_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_refused_clearly() {
-    let p = plane(1_024, 3_000).await;
+    // 3,000 bytes of files, in two agents' directories and their flows' folders.
+    let cap = 3_000 + 4 * DIRECTORY_BYTES;
+    let p = plane(1_024, cap).await;
     let acme = key("acme", &["run"]);
     let (status, body) = upload(&p.plane, "portfolio", None, "a.txt", b"x").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "no key: {body}");
@@ -553,7 +610,7 @@ async fn uploads_are_refused_clearly() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, body) = upload(&p.plane, "sentiment", Some(&acme), "f4.txt", &[b'x'; 1_000]).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "the tenant's cap: {body}");
-    assert!(body["detail"].as_str().unwrap_or("").contains("3000"), "{body}");
+    assert!(body["detail"].as_str().unwrap_or("").contains(&cap.to_string()), "{body}");
 
     // A hostile file name is one name inside the agent's storage.
     let (status, body) =
@@ -578,4 +635,137 @@ async fn uploads_are_refused_clearly() {
     let (status, body) = send(&p.plane, request).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["detail"].as_str().unwrap_or("").contains("`file` field"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_listed_downloaded_and_deleted_as_in_langflow() {
+    let p = plane(1 << 20, 1 << 30).await;
+    let acme = key("acme", &["run"]);
+    let mut stored = Vec::new();
+    for (name, content) in
+        [("notes.txt", &b"first notes"[..]), ("chart.png", b"\x89PNG fake"), ("r\u{e9}sum\u{e9}.md", b"# CV")]
+    {
+        let (status, body) = upload(&p.plane, "portfolio", Some(&acme), name, content).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let path = body["file_path"].as_str().expect("file_path");
+        stored.push(path.strip_prefix(&format!("{FLOW_ID}/")).expect("in the flow's folder").to_owned());
+    }
+    let (notes, chart, resume) = (&stored[0], &stored[1], &stored[2]);
+    // What a flow wrote elsewhere in the agent's storage.
+    p.files.write(&scope("acme", "portfolio"), "reports/week.txt", b"written by a run").expect("a run's file");
+    p.files.write(&scope("acme", "portfolio"), &format!("{FLOW_ID}/drafts/old.txt"), b"deeper").expect("deeper");
+
+    // Langflow's listing: the flow folder's own files.
+    let (status, body) = send(&p.plane, without_body("GET", "/api/v1/files/list/portfolio", &acme)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut listed: Vec<&str> = body["files"].as_array().expect("files").iter().filter_map(|f| f.as_str()).collect();
+    listed.sort_unstable();
+    let mut expected = vec![notes.as_str(), chart.as_str(), resume.as_str()];
+    expected.sort_unstable();
+    assert_eq!(listed, expected);
+
+    // Downloads are attachments that never render.
+    let (status, headers, bytes) =
+        exchange(&p.plane, without_body("GET", &format!("/api/v1/files/download/portfolio/{notes}"), &acme)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bytes, b"first notes");
+    assert_eq!(headers["content-type"], "application/octet-stream");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let disposition = headers["content-disposition"].to_str().expect("ascii");
+    assert!(disposition.starts_with(&format!("attachment; filename=\"{notes}\"")), "{disposition}");
+    let encoded = resume.replace('\u{e9}', "%C3%A9");
+    let (status, headers, bytes) =
+        exchange(&p.plane, without_body("GET", &format!("/api/v1/files/download/portfolio/{encoded}"), &acme)).await;
+    assert_eq!((status, bytes.as_slice()), (StatusCode::OK, &b"# CV"[..]));
+    assert!(headers["content-disposition"].to_str().expect("ascii").contains(&format!("UTF-8''{encoded}")));
+    let (status, headers, bytes) =
+        exchange(&p.plane, without_body("GET", &format!("/api/v1/files/images/portfolio/{chart}"), &acme)).await;
+    assert_eq!((status, bytes.as_slice()), (StatusCode::OK, &b"\x89PNG fake"[..]));
+    assert_eq!(headers["content-type"], "image/png");
+    assert!(headers["content-disposition"].to_str().expect("ascii").starts_with("attachment"));
+    let (status, body) =
+        send(&p.plane, without_body("GET", &format!("/api/v1/files/images/portfolio/{notes}"), &acme)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["detail"].as_str().unwrap_or("").contains("not an image"), "{body}");
+
+    // Names that leave the folder, or do not exist.
+    for hostile in ["..%2F..%2Fetc%2Fpasswd", "drafts%2Fold.txt", "%2E%2E", ".hidden"] {
+        let (status, body) =
+            send(&p.plane, without_body("GET", &format!("/api/v1/files/download/portfolio/{hostile}"), &acme)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{hostile}: {body}");
+        let (status, body) =
+            send(&p.plane, without_body("DELETE", &format!("/api/v1/files/delete/portfolio/{hostile}"), &acme)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{hostile}: {body}");
+    }
+    let (status, body) =
+        send(&p.plane, without_body("GET", "/api/v1/files/download/portfolio/missing.txt", &acme)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // Another tenant's agent of the same flow sees none of them.
+    let globex = key("globex", &["run"]);
+    let (status, body) = send(&p.plane, without_body("GET", "/api/v1/files/list/rival-portfolio", &globex)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"files": []})));
+    let (status, _) =
+        send(&p.plane, without_body("GET", &format!("/api/v1/files/download/rival-portfolio/{notes}"), &globex)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for (method, uri) in [
+        ("GET", "/api/v1/files/list/portfolio".to_owned()),
+        ("GET", format!("/api/v1/files/download/portfolio/{notes}")),
+        ("DELETE", format!("/api/v1/files/delete/portfolio/{notes}")),
+        ("GET", "/v1/agents/portfolio/files".to_owned()),
+        ("DELETE", "/v1/agents/portfolio/files/reports/week.txt".to_owned()),
+    ] {
+        let (status, body) = send(&p.plane, without_body(method, &uri, &globex)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {uri} with another tenant's key: {body}");
+        let (status, body) = send(&p.plane, without_body(method, &uri, &key("acme", &["widget"]))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {uri} with a widget key: {body}");
+    }
+    assert!(p.files.read(&scope("acme", "portfolio"), &format!("{FLOW_ID}/{notes}")).is_ok(), "still there");
+
+    // Deleting, as Langflow answers it: also for a file that is not there.
+    let used = p.files.tenant_bytes("acme").expect("used");
+    for _ in 0..2 {
+        let (status, body) =
+            send(&p.plane, without_body("DELETE", &format!("/api/v1/files/delete/portfolio/{notes}"), &acme)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body, json!({"message": format!("File {notes} deleted successfully")}));
+    }
+    assert_eq!(p.files.tenant_bytes("acme").expect("used"), used - 11, "its bytes are given back");
+    let (_, body) = send(&p.plane, without_body("GET", "/api/v1/files/list/portfolio", &acme)).await;
+    assert_eq!(body["files"].as_array().map(Vec::len), Some(2), "{body}");
+
+    // The native API reaches every file of the agent.
+    let (status, body) = send(&p.plane, without_body("GET", "/v1/agents/portfolio/files", &acme)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let names: Vec<&str> = body["files"].as_array().expect("files").iter().filter_map(|f| f["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("{FLOW_ID}/{chart}"),
+            format!("{FLOW_ID}/{resume}"),
+            format!("{FLOW_ID}/drafts/old.txt"),
+            "reports/week.txt".to_owned()
+        ]
+    );
+    assert_eq!(body["files"][3]["bytes"], 16);
+    assert_eq!(body["tenant_bytes"], p.files.tenant_bytes("acme").expect("used"));
+    assert_eq!(body["max_tenant_bytes"], 1u64 << 30);
+    let (_, body) = send(&p.plane, without_body("GET", "/v1/agents/portfolio/files?prefix=reports/", &acme)).await;
+    assert_eq!(body["files"], json!([{"name": "reports/week.txt", "bytes": 16}]));
+    let (status, _) = send(&p.plane, without_body("GET", "/v1/agents/portfolio/files?limit=3", &acme)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "an unknown query parameter is named, not ignored");
+    let (status, headers, bytes) =
+        exchange(&p.plane, without_body("GET", "/v1/agents/portfolio/files/reports/week.txt", &acme)).await;
+    assert_eq!((status, bytes.as_slice()), (StatusCode::OK, &b"written by a run"[..]));
+    assert!(headers["content-disposition"].to_str().expect("ascii").contains("filename=\"week.txt\""));
+    let (status, _) =
+        send(&p.plane, without_body("DELETE", "/v1/agents/portfolio/files/reports/week.txt", &acme)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) =
+        send(&p.plane, without_body("DELETE", "/v1/agents/portfolio/files/reports/week.txt", &acme)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) =
+        send(&p.plane, without_body("GET", "/v1/agents/portfolio/files/..%2F..%2Fsentiment/x", &acme)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(!p.files.config().root.join("acme/portfolio/reports").exists(), "the emptied folder went with its file");
 }

@@ -46,7 +46,8 @@ pub struct CapabilityArgs {
     /// Most bytes of one stored file (uploads, writes and reads; default 32 MiB).
     #[arg(long = "files-max-bytes", env = "SANDFLOW_FILES_MAX_BYTES")]
     pub files_max_bytes: Option<u64>,
-    /// Most bytes one tenant may store over all its agents (default 1 GiB).
+    /// Most bytes one tenant may store over all its agents, each directory counting 4 KiB
+    /// (default 1 GiB).
     #[arg(long = "files-max-tenant-bytes", env = "SANDFLOW_FILES_MAX_TENANT_BYTES")]
     pub files_max_tenant_bytes: Option<u64>,
     /// A database flows may query, by NAME: `NAME=URL[,read-write][,tenant=ID]…` with a

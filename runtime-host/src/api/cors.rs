@@ -35,13 +35,14 @@ pub(crate) async fn cors(request: Request, next: Next) -> Response {
     response
 }
 
-/// The answer to a preflight: `POST` and `GET` with whatever headers the
+/// The answer to a preflight: `GET`, `POST` and `DELETE` (the files
+/// routes) with whatever headers the
 /// page asked for (`x-api-key`, `content-type`, `authorization`).
 fn preflight(origin: HeaderValue, asked: &HeaderMap) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     let headers = response.headers_mut();
     allow(headers, origin);
-    headers.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+    headers.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, DELETE"));
     if let Some(names) = asked.get(ACCESS_CONTROL_REQUEST_HEADERS) {
         headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, names.clone());
     }
@@ -51,7 +52,8 @@ fn preflight(origin: HeaderValue, asked: &HeaderMap) -> Response {
 
 fn allow(headers: &mut HeaderMap, origin: HeaderValue) {
     headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    // A page told to wait should be able to read for how long.
-    headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after"));
+    // A page told to wait should be able to read for how long, and a
+    // download's name.
+    headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after, content-disposition"));
     headers.append(VARY, HeaderValue::from_static("origin"));
 }

@@ -4,8 +4,9 @@
 //! - Langflow-compatible `POST /api/v1/run/{flow}` (same request, response and
 //!   stream shapes, `x-api-key`);
 //! - OpenAI-compatible `POST /v1/chat/completions` (`model` = agent id);
-//! - Langflow's file upload `POST /api/v1/files/upload/{flow}` (into the
-//!   tenant's file storage);
+//! - Langflow's files API `/api/v1/files/{upload,list,download,images,delete}/{flow}…`
+//!   and the native `/v1/agents/{agent}/files[/{name}]`: the agent's file
+//!   storage (see [`files`]);
 //! - Langflow's webhook trigger `POST /api/v1/webhook/{flow}` (the body to
 //!   the flow's Webhook components, the run in the background, 202);
 //! - `GET /health`, `GET /metrics` (Prometheus).
@@ -48,7 +49,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, St
 use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use in_flight::{InFlight, Slot};
 use metrics::Metrics;
 use rate::RateLimiter;
@@ -508,7 +509,13 @@ pub fn router(state: Arc<DataPlane>) -> Router {
         .route("/api/v1/run/{flow}", post(langflow::run))
         .route("/api/v1/webhook/{flow}", post(webhook::trigger))
         .route("/api/v1/files/upload/{flow}", post(files::upload).layer(DefaultBodyLimit::max(upload_limit(&state))))
+        .route("/api/v1/files/list/{flow}", get(files::list))
+        .route("/api/v1/files/download/{flow}/{file_name}", get(files::download))
+        .route("/api/v1/files/images/{flow}/{file_name}", get(files::image))
+        .route("/api/v1/files/delete/{flow}/{file_name}", delete(files::delete))
         .route("/v1/agents/{agent}/runs", post(native::run))
+        .route("/v1/agents/{agent}/files", get(files::agent_files))
+        .route("/v1/agents/{agent}/files/{*name}", get(files::agent_file).delete(files::delete_agent_file))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/health", get(health))
         .route("/metrics", get(render_metrics))

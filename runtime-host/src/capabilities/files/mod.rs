@@ -24,7 +24,7 @@
 pub mod names;
 pub mod store;
 
-pub use store::{FileStore, FilesConfig, FilesError, FilesScope, StoredFile};
+pub use store::{DIRECTORY_BYTES, FileStore, FilesConfig, FilesError, FilesScope, ListedFile, StoredFile, TenantUsage};
 
 use super::io;
 use crate::bindings::node::sandflow::host::files::{File, Host};

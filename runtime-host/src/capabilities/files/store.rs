@@ -106,10 +106,38 @@ impl std::fmt::Debug for FileStore {
     }
 }
 
-/// Most entries one listing (or one tenant-size walk) visits.
+/// Most entries one listing (or one tenant-size walk) visits, hidden
+/// ones and ones planted beside the store included.
 const MAX_ENTRIES: usize = 100_000;
+/// Most files and directories one tenant may keep: a write that would
+/// go past it is refused (deleting files makes room), so the tenant's
+/// own walks stay under [`MAX_ENTRIES`].
+pub const MAX_TENANT_ENTRIES: usize = 50_000;
 /// Most names one listing returns.
 pub const MAX_LISTED: usize = 10_000;
+/// What a directory counts toward the tenant's cap: the block it takes
+/// on disk. Without it, a tenant could fill the disk with empty
+/// directories at no cost.
+pub const DIRECTORY_BYTES: u64 = 4096;
+
+/// One file a listing found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedFile {
+    /// Its name in the scope's storage.
+    pub name: String,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// What the walk of a tenant's storage found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TenantUsage {
+    /// Bytes counted toward the cap: the files' sizes and
+    /// [`DIRECTORY_BYTES`] per directory.
+    pub bytes: u64,
+    /// Files and directories.
+    pub entries: usize,
+}
 
 impl FileStore {
     /// Storage as `config` says, creating the root directory if needed.
@@ -127,7 +155,7 @@ impl FileStore {
     pub fn read(&self, scope: &FilesScope, name: &str) -> Result<StoredFile, FilesError> {
         let parts = names::components(name)?;
         let missing = || FilesError::NotFound(format!("there is no file `{}` in this agent's storage", shown(name)));
-        let Some(dir) = self.scope_dir(scope, false)? else { return Err(missing()) };
+        let Some(dir) = self.scope_dir(scope)? else { return Err(missing()) };
         let (leaf, dirs) = parts.split_last().ok_or_else(missing)?;
         let Some(dir) = walk(dir, dirs, false, name)? else { return Err(missing()) };
         let fd = match rustix::fs::openat(
@@ -156,23 +184,33 @@ impl FileStore {
 
     /// Names of `scope`'s files that start with `prefix`, sorted.
     pub fn list(&self, scope: &FilesScope, prefix: &str) -> Result<Vec<String>, FilesError> {
+        Ok(self.files(scope, prefix)?.into_iter().map(|f| f.name).collect())
+    }
+
+    /// `scope`'s files whose names start with `prefix`, with their sizes,
+    /// sorted by name; at most [`MAX_LISTED`].
+    pub fn files(&self, scope: &FilesScope, prefix: &str) -> Result<Vec<ListedFile>, FilesError> {
         names::check_prefix(prefix)?;
-        let Some(dir) = self.scope_dir(scope, false)? else { return Ok(Vec::new()) };
+        let Some(dir) = self.scope_dir(scope)? else { return Ok(Vec::new()) };
         let mut found = Vec::new();
         let mut visited = 0;
-        let mut visit = |name: &str, _size: u64| {
-            if name.starts_with(prefix) && found.len() < MAX_LISTED {
-                found.push(name.to_owned());
+        let mut visit = |name: &str, entry: Entry| {
+            if let Entry::File(bytes) = entry
+                && name.starts_with(prefix)
+                && found.len() < MAX_LISTED
+            {
+                found.push(ListedFile { name: name.to_owned(), bytes });
             }
         };
         collect(&dir, "", &mut visit, &mut visited, 0)?;
-        found.sort();
+        found.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(found)
     }
 
     /// Writes `content` as file `name` of `scope` (replacing one of that
-    /// name) and returns the stored name. Refused over the per-file cap, or
-    /// when the tenant's files would exceed the per-tenant cap.
+    /// name) and returns the stored name. Refused over the per-file cap,
+    /// when the tenant's files (and the directories the name adds) would
+    /// exceed the per-tenant cap, or past [`MAX_TENANT_ENTRIES`].
     pub fn write(&self, scope: &FilesScope, name: &str, content: &[u8]) -> Result<String, FilesError> {
         let parts = names::components(name)?;
         let config = &self.inner.config;
@@ -183,33 +221,48 @@ impl FileStore {
                 config.max_file_bytes
             )));
         }
-        let lock = self.inner.writing.entry(scope.tenant.clone()).or_default().clone();
+        let lock = self.tenant_lock(&scope.tenant);
         let _writing = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let root = open_root(&config.root)?;
         let tenant_dir = open_dir(&root, &segment(&scope.tenant), true, "")?
             .ok_or_else(|| FilesError::Io(std::io::Error::other("the tenant directory could not be created")))?;
-        let mut used = 0u64;
-        let mut visited = 0;
-        collect(&tenant_dir, "", &mut |_, size| used = used.saturating_add(size), &mut visited, 0)?;
-        let agent_dir = open_dir(&tenant_dir, &segment(&scope.agent), true, "")?
-            .ok_or_else(|| FilesError::Io(std::io::Error::other("the agent directory could not be created")))?;
+        let used = usage(&tenant_dir)?;
         let (leaf, dirs) = parts.split_last().ok_or_else(|| FilesError::Invalid("the file name is empty".into()))?;
-        let dir = walk(agent_dir, dirs, true, name)?
-            .ok_or_else(|| FilesError::Io(std::io::Error::other("a directory could not be created")))?;
-        let replaced = match rustix::fs::statat(&dir, *leaf, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile => stat.st_size as u64,
-            Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Directory => {
-                return Err(FilesError::Invalid(format!("`{}` is a directory", shown(name))));
-            }
-            _ => 0,
+        // The agent's directory and the name's own: those missing are made.
+        let agent = segment(&scope.agent);
+        let path: Vec<&str> = std::iter::once(agent.as_str()).chain(dirs.iter().copied()).collect();
+        let (dir, missing) = walk_existing(&tenant_dir, &path, name)?;
+        let replaced = match &dir {
+            Some(dir) => match rustix::fs::statat(dir, *leaf, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile => Some(stat.st_size as u64),
+                Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Directory => {
+                    return Err(FilesError::Invalid(format!("`{}` is a directory", shown(name))));
+                }
+                _ => None,
+            },
+            None => None,
         };
-        let after = used - replaced.min(used) + content.len() as u64;
+        let added_entries = missing + usize::from(replaced.is_none());
+        if used.entries + added_entries > MAX_TENANT_ENTRIES {
+            return Err(FilesError::Denied(format!(
+                "the tenant's storage holds {} files and directories, at most {MAX_TENANT_ENTRIES}; delete some first",
+                used.entries
+            )));
+        }
+        let replaced = replaced.unwrap_or(0);
+        let after = used.bytes - replaced.min(used.bytes) + content.len() as u64 + missing as u64 * DIRECTORY_BYTES;
         if after > config.max_tenant_bytes {
             return Err(FilesError::TooLarge(format!(
-                "the tenant's files would take {after} bytes; the tenant may store at most {} bytes",
+                "the tenant's files would take {after} bytes (each directory counts {DIRECTORY_BYTES}); the \
+                 tenant may store at most {} bytes",
                 config.max_tenant_bytes
             )));
         }
+        let dir = match dir {
+            Some(dir) => dir,
+            None => walk(tenant_dir, &path, true, name)?
+                .ok_or_else(|| FilesError::Io(std::io::Error::other("a directory could not be created")))?,
+        };
         // Write beside the target, then rename over it: a reader sees the
         // old file or the new one, never half of one.
         let temporary = format!(".tmp-{}", uuid::Uuid::new_v4());
@@ -231,22 +284,77 @@ impl FileStore {
         Ok(name.to_owned())
     }
 
-    /// Bytes `tenant` stores now, over all its agents.
-    pub fn tenant_bytes(&self, tenant: &str) -> Result<u64, FilesError> {
+    /// Deletes file `name` of `scope`; `false` when there was none. The
+    /// directories it leaves empty go too, up to the agent's own, so a
+    /// deletion gives back everything the write took.
+    pub fn delete(&self, scope: &FilesScope, name: &str) -> Result<bool, FilesError> {
+        let parts = names::components(name)?;
+        let (leaf, dirs) = parts.split_last().ok_or_else(|| FilesError::Invalid("the file name is empty".into()))?;
+        let lock = self.tenant_lock(&scope.tenant);
+        let _writing = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let root = open_root(&self.inner.config.root)?;
-        let Some(dir) = open_dir(&root, &segment(tenant), false, "")? else { return Ok(0) };
-        let mut used = 0u64;
-        let mut visited = 0;
-        collect(&dir, "", &mut |_, size| used = used.saturating_add(size), &mut visited, 0)?;
-        Ok(used)
+        let Some(tenant_dir) = open_dir(&root, &segment(&scope.tenant), false, "")? else { return Ok(false) };
+        let agent = segment(&scope.agent);
+        let path: Vec<&str> = std::iter::once(agent.as_str()).chain(dirs.iter().copied()).collect();
+        // Each directory down the path, with the one holding it.
+        let mut chain = vec![tenant_dir];
+        for component in &path {
+            let Some(next) = open_dir(chain.last().expect("the tenant's directory"), component, false, name)? else {
+                return Ok(false);
+            };
+            chain.push(next);
+        }
+        let dir = chain.last().expect("the file's directory");
+        match rustix::fs::statat(dir, *leaf, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile => {}
+            Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Directory => {
+                return Err(FilesError::Invalid(format!("`{}` is a directory, not a file", shown(name))));
+            }
+            Ok(_) => return Err(symlink(name)),
+            Err(rustix::io::Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(FilesError::Io(e.into())),
+        }
+        match rustix::fs::unlinkat(dir, *leaf, AtFlags::empty()) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(FilesError::Io(e.into())),
+        }
+        // Empty directories, innermost first; one still holding anything
+        // (a hidden temporary file included) ends the climb.
+        for (parent, component) in chain.iter().zip(&path).rev() {
+            match rustix::fs::unlinkat(parent, *component, AtFlags::REMOVEDIR) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST | rustix::io::Errno::NOENT) => break,
+                Err(e) => return Err(FilesError::Io(e.into())),
+            }
+        }
+        Ok(true)
     }
 
-    /// The scope's directory, created when `create` is set; `None` when it
-    /// does not exist (nothing stored yet).
-    fn scope_dir(&self, scope: &FilesScope, create: bool) -> Result<Option<OwnedFd>, FilesError> {
+    /// What `tenant` stores now, over all its agents.
+    pub fn tenant_usage(&self, tenant: &str) -> Result<TenantUsage, FilesError> {
         let root = open_root(&self.inner.config.root)?;
-        let Some(tenant) = open_dir(&root, &segment(&scope.tenant), create, "")? else { return Ok(None) };
-        open_dir(&tenant, &segment(&scope.agent), create, "")
+        let Some(dir) = open_dir(&root, &segment(tenant), false, "")? else { return Ok(TenantUsage::default()) };
+        usage(&dir)
+    }
+
+    /// Bytes `tenant` stores now, over all its agents, as its cap counts
+    /// them (see [`TenantUsage::bytes`]).
+    pub fn tenant_bytes(&self, tenant: &str) -> Result<u64, FilesError> {
+        Ok(self.tenant_usage(tenant)?.bytes)
+    }
+
+    /// The lock serialising `tenant`'s writes and deletions.
+    fn tenant_lock(&self, tenant: &str) -> Arc<Mutex<()>> {
+        self.inner.writing.entry(tenant.to_owned()).or_default().clone()
+    }
+
+    /// The scope's directory; `None` when it does not exist (nothing
+    /// stored yet).
+    fn scope_dir(&self, scope: &FilesScope) -> Result<Option<OwnedFd>, FilesError> {
+        let root = open_root(&self.inner.config.root)?;
+        let Some(tenant) = open_dir(&root, &segment(&scope.tenant), false, "")? else { return Ok(None) };
+        open_dir(&tenant, &segment(&scope.agent), false, "")
     }
 }
 
@@ -297,6 +405,37 @@ fn walk(mut dir: OwnedFd, dirs: &[&str], create: bool, name: &str) -> Result<Opt
     Ok(Some(dir))
 }
 
+/// Walks `dirs` down from `dir` without making any: the deepest one when
+/// all exist, and how many are missing.
+fn walk_existing(dir: &OwnedFd, dirs: &[&str], name: &str) -> Result<(Option<OwnedFd>, usize), FilesError> {
+    let mut current: Option<OwnedFd> = None;
+    for (depth, component) in dirs.iter().enumerate() {
+        match open_dir(current.as_ref().unwrap_or(dir), component, false, name)? {
+            Some(next) => current = Some(next),
+            None => return Ok((None, dirs.len() - depth)),
+        }
+    }
+    match current {
+        Some(found) => Ok((Some(found), 0)),
+        None => Ok((Some(dir.try_clone()?), 0)),
+    }
+}
+
+/// The files and directories under `tenant_dir`, as the cap counts them.
+fn usage(tenant_dir: &OwnedFd) -> Result<TenantUsage, FilesError> {
+    let mut used = TenantUsage::default();
+    let mut visited = 0;
+    let mut visit = |_: &str, entry: Entry| {
+        used.entries += 1;
+        used.bytes = used.bytes.saturating_add(match entry {
+            Entry::File(bytes) => bytes,
+            Entry::Directory => DIRECTORY_BYTES,
+        });
+    };
+    collect(tenant_dir, "", &mut visit, &mut visited, 0)?;
+    Ok(used)
+}
+
 fn symlink(name: &str) -> FilesError {
     FilesError::Denied(format!(
         "`{}` is (or passes through) a symbolic link, which the file store never follows",
@@ -304,13 +443,22 @@ fn symlink(name: &str) -> FilesError {
     ))
 }
 
-/// Visits every regular file under `dir` (not following symbolic links,
-/// skipping hidden names), with its name relative to where the walk
-/// started and its size.
+/// What the walk met.
+#[derive(Debug, Clone, Copy)]
+enum Entry {
+    /// A regular file of this size.
+    File(u64),
+    /// A directory (visited before what it holds).
+    Directory,
+}
+
+/// Visits every regular file and directory under `dir` (not following
+/// symbolic links, skipping hidden names), with its name relative to
+/// where the walk started.
 fn collect(
     dir: &OwnedFd,
     at: &str,
-    visit: &mut dyn FnMut(&str, u64),
+    visit: &mut dyn FnMut(&str, Entry),
     visited: &mut usize,
     depth: usize,
 ) -> Result<(), FilesError> {
@@ -334,8 +482,9 @@ fn collect(
         };
         let name = if at.is_empty() { component.to_owned() } else { format!("{at}/{component}") };
         match FileType::from_raw_mode(stat.st_mode) {
-            FileType::RegularFile => visit(&name, stat.st_size as u64),
+            FileType::RegularFile => visit(&name, Entry::File(stat.st_size as u64)),
             FileType::Directory => {
+                visit(&name, Entry::Directory);
                 if let Some(sub) = open_dir(dir, component, false, &name).ok().flatten() {
                     collect(&sub, &name, visit, visited, depth + 1)?;
                 }
