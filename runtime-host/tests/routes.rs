@@ -147,6 +147,31 @@ fn a_route_opens_its_origin_but_not_its_destination() {
 }
 
 #[test]
+fn a_redirect_stays_under_the_routes_base_path() {
+    let web = WebFixture::start();
+    let config = HttpConfig {
+        routes: vec![format!("http://svc.example={}/mirror", web.url()).parse().expect("route")],
+        ..HttpConfig::default()
+    };
+    let runtime = runtime(config);
+    // Naming the base: mapped back to the routed origin, and through the
+    // route again.
+    let said = probe(&runtime, &format!("http://svc.example/away?to={}/mirror/echo?x=1", web.url()), &[]);
+    assert_eq!(echoed(&said)["query"], "x=1", "{said}");
+    let last = web.seen().last().map(|s| s.uri.clone());
+    assert_eq!(last.as_deref(), Some("/mirror/echo?x=1"), "the base's own path, through the route");
+    // Elsewhere on the base's origin: refused, and the base not named.
+    for elsewhere in ["/echo", "/mirrored/echo", "/"] {
+        let said = probe(&runtime, &format!("http://svc.example/away?to={}{elsewhere}", web.url()), &[]);
+        assert!(said.contains("redirected out of the path its operator routes it to"), "{elsewhere}: {said}");
+        assert!(!said.contains("127.0.0.1") && !said.contains("mirror"), "the base is not told: {said}");
+    }
+    let paths: Vec<String> = web.seen().iter().map(|s| s.uri.clone()).collect();
+    assert!(paths.iter().all(|p| p.starts_with("/mirror/")), "nothing outside the base arrived: {paths:?}");
+    assert_eq!(paths.len(), 5, "{paths:?}");
+}
+
+#[test]
 fn redirects_from_a_routed_service_are_routed_and_checked_again() {
     let web = WebFixture::start();
     let other = WebFixture::start();

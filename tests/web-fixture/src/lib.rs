@@ -14,6 +14,8 @@
 //!   (see [`DOCS_FACT`], [`LISBON_FACT`], [`UPLOAD_FACT`]);
 //!   `/style.css` is CSS.
 //! - `/redirect/{n}`: `n` redirects, then `/docs`; `/away?to=URL` redirects to `URL`.
+//! - `/mirror/away` and `/mirror/echo`: the same, under a base path (a
+//!   route to `{url}/mirror`).
 //! - `/huge` ([`HUGE_BYTES`] with a `Content-Length`), `/huge-chunked` (as
 //!   many, streamed without one).
 //! - `/slow?ms=N`: answers after `N` milliseconds.
@@ -138,6 +140,7 @@ fn router(shared: Shared) -> Router {
         .route("/huge-chunked", get(|| async { huge(false) }))
         .route("/slow", get(slow))
         .route("/echo", any(echo))
+        .nest("/mirror", Router::new().route("/away", get(away)).route("/echo", any(echo)))
         .route("/search", get(search))
         .route("/arxiv/api/query", get(|| async { ([(header::CONTENT_TYPE, "application/atom+xml")], ATOM) }))
         .route("/rss", get(|| async { ([(header::CONTENT_TYPE, "application/rss+xml")], RSS) }))
