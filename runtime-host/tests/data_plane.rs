@@ -199,6 +199,15 @@ async fn langflow_clients_may_leave_fields_out_or_null() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let refusal: Value = serde_json::from_slice(&bytes).expect("our error shape");
     assert!(refusal["detail"].as_str().expect("detail").contains("`maybe` is not a boolean"), "{refusal}");
+    // `langflow-sdk` asks for a stream in the body; other values there are
+    // ignored, as Langflow ignores the field.
+    let content_type = |headers: &axum::http::HeaderMap| headers["content-type"].to_str().unwrap_or("").to_owned();
+    let (status, headers, _) = call(&plane, post("/api/v1/run/echo", Some(&k), json!({"stream": true}))).await;
+    assert_eq!((status, content_type(&headers).as_str()), (StatusCode::OK, "text/event-stream; charset=utf-8"));
+    for ignored in [json!(false), json!("yes"), json!(1), json!(null)] {
+        let (status, headers, _) = call(&plane, post("/api/v1/run/echo", Some(&k), json!({"stream": ignored}))).await;
+        assert_eq!((status, content_type(&headers).as_str()), (StatusCode::OK, "application/json"), "{ignored}");
+    }
 }
 
 /// A widget key sits in public pages: it may chat, not rewrite the flow.

@@ -25,6 +25,10 @@ use std::sync::Arc;
 /// may be absent or `null`, as with Langflow.
 #[derive(Debug, Deserialize)]
 pub struct RunBody {
+    /// Streams too when `true`. Langflow reads only `?stream=` and
+    /// ignores this field, but its own client (`langflow-sdk`'s `stream()`)
+    /// asks here, and gets a stream; any other value is ignored.
+    stream: Option<Json_>,
     input_value: Option<String>,
     /// `chat` when absent.
     input_type: Option<String>,
@@ -39,6 +43,10 @@ pub struct RunBody {
 impl RunBody {
     fn output_type(&self) -> &str {
         self.output_type.as_deref().unwrap_or("chat")
+    }
+
+    fn asks_to_stream(&self) -> bool {
+        self.stream == Some(Json_::Bool(true))
     }
 }
 
@@ -92,7 +100,7 @@ pub async fn run(
         session_id: session_id.clone(),
         tweaks: body.tweaks.clone(),
     };
-    if !query.stream {
+    if !(query.stream || body.asks_to_stream()) {
         let Execution { outcome, run_id } = state.execute(&key, &agent, request).await?;
         return Ok(Json(response_json(&body, &outcome, &session_id, &agent.flow_id, &run_id, &[])).into_response());
     }
