@@ -59,6 +59,11 @@ fn build_plane_with(config: DataPlaneConfig, capabilities: sandflow_runtime_host
 /// Compiles the Langflow export `source` and provisions it as agent `id`
 /// of `tenant` under `flow_id`, with the export's endpoint name.
 fn provision(plane: &DataPlane, id: &str, tenant: &str, flow_id: &str, source: &[u8]) {
+    provision_with(plane, id, tenant, flow_id, source, Limits::default());
+}
+
+/// [`provision`] with the agent's `limits`.
+fn provision_with(plane: &DataPlane, id: &str, tenant: &str, flow_id: &str, source: &[u8], limits: Limits) {
     let (artifact, _) = compile(source, &CompileOptions::default()).expect("compiles");
     plane.agents.provision(Agent {
         id: id.into(),
@@ -66,7 +71,7 @@ fn provision(plane: &DataPlane, id: &str, tenant: &str, flow_id: &str, source: &
         flow_id: flow_id.into(),
         endpoint_name: artifact.plan.endpoint_name.clone(),
         flow: plane.runtime.load_flow(&artifact.component).expect("loads"),
-        limits: Limits::default(),
+        limits,
         secrets: Secrets::default(),
         persona: None,
         widget_origins: Vec::new(),
@@ -122,6 +127,80 @@ fn normalize(value: &mut Value) {
 
 fn recording(name: &str) -> String {
     std::fs::read_to_string(shared("recordings").join(name)).expect("recording")
+}
+
+/// Langflow's v2 run API in `sync` mode, against its recorded answer.
+#[tokio::test]
+async fn v2_workflows_answer_like_langflow() {
+    let plane = build_plane(DataPlaneConfig::default());
+    let prompt_echo = std::fs::read(shared("prompt-echo.json")).expect("flow");
+    let starved = Limits { fuel: 1_000, ..Limits::default() };
+    provision_with(&plane, "starved-agent", "acme", "starved-flow", &prompt_echo, starved);
+    let plane = Arc::new(plane);
+    let k = key(&claims("acme"));
+    let workflows = |body: Value| post("/api/v2/workflows", Some(&k), body);
+
+    let (status, _, bytes) =
+        call(&plane, workflows(json!({"flow_id": "prompt-agent", "input_value": "v2 hello", "session_id": "s4"})))
+            .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let mut ours: Value = serde_json::from_slice(&bytes).expect("JSON");
+    let mut theirs: Value = serde_json::from_str(&recording("v2-workflows.response.json")).expect("JSON");
+    for answer in [&mut ours, &mut theirs] {
+        for volatile in ["flow_id", "job_id", "created_timestamp"] {
+            assert!(answer[volatile].is_string(), "{volatile}: {answer}");
+            answer[volatile] = json!("<volatile>");
+        }
+    }
+    assert_eq!(ours, theirs);
+    assert_eq!(ours["output"]["text"], "You said: v2 hello");
+
+    // Tweaks are echoed as the inputs; a session is made when none is given.
+    let tweaks = json!({"Prompt-t2oaK": {"template": "Echo: {input}"}});
+    let body = json!({"flow_id": "prompt-agent", "input_value": "x", "tweaks": tweaks, "mode": "sync"});
+    let (status, _, bytes) = call(&plane, workflows(body)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let answer: Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(answer["inputs"], tweaks);
+    assert!(answer["session_id"].as_str().is_some_and(|s| !s.is_empty()), "{answer}");
+
+    // A run that fails in the flow answers 200 with the failure, as Langflow.
+    let (status, _, bytes) = call(&plane, workflows(json!({"flow_id": "starved-agent", "input_value": "x"}))).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let answer: Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!((&answer["status"], &answer["output"]["reason"]), (&json!("failed"), &json!("failed")), "{answer}");
+    assert_eq!(answer["has_errors"], true);
+    assert_eq!(answer["errors"][0]["code"], "EXECUTION_ERROR");
+    assert_eq!(answer["errors"][0]["details"]["error_type"], "OutOfFuel", "{answer}");
+    assert_eq!(answer["outputs"], json!({}));
+
+    // What is not served is refused, saying what to do instead.
+    for (body, says) in [
+        (json!({"flow_id": "prompt-agent", "mode": "stream"}), "?stream=true"),
+        (json!({"flow_id": "prompt-agent", "mode": "background"}), "mode `background` is not served"),
+        (json!({"flow_id": "prompt-agent", "mode": "later"}), "not one of sync, stream, background"),
+        (json!({"flow_id": "prompt-agent", "globals": {"OPENAI_API_KEY": "sk-x"}}), "secrets"),
+        (json!({"flow_id": "prompt-agent", "data": {"nodes": [], "edges": []}}), "published version"),
+        (json!({"flow_id": "prompt-agent", "start_component_id": "Prompt-t2oaK"}), "partial runs"),
+        (json!({"flow_id": "prompt-agent", "output_ids": ["Prompt-t2oaK"]}), "choose among: ChatOutput-yK0AU"),
+    ] {
+        let (status, _, bytes) = call(&plane, workflows(body.clone())).await;
+        let text = String::from_utf8_lossy(&bytes);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {text}");
+        assert!(text.contains(says), "{body}: {text}");
+    }
+    let (status, _, bytes) = call(&plane, workflows(json!({"flow_id": "prompt-agent", "stream": true}))).await;
+    assert!(status.is_client_error(), "unknown fields are refused, as Langflow's schema forbids them");
+    assert!(String::from_utf8_lossy(&bytes).contains("stream"), "{}", String::from_utf8_lossy(&bytes));
+    let (status, _, _) = call(&plane, workflows(json!({"input_value": "no flow"}))).await;
+    assert!(status.is_client_error());
+    // Another tenant's agent is not found; no key, no run.
+    let rival = key(&claims("rival"));
+    let (status, _, _) =
+        call(&plane, post("/api/v2/workflows", Some(&rival), json!({"flow_id": "prompt-agent"}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = call(&plane, post("/api/v2/workflows", None, json!({"flow_id": "prompt-agent"}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

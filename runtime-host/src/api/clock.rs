@@ -9,6 +9,13 @@ pub fn langflow_timestamp() -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{micros:06} UTC", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
+/// Now in ISO 8601 as Langflow's v2 API answers: `2026-11-25T19:42:52.356244+00:00`.
+pub fn iso_timestamp() -> String {
+    let (days, secs, micros) = now_parts();
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+00:00", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
 /// Now as Langflow prefixes uploaded file names: `2026-11-25_19-42-39` (UTC).
 pub fn file_timestamp() -> String {
     let (days, secs, _) = now_parts();

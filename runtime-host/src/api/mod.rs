@@ -4,6 +4,7 @@
 //! - Langflow-compatible `POST /api/v1/run/{flow}` (same request, response and
 //!   stream shapes, `x-api-key`);
 //! - OpenAI-compatible `POST /v1/chat/completions` (`model` = agent id);
+//! - Langflow's v2 `POST /api/v2/workflows`, mode `sync` (see [`workflows`]);
 //! - Langflow's files API `/api/v1/files/{upload,list,download,images,delete}/{flow}…`
 //!   and the native `/v1/agents/{agent}/files[/{name}]`: the agent's file
 //!   storage (see [`files`]);
@@ -34,6 +35,7 @@ mod progress;
 pub mod quotas;
 mod rate;
 mod webhook;
+mod workflows;
 
 pub use agents::{Agent, Agents, Ambiguous};
 pub use error::ApiError;
@@ -508,6 +510,7 @@ pub fn router(state: Arc<DataPlane>) -> Router {
     Router::new()
         .route("/api/v1/run/{flow}", post(langflow::run))
         .route("/api/v1/webhook/{flow}", post(webhook::trigger))
+        .route("/api/v2/workflows", post(workflows::run))
         .route("/api/v1/files/upload/{flow}", post(files::upload).layer(DefaultBodyLimit::max(upload_limit(&state))))
         .route("/api/v1/files/list/{flow}", get(files::list))
         .route("/api/v1/files/download/{flow}/{file_name}", get(files::download))
