@@ -84,6 +84,42 @@ def openai_sdk():
     )
 
 
+def openai_responses():
+    client = openai.OpenAI(base_url=f"{BASE}/v1", api_key=KEY)
+    first = client.responses.create(model="chat", input="hello there")
+    assert first.status == "completed", first
+    assert first.output_text.startswith("You said: "), first
+    assert first.usage.total_tokens > 0, first.usage
+
+    # The stream helper rebuilds the response from the events and checks
+    # their order; its deltas make the same answer.
+    with client.responses.stream(model="chat", input="hello there") as stream:
+        deltas = [event.delta for event in stream if event.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert len(deltas) > 1, deltas
+    assert "".join(deltas) == final.output_text == first.output_text, (deltas, final.output_text)
+    assert final.usage.total_tokens > 0, final.usage
+
+    # A conversation goes on from the response it names.
+    later = client.responses.create(model="chat", input="and again", previous_response_id=first.id)
+    assert later.previous_response_id == first.id and later.output_text == "You said: and again", later
+
+    # Input as messages, and a flow without a model, by Langflow's path too.
+    plain = client.responses.create(model="prompt", input=[{"role": "user", "content": "no model"}])
+    assert plain.output_text == "You said: no model", plain
+    langflow_path = openai.OpenAI(base_url=f"{BASE}/api/v1", api_key=KEY)
+    assert langflow_path.responses.create(model="prompt", input="via Langflow").output_text == "You said: via Langflow"
+    with client.responses.stream(model="prompt", input="whole") as stream:
+        assert stream.get_final_response().output_text == "You said: whole"
+
+    missing = expect_error(openai.NotFoundError, lambda: client.responses.create(model="no-such-agent", input="x"))
+    assert "no-such-agent" in str(missing), missing
+    tools = [{"type": "function", "name": "f", "parameters": {"type": "object", "properties": {}}}]
+    refused = expect_error(openai.BadRequestError, lambda: client.responses.create(model="chat", input="x", tools=tools))
+    assert "tools" in str(refused), refused
+
+
 langflow_sdk()
 openai_sdk()
+openai_responses()
 print("langflow-sdk and openai: ok")

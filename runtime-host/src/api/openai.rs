@@ -1,5 +1,6 @@
 //! The OpenAI-compatible API: `POST /v1/chat/completions` with `model` = the
-//! agent id, so every OpenAI SDK can call an agent.
+//! agent id, so every OpenAI SDK can call an agent (the Responses API is
+//! [`super::responses`]).
 
 use super::body::JsonBody;
 use super::error::ApiError;
@@ -107,7 +108,7 @@ fn status(error: &ApiError) -> StatusCode {
     }
 }
 
-fn error_body(error: &ApiError) -> serde_json::Value {
+pub(super) fn error_body(error: &ApiError) -> serde_json::Value {
     let code = error.status_and_code().1;
     let kind = match status(error).as_u16() {
         401 => "authentication_error",
@@ -213,7 +214,7 @@ async fn complete(state: Arc<DataPlane>, key: ApiKey, body: ChatBody) -> Result<
 /// the non-streamed `content` holds; a model whose text a later node
 /// reworks (a parser, another agent) streams nothing here, and its
 /// answer comes whole at the end.
-fn answer_nodes(flow: &crate::FlowComponent) -> Vec<String> {
+pub(super) fn answer_nodes(flow: &crate::FlowComponent) -> Vec<String> {
     let plan = flow.plan();
     let is_output = |index: u32| {
         plan.nodes.get(index as usize).is_some_and(|node| matches!(node.role, Role::ChatOutput | Role::TextOutput))
