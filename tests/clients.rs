@@ -1,9 +1,10 @@
 //! Real client libraries, installed from PyPI, against `sandflow serve`:
 //! Langflow's own SDK (`langflow-sdk`: `run`, `stream`, its errors) and
 //! OpenAI's Python SDK (`openai`: a completion, a stream with usage, its
-//! errors), unchanged, as the data plane promises. The clients live in a
-//! virtual environment under Cargo's test scratch directory, made once
-//! with the pinned versions below; the checks are `tests/clients/check.py`.
+//! errors; the Responses API, created and streamed), unchanged, as the data
+//! plane promises. The clients live in a virtual environment under Cargo's
+//! test scratch directory, made once from `tests/clients/requirements.txt`
+//! (every version pinned); the checks are `tests/clients/check.py`.
 
 mod support;
 
@@ -11,26 +12,32 @@ use sandflow_model_server::{ModelServer, Options};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The client libraries, pinned.
-const CLIENTS: &[&str] = &["langflow-sdk==0.4.0", "openai==3.57.0"];
+/// The client libraries, every dependency pinned.
+const REQUIREMENTS: &str = include_str!("clients/requirements.txt");
 
-/// A virtual environment with [`CLIENTS`], made (or remade, when the pins
-/// change) under the test scratch directory; its Python.
+/// A virtual environment with [`REQUIREMENTS`], made (or remade, when the
+/// pins change or it no longer imports them) under the test scratch
+/// directory; its Python.
 fn python_with_clients() -> PathBuf {
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-clients");
     let python = venv.join("bin/python");
     let marker = venv.join("installed.txt");
-    let wanted = CLIENTS.join("\n");
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
+    let imports =
+        || Command::new(&python).args(["-c", "import openai, langflow_sdk"]).output().is_ok_and(|o| o.status.success());
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(REQUIREMENTS) && imports() {
         return python;
     }
     let _ = std::fs::remove_dir_all(&venv);
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv");
+    let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/requirements.txt");
     run(
-        Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).args(CLIENTS),
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements),
         "pip install",
     );
-    std::fs::write(&marker, wanted).expect("marker");
+    assert!(imports(), "the clients import after installing them");
+    std::fs::write(&marker, REQUIREMENTS).expect("marker");
     python
 }
 

@@ -569,6 +569,69 @@ async fn native_api_json_and_sse() {
     assert!(String::from_utf8_lossy(&bytes).contains("unknown field `inptu`"));
 }
 
+/// OpenAI's Responses API: a failing run, refusals in OpenAI's shape
+/// (`tests/clients.rs` drives the rest with OpenAI's own SDK).
+#[tokio::test]
+async fn openai_responses_fail_and_refuse_in_openais_shape() {
+    let plane = build_plane(DataPlaneConfig::default());
+    let prompt_echo = std::fs::read(shared("prompt-echo.json")).expect("flow");
+    provision_with(
+        &plane,
+        "starved-agent",
+        "acme",
+        "starved-flow",
+        &prompt_echo,
+        Limits { fuel: 1_000, ..Limits::default() },
+    );
+    let plane = Arc::new(plane);
+    let k = key(&claims("acme"));
+
+    let (status, _, bytes) =
+        call(&plane, post("/v1/responses", Some(&k), json!({"model": "prompt-agent", "input": "hi"}))).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let answer: Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(answer["output"][0]["content"][0]["text"], "You said: hi");
+    assert!(answer["id"].as_str().is_some_and(|id| id.starts_with("resp_")), "{answer}");
+
+    // A run that fails mid-stream ends in `response.failed`.
+    let body = json!({"model": "starved-agent", "input": "hi", "stream": true});
+    let (status, _, bytes) = call(&plane, post("/v1/responses", Some(&k), body)).await;
+    assert_eq!(status, StatusCode::OK);
+    let stream = String::from_utf8_lossy(&bytes);
+    let kinds: Vec<&str> = stream.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(
+        kinds,
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.failed"
+        ],
+        "{stream}"
+    );
+    assert!(stream.contains("\"status\":\"failed\"") && stream.contains("fuel"), "{stream}");
+
+    for (body, status, says) in [
+        (json!({"model": "prompt-agent", "input": "x", "tools": [{"type": "web_search"}]}), 400, "`tools`"),
+        (json!({"model": "prompt-agent", "input": "x", "background": true}), 400, "`background`"),
+        (json!({"model": "prompt-agent", "input": [{"role": "system", "content": "x"}]}), 400, "role `user`"),
+        (json!({"model": "prompt-agent", "input": 7}), 400, "string or a list"),
+        (json!({"model": "", "input": "x"}), 400, "`model`"),
+        (json!({"model": "rival-agent", "input": "x"}), 404, "no agent"),
+    ] {
+        let (got, _, bytes) = call(&plane, post("/v1/responses", Some(&k), body.clone())).await;
+        let error: Value = serde_json::from_slice(&bytes).expect("JSON");
+        assert_eq!(got.as_u16(), status, "{body}: {error}");
+        assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains(says)), "{body}: {error}");
+    }
+    let (status, _, bytes) =
+        call(&plane, post("/v1/responses", None, json!({"model": "prompt-agent", "input": "x"}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "as OpenAI answers a missing key");
+    let error: Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(error["error"]["type"], "authentication_error");
+}
+
 #[tokio::test]
 async fn openai_chat_completions() {
     let plane = data_plane(DataPlaneConfig::default());

@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use sandflow_flow_compiler::{CompileOptions, compile};
 use sandflow_model_server::{ModelServer, Options};
 use sandflow_runtime_host::api::keys::{Claims, issue};
-use sandflow_runtime_host::api::{Agent, DataPlane, DataPlaneConfig, router};
+use sandflow_runtime_host::api::{Agent, DataPlane, DataPlaneConfig, Quota, router};
 use sandflow_runtime_host::{
     CapabilityConfig, DIRECTORY_BYTES, FileStore, FilesConfig, FilesError, FilesScope, FlowComponent, Limits,
     LlmConfig, RunContext, RunError, RunOutcome, RunRequest, Runtime, RuntimeConfig, Secrets, Value,
@@ -768,4 +768,15 @@ async fn files_are_listed_downloaded_and_deleted_as_in_langflow() {
         send(&p.plane, without_body("GET", "/v1/agents/portfolio/files/..%2F..%2Fsentiment/x", &acme)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(!p.files.config().root.join("acme/portfolio/reports").exists(), "the emptied folder went with its file");
+
+    // A tenant whose month is used up may not upload, but may still see
+    // and free its storage.
+    p.plane.quotas.set("acme", Quota { runs: Some(0), ..Quota::default() });
+    let (status, body) = upload(&p.plane, "portfolio", Some(&acme), "more.txt", b"more").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let (status, body) = send(&p.plane, without_body("GET", "/api/v1/files/list/portfolio", &acme)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) =
+        send(&p.plane, without_body("DELETE", &format!("/api/v1/files/delete/portfolio/{chart}"), &acme)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

@@ -26,8 +26,10 @@
 //! path names (the same door as runs: [`DataPlane::agent_for`]), so one
 //! agent's files are never another's. Every call needs the `run` scope
 //! (widget keys sit in web pages) and passes the key's and tenant's rate
-//! limits. Uploads over the per-file cap or the tenant's storage cap are
-//! refused (413). Downloads are always attachments with
+//! limits; uploads also the tenant's monthly quota, while listing,
+//! downloading and deleting do not (a tenant whose month is used up can
+//! still free its storage). Uploads over the per-file cap or the tenant's
+//! storage cap are refused (413). Downloads are always attachments with
 //! `X-Content-Type-Options: nosniff`: a stored HTML or SVG file never
 //! renders as a page of the data plane's origin.
 
@@ -54,7 +56,7 @@ pub async fn upload(
     Path(flow): Path<String>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let Storage { agent, store, scope } = open(&state, &key, &flow, "uploading files")?;
+    let Storage { agent, store, scope } = open(&state, &key, &flow, "uploading files", Charge::Quota)?;
     let limit = store.config().max_file_bytes;
     let not_multipart = || {
         ApiError::UnsupportedMediaType("the body must be multipart/form-data with the file in a `file` field".into())
@@ -107,7 +109,7 @@ pub async fn list(
     key: ApiKey,
     Path(flow): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Storage { agent, store, scope } = open(&state, &key, &flow, "listing files")?;
+    let Storage { agent, store, scope } = open(&state, &key, &flow, "listing files", Charge::RateOnly)?;
     let prefix = format!("{}/", folder(&agent));
     let files = blocking(move || {
         let files = store.files(&scope, &prefix)?;
@@ -125,7 +127,7 @@ pub async fn download(
     key: ApiKey,
     Path((flow, file_name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let Storage { agent, store, scope } = open(&state, &key, &flow, "downloading files")?;
+    let Storage { agent, store, scope } = open(&state, &key, &flow, "downloading files", Charge::RateOnly)?;
     let name = in_folder(&agent, &file_name)?;
     let file = blocking(move || store.read(&scope, &name)).await?;
     Ok(attachment(&file_name, file, "application/octet-stream"))
@@ -137,7 +139,7 @@ pub async fn image(
     key: ApiKey,
     Path((flow, file_name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let Storage { agent, store, scope } = open(&state, &key, &flow, "downloading files")?;
+    let Storage { agent, store, scope } = open(&state, &key, &flow, "downloading files", Charge::RateOnly)?;
     let name = in_folder(&agent, &file_name)?;
     let content_type = store::content_type(&name);
     if !content_type.starts_with("image/") {
@@ -156,7 +158,7 @@ pub async fn delete(
     key: ApiKey,
     Path((flow, file_name)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Storage { agent, store, scope } = open(&state, &key, &flow, "deleting files")?;
+    let Storage { agent, store, scope } = open(&state, &key, &flow, "deleting files", Charge::RateOnly)?;
     let name = in_folder(&agent, &file_name)?;
     let deleted = blocking(move || store.delete(&scope, &name)).await?;
     tracing::info!(tenant = %agent.tenant, agent = %agent.id, deleted, "file deleted");
@@ -179,7 +181,7 @@ pub async fn agent_files(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(format!("the query is not valid: {}", e.body_text())))?;
-    let Storage { agent, store, scope } = open(&state, &key, &agent, "listing files")?;
+    let Storage { agent, store, scope } = open(&state, &key, &agent, "listing files", Charge::RateOnly)?;
     let max_tenant_bytes = store.config().max_tenant_bytes;
     let (files, usage) =
         blocking(move || Ok((store.files(&scope, &query.prefix)?, store.tenant_usage(&scope.tenant)?))).await?;
@@ -198,7 +200,7 @@ pub async fn agent_file(
     key: ApiKey,
     Path((agent, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let Storage { store, scope, .. } = open(&state, &key, &agent, "downloading files")?;
+    let Storage { store, scope, .. } = open(&state, &key, &agent, "downloading files", Charge::RateOnly)?;
     let shown = name.rsplit('/').next().unwrap_or_default().to_owned();
     let file = blocking(move || store.read(&scope, &name)).await?;
     Ok(attachment(&shown, file, "application/octet-stream"))
@@ -210,7 +212,7 @@ pub async fn delete_agent_file(
     key: ApiKey,
     Path((agent, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let Storage { agent, store, scope } = open(&state, &key, &agent, "deleting files")?;
+    let Storage { agent, store, scope } = open(&state, &key, &agent, "deleting files", Charge::RateOnly)?;
     let missing = format!("there is no file `{}` in this agent's storage", names::shown(&name));
     if !blocking(move || store.delete(&scope, &name)).await? {
         return Err(ApiError::NotFound(missing));
@@ -226,9 +228,20 @@ struct Storage {
     scope: FilesScope,
 }
 
+/// What a files call is held to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Charge {
+    /// Rate limits and the tenant's monthly quota (uploads).
+    Quota,
+    /// Rate limits only: a tenant whose month is used up may still see and
+    /// free its storage.
+    RateOnly,
+}
+
 /// The storage of the agent `reference` names, for a key with the `run`
-/// scope, once the key's and tenant's rate limits let the call in.
-fn open(state: &DataPlane, key: &ApiKey, reference: &str, what: &str) -> Result<Storage, ApiError> {
+/// scope, once the key's and tenant's rate limits (and with
+/// [`Charge::Quota`] the quota) let the call in.
+fn open(state: &DataPlane, key: &ApiKey, reference: &str, what: &str, charge: Charge) -> Result<Storage, ApiError> {
     let agent = state.agent_for(key, reference)?;
     key.require_run(what)?;
     let Some(store) = state.runtime.capabilities().files.clone() else {
@@ -236,7 +249,10 @@ fn open(state: &DataPlane, key: &ApiKey, reference: &str, what: &str) -> Result<
             "file storage is not configured on this host; the operator sets --files-dir".into(),
         ));
     };
-    state.admit(key)?;
+    state.limit_rate(key)?;
+    if charge == Charge::Quota {
+        state.check_quota(key)?;
+    }
     let scope = FilesScope { tenant: agent.tenant.clone(), agent: agent.id.clone() };
     Ok(Storage { agent, store, scope })
 }

@@ -4,6 +4,8 @@
 //! - Langflow-compatible `POST /api/v1/run/{flow}` (same request, response and
 //!   stream shapes, `x-api-key`);
 //! - OpenAI-compatible `POST /v1/chat/completions` (`model` = agent id);
+//! - OpenAI's Responses API `POST /v1/responses` (also Langflow's
+//!   `/api/v1/responses`; see [`responses`]);
 //! - Langflow's v2 `POST /api/v2/workflows`, mode `sync` (see [`workflows`]);
 //! - Langflow's files API `/api/v1/files/{upload,list,download,images,delete}/{flow}…`
 //!   and the native `/v1/agents/{agent}/files[/{name}]`: the agent's file
@@ -34,6 +36,7 @@ mod openai;
 mod progress;
 pub mod quotas;
 mod rate;
+mod responses;
 mod webhook;
 mod workflows;
 
@@ -209,9 +212,9 @@ impl DataPlane {
         Ok(run_id)
     }
 
-    /// Rate limits and quota, for a request that is not a run (an upload).
-    pub(crate) fn admit(&self, key: &ApiKey) -> Result<(), ApiError> {
-        self.limit_rate(key)?;
+    /// The tenant's monthly quota, for a request that is not a run (an
+    /// upload; rate limits are [`DataPlane::limit_rate`]).
+    pub(crate) fn check_quota(&self, key: &ApiKey) -> Result<(), ApiError> {
         self.quotas.check(&key.claims.tenant, clock::month_index()).map_err(ApiError::quota_exhausted)
     }
 
@@ -240,7 +243,7 @@ impl DataPlane {
 
     /// Refuses a key, or its tenant, over its requests per minute. A
     /// request the tenant's bucket refuses costs the key's nothing.
-    fn limit_rate(&self, key: &ApiKey) -> Result<(), ApiError> {
+    pub(crate) fn limit_rate(&self, key: &ApiKey) -> Result<(), ApiError> {
         let claims = &key.claims;
         let quota = self.quotas.get(&claims.tenant);
         let buckets = [
@@ -520,6 +523,8 @@ pub fn router(state: Arc<DataPlane>) -> Router {
         .route("/v1/agents/{agent}/files", get(files::agent_files))
         .route("/v1/agents/{agent}/files/{*name}", get(files::agent_file).delete(files::delete_agent_file))
         .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/responses", post(responses::create))
+        .route("/api/v1/responses", post(responses::create))
         .route("/health", get(health))
         .route("/metrics", get(render_metrics))
         .layer(middleware::from_fn(cors::cors))

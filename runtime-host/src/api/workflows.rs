@@ -194,12 +194,11 @@ fn error_type(error: &RunError) -> &'static str {
     }
 }
 
-/// Components no edge leaves (Langflow's terminal vertices), in plan
-/// order; tools, which agents call, are not among them.
+/// Components no edge leaves (Langflow's terminal vertices; a loop body's
+/// feedback edge counts, as in Langflow's successor map), in plan order;
+/// tools, which agents call, are not among them.
 fn terminal_nodes(plan: &Plan) -> Vec<usize> {
-    (0..plan.nodes.len())
-        .filter(|&i| !plan.nodes[i].tool && !plan.edges.iter().any(|e| !e.feedback && e.from as usize == i))
-        .collect()
+    (0..plan.nodes.len()).filter(|&i| !plan.nodes[i].tool && !plan.edges.iter().any(|e| e.from as usize == i)).collect()
 }
 
 /// Each terminal component's output, keyed by its id.
@@ -214,12 +213,13 @@ fn component_outputs(plan: &Plan, terminals: &[usize], outcome: &RunOutcome) -> 
                 .first()
                 .and_then(|port| port.types.first())
                 .map_or_else(|| node.component.to_lowercase(), |t| t.to_lowercase());
+            // A component on a branch not taken answers no content, and
+            // is not failed: a failure fails the run (Langflow's rule).
             let produced = outcome.outputs.iter().find(|o| o.node_id == node.id);
-            let ran = outcome.events.iter().any(|e| e.node_id == node.id && e.completed);
             let content = if is_output { produced.map(|o| json!(text(&o.value))) } else { None };
             let output = json!({
                 "type": kind,
-                "status": if produced.is_some() || ran { "completed" } else { "failed" },
+                "status": "completed",
                 "display_name": node.display_name,
                 "content": content,
                 "metadata": { "component_type": node.component },
@@ -241,5 +241,40 @@ fn resolve_output(outputs: &Map<String, Json_>, selected: Option<&[String]>) -> 
         ([_, _, ..], _) => json!({ "reason": "multiple", "text": null, "source": null }),
         ([], false) => json!({ "reason": "non_string", "text": null, "source": null }),
         ([], true) => json!({ "reason": "none", "text": null, "source": null }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(kind: &str, content: Json_) -> Json_ {
+        json!({ "type": kind, "status": "completed", "content": content })
+    }
+
+    fn outputs(entries: &[(&str, Json_)]) -> Map<String, Json_> {
+        entries.iter().map(|(id, o)| ((*id).to_owned(), o.clone())).collect()
+    }
+
+    #[test]
+    fn the_answer_is_the_one_text_output_or_why_there_is_none() {
+        let two = outputs(&[
+            ("ChatOutput-a", output("message", json!("A"))),
+            ("ChatOutput-b", output("message", json!("B"))),
+        ]);
+        assert_eq!(resolve_output(&two, None), json!({"reason": "multiple", "text": null, "source": null}));
+        let picked = ["ChatOutput-b".to_owned()];
+        assert_eq!(
+            resolve_output(&two, Some(&picked)),
+            json!({"reason": "single", "text": "B", "source": "ChatOutput-b"})
+        );
+        assert_eq!(resolve_output(&two, Some(&[])), resolve_output(&two, None), "an empty selection is none");
+        let silent =
+            outputs(&[("ChatOutput-a", output("message", Json_::Null)), ("Parser-c", output("data", json!({})))]);
+        assert_eq!(resolve_output(&silent, None)["reason"], "non_string");
+        let data = outputs(&[("Parser-c", output("data", json!({"x": 1})))]);
+        assert_eq!(resolve_output(&data, None)["reason"], "none");
+        let empty = outputs(&[("TextOutput-t", output("text", json!("")))]);
+        assert_eq!(resolve_output(&empty, None), json!({"reason": "single", "text": "", "source": "TextOutput-t"}));
     }
 }

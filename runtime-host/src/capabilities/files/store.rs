@@ -187,8 +187,8 @@ impl FileStore {
         Ok(self.files(scope, prefix)?.into_iter().map(|f| f.name).collect())
     }
 
-    /// `scope`'s files whose names start with `prefix`, with their sizes,
-    /// sorted by name; at most [`MAX_LISTED`].
+    /// `scope`'s files whose names start with `prefix`, with their sizes:
+    /// the first [`MAX_LISTED`] by name.
     pub fn files(&self, scope: &FilesScope, prefix: &str) -> Result<Vec<ListedFile>, FilesError> {
         names::check_prefix(prefix)?;
         let Some(dir) = self.scope_dir(scope)? else { return Ok(Vec::new()) };
@@ -197,13 +197,14 @@ impl FileStore {
         let mut visit = |name: &str, entry: Entry| {
             if let Entry::File(bytes) = entry
                 && name.starts_with(prefix)
-                && found.len() < MAX_LISTED
             {
                 found.push(ListedFile { name: name.to_owned(), bytes });
             }
         };
         collect(&dir, "", &mut visit, &mut visited, 0)?;
+        // The first names in order, whatever order the directories gave.
         found.sort_by(|a, b| a.name.cmp(&b.name));
+        found.truncate(MAX_LISTED);
         Ok(found)
     }
 
@@ -324,7 +325,14 @@ impl FileStore {
         for (parent, component) in chain.iter().zip(&path).rev() {
             match rustix::fs::unlinkat(parent, *component, AtFlags::REMOVEDIR) {
                 Ok(()) => {}
-                Err(rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST | rustix::io::Errno::NOENT) => break,
+                // Not empty, gone, or no longer a directory (swapped for
+                // something else meanwhile): the file is deleted all the same.
+                Err(
+                    rustix::io::Errno::NOTEMPTY
+                    | rustix::io::Errno::EXIST
+                    | rustix::io::Errno::NOENT
+                    | rustix::io::Errno::NOTDIR,
+                ) => break,
                 Err(e) => return Err(FilesError::Io(e.into())),
             }
         }
@@ -467,6 +475,10 @@ fn collect(
     }
     for entry in Dir::read_from(dir).map_err(std::io::Error::from)? {
         let entry = entry.map_err(std::io::Error::from)?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
         *visited += 1;
         if *visited > MAX_ENTRIES {
             return Err(FilesError::Denied(format!("the storage holds more than {MAX_ENTRIES} entries")));
@@ -544,6 +556,21 @@ mod tests {
         assert!(segment("").starts_with('~'));
         assert_ne!(segment("~x"), segment("~y"));
         assert_eq!(segment("x").len(), 1);
+    }
+
+    #[test]
+    fn a_walk_counts_each_file_and_directory_once() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::open(FilesConfig::new(root.path())).expect("opens");
+        let scope = FilesScope { tenant: "t".into(), agent: "a".into() };
+        store.write(&scope, "d1/d2/f.txt", b"x").expect("written");
+        store.write(&scope, "g.txt", b"y").expect("written");
+        let tenant = open_dir(&open_root(root.path()).expect("root"), "t", false, "").expect("opens").expect("there");
+        let mut visited = 0;
+        collect(&tenant, "", &mut |_, _| {}, &mut visited, 0).expect("walks");
+        // a, a/d1, a/d1/d2, a/d1/d2/f.txt, a/g.txt: `.` and `..` are not entries.
+        assert_eq!(visited, 5);
+        assert_eq!(store.tenant_usage("t").expect("usage"), TenantUsage { bytes: 3 * DIRECTORY_BYTES + 2, entries: 5 });
     }
 
     #[test]
