@@ -632,6 +632,49 @@ async fn openai_responses_fail_and_refuse_in_openais_shape() {
     assert_eq!(error["error"]["type"], "authentication_error");
 }
 
+/// `GET /v1/models`: the agents the key may call, and no others.
+#[tokio::test]
+async fn openai_models_are_the_keys_agents() {
+    let plane = data_plane(DataPlaneConfig::default());
+    let get = |uri: &str, k: &str| {
+        Request::get(uri).header("authorization", format!("Bearer {k}")).body(Body::empty()).expect("request")
+    };
+    let ids = |body: &[u8]| -> Vec<String> {
+        let list: Value = serde_json::from_slice(body).expect("JSON");
+        assert_eq!(list["object"], "list", "{list}");
+        list["data"].as_array().expect("data").iter().map(|m| m["id"].as_str().unwrap_or("").to_owned()).collect()
+    };
+    let acme = key(&claims("acme"));
+    let (status, _, bytes) = call(&plane, get("/v1/models", &acme)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&bytes), ["echo-agent", "prompt-agent"]);
+    let (_, _, bytes) = call(&plane, get("/v1/models", &key(&claims("rival")))).await;
+    assert_eq!(ids(&bytes), ["rival-agent"], "another tenant's agents are not listed");
+    let only_echo = key(&Claims { agents: vec!["echo-agent".into()], ..claims("acme") });
+    let (_, _, bytes) = call(&plane, get("/v1/models", &only_echo)).await;
+    assert_eq!(ids(&bytes), ["echo-agent"], "a key of some agents lists only those");
+
+    let (status, _, bytes) = call(&plane, get("/v1/models/prompt-agent", &acme)).await;
+    let model: Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(status, StatusCode::OK, "{model}");
+    assert_eq!(
+        (&model["id"], &model["object"], &model["owned_by"]),
+        (&json!("prompt-agent"), &json!("model"), &json!("acme"))
+    );
+    assert!(model["created"].as_u64().is_some_and(|t| t > 1_700_000_000), "{model}");
+    for (uri, k, status) in [
+        ("/v1/models/rival-agent", acme.as_str(), StatusCode::NOT_FOUND),
+        ("/v1/models/prompt-agent", only_echo.as_str(), StatusCode::FORBIDDEN),
+        ("/v1/models", &key(&Claims { scopes: vec!["widget".into()], ..claims("acme") }), StatusCode::FORBIDDEN),
+        ("/v1/models", "not-a-key", StatusCode::UNAUTHORIZED),
+    ] {
+        let (got, _, bytes) = call(&plane, get(uri, k)).await;
+        let error: Value = serde_json::from_slice(&bytes).expect("JSON");
+        assert_eq!(got, status, "{uri}: {error}");
+        assert!(error["error"]["message"].is_string(), "OpenAI's shape: {error}");
+    }
+}
+
 #[tokio::test]
 async fn openai_chat_completions() {
     let plane = data_plane(DataPlaneConfig::default());

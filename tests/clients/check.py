@@ -71,6 +71,11 @@ def openai_sdk():
     assert "".join(parts) == text, (parts, text)
     assert usage is not None and usage.total_tokens > 0, usage
 
+    ids = sorted(model.id for model in client.models.list())
+    assert ids == ["chat", "prompt"], f"the key's agents are its models: {ids}"
+    assert client.models.retrieve("chat").id == "chat"
+    expect_error(openai.NotFoundError, lambda: client.models.retrieve("no-such-agent"))
+
     plain = client.chat.completions.create(model="prompt", messages=[{"role": "user", "content": "no model"}])
     assert plain.choices[0].message.content == "You said: no model", plain
 

@@ -33,6 +33,8 @@ pub struct Agent {
 #[derive(Default)]
 pub struct Agents {
     by_id: DashMap<String, Arc<Agent>>,
+    /// When each was first provisioned on this host (Unix seconds).
+    since: DashMap<String, u64>,
     /// The ids of the agents each name of a tenant names ([`alias`]),
     /// oldest first.
     aliases: DashMap<String, Vec<String>>,
@@ -46,6 +48,7 @@ impl Agents {
     /// Provisions (or replaces) an agent.
     pub fn provision(&self, agent: Agent) {
         let agent = Arc::new(agent);
+        self.since.entry(agent.id.clone()).or_insert_with(super::clock::unix_seconds);
         if let Some(replaced) = self.by_id.insert(agent.id.clone(), agent.clone()) {
             // A new version may have a new flow id or endpoint name.
             self.unalias(&replaced);
@@ -63,6 +66,7 @@ impl Agents {
         if let Some((_, agent)) = self.by_id.remove(id) {
             self.unalias(&agent);
         }
+        self.since.remove(id);
     }
 
     fn unalias(&self, agent: &Agent) {
@@ -96,6 +100,24 @@ impl Agents {
     /// The agent with id `id`.
     pub fn get(&self, id: &str) -> Option<Arc<Agent>> {
         self.by_id.get(id).map(|a| a.clone())
+    }
+
+    /// `tenant`'s agents among `allowed` (empty: all of them), by id,
+    /// each with when it was first provisioned here (Unix seconds).
+    pub fn of_tenant(&self, tenant: &str, allowed: &[String]) -> Vec<(Arc<Agent>, u64)> {
+        let mut found: Vec<(Arc<Agent>, u64)> = self
+            .by_id
+            .iter()
+            .filter(|agent| agent.tenant == tenant && (allowed.is_empty() || allowed.contains(&agent.id)))
+            .map(|agent| (agent.clone(), self.since.get(&agent.id).map_or(0, |s| *s)))
+            .collect();
+        found.sort_by(|(a, _), (b, _)| a.id.cmp(&b.id));
+        found
+    }
+
+    /// When agent `id` was first provisioned here (Unix seconds).
+    pub fn since(&self, id: &str) -> Option<u64> {
+        self.since.get(id).map(|s| *s)
     }
 
     /// Whether any agent runs the flow with `digest`.

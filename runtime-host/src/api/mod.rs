@@ -3,7 +3,8 @@
 //! - native `POST /v1/agents/{agent}/runs` (JSON or SSE);
 //! - Langflow-compatible `POST /api/v1/run/{flow}` (same request, response and
 //!   stream shapes, `x-api-key`);
-//! - OpenAI-compatible `POST /v1/chat/completions` (`model` = agent id);
+//! - OpenAI-compatible `POST /v1/chat/completions` (`model` = agent id) and
+//!   `GET /v1/models[/{model}]` (the agents the key may call);
 //! - OpenAI's Responses API `POST /v1/responses` (also Langflow's
 //!   `/api/v1/responses`; see [`responses`]);
 //! - Langflow's v2 `POST /api/v2/workflows`, mode `sync` (see [`workflows`]);
@@ -523,6 +524,8 @@ pub fn router(state: Arc<DataPlane>) -> Router {
         .route("/v1/agents/{agent}/files", get(files::agent_files))
         .route("/v1/agents/{agent}/files/{*name}", get(files::agent_file).delete(files::delete_agent_file))
         .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/models/{model}", get(openai::model))
         .route("/v1/responses", post(responses::create))
         .route("/api/v1/responses", post(responses::create))
         .route("/health", get(health))

@@ -1,6 +1,8 @@
 //! The OpenAI-compatible API: `POST /v1/chat/completions` with `model` = the
 //! agent id, so every OpenAI SDK can call an agent (the Responses API is
-//! [`super::responses`]).
+//! [`super::responses`]), and `GET /v1/models[/{model}]`, the agents the
+//! key may call, as OpenAI lists models (tools that speak OpenAI's API ask
+//! for it before they offer a model).
 
 use super::body::JsonBody;
 use super::error::ApiError;
@@ -9,7 +11,7 @@ use super::progress::Step;
 use super::{ApiKey, DataPlane, Execution, clock, native, session_or};
 use crate::{RunEvent, RunRequest};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -78,6 +80,43 @@ pub async fn chat_completions(
     body: Result<JsonBody<ChatBody>, ApiError>,
 ) -> Result<Response, OpenAiError> {
     Ok(complete(state, key?, body?.0).await?)
+}
+
+/// `GET /v1/models`: the agents of the key's tenant it may call, by id.
+pub async fn models(
+    State(state): State<Arc<DataPlane>>,
+    key: Result<ApiKey, ApiError>,
+) -> Result<Json<serde_json::Value>, OpenAiError> {
+    let key = key?;
+    key.require_run("listing models")?;
+    state.limit_rate(&key)?;
+    let claims = &key.claims;
+    let data: Vec<_> = state
+        .agents
+        .of_tenant(&claims.tenant, &claims.agents)
+        .iter()
+        .map(|(agent, since)| model_json(&agent.id, *since, &agent.tenant))
+        .collect();
+    Ok(Json(json!({ "object": "list", "data": data })))
+}
+
+/// `GET /v1/models/{model}`: one agent the key may call.
+pub async fn model(
+    State(state): State<Arc<DataPlane>>,
+    key: Result<ApiKey, ApiError>,
+    Path(model): Path<String>,
+) -> Result<Json<serde_json::Value>, OpenAiError> {
+    let key = key?;
+    key.require_run("looking up models")?;
+    state.limit_rate(&key)?;
+    let agent = state.agent_for(&key, &model)?;
+    let since = state.agents.since(&agent.id).unwrap_or_default();
+    Ok(Json(model_json(&agent.id, since, &agent.tenant)))
+}
+
+/// OpenAI's model object for an agent.
+fn model_json(id: &str, created: u64, owner: &str) -> serde_json::Value {
+    json!({ "id": id, "object": "model", "created": created, "owned_by": owner })
 }
 
 /// An [`ApiError`] as OpenAI's SDKs read one:
