@@ -59,7 +59,11 @@ async fn langflow_and_openai_python_clients_work_unchanged() {
     let data = tempfile::tempdir().expect("tempdir");
     let host = support::start_host(
         data.path(),
-        &[("prompt", "prompt-echo.json"), ("chat", "starter/basic-prompting.json")],
+        &[
+            ("prompt", "prompt-echo.json"),
+            ("chat", "starter/basic-prompting.json"),
+            ("memory", "starter/memory-chatbot.json"),
+        ],
         &["--llm-provider", &provider],
     );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/check.py");
@@ -74,4 +78,11 @@ async fn langflow_and_openai_python_clients_work_unchanged() {
     assert!(output.status.success(), "the clients' checks failed:\n{said}");
     assert!(said.contains("langflow-sdk and openai: ok"), "{said}");
     assert!(model.requests().iter().any(|r| r.path == "/v1/chat/completions"), "the model was called");
+    // `previous_response_id` went on with the conversation: the agent's
+    // model saw the earlier turn with the later one.
+    let recalled = model.requests().iter().any(|r| {
+        let sent = r.body["messages"].to_string();
+        sent.contains("what is my name?") && sent.contains("my name is Ada")
+    });
+    assert!(recalled, "the second turn carried the first: {:?}", model.requests().last().map(|r| &r.body));
 }

@@ -10,6 +10,7 @@ mismatch.
 import os
 
 import openai
+from openai.types.responses import Response
 from langflow_sdk import Client
 from langflow_sdk.exceptions import LangflowAuthError, LangflowNotFoundError
 
@@ -72,7 +73,7 @@ def openai_sdk():
     assert usage is not None and usage.total_tokens > 0, usage
 
     ids = sorted(model.id for model in client.models.list())
-    assert ids == ["chat", "prompt"], f"the key's agents are its models: {ids}"
+    assert ids == ["chat", "memory", "prompt"], f"the key's agents are its models: {ids}"
     assert client.models.retrieve("chat").id == "chat"
     expect_error(openai.NotFoundError, lambda: client.models.retrieve("no-such-agent"))
 
@@ -105,9 +106,20 @@ def openai_responses():
     assert "".join(deltas) == final.output_text == first.output_text, (deltas, final.output_text)
     assert final.usage.total_tokens > 0, final.usage
 
-    # A conversation goes on from the response it names.
-    later = client.responses.create(model="chat", input="and again", previous_response_id=first.id)
-    assert later.previous_response_id == first.id and later.output_text == "You said: and again", later
+    # The SDK builds events without checking them: check each against its
+    # model, as a stricter client would.
+    events = list(client.responses.create(model="chat", input="strict", stream=True))
+    for event in events:
+        type(event).model_validate(event.to_dict())
+    assert events[-1].type == "response.completed", [e.type for e in events]
+    Response.model_validate(events[-1].response.to_dict())
+    Response.model_validate(first.to_dict())
+
+    # A conversation goes on from the response it names: an agent with
+    # memory sends the earlier turn to its model (tests/clients.rs looks).
+    earlier = client.responses.create(model="memory", input="my name is Ada")
+    later = client.responses.create(model="memory", input="what is my name?", previous_response_id=earlier.id)
+    assert later.previous_response_id == earlier.id and later.status == "completed", later
 
     # Input as messages, and a flow without a model, by Langflow's path too.
     plain = client.responses.create(model="prompt", input=[{"role": "user", "content": "no model"}])

@@ -27,7 +27,7 @@
 
 use super::body::JsonBody;
 use super::error::ApiError;
-use super::openai::{OpenAiError, answer_nodes, error_body};
+use super::openai::{OpenAiError, answer_nodes};
 use super::progress::Step;
 use super::{ApiKey, DataPlane, Execution, clock, native};
 use crate::{RunEvent, RunRequest, TokenCount};
@@ -46,13 +46,12 @@ use std::sync::Arc;
 pub struct ResponsesBody {
     model: String,
     input: Json_,
-    #[serde(default)]
-    stream: bool,
+    /// `null` as `false`, as some proxies send it.
+    stream: Option<bool>,
     previous_response_id: Option<String>,
     #[serde(default)]
     tools: Option<Vec<Json_>>,
-    #[serde(default)]
-    background: bool,
+    background: Option<bool>,
 }
 
 impl ResponsesBody {
@@ -99,24 +98,16 @@ async fn respond(state: Arc<DataPlane>, key: ApiKey, body: ResponsesBody) -> Res
     if body.tools.as_ref().is_some_and(|tools| !tools.is_empty()) {
         return Err(ApiError::BadRequest("`tools` are not taken: an agent's tools are its flow's own".into()));
     }
-    if body.background {
+    if body.background == Some(true) {
         return Err(ApiError::BadRequest("`background` responses are not served; leave it out".into()));
     }
     let input = body.input_text()?;
     let agent = state.agent_for(&key, &body.model)?;
-    let session = body
-        .previous_response_id
-        .clone()
-        .filter(|id| !id.trim().is_empty())
-        .unwrap_or_else(|| format!("resp_{}", uuid::Uuid::new_v4().simple()));
+    let previous = body.previous_response_id.filter(|id| !id.trim().is_empty());
+    let session = previous.clone().unwrap_or_else(|| format!("resp_{}", uuid::Uuid::new_v4().simple()));
     let request = RunRequest { input_value: Some(input), session_id: session.clone(), ..RunRequest::default() };
-    let shape = Shape {
-        id: session,
-        model: body.model,
-        previous: body.previous_response_id,
-        created_at: clock::unix_seconds(),
-    };
-    if !body.stream {
+    let shape = Shape { id: session, model: body.model, previous, created_at: clock::unix_seconds() };
+    if body.stream != Some(true) {
         let Execution { outcome, run_id } = state.execute(&key, &agent, request).await?;
         let text = outcome.outputs.first().map(|o| native::text(&o.value)).unwrap_or_default();
         let item = shape.message(&format!("msg_{run_id}"), "completed", &text);
@@ -158,6 +149,7 @@ async fn respond(state: Arc<DataPlane>, key: ApiKey, body: ResponsesBody) -> Res
                     let place = json!({ "item_id": item_id, "output_index": 0, "content_index": 0 });
                     let mut done = place.clone();
                     done["text"] = json!(text);
+                    done["logprobs"] = json!([]);
                     frames.push(events.next("response.output_text.done", done));
                     let mut part_done = place;
                     part_done["part"] = text_part(&text);
@@ -170,7 +162,7 @@ async fn respond(state: Arc<DataPlane>, key: ApiKey, body: ResponsesBody) -> Res
                 }
                 Err(error) => {
                     let mut response = shape.response("failed", json!([]), None);
-                    response["error"] = error_body(&error)["error"].clone();
+                    response["error"] = failure(&error);
                     vec![events.next("response.failed", json!({ "response": response }))]
                 }
             },
@@ -197,7 +189,7 @@ impl Shape {
         let usage = tokens.map(|t| {
             json!({
                 "input_tokens": t.input,
-                "input_tokens_details": { "cached_tokens": 0 },
+                "input_tokens_details": { "cached_tokens": 0, "cache_write_tokens": 0 },
                 "output_tokens": t.output,
                 "output_tokens_details": { "reasoning_tokens": 0 },
                 "total_tokens": t.input + t.output,
@@ -241,7 +233,18 @@ fn text_part(text: &str) -> Json_ {
 }
 
 fn delta(item_id: &str, text: &str) -> Json_ {
-    json!({ "item_id": item_id, "output_index": 0, "content_index": 0, "delta": text })
+    json!({ "item_id": item_id, "output_index": 0, "content_index": 0, "delta": text, "logprobs": [] })
+}
+
+/// A failed response's `error`, with one of the codes OpenAI's response
+/// errors use.
+fn failure(error: &ApiError) -> Json_ {
+    let code = if error.status_and_code().0 == axum::http::StatusCode::TOO_MANY_REQUESTS {
+        "rate_limit_exceeded"
+    } else {
+        "server_error"
+    };
+    json!({ "code": code, "message": error.message() })
 }
 
 /// Stream events, numbered as OpenAI numbers them.

@@ -199,6 +199,11 @@ impl FileStore {
                 && name.starts_with(prefix)
             {
                 found.push(ListedFile { name: name.to_owned(), bytes });
+                // Kept to twice a listing's worth while walking.
+                if found.len() >= 2 * MAX_LISTED {
+                    found.sort_by(|a, b| a.name.cmp(&b.name));
+                    found.truncate(MAX_LISTED);
+                }
             }
         };
         collect(&dir, "", &mut visit, &mut visited, 0)?;
