@@ -60,16 +60,27 @@ struct ChatMessage {
 impl ChatMessage {
     /// Text content: a string, or the text parts of a content array.
     fn text(&self) -> String {
-        match &self.content {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Array(parts) => parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(serde_json::Value::as_str))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            _ => String::new(),
-        }
+        content_text(&self.content)
     }
+}
+
+/// A message's text content, as OpenAI's APIs send it: a string, or the
+/// text parts of a content array.
+pub(super) fn content_text(content: &serde_json::Value) -> String {
+    match content {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(serde_json::Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// The run's answer: the text of its first output.
+pub(super) fn answer_text(outcome: &crate::RunOutcome) -> String {
+    outcome.outputs.first().map(|o| native::text(&o.value)).unwrap_or_default()
 }
 
 /// `POST /v1/chat/completions`. Refusals, the key's included, come in
@@ -178,7 +189,7 @@ async fn complete(state: Arc<DataPlane>, key: ApiKey, body: ChatBody) -> Result<
     let created = clock::unix_seconds();
     if !body.stream {
         let Execution { outcome, run_id } = state.execute(&key, &agent, request).await?;
-        let content = outcome.outputs.first().map(|o| native::text(&o.value)).unwrap_or_default();
+        let content = answer_text(&outcome);
         return Ok(Json(json!({
             "id": format!("chatcmpl-{run_id}"),
             "object": "chat.completion",
@@ -227,7 +238,7 @@ async fn complete(state: Arc<DataPlane>, key: ApiKey, body: ChatBody) -> Result<
                 Ok(Execution { outcome, .. }) => {
                     let mut data = Vec::new();
                     if !streamed {
-                        let content = outcome.outputs.first().map(|o| native::text(&o.value)).unwrap_or_default();
+                        let content = answer_text(&outcome);
                         data.push(chunk(json!({ "content": content }), None));
                     }
                     data.push(chunk(json!({}), Some("stop")));

@@ -27,9 +27,9 @@
 
 use super::body::JsonBody;
 use super::error::ApiError;
-use super::openai::{OpenAiError, answer_nodes};
+use super::openai::{OpenAiError, answer_nodes, answer_text, content_text};
 use super::progress::Step;
-use super::{ApiKey, DataPlane, Execution, clock, native};
+use super::{ApiKey, DataPlane, Execution, clock};
 use crate::{RunEvent, RunRequest, TokenCount};
 use axum::Json;
 use axum::extract::State;
@@ -70,17 +70,6 @@ impl ResponsesBody {
     }
 }
 
-/// A message's text: a string, or its text parts joined.
-fn content_text(content: &Json_) -> String {
-    match content {
-        Json_::String(text) => text.clone(),
-        Json_::Array(parts) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Json_::as_str)).collect::<Vec<_>>().join("\n")
-        }
-        _ => String::new(),
-    }
-}
-
 /// `POST /v1/responses`, `POST /api/v1/responses`. Refusals, the key's
 /// included, come in OpenAI's error shape.
 pub async fn create(
@@ -109,7 +98,7 @@ async fn respond(state: Arc<DataPlane>, key: ApiKey, body: ResponsesBody) -> Res
     let shape = Shape { id: session, model: body.model, previous, created_at: clock::unix_seconds() };
     if body.stream != Some(true) {
         let Execution { outcome, run_id } = state.execute(&key, &agent, request).await?;
-        let text = outcome.outputs.first().map(|o| native::text(&o.value)).unwrap_or_default();
+        let text = answer_text(&outcome);
         let item = shape.message(&format!("msg_{run_id}"), "completed", &text);
         return Ok(Json(shape.response("completed", json!([item]), Some(outcome.tokens))).into_response());
     }
@@ -117,18 +106,18 @@ async fn respond(state: Arc<DataPlane>, key: ApiKey, body: ResponsesBody) -> Res
     let progress = state.execute_streaming(key, agent, request)?;
     let item_id = format!("msg_{}", progress.run_id());
     let mut events = Events::default();
-    let mut opening = vec![
+    let opening = vec![
         events.next("response.created", json!({ "response": shape.response("in_progress", json!([]), None) })),
         events.next("response.in_progress", json!({ "response": shape.response("in_progress", json!([]), None) })),
         events.next(
             "response.output_item.added",
             json!({ "output_index": 0, "item": shape.message(&item_id, "in_progress", "") }),
         ),
+        events.next(
+            "response.content_part.added",
+            json!({ "item_id": item_id, "output_index": 0, "content_index": 0, "part": text_part("") }),
+        ),
     ];
-    opening.push(events.next(
-        "response.content_part.added",
-        json!({ "item_id": item_id, "output_index": 0, "content_index": 0, "part": text_part("") }),
-    ));
     let mut text = String::new();
     let rest = progress.steps().flat_map(move |step| {
         let frames = match step {
@@ -141,7 +130,7 @@ async fn respond(state: Arc<DataPlane>, key: ApiKey, body: ResponsesBody) -> Res
             Step::Finished(result) => match *result {
                 Ok(Execution { outcome, .. }) => {
                     let mut frames = Vec::new();
-                    let answer = outcome.outputs.first().map(|o| native::text(&o.value)).unwrap_or_default();
+                    let answer = answer_text(&outcome);
                     if text.is_empty() && !answer.is_empty() {
                         frames.push(events.next("response.output_text.delta", delta(&item_id, &answer)));
                         text = answer;
