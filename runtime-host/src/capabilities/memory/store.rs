@@ -714,31 +714,38 @@ mod tests {
 
     /// A process killed between a fold and the next leaves the messages in
     /// the log; the next open stores them. A fold that committed before
-    /// the kill but had not emptied its file stores nothing twice.
+    /// the kill but had not emptied its file stores nothing twice. More
+    /// messages than one insert statement takes, so both kinds of insert
+    /// (many rows and one) meet new and repeated messages.
     #[test]
     fn what_the_log_held_when_the_process_ended_is_stored_at_the_next_open() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let database = migrated(dir.path());
-        let killed = |texts: &[&str]| {
+        let killed = |count: usize| {
             // A log with no folder: what a killed process left.
             let log = AppendLog::open(&database, MAX_UNFOLDED, |_| Ok(1)).expect("log opens");
-            for (n, text) in texts.iter().enumerate() {
-                log.append(new_message(&format!("m{n}"), text)).expect("appended");
+            for n in 0..count {
+                log.append(new_message(&format!("m{n}"), &format!("text {n}"))).expect("appended");
             }
         };
-        killed(&["first", "second"]);
+        let last = |count: usize| (count - 3..count).map(|n| format!("text {n}")).collect::<Vec<_>>();
         let scope = Scope { tenant: "t".into(), agent: "a".into() };
+        let first = 2 * fold::ROWS_PER_INSERT + 5;
+        killed(first);
         let store = file_store(dir.path());
-        assert_eq!(texts(&store, &scope), ["first", "second"]);
-        assert_eq!((rows(&store), log_bytes(dir.path())), (2, 0), "in the database, and the log emptied");
+        assert_eq!(texts(&store, &scope)[97..], last(first));
+        assert_eq!((rows(&store), log_bytes(dir.path())), (first as i64, 0), "in the database, and the log emptied");
         io::block_on(store.close());
 
-        killed(&["first", "second"]);
+        // The same messages again, and new ones after them.
+        let second = first + fold::ROWS_PER_INSERT / 2;
+        killed(second);
         let store = file_store(dir.path());
-        assert_eq!(texts(&store, &scope), ["first", "second"], "stored once");
+        assert_eq!(rows(&store), second as i64, "each stored once");
+        assert_eq!(texts(&store, &scope)[97..], last(second));
         // New appends take ids after the replayed ones.
-        io::block_on(store.append(&scope, &user_message("third"))).expect("stored");
-        assert_eq!(texts(&store, &scope), ["first", "second", "third"]);
+        io::block_on(store.append(&scope, &user_message("next"))).expect("stored");
+        assert_eq!(texts(&store, &scope).last().map(String::as_str), Some("next"));
         io::block_on(store.close());
     }
 
