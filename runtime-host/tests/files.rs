@@ -780,3 +780,29 @@ async fn files_are_listed_downloaded_and_deleted_as_in_langflow() {
         send(&p.plane, without_body("DELETE", &format!("/api/v1/files/delete/portfolio/{chart}"), &acme)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// A download is read from the file as it is sent, a chunk at a time,
+/// from the file as it was when the download began: a write or a deletion
+/// meanwhile changes nothing of what this download sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_streams_the_file_it_opened() {
+    let p = plane(1 << 20, 1 << 30).await;
+    let acme = key("acme", &["run"]);
+    let content: Vec<u8> = (0..200_000u32).map(|n| (n * 7 % 251) as u8).collect();
+    p.files.write(&scope("acme", "portfolio"), "reports/big.bin", &content).expect("written");
+
+    let request = without_body("GET", "/v1/agents/portfolio/files/reports/big.bin", &acme);
+    let response = router(p.plane.clone()).oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-length"], content.len().to_string());
+    p.files.write(&scope("acme", "portfolio"), "reports/big.bin", b"replaced").expect("replaced");
+    let mut body = response.into_body();
+    let first = body.frame().await.expect("a frame").expect("read").into_data().expect("data");
+    assert!(first.len() <= 64 << 10, "a chunk, not the whole file: {} bytes", first.len());
+    assert!(p.files.delete(&scope("acme", "portfolio"), "reports/big.bin").expect("deleted"));
+    let rest = body.collect().await.expect("the rest").to_bytes();
+    assert_eq!([&first[..], &rest[..]].concat(), content, "the file as it was opened");
+
+    let (status, body) = send(&p.plane, without_body("GET", "/v1/agents/portfolio/files/reports/big.bin", &acme)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}

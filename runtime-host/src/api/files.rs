@@ -31,13 +31,17 @@
 //! still free its storage). Uploads over the per-file cap or the tenant's
 //! storage cap are refused (413). Downloads are always attachments with
 //! `X-Content-Type-Options: nosniff`: a stored HTML or SVG file never
-//! renders as a page of the data plane's origin.
+//! renders as a page of the data plane's origin. They are streamed from
+//! the file as it was when the download began, 64 KiB at a time, so a
+//! download holds a chunk in memory, not the file, and a write or a
+//! deletion meanwhile does not change what it sends.
 
 use super::agents::Agent;
 use super::error::ApiError;
 use super::{ApiKey, DataPlane, clock};
-use crate::capabilities::files::{FileStore, FilesError, FilesScope, StoredFile, names, store};
+use crate::capabilities::files::{FileStore, FilesError, FilesScope, OpenedFile, names, store};
 use axum::Json;
+use axum::body::{Body, Bytes};
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -45,6 +49,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::sync::Arc;
+use tokio::io::AsyncReadExt;
 
 /// Room for the multipart framing around the file itself.
 pub(super) const FRAMING_BYTES: usize = 64 << 10;
@@ -129,7 +134,7 @@ pub async fn download(
 ) -> Result<Response, ApiError> {
     let Storage { agent, store, scope } = open(&state, &key, &flow, "downloading files", Charge::RateOnly)?;
     let name = in_folder(&agent, &file_name)?;
-    let file = blocking(move || store.read(&scope, &name)).await?;
+    let file = blocking(move || store.open_read(&scope, &name)).await?;
     Ok(attachment(&file_name, file, "application/octet-stream"))
 }
 
@@ -148,7 +153,7 @@ pub async fn image(
              /api/v1/files/download/{flow}/{file_name}"
         )));
     }
-    let file = blocking(move || store.read(&scope, &name)).await?;
+    let file = blocking(move || store.open_read(&scope, &name)).await?;
     Ok(attachment(&file_name, file, content_type))
 }
 
@@ -202,7 +207,7 @@ pub async fn agent_file(
 ) -> Result<Response, ApiError> {
     let Storage { store, scope, .. } = open(&state, &key, &agent, "downloading files", Charge::RateOnly)?;
     let shown = name.rsplit('/').next().unwrap_or_default().to_owned();
-    let file = blocking(move || store.read(&scope, &name)).await?;
+    let file = blocking(move || store.open_read(&scope, &name)).await?;
     Ok(attachment(&shown, file, "application/octet-stream"))
 }
 
@@ -295,13 +300,39 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// `file` as a download named `shown`: never rendered in the browser.
-fn attachment(shown: &str, file: StoredFile, content_type: &'static str) -> Response {
+fn attachment(shown: &str, file: OpenedFile, content_type: &'static str) -> Response {
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+        (header::CONTENT_LENGTH, HeaderValue::from(file.bytes)),
         (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
         (header::CONTENT_DISPOSITION, content_disposition(shown)),
     ];
-    (headers, file.content).into_response()
+    (headers, streamed(file)).into_response()
+}
+
+/// Bytes a download reads from its file at a time.
+const DOWNLOAD_CHUNK: u64 = 64 << 10;
+
+/// `file`'s bytes as they are read, [`DOWNLOAD_CHUNK`] at a time: a
+/// download holds one chunk in memory, not the file. It ends after the
+/// length the file had when it was opened (the `Content-Length`), and
+/// with an error (the connection is cut, not the answer left short) if
+/// the file turns out shorter.
+fn streamed(opened: OpenedFile) -> Body {
+    let file = tokio::fs::File::from_std(opened.file);
+    let chunks = futures_util::stream::try_unfold((file, opened.bytes), |(mut file, left)| async move {
+        if left == 0 {
+            return Ok(None);
+        }
+        let mut chunk = vec![0; left.min(DOWNLOAD_CHUNK) as usize];
+        let read = file.read(&mut chunk).await?;
+        if read == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file was cut short"));
+        }
+        chunk.truncate(read);
+        Ok::<_, std::io::Error>(Some((Bytes::from(chunk), (file, left - read as u64))))
+    });
+    Body::from_stream(chunks)
 }
 
 /// `attachment` with the name as an ASCII fallback and percent-encoded

@@ -24,7 +24,9 @@
 pub mod names;
 pub mod store;
 
-pub use store::{DIRECTORY_BYTES, FileStore, FilesConfig, FilesError, FilesScope, ListedFile, StoredFile, TenantUsage};
+pub use store::{
+    DIRECTORY_BYTES, FileStore, FilesConfig, FilesError, FilesScope, ListedFile, OpenedFile, StoredFile, TenantUsage,
+};
 
 use super::io;
 use crate::bindings::node::sandflow::host::files::{File, Host};

@@ -86,6 +86,16 @@ pub struct StoredFile {
     pub content: Vec<u8>,
 }
 
+/// A stored file opened for reading ([`FileStore::open_read`]).
+#[derive(Debug)]
+pub struct OpenedFile {
+    /// The open file. A write renames a new file over the name, so this
+    /// one keeps the bytes it had when it was opened.
+    pub file: std::fs::File,
+    /// Its length when it was opened: what a reader should read.
+    pub bytes: u64,
+}
+
 /// The tenants' file storage: cheap to clone.
 #[derive(Clone)]
 pub struct FileStore {
@@ -153,6 +163,17 @@ impl FileStore {
 
     /// Reads file `name` of `scope`.
     pub fn read(&self, scope: &FilesScope, name: &str) -> Result<StoredFile, FilesError> {
+        let opened = self.open_read(scope, name)?;
+        let mut content = Vec::with_capacity(opened.bytes as usize);
+        // The file may have grown since it was opened (a writer renames a
+        // new file over the name, so only a hand outside the store can).
+        opened.file.take(opened.bytes).read_to_end(&mut content)?;
+        Ok(StoredFile { name: name.to_owned(), content_type: content_type(name).to_owned(), content })
+    }
+
+    /// Opens file `name` of `scope` for reading, as [`FileStore::read`]
+    /// would read it, without reading it: for streaming it.
+    pub fn open_read(&self, scope: &FilesScope, name: &str) -> Result<OpenedFile, FilesError> {
         let parts = names::components(name)?;
         let missing = || FilesError::NotFound(format!("there is no file `{}` in this agent's storage", shown(name)));
         let Some(dir) = self.scope_dir(scope)? else { return Err(missing()) };
@@ -174,12 +195,11 @@ impl FileStore {
             return Err(FilesError::Invalid(format!("`{}` is not a regular file", shown(name))));
         }
         let limit = self.inner.config.max_file_bytes;
-        let mut content = Vec::new();
-        std::fs::File::from(fd).take(limit.saturating_add(1)).read_to_end(&mut content)?;
-        if content.len() as u64 > limit {
+        let bytes = stat.st_size as u64;
+        if bytes > limit {
             return Err(FilesError::TooLarge(format!("`{}` is over the {limit}-byte limit per file", shown(name))));
         }
-        Ok(StoredFile { name: name.to_owned(), content_type: content_type(name).to_owned(), content })
+        Ok(OpenedFile { file: std::fs::File::from(fd), bytes })
     }
 
     /// Names of `scope`'s files that start with `prefix`, sorted.
