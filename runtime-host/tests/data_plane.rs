@@ -182,13 +182,21 @@ async fn v2_workflows_answer_like_langflow() {
         (json!({"flow_id": "prompt-agent", "globals": {"OPENAI_API_KEY": "sk-x"}}), "secrets"),
         (json!({"flow_id": "prompt-agent", "data": {"nodes": [], "edges": []}}), "published version"),
         (json!({"flow_id": "prompt-agent", "start_component_id": "Prompt-t2oaK"}), "partial runs"),
-        (json!({"flow_id": "prompt-agent", "output_ids": ["Prompt-t2oaK"]}), "choose among: ChatOutput-yK0AU"),
     ] {
         let (status, _, bytes) = call(&plane, workflows(body.clone())).await;
         let text = String::from_utf8_lossy(&bytes);
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {text}");
         assert!(text.contains(says), "{body}: {text}");
     }
+    // Outputs the flow does not have, as Langflow refuses them.
+    let (status, _, bytes) =
+        call(&plane, workflows(json!({"flow_id": "prompt-agent", "output_ids": ["ChatOutput-yK0AU", "Prompt-t2oaK"]})))
+            .await;
+    let answer: Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["detail"]["code"], "UNKNOWN_OUTPUT_IDS", "{answer}");
+    assert_eq!(answer["detail"]["available"], json!(["ChatOutput-yK0AU"]), "{answer}");
+    assert!(answer["detail"]["message"].as_str().unwrap_or("").contains("Prompt-t2oaK"), "{answer}");
     let (status, _, bytes) = call(&plane, workflows(json!({"flow_id": "prompt-agent", "stream": true}))).await;
     assert!(status.is_client_error(), "unknown fields are refused, as Langflow's schema forbids them");
     assert!(String::from_utf8_lossy(&bytes).contains("stream"), "{}", String::from_utf8_lossy(&bytes));
@@ -976,8 +984,14 @@ async fn every_run_leaves_a_usage_record_before_its_answer() {
     let (status, _, _) = call(&plane, post("/api/v1/run/prompt-echo", Some(&k), json!({"input_value": "hey"}))).await;
     assert_eq!(status, StatusCode::OK);
     let broken = json!({"input_value": "x", "tweaks": {"Prompt-t2oaK": {"template": "broken }"}}});
-    let (status, _, _) = call(&plane, post("/api/v1/run/prompt-echo", Some(&k), broken)).await;
+    let (status, _, _) = call(&plane, post("/api/v1/run/prompt-echo", Some(&k), broken.clone())).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    // A failed v2 run names the run its record is of.
+    let v2 = json!({"flow_id": "prompt-agent", "input_value": "x", "tweaks": broken["tweaks"]});
+    let (status, _, bytes) = call(&plane, post("/api/v2/workflows", Some(&k), v2)).await;
+    assert_eq!(status, StatusCode::OK);
+    let failed: Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(failed["status"], "failed", "{failed}");
 
     let mut lines = Vec::new();
     for entry in std::fs::read_dir(dir.path()).expect("dir") {
@@ -988,7 +1002,7 @@ async fn every_run_leaves_a_usage_record_before_its_answer() {
         }
     }
     let records: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
-    assert_eq!(records.len(), 2);
+    assert_eq!(records.len(), 3);
     assert_eq!(records[0]["tenant"], "acme");
     assert_eq!(records[0]["agent"], "prompt-agent");
     assert_eq!(records[0]["subscription"], "sub-1");
@@ -1000,6 +1014,7 @@ async fn every_run_leaves_a_usage_record_before_its_answer() {
     assert_eq!(records[1]["outcome"], "node_error");
     assert!(records[1]["fuel"].as_u64().expect("fuel") > 0, "a failed run's fuel is recorded too");
     assert_ne!(records[0]["idempotency_key"], records[1]["idempotency_key"]);
+    assert_eq!((&records[2]["outcome"], &records[2]["idempotency_key"]), (&json!("node_error"), &failed["job_id"]));
 }
 
 #[tokio::test]

@@ -108,7 +108,7 @@ pub struct DataPlane {
 /// A new run id, which is also the run's usage idempotency key: time-ordered
 /// (UUID v7), so the outbox and the ledger's key index grow at their end
 /// instead of taking each key at a random place.
-fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
@@ -169,8 +169,20 @@ impl DataPlane {
     /// in progress, quota), then runs the agent's flow in a fresh sandbox
     /// on a run lane (see [`crate::lanes`]).
     pub async fn execute(&self, key: &ApiKey, agent: &Arc<Agent>, request: RunRequest) -> Result<Execution, ApiError> {
+        self.execute_as(key, agent, request, new_run_id()).await
+    }
+
+    /// [`DataPlane::execute`] with the run's id chosen by the caller, who
+    /// can then name the run whether it succeeds or fails.
+    pub(crate) async fn execute_as(
+        &self,
+        key: &ApiKey,
+        agent: &Arc<Agent>,
+        request: RunRequest,
+        run_id: String,
+    ) -> Result<Execution, ApiError> {
         let admitted = self.admit_run(key, &request)?;
-        self.run_admitted(key, agent, request, None, admitted, new_run_id()).await
+        self.run_admitted(key, agent, request, None, admitted, run_id).await
     }
 
     /// Like [`DataPlane::execute`], but answers at once with the run's

@@ -10,7 +10,9 @@
 //! As in Langflow, a run that fails in a component answers 200 with
 //! `status: "failed"` and the error in `errors`; refusals at the door (key,
 //! limits, a bad request) are HTTP errors like on every route. Unknown
-//! fields are refused, as Langflow's schema forbids them.
+//! fields are refused, as Langflow's schema forbids them. `output_ids`
+//! naming no terminal component answer Langflow's 422 `UNKNOWN_OUTPUT_IDS`,
+//! with the ids that are `available`, before anything runs.
 //!
 //! Departures, each refused with a 400 that says what to do instead:
 //! `mode` `stream` and `background` (stream with
@@ -24,11 +26,13 @@
 use super::body::{JsonBody, null_as_default};
 use super::error::ApiError;
 use super::native::text;
-use super::{ApiKey, DataPlane, Execution, clock, session_or};
+use super::{ApiKey, DataPlane, Execution, clock, new_run_id, session_or};
 use crate::flow::RunOutcome;
 use crate::{RunError, RunRequest};
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use sandflow_flow_compiler::catalog::Role;
 use sandflow_flow_compiler::ir::Plan;
 use serde::Deserialize;
@@ -113,19 +117,23 @@ pub async fn run(
     State(state): State<Arc<DataPlane>>,
     key: ApiKey,
     JsonBody(body): JsonBody<WorkflowBody>,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Response, ApiError> {
     body.check()?;
     let agent = state.agent_for(&key, &body.flow_id)?;
     let plan = agent.flow.plan();
     let terminals = terminal_nodes(plan);
-    if let Some(unknown) =
-        body.output_ids.iter().flatten().find(|id| !terminals.iter().any(|&i| plan.nodes[i].id == **id))
-    {
-        let known: Vec<&str> = terminals.iter().map(|&i| plan.nodes[i].id.as_str()).collect();
-        return Err(ApiError::BadRequest(format!(
-            "output_ids names `{unknown}`, which is not a terminal component of the flow; choose among: {}",
-            known.join(", ")
-        )));
+    let unknown: Vec<&String> =
+        body.output_ids.iter().flatten().filter(|id| !terminals.iter().any(|&i| plan.nodes[i].id == **id)).collect();
+    if !unknown.is_empty() {
+        // Langflow's answer, naming the outputs there are.
+        let available: Vec<&str> = terminals.iter().map(|&i| plan.nodes[i].id.as_str()).collect();
+        let detail = json!({
+            "error": "Unknown output_ids",
+            "code": "UNKNOWN_OUTPUT_IDS",
+            "message": format!("output_ids not produced by this flow: {unknown:?}; choose among: {}", available.join(", ")),
+            "available": available,
+        });
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "detail": detail }))).into_response());
     }
     let session_id = session_or(body.session_id.clone(), || uuid::Uuid::new_v4().to_string());
     let request = RunRequest {
@@ -147,8 +155,9 @@ pub async fn run(
             "human_request": null,
         })
     };
-    match state.execute(&key, &agent, request).await {
-        Ok(Execution { outcome, run_id }) => {
+    let run_id = new_run_id();
+    match state.execute_as(&key, &agent, request, run_id.clone()).await {
+        Ok(Execution { outcome, .. }) => {
             let outputs = component_outputs(plan, &terminals, &outcome);
             let mut answer = response("completed");
             answer["job_id"] = json!(run_id);
@@ -156,11 +165,11 @@ pub async fn run(
             answer["errors"] = json!([]);
             answer["has_errors"] = json!(false);
             answer["outputs"] = Json_::Object(outputs);
-            Ok(Json(answer))
+            Ok(Json(answer).into_response())
         }
         Err(ApiError::Run(error)) if failed_in_the_flow(&error) => {
             let mut answer = response("failed");
-            answer["job_id"] = json!(uuid::Uuid::new_v4().to_string());
+            answer["job_id"] = json!(run_id);
             answer["output"] = json!({ "reason": "failed", "text": null, "source": null });
             answer["errors"] = json!([{
                 "error": error.to_string(),
@@ -169,7 +178,7 @@ pub async fn run(
             }]);
             answer["has_errors"] = json!(true);
             answer["outputs"] = json!({});
-            Ok(Json(answer))
+            Ok(Json(answer).into_response())
         }
         Err(refused) => Err(refused),
     }
