@@ -195,6 +195,7 @@ async fn v2_workflows_answer_like_langflow() {
     let answer: Value = serde_json::from_slice(&bytes).expect("JSON");
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert_eq!(answer["detail"]["code"], "UNKNOWN_OUTPUT_IDS", "{answer}");
+    assert_eq!(answer["code"], "unknown_output_ids", "ours read `code`, as on every error");
     assert_eq!(answer["detail"]["available"], json!(["ChatOutput-yK0AU"]), "{answer}");
     assert!(answer["detail"]["message"].as_str().unwrap_or("").contains("Prompt-t2oaK"), "{answer}");
     let (status, _, bytes) = call(&plane, workflows(json!({"flow_id": "prompt-agent", "stream": true}))).await;

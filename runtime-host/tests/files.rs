@@ -781,9 +781,9 @@ async fn files_are_listed_downloaded_and_deleted_as_in_langflow() {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-/// A download is read from the file as it is sent, a chunk at a time,
-/// from the file as it was when the download began: a write or a deletion
-/// meanwhile changes nothing of what this download sends.
+/// A download is sent a chunk at a time from the file as it was when the
+/// download began: a write or a deletion meanwhile changes nothing of what
+/// this download sends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_download_streams_the_file_it_opened() {
     let p = plane(1 << 20, 1 << 30).await;

@@ -133,7 +133,8 @@ pub async fn run(
             "message": format!("output_ids not produced by this flow: {unknown:?}; choose among: {}", available.join(", ")),
             "available": available,
         });
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "detail": detail }))).into_response());
+        let body = json!({ "detail": detail, "code": "unknown_output_ids" });
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response());
     }
     let session_id = session_or(body.session_id.clone(), || uuid::Uuid::new_v4().to_string());
     let request = RunRequest {

@@ -88,7 +88,8 @@ pub(super) fn fold_until_closed(mut connection: Connection, log: &AppendLog) {
 /// Rows one insert statement writes: a fold's messages go in statements of
 /// this many rows (the rest one by one), which takes about a fifth less
 /// time per message than one statement per row (BENCHMARKS.md, "Runtime:
-/// HTTP"). 12 parameters a row stay well under SQLite's 32,766.
+/// HTTP"). 768 parameters a statement, under SQLite's limit (32,766, and
+/// 999 before 3.32).
 pub(super) const ROWS_PER_INSERT: usize = 64;
 
 /// Inserts `messages` in one transaction with the ids the log gave them;
